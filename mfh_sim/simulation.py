@@ -1,0 +1,182 @@
+"""The user-facing entry points: :func:`simulate` (one Venn diagram) and :func:`sweep` (a grid).
+
+Both validate every keyword through :func:`mfh_sim.config.make_config` before anything is traced,
+run through :func:`mfh_sim.engine.execute`, and attach the theory's prediction for each config.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from mfh_sim.config import SimConfig, make_config
+from mfh_sim.engine import execute
+from mfh_sim.progress import ProgressBar
+from mfh_sim.results import ACCURACIES, FLAGS, SimulationResult, SweepResult, versions
+
+
+def validate_seeds(seeds: int | Iterable[int]) -> np.ndarray:
+    """Seed indices: ``seeds`` >= 1 means 0..seeds-1; a sequence gives the indices themselves."""
+    if isinstance(seeds, (bool, np.bool_)):
+        raise ValueError(f"seeds={seeds!r} is not allowed: give a count >= 1 or a list of indices >= 0")
+    if isinstance(seeds, (int, np.integer)):
+        if seeds < 1:
+            raise ValueError(f"seeds={seeds!r} is not allowed: give a count >= 1 or a list of indices >= 0")
+        return np.arange(int(seeds), dtype=np.int64)
+    try:
+        indices = np.asarray(list(seeds))
+    except TypeError:
+        raise ValueError(f"seeds={seeds!r} is not allowed: give a count >= 1 or a list of indices >= 0") from None
+    if (indices.ndim != 1 or indices.size == 0 or not np.issubdtype(indices.dtype, np.integer)
+            or (indices < 0).any() or (indices >= 2**32).any() or np.unique(indices).size != indices.size):
+        raise ValueError(
+            f"seeds={seeds!r} is not allowed: give a count >= 1 or distinct integer indices in [0, 2**32)"
+        )
+    return indices.astype(np.int64)
+
+
+def _validate_root_seed(root_seed: Any) -> int:
+    if isinstance(root_seed, (bool, np.bool_)) or not isinstance(root_seed, (int, np.integer)) or not (
+        0 <= root_seed < 2**32
+    ):
+        raise ValueError(f"root_seed={root_seed!r} is not allowed: it must be an integer in [0, 2**32)")
+    return int(root_seed)
+
+
+def theory_for(config: SimConfig) -> dict[str, float] | None:
+    """The theory's prediction for ``config``, or None where the theory does not cover it."""
+    from mfh_sim import theory
+
+    try:
+        return theory.predict(config)
+    except NotImplementedError:
+        return None
+
+
+def simulate(
+    gamma: float | None = None,
+    alpha: float | None = None,
+    beta: float | None = None,
+    *,
+    seeds: int | Iterable[int] = 100,
+    root_seed: int = 0,
+    theory: bool = True,
+    chunk_size: int | None = None,
+    workers: int | None = None,
+    **knobs: Any,
+) -> SimulationResult:
+    """Simulate crossmodal KD on one modality Venn diagram, over many seeds.
+
+    Args:
+        gamma, alpha, beta: overlap ratios in [0, 1]; give two (the third is derived) or all
+            three consistently.  Or leave them out and give counts (``shared``, ``a_only``,
+            ``b_only``) or ``venn=VennConfig(...)``.
+        seeds: number of seeds (>= 1) or explicit seed indices.
+        root_seed: integer in [0, 2**32); with the config it fixes every number.
+        theory: attach the theory's prediction (``result.theory``).
+        knobs: any :func:`mfh_sim.config.make_config` keyword: ``n_visible``, ``unseen``,
+            non-decisive block sizes, ``dim_a``, ``dim_b``, ``hyperplane``, ``n_train``,
+            ``n_test``, ``fresh_student_sample``, ``model``, ``hidden``, ``init``, ``optimizer``,
+            ``learning_rate``, ``momentum``, ``steps``, ``ce_weight``, ``kd_weight``,
+            ``temperature``, ``kd_reduction``.  Defaults follow the paper's protocol (linear
+            models, full-batch GD at learning rate 0.1 for 1000 steps, n_train=200, n_test=1000,
+            CE + KL with the paper's reduction) with 20 visible decisive latents and 50 channels
+            per modality.
+
+    Returns a :class:`~mfh_sim.results.SimulationResult`; accuracies are fractions in [0, 1].
+    """
+    config = make_config(gamma=gamma, alpha=alpha, beta=beta, **knobs)
+    seed_indices = validate_seeds(seeds)
+    root_seed = _validate_root_seed(root_seed)
+    arrays = execute([config], seed_indices, root_seed, chunk_size=chunk_size, workers=workers)
+    requested = {k: v for k, v in dict(gamma=gamma, alpha=alpha, beta=beta, **knobs).items() if v is not None}
+    return SimulationResult(
+        config=config,
+        **{name: arrays[name][0] for name in ACCURACIES + FLAGS},
+        seeds=seed_indices,
+        root_seed=root_seed,
+        theory=theory_for(config) if theory else None,
+        versions=versions(),
+        requested=requested,
+    )
+
+
+def _is_axis(value: Any) -> bool:
+    return isinstance(value, (list, range, np.ndarray))
+
+
+def expand_grid(points: Sequence[Mapping[str, Any]] | None = None, **axes: Any) -> list[dict[str, Any]]:
+    """The grid's points as keyword dicts: each of ``points`` times the product of the axes.
+
+    A keyword whose value is a list, range or numpy array is an axis; any other value (tuples
+    included, e.g. ``hidden=(64, 64)``) is held fixed.
+    """
+    fixed = {k: v for k, v in axes.items() if not _is_axis(v)}
+    varied = {k: list(np.asarray(v).tolist()) if isinstance(v, np.ndarray) else list(v)
+              for k, v in axes.items() if _is_axis(v)}
+    for name, values in varied.items():
+        if not values:
+            raise ValueError(f"{name}=[] is not allowed: a grid axis needs at least one value")
+    base_points = [dict(p) for p in points] if points is not None else [{}]
+    if points is not None and not base_points:
+        raise ValueError("points=[] is not allowed: give at least one grid point")
+    grid = []
+    for point in base_points:
+        for combo in itertools.product(*varied.values()):
+            grid.append({**fixed, **point, **dict(zip(varied, combo))})
+    return grid
+
+
+def sweep(
+    points: Sequence[Mapping[str, Any]] | None = None,
+    *,
+    seeds: int | Iterable[int] = 100,
+    root_seed: int = 0,
+    theory: bool = True,
+    chunk_size: int | None = None,
+    workers: int | None = None,
+    progress: bool = False,
+    **axes: Any,
+) -> SweepResult:
+    """Run a grid of configs times seeds as a few compiled, vmapped computations.
+
+    ``sweep(gamma=[0, 0.25, 0.5, 1], alpha=0.0, beta=..., n_train=[100, 200], seeds=100)`` runs
+    the product of the list-valued keywords; ``points=[{...}, {...}]`` gives explicit points
+    (each combined with the axes).  Keywords are those of :func:`simulate`.  Results do not depend
+    on the grid's order, chunking or which other points are in it: the key of a run derives from
+    its config's content and its seed index.
+    """
+    grid = expand_grid(points, **axes)
+    configs = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # realised ratios are reported per point
+        for point in grid:
+            configs.append(make_config(**point))
+    seed_indices = validate_seeds(seeds)
+    root_seed = _validate_root_seed(root_seed)
+    varied_keys = sorted({k for p in grid for k in p if len({repr(q.get(k)) for q in grid}) > 1}, key=list(grid[0]).index
+                         if grid else None)
+    bar = ProgressBar(len(configs) * len(seed_indices), enabled=progress)
+    try:
+        arrays = execute(configs, seed_indices, root_seed, chunk_size=chunk_size, workers=workers,
+                         progress=bar.update)
+    finally:
+        bar.close()
+    theory_arrays = None
+    if theory:
+        predictions = [theory_for(c) for c in configs]
+        if all(p is not None for p in predictions):
+            theory_arrays = {k: np.asarray([p[k] for p in predictions], dtype=np.float64)
+                             for k in predictions[0]}
+    return SweepResult(
+        configs=configs,
+        grid=[{k: p[k] for k in varied_keys if k in p} for p in grid],
+        arrays=arrays,
+        seeds=seed_indices,
+        root_seed=root_seed,
+        theory=theory_arrays,
+        versions=versions(),
+    )

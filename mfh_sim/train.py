@@ -1,0 +1,127 @@
+"""Pure training functions: a whole run of full-batch optimisation is one ``lax.scan``.
+
+``fit(key, model, x, loss_of_logits, optimizer, steps)`` initialises ``model`` on ``x``, runs
+``steps`` optimiser steps on ``loss_of_logits(model.apply(params, x))`` and returns the final
+parameters together with a divergence flag (the loss became non-finite at some step).  Nothing in
+it depends on Python values other than shapes and ``steps``, so it jits and vmaps over seeds and
+over grid points (learning rate, momentum and loss weights may be traced arrays).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+OPTIMIZERS = ("sgd", "adam")
+
+
+def make_optimizer(
+    optimizer: str, learning_rate: float | jax.Array, momentum: float | jax.Array = 0.0
+) -> optax.GradientTransformation:
+    """optax SGD (heavy-ball ``momentum`` in [0, 1)) or Adam at ``learning_rate``.
+
+    ``momentum`` is always applied through a trace so that it may be a traced value; with
+    ``momentum = 0`` the update is exactly ``-learning_rate * grad``.
+    """
+    if optimizer == "sgd":
+        return optax.chain(optax.trace(decay=momentum), optax.scale(-learning_rate))
+    if optimizer == "adam":
+        return optax.adam(learning_rate)
+    raise ValueError(f"optimizer={optimizer!r} is not allowed: use one of {OPTIMIZERS}")
+
+
+def fit(
+    key: jax.Array,
+    model,
+    x: jax.Array,
+    loss_of_logits: Callable[[jax.Array], jax.Array],
+    optimizer: optax.GradientTransformation,
+    steps: int,
+    params=None,
+):
+    """Minimise ``loss_of_logits(model.apply(params, x))`` by ``steps`` full-batch steps.
+
+    Returns ``(params, diverged)`` where ``diverged`` is True if the loss was non-finite at any
+    step (the parameters are then meaningless and callers report the run as diverged).
+    """
+    if params is None:
+        params = model.init(key, x[:1])
+    loss = lambda p: loss_of_logits(model.apply(p, x))
+
+    def step(carry, _):
+        params, opt_state, diverged = carry
+        value, grads = jax.value_and_grad(loss)(params)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        return (params, opt_state, diverged | ~jnp.isfinite(value)), None
+
+    carry = (params, optimizer.init(params), jnp.asarray(False))
+    (params, _, diverged), _ = jax.lax.scan(step, carry, None, length=steps)
+    diverged = diverged | ~jnp.isfinite(loss(params))
+    return params, diverged
+
+
+def accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Fraction of samples whose arg-max logit is the label, in [0, 1]."""
+    return jnp.mean(jnp.argmax(logits, axis=-1) == labels)
+
+
+def margin_params(kernel: jax.Array, bias: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(v, c) = (kernel[:, 1] - kernel[:, 0], bias[1] - bias[0]) of a two-class linear layer."""
+    return kernel[:, 1] - kernel[:, 0], bias[1] - bias[0]
+
+
+def margin_logits(margins: jax.Array) -> jax.Array:
+    """Two-class logits [0, m] with the same softmax as any logits whose difference is m."""
+    return jnp.stack([jnp.zeros_like(margins), margins], axis=-1)
+
+
+def fit_linear_margin(
+    x: jax.Array,
+    weights: jax.Array,
+    biases: jax.Array,
+    margin_gradient: Callable[[jax.Array], jax.Array],
+    learning_rate: float | jax.Array,
+    momentum: float | jax.Array,
+    steps: int,
+):
+    """Full-batch heavy-ball GD of ``heads`` two-class linear classifiers that share the input ``x``.
+
+    Exact fast path for the paper's model.  A two-output linear layer trained on a loss that
+    depends on its logits only through softmax sees only the margin m = l_1 - l_0: the gradients
+    of its two columns are opposite, so their sum never moves and their difference
+    v = w_1 - w_0 follows GD on the margin model m = x.v + c with twice the learning rate
+    (momentum is linear, so the same holds with momentum).  Training the margin model therefore
+    gives the same predictions as training the two-output layer, for half the arithmetic; heads
+    that share ``x`` (the no-KD and the KD student) share its memory traffic; and the loss
+    gradient with respect to the margins is supplied in closed form (see
+    :func:`mfh_sim.losses.margin_gradient`), which is cheaper than differentiating softmax.
+
+    Args:
+        x: inputs (n, d).  weights: (d, heads) initial margin weights; biases: (heads,).
+        margin_gradient: maps margins (n, heads) to dLoss/dmargins (n, heads), each head's
+            column the gradient of that head's own loss.
+        learning_rate, momentum: those of the equivalent two-output SGD.
+    Returns ``(weights, biases, diverged)``; ``diverged`` (heads,) flags heads whose margins
+    became non-finite at any step.
+    """
+    finite = lambda margins: jnp.all(jnp.isfinite(margins), axis=0)
+
+    def step(carry, _):
+        weights, biases, velocity_w, velocity_b, diverged = carry
+        margins = x @ weights + biases
+        grad_margins = margin_gradient(margins)
+        velocity_w = momentum * velocity_w + 2.0 * (x.T @ grad_margins)
+        velocity_b = momentum * velocity_b + 2.0 * jnp.sum(grad_margins, axis=0)
+        weights = weights - learning_rate * velocity_w
+        biases = biases - learning_rate * velocity_b
+        return (weights, biases, velocity_w, velocity_b, diverged | ~finite(margins)), None
+
+    heads = weights.shape[-1]
+    carry = (weights, biases, jnp.zeros_like(weights), jnp.zeros_like(biases), jnp.zeros(heads, bool))
+    (weights, biases, _, _, diverged), _ = jax.lax.scan(step, carry, None, length=steps)
+    diverged = diverged | ~finite(x @ weights + biases)
+    return weights, biases, diverged

@@ -1,0 +1,373 @@
+"""The modality Venn diagram (MVD): latent blocks, overlap ratios and channel layout.
+
+Latent factors are either *decisive* (the label depends on them) or not, and each is visible in
+modality ``a`` (the teacher's), modality ``b`` (the student's), both, or neither.  A
+:class:`VennConfig` holds the size of every block and the channel counts of ``x^a`` and ``x^b``;
+channels that show no latent carry independent N(0, 1) noise.
+
+Ratios (Xue et al., ICLR 2023, Section 3)::
+
+    gamma = |G| / |G u A u B|   share of the visible decisive latents that are modality-general
+    alpha = |A| / |G u A|       share of the teacher's decisive latents that are teacher-specific
+    beta  = |B| / |G u B|       share of the student's decisive latents that are student-specific
+
+so that ``1/gamma = 1/(1-alpha) + 1/(1-beta) - 1``.  A ratio whose denominator is zero is defined
+as 0 (for example ``alpha = 0`` when the teacher sees no decisive latent).
+
+Latent order (fixed, used by :mod:`mfh_sim.data` and :mod:`mfh_sim.theory`)::
+
+    [ G | A | B | U | Gn | An | Bn ]
+
+G shared decisive, A a-only decisive, B b-only decisive, U decisive but unseen by both, Gn shared
+non-decisive, An a-only non-decisive, Bn b-only non-decisive.  Channel order: ``x^a`` shows
+``[G, A, Gn, An]`` in its first channels and noise after; ``x^b`` shows ``[G, B, Gn, Bn]``.  The
+order of channels is immaterial to the models (their initialisation and gradient descent are
+equivariant to channel permutations); it is fixed so that tests and Algorithm 1 know where the
+shared channels are.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, fields
+from typing import Literal
+
+import numpy as np
+
+Region = Literal["G", "A", "B", "U", "Gn", "An", "Bn"]
+REGIONS: tuple[Region, ...] = ("G", "A", "B", "U", "Gn", "An", "Bn")
+_COUNT_FIELDS = (
+    "shared",
+    "a_only",
+    "b_only",
+    "unseen",
+    "shared_nondecisive",
+    "a_nondecisive",
+    "b_nondecisive",
+)
+
+
+def _require_count(name: str, value: object, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        if isinstance(value, (float, np.floating)) and float(value).is_integer():
+            value = int(value)
+        else:
+            raise ValueError(f"{name}={value!r} is not allowed: it must be an integer >= {minimum}")
+    if value < minimum:
+        raise ValueError(f"{name}={value!r} is not allowed: it must be an integer >= {minimum}")
+    return int(value)
+
+
+def _require_ratio(name: str, value: object) -> float:
+    try:
+        ratio = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}={value!r} is not allowed: it must be a number in [0, 1]") from None
+    if not math.isfinite(ratio) or not 0.0 <= ratio <= 1.0:
+        raise ValueError(f"{name}={value!r} is not allowed: it must be a number in [0, 1]")
+    return ratio
+
+
+def _safe_ratio(numerator: int, denominator: int) -> float:
+    return numerator / denominator if denominator > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class VennConfig:
+    """Block sizes of a modality Venn diagram and the channel counts of both modalities.
+
+    All counts are numbers of latent coordinates (integers >= 0); ``dim_a`` and ``dim_b`` are the
+    numbers of input channels of ``x^a`` and ``x^b`` (integers >= 1).  Construction validates
+    everything and raises :class:`ValueError` naming the offending parameter.
+    """
+
+    shared: int
+    a_only: int
+    b_only: int
+    unseen: int = 0
+    shared_nondecisive: int = 0
+    a_nondecisive: int = 0
+    b_nondecisive: int = 0
+    dim_a: int = 50
+    dim_b: int = 50
+
+    def __post_init__(self) -> None:
+        for name in _COUNT_FIELDS:
+            object.__setattr__(self, name, _require_count(name, getattr(self, name)))
+        for name in ("dim_a", "dim_b"):
+            object.__setattr__(self, name, _require_count(name, getattr(self, name), minimum=1))
+        if self.n_visible_decisive == 0:
+            raise ValueError(
+                "shared + a_only + b_only = 0 is not allowed: at least one decisive latent must be "
+                "visible to a modality"
+            )
+        if self.channels_used_a > self.dim_a:
+            raise ValueError(
+                f"dim_a={self.dim_a} is not allowed: x^a must hold shared + a_only + "
+                f"shared_nondecisive + a_nondecisive = {self.channels_used_a} latent channels, "
+                f"so dim_a >= {self.channels_used_a}"
+            )
+        if self.channels_used_b > self.dim_b:
+            raise ValueError(
+                f"dim_b={self.dim_b} is not allowed: x^b must hold shared + b_only + "
+                f"shared_nondecisive + b_nondecisive = {self.channels_used_b} latent channels, "
+                f"so dim_b >= {self.channels_used_b}"
+            )
+
+    # ----------------------------------------------------------------------------- sizes
+    @property
+    def n_visible_decisive(self) -> int:
+        """|G u A u B|: decisive latents seen by at least one modality."""
+        return self.shared + self.a_only + self.b_only
+
+    @property
+    def n_decisive(self) -> int:
+        """All decisive latents, including those seen by neither modality."""
+        return self.n_visible_decisive + self.unseen
+
+    @property
+    def n_latent(self) -> int:
+        """All latent coordinates (decisive and not)."""
+        return self.n_decisive + self.shared_nondecisive + self.a_nondecisive + self.b_nondecisive
+
+    @property
+    def channels_used_a(self) -> int:
+        return self.shared + self.a_only + self.shared_nondecisive + self.a_nondecisive
+
+    @property
+    def channels_used_b(self) -> int:
+        return self.shared + self.b_only + self.shared_nondecisive + self.b_nondecisive
+
+    # ---------------------------------------------------------------------------- ratios
+    @property
+    def gamma(self) -> float:
+        """|G| / |G u A u B| in [0, 1]."""
+        return _safe_ratio(self.shared, self.n_visible_decisive)
+
+    @property
+    def alpha(self) -> float:
+        """|A| / |G u A| in [0, 1] (0 when the teacher sees no decisive latent)."""
+        return _safe_ratio(self.a_only, self.shared + self.a_only)
+
+    @property
+    def beta(self) -> float:
+        """|B| / |G u B| in [0, 1] (0 when the student sees no decisive latent)."""
+        return _safe_ratio(self.b_only, self.shared + self.b_only)
+
+    @property
+    def unseen_share(self) -> float:
+        """|U| / (all decisive latents): decisive signal neither modality sees, in [0, 1)."""
+        return _safe_ratio(self.unseen, self.n_decisive)
+
+    def counts(self) -> dict[str, int]:
+        """Block sizes keyed by region name ``G, A, B, U, Gn, An, Bn``."""
+        return dict(zip(REGIONS, (getattr(self, name) for name in _COUNT_FIELDS)))
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    # ---------------------------------------------------------------------------- layout
+    def latent_slices(self) -> dict[str, slice]:
+        """Positions of each region in the latent vector ``z`` (see the module docstring)."""
+        slices, start = {}, 0
+        for region, size in self.counts().items():
+            slices[region] = slice(start, start + size)
+            start += size
+        return slices
+
+    def decisive_mask(self) -> np.ndarray:
+        """Float array of shape (n_latent,): 1 for decisive latents (G, A, B, U), else 0."""
+        mask = np.zeros(self.n_latent, dtype=np.float32)
+        mask[: self.n_decisive] = 1.0
+        return mask
+
+    def _channel_latents(self, regions: tuple[str, ...], dim: int) -> np.ndarray:
+        slices = self.latent_slices()
+        shown = np.concatenate([np.arange(slices[r].start, slices[r].stop) for r in regions])
+        index = np.full(dim, -1, dtype=np.int32)
+        index[: shown.size] = shown
+        return index
+
+    def channel_latents_a(self) -> np.ndarray:
+        """Int array of shape (dim_a,): the latent index each channel of x^a shows, -1 for noise."""
+        return self._channel_latents(("G", "A", "Gn", "An"), self.dim_a)
+
+    def channel_latents_b(self) -> np.ndarray:
+        """Int array of shape (dim_b,): the latent index each channel of x^b shows, -1 for noise."""
+        return self._channel_latents(("G", "B", "Gn", "Bn"), self.dim_b)
+
+    def channels_of(self, region: Region, modality: Literal["a", "b"]) -> np.ndarray:
+        """Indices of the channels of ``x^modality`` that show latents of ``region``."""
+        if region not in REGIONS:
+            raise ValueError(f"region={region!r} is not allowed: use one of {REGIONS}")
+        if modality not in ("a", "b"):
+            raise ValueError(f"modality={modality!r} is not allowed: use 'a' or 'b'")
+        index = self.channel_latents_a() if modality == "a" else self.channel_latents_b()
+        block = self.latent_slices()[region]
+        return np.flatnonzero((index >= block.start) & (index < block.stop))
+
+    def __str__(self) -> str:
+        return (
+            f"VennConfig(G={self.shared}, A={self.a_only}, B={self.b_only}, U={self.unseen}, "
+            f"Gn={self.shared_nondecisive}, An={self.a_nondecisive}, Bn={self.b_nondecisive}; "
+            f"dim_a={self.dim_a}, dim_b={self.dim_b}; gamma={self.gamma:.3f}, "
+            f"alpha={self.alpha:.3f}, beta={self.beta:.3f})"
+        )
+
+    # ------------------------------------------------------------------------ from ratios
+    @classmethod
+    def from_ratios(
+        cls,
+        gamma: float | None = None,
+        alpha: float | None = None,
+        beta: float | None = None,
+        *,
+        n_visible: int = 20,
+        teacher_fraction_when_disjoint: float = 0.5,
+        tolerance: float = 1e-9,
+        warn: bool = True,
+        **rest: int,
+    ) -> "VennConfig":
+        """Build a config whose overlap ratios are as close as counts allow to the ones given.
+
+        Any two of ``gamma``, ``alpha``, ``beta`` (each in [0, 1]) determine the third; all three
+        may be given if they are consistent.  The real-valued shares of the ``n_visible`` visible
+        decisive latents,
+
+            G : A : B = gamma : gamma*alpha/(1-alpha) : gamma*beta/(1-beta),
+
+        are rounded to integer counts summing to ``n_visible`` by the largest-remainder rule
+        (ties go to G, then A, then B).  When gamma = 0 the ratios do not fix how the visible
+        decisive latents split between A and B; ``teacher_fraction_when_disjoint`` (default: an
+        even split) does.  If rounding moves any ratio by more than ``tolerance`` a
+        :class:`UserWarning` names the realised ratios; raise ``n_visible`` for finer ratios.
+
+        ``rest`` passes ``unseen``, the non-decisive block sizes and ``dim_a`` / ``dim_b``.
+        """
+        n_visible = _require_count("n_visible", n_visible, minimum=1)
+        shares = decisive_shares(gamma, alpha, beta, teacher_fraction_when_disjoint)
+        counts = _largest_remainder(np.asarray(shares), n_visible)
+        config = cls(shared=counts[0], a_only=counts[1], b_only=counts[2], **rest)
+        requested = {"gamma": gamma, "alpha": alpha, "beta": beta}
+        realised = {"gamma": config.gamma, "alpha": config.alpha, "beta": config.beta}
+        moved = {
+            k: v for k, v in requested.items() if v is not None and abs(realised[k] - v) > tolerance
+        }
+        if moved and warn:
+            warnings.warn(
+                f"counts G={config.shared}, A={config.a_only}, B={config.b_only} (n_visible="
+                f"{n_visible}) realise gamma={config.gamma:.4f}, alpha={config.alpha:.4f}, "
+                f"beta={config.beta:.4f}; requested "
+                + ", ".join(f"{k}={v:.4f}" for k, v in moved.items())
+                + ". Raise n_visible for finer ratios.",
+                UserWarning,
+                stacklevel=2,
+            )
+        return config
+
+
+def decisive_shares(
+    gamma: float | None,
+    alpha: float | None,
+    beta: float | None,
+    teacher_fraction_when_disjoint: float = 0.5,
+) -> tuple[float, float, float]:
+    """Shares (g, a, b) of the visible decisive latents in G, A and B, summing to 1.
+
+    Validates the ratios and their consistency; raises :class:`ValueError` naming the parameter.
+    """
+    given = {
+        name: _require_ratio(name, value)
+        for name, value in (("gamma", gamma), ("alpha", alpha), ("beta", beta))
+        if value is not None
+    }
+    teacher_fraction = _require_ratio(
+        "teacher_fraction_when_disjoint", teacher_fraction_when_disjoint
+    )
+    if len(given) < 2:
+        raise ValueError(
+            f"ratios {given or 'none'} are not enough: give at least two of gamma, alpha, beta "
+            "(the third follows from 1/gamma = 1/(1-alpha) + 1/(1-beta) - 1)"
+        )
+    g, a, b = given.get("gamma"), given.get("alpha"), given.get("beta")
+
+    if g is None:  # alpha and beta given
+        g = implied_gamma(a, b)  # type: ignore[arg-type]
+    if g == 0.0:
+        # No shared latent: alpha is 1 if the teacher sees decisive latents (else 0), same for beta.
+        for name, value in (("alpha", a), ("beta", b)):
+            if value is not None and value not in (0.0, 1.0):
+                raise ValueError(
+                    f"{name}={value} is not allowed with gamma=0: with no shared decisive latent "
+                    f"{name} is 1 (that modality sees decisive latents) or 0 (it sees none)"
+                )
+        a_sees = a != 0.0 if a is not None else None
+        b_sees = b != 0.0 if b is not None else None
+        if a_sees is None:
+            a_sees = True
+        if b_sees is None:
+            b_sees = True
+        if not (a_sees or b_sees):
+            raise ValueError(
+                "alpha=0 and beta=0 with gamma=0 are not allowed: no modality would see a decisive "
+                "latent"
+            )
+        if a_sees and b_sees:
+            return (0.0, teacher_fraction, 1.0 - teacher_fraction)
+        return (0.0, 1.0, 0.0) if a_sees else (0.0, 0.0, 1.0)
+
+    # gamma > 0: both modality-specific shares follow from alpha and beta.
+    if a is None:
+        a = _solve_other_ratio(g, b, known="beta")  # type: ignore[arg-type]
+    if b is None:
+        b = _solve_other_ratio(g, a, known="alpha")
+    for name, value in (("alpha", a), ("beta", b)):
+        if value == 1.0:
+            raise ValueError(
+                f"{name}=1 is not allowed with gamma={g}: {name}=1 means no shared decisive "
+                "latent, so gamma would be 0"
+            )
+    implied = implied_gamma(a, b)
+    if abs(implied - g) > 1e-9:
+        raise ValueError(
+            f"gamma={g}, alpha={a}, beta={b} are inconsistent: alpha and beta imply "
+            f"gamma = 1/(1/(1-alpha) + 1/(1-beta) - 1) = {implied:.6g}"
+        )
+    a_share = g * a / (1.0 - a)
+    b_share = g * b / (1.0 - b)
+    return (g, a_share, b_share)
+
+
+def implied_gamma(alpha: float, beta: float) -> float:
+    """gamma from alpha and beta: 1/gamma = 1/(1-alpha) + 1/(1-beta) - 1 (0 if either is 1)."""
+    if alpha >= 1.0 or beta >= 1.0:
+        return 0.0
+    return 1.0 / (1.0 / (1.0 - alpha) + 1.0 / (1.0 - beta) - 1.0)
+
+
+def _solve_other_ratio(gamma: float, known_value: float, known: str) -> float:
+    other = "alpha" if known == "beta" else "beta"
+    if known_value == 1.0:
+        raise ValueError(
+            f"{known}=1 is not allowed with gamma={gamma}: {known}=1 means no shared decisive "
+            "latent, so gamma would be 0"
+        )
+    # 1/(1-other) = 1/gamma + 1 - 1/(1-known)
+    inverse = 1.0 / gamma + 1.0 - 1.0 / (1.0 - known_value)
+    if inverse < 1.0 - 1e-12:
+        raise ValueError(
+            f"gamma={gamma} with {known}={known_value} is impossible: it requires "
+            f"gamma <= 1 - {known} = {1.0 - known_value:.6g}"
+        )
+    return max(0.0, 1.0 - 1.0 / inverse) if inverse > 0 else 0.0
+
+
+def _largest_remainder(shares: np.ndarray, total: int) -> list[int]:
+    exact = shares / shares.sum() * total
+    counts = np.floor(exact + 1e-12).astype(int)
+    remainders = exact - counts
+    # Stable sort keeps ties in region order G, A, B.
+    for index in np.argsort(-remainders, kind="stable")[: total - counts.sum()]:
+        counts[index] += 1
+    return [int(c) for c in counts]
