@@ -6,9 +6,13 @@ described by data (its layout and knobs) and its key.  The batch is cut into chu
 size (the last one padded), and chunks are executed by a small pool of threads: XLA runs one
 vmapped computation on one CPU core, so two chunks in flight use two cores.
 
-Keys come from identity, not position: run (config c, seed s) uses
-``fold_in(fold_in(PRNGKey(root_seed), c.identity()), s)``, so a result does not change when a
-sweep is chunked, reordered, extended or split across calls.
+Keys come from identity, not position, so a result does not change when a sweep is chunked,
+reordered, extended or split across calls.  By default grid points use *common random numbers*:
+run (config c, seed s) takes ``fold_in(fold_in(PRNGKey(root_seed), 0), s)`` whatever c is, so all
+points of a sweep see the same hyperplanes, samples and initial weights for a given seed (as the
+paper's Fig. 2, whose no-KD student is the same at every gamma).  Differences between grid points
+are then paired and much less noisy.  With ``common_random_numbers=False`` the key is
+``fold_in(fold_in(PRNGKey(root_seed), c.identity()), s)``: independent draws for every point.
 """
 
 from __future__ import annotations
@@ -56,10 +60,13 @@ def _seed_keys(root: jax.Array, identity: jax.Array, seeds: jax.Array) -> jax.Ar
     return jax.vmap(lambda s: jax.random.fold_in(point_key, s))(seeds)
 
 
-def run_keys(config: SimConfig, seeds: np.ndarray, root_seed: int) -> np.ndarray:
+def run_keys(
+    config: SimConfig, seeds: np.ndarray, root_seed: int, common_random_numbers: bool = True
+) -> np.ndarray:
     """Raw keys (len(seeds), 2) uint32 of the runs of ``config`` for these seed indices."""
     root = jax.random.PRNGKey(root_seed)
-    return np.asarray(_seed_keys(root, np.uint32(config.identity()), np.asarray(seeds, np.uint32)))
+    identity = 0 if common_random_numbers else config.identity()
+    return np.asarray(_seed_keys(root, np.uint32(identity), np.asarray(seeds, np.uint32)))
 
 
 def execute(
@@ -70,6 +77,7 @@ def execute(
     chunk_size: int | None = None,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
+    common_random_numbers: bool = True,
 ) -> dict[str, np.ndarray]:
     """Run every config for every seed index; arrays of shape (len(configs), len(seeds)).
 
@@ -91,7 +99,7 @@ def execute(
         per_point = [inputs_of(configs[i]) for i in members]
         layouts = jax.tree.map(lambda *a: np.stack(a), *[p[0] for p in per_point])
         knobs = jax.tree.map(lambda *a: np.stack(a), *[p[1] for p in per_point])
-        keys = np.stack([run_keys(configs[i], seeds, root_seed) for i in members])  # (P, S, 2)
+        keys = np.stack([run_keys(configs[i], seeds, root_seed, common_random_numbers) for i in members])  # (P, S, 2)
         rows = np.arange(len(members) * n_seeds)
         point_of_row, seed_of_row = rows // n_seeds, rows % n_seeds
         for start in range(0, rows.size, chunk_size):

@@ -139,6 +139,7 @@ def sweep(
     chunk_size: int | None = None,
     workers: int | None = None,
     progress: bool = False,
+    common_random_numbers: bool = True,
     **axes: Any,
 ) -> SweepResult:
     """Run a grid of configs times seeds as a few compiled, vmapped computations.
@@ -147,7 +148,9 @@ def sweep(
     the product of the list-valued keywords; ``points=[{...}, {...}]`` gives explicit points
     (each combined with the axes).  Keywords are those of :func:`simulate`.  Results do not depend
     on the grid's order, chunking or which other points are in it: the key of a run derives from
-    its config's content and its seed index.
+    its seed index and, with ``common_random_numbers=False``, its config's content.  By default
+    (common random numbers) every grid point sees the same draws for a given seed, so
+    differences between points are paired.
     """
     grid = expand_grid(points, **axes)
     configs = []
@@ -162,7 +165,7 @@ def sweep(
     bar = ProgressBar(len(configs) * len(seed_indices), enabled=progress)
     try:
         arrays = execute(configs, seed_indices, root_seed, chunk_size=chunk_size, workers=workers,
-                         progress=bar.update)
+                         progress=bar.update, common_random_numbers=common_random_numbers)
     finally:
         bar.close()
     theory_arrays = None

@@ -14,16 +14,18 @@ Ratios (Xue et al., ICLR 2023, Section 3)::
 so that ``1/gamma = 1/(1-alpha) + 1/(1-beta) - 1``.  A ratio whose denominator is zero is defined
 as 0 (for example ``alpha = 0`` when the teacher sees no decisive latent).
 
-Latent order (fixed, used by :mod:`mfh_sim.data` and :mod:`mfh_sim.theory`)::
+Latent order (fixed; use :meth:`VennConfig.latent_slices` rather than positions)::
 
-    [ G | A | B | U | Gn | An | Bn ]
+    [ B | G | A | U | Gn | An | Bn ]
 
-G shared decisive, A a-only decisive, B b-only decisive, U decisive but unseen by both, Gn shared
-non-decisive, An a-only non-decisive, Bn b-only non-decisive.  Channel order: ``x^a`` shows
-``[G, A, Gn, An]`` in its first channels and noise after; ``x^b`` shows ``[G, B, Gn, Bn]``.  The
-order of channels is immaterial to the models (their initialisation and gradient descent are
-equivariant to channel permutations); it is fixed so that tests and Algorithm 1 know where the
-shared channels are.
+B b-only decisive, G shared decisive, A a-only decisive, U decisive but unseen by both, Gn shared
+non-decisive, An a-only non-decisive, Bn b-only non-decisive.  This is the paper's order in its
+Fig. 2 and 3 (x^b shows latents 0..9, x^a shows a window further along), so that with common
+random numbers (see :mod:`mfh_sim.engine`) the student's view is the same draw at every gamma, as
+in the paper.  Each modality shows its latents in increasing latent index in its first channels
+(``x^a``: G, A, Gn, An; ``x^b``: B, G, Gn, Bn), and noise after.  The order of channels is
+immaterial to the models (their initialisation and gradient descent are equivariant to channel
+permutations); :meth:`VennConfig.channels_of` says where each block is.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ import numpy as np
 
 Region = Literal["G", "A", "B", "U", "Gn", "An", "Bn"]
 REGIONS: tuple[Region, ...] = ("G", "A", "B", "U", "Gn", "An", "Bn")
+#: Order of the regions in the latent vector z.
+LATENT_ORDER: tuple[Region, ...] = ("B", "G", "A", "U", "Gn", "An", "Bn")
 _COUNT_FIELDS = (
     "shared",
     "a_only",
@@ -170,28 +174,30 @@ class VennConfig:
     # ---------------------------------------------------------------------------- layout
     def latent_slices(self) -> dict[str, slice]:
         """Positions of each region in the latent vector ``z`` (see the module docstring)."""
-        slices, start = {}, 0
-        for region, size in self.counts().items():
-            slices[region] = slice(start, start + size)
-            start += size
+        counts, slices, start = self.counts(), {}, 0
+        for region in LATENT_ORDER:
+            slices[region] = slice(start, start + counts[region])
+            start += counts[region]
         return slices
 
     def decisive_mask(self) -> np.ndarray:
         """Float array of shape (n_latent,): 1 for decisive latents (G, A, B, U), else 0."""
         mask = np.zeros(self.n_latent, dtype=np.float32)
-        mask[: self.n_decisive] = 1.0
+        for region, block in self.latent_slices().items():
+            if region in ("G", "A", "B", "U"):
+                mask[block] = 1.0
         return mask
 
     def _channel_latents(self, regions: tuple[str, ...], dim: int) -> np.ndarray:
         slices = self.latent_slices()
-        shown = np.concatenate([np.arange(slices[r].start, slices[r].stop) for r in regions])
+        shown = np.sort(np.concatenate([np.arange(slices[r].start, slices[r].stop) for r in regions]))
         index = np.full(dim, -1, dtype=np.int32)
         index[: shown.size] = shown
         return index
 
     def channel_latents_a(self) -> np.ndarray:
         """Int array of shape (dim_a,): the latent index each channel of x^a shows, -1 for noise."""
-        return self._channel_latents(("G", "A", "Gn", "An"), self.dim_a)
+        return self._channel_latents(("G", "A", "Gn", "An"), self.dim_a)  # increasing index
 
     def channel_latents_b(self) -> np.ndarray:
         """Int array of shape (dim_b,): the latent index each channel of x^b shows, -1 for noise."""
