@@ -17,7 +17,7 @@ import numpy as np
 from mfh_sim.config import SimConfig, StaticSpec
 from mfh_sim.data import Layout, hyperplane, make_layout, sample, split
 from mfh_sim.losses import cross_entropy, distillation, margin_gradient
-from mfh_sim.models import linear_init, make_model
+from mfh_sim.models import as_flax_params, linear_init, make_model
 from mfh_sim.train import (
     accuracy,
     fit,
@@ -57,9 +57,21 @@ def inputs_of(config: SimConfig) -> tuple[Layout, Knobs]:
     return make_layout(config.venn, config.hyperplane), knobs_of(config)
 
 
-def make_run(static: StaticSpec):
-    """A pure ``run(key, layout, knobs) -> Metrics`` for configs sharing ``static``."""
+def make_run(static: StaticSpec, fast_path: bool = True):
+    """A pure ``run(key, layout, knobs) -> Metrics`` for configs sharing ``static``.
+
+    ``fast_path`` trains the paper's linear/SGD models in exact margin form (see
+    :func:`mfh_sim.train.fit_linear_margin`); ``False`` forces the generic flax path, which gives
+    the same classifiers up to float rounding (tested) and exists for checking that.
+    """
     model = make_model(static.model, static.hidden, static.init)
+
+    def initial_params(key: jax.Array, fan_in: int):
+        # Linear layers draw their weights as the fast path does, so both paths start alike;
+        # other models use flax's initialisation.
+        if static.model == "linear":
+            return as_flax_params(*linear_init(key, fan_in, static.init))
+        return model.init(key, jnp.zeros((1, fan_in), jnp.float32))
 
     def run(key: jax.Array, layout: Layout, knobs: Knobs) -> Metrics:
         keys = jax.random.split(key, 6)
@@ -71,26 +83,30 @@ def make_run(static: StaticSpec):
             sizes = (static.n_train, static.n_test)
             train, test = split(sample(keys[1], layout, w, sum(sizes)), sizes)
             students = train
-        if static.model == "linear" and static.optimizer == "sgd":
+        if fast_path and static.model == "linear" and static.optimizer == "sgd":
             return _run_linear_sgd(model, keys, train, students, test, knobs, static)
         optimizer = make_optimizer(static.optimizer, knobs.learning_rate, knobs.momentum)
         teacher, teacher_diverged = fit(
             keys[4], model, train.x_a,
             lambda logits: cross_entropy(logits, train.labels), optimizer, static.steps,
+            params=initial_params(keys[4], static.dim_a),
         )
         teacher_logits = model.apply(teacher, students.x_a)
         # Both students start from the same initial weights: their difference is then the effect
         # of KD alone, which makes the paired interval of the KD gain tighter.
+        student_init = initial_params(keys[5], static.dim_b)
         no_kd, no_kd_diverged = fit(
             keys[5], model, students.x_b,
             lambda logits: cross_entropy(logits, students.labels), optimizer, static.steps,
+            params=student_init,
         )
         kd_loss = lambda logits: distillation(
             logits, students.labels, teacher_logits,
             ce_weight=knobs.ce_weight, kd_weight=knobs.kd_weight,
             temperature=knobs.temperature, reduction=static.kd_reduction,
         )
-        kd, kd_diverged = fit(keys[5], model, students.x_b, kd_loss, optimizer, static.steps)
+        kd, kd_diverged = fit(keys[5], model, students.x_b, kd_loss, optimizer, static.steps,
+                              params=student_init)
 
         def test_acc(params, x, diverged):
             return jnp.where(diverged, jnp.nan, accuracy(model.apply(params, x), test.labels))

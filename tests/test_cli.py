@@ -1,0 +1,26 @@
+import subprocess
+import sys
+
+import pytest
+
+from mfh_sim.cli import main
+
+
+def test_reproduce_writes_the_figures_and_tables(tmp_path):
+    assert main(["reproduce", "--out", str(tmp_path), "--seeds", "4", "--quiet", "--only", "fig2", "--only", "fig3"]) == 0
+    for stem in ("fig2", "fig3", "fig2_venn", "fig3_venn"):
+        for suffix in (".png", ".pdf"):
+            path = tmp_path / f"{stem}{suffix}"
+            assert path.stat().st_size > 1000
+    lines = (tmp_path / "fig2.csv").read_text().splitlines()
+    assert len(lines) == 7 and "kd_acc_mean" in lines[0]
+
+
+def test_cli_reports_bad_input_without_a_traceback(capsys):
+    assert main(["reproduce", "--only", "fig9", "--quiet"]) == 2
+    assert "fig9" in capsys.readouterr().err
+
+
+def test_console_entry_point_help():
+    completed = subprocess.run([sys.executable, "-m", "mfh_sim.cli", "--help"], capture_output=True, text=True)
+    assert completed.returncode == 0 and "reproduce" in completed.stdout
