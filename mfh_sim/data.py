@@ -50,8 +50,12 @@ def make_layout(venn: VennConfig, hyperplane: str = "gaussian") -> Layout:
 
 def hyperplane(key: jax.Array, layout: Layout) -> jax.Array:
     """Label direction w of shape (n_latent,): N(0, 1) or 1 on decisive latents, 0 elsewhere."""
-    gaussian = jax.random.normal(key, layout.decisive.shape)
-    return jnp.where(layout.gaussian > 0, gaussian, 1.0) * layout.decisive
+    return hyperplane_from_normals(jax.random.normal(key, layout.decisive.shape), layout)
+
+
+def hyperplane_from_normals(normals: jax.Array, layout: Layout) -> jax.Array:
+    """:func:`hyperplane` given its (n_latent,) standard normals."""
+    return jnp.where(layout.gaussian > 0, normals, 1.0) * layout.decisive
 
 
 def _show(latents: jax.Array, channel_latents: jax.Array, noise: jax.Array) -> jax.Array:
@@ -68,15 +72,20 @@ class Sample(NamedTuple):
     latents: jax.Array
 
 
-def sample(key: jax.Array, layout: Layout, w: jax.Array, n: int) -> Sample:
-    """Draw ``n`` paired samples: z ~ N(0, I), y = 1[w.z > 0], x^a and x^b laid out by ``layout``.
+def sample_width(layout: Layout) -> int:
+    """Standard normals per sample row: the latents, then x^a's and x^b's noise channels."""
+    return layout.decisive.shape[-1] + layout.latents_a.shape[-1] + layout.latents_b.shape[-1]
 
-    One normal draw of shape (n, n_latent + dim_a + dim_b) supplies the latents and both
-    modalities' noise channels (one draw compiles faster than three).
-    """
+
+def sample(key: jax.Array, layout: Layout, w: jax.Array, n: int) -> Sample:
+    """Draw ``n`` paired samples: z ~ N(0, I), y = 1[w.z > 0], x^a and x^b laid out by ``layout``."""
+    return sample_from_normals(jax.random.normal(key, (n, sample_width(layout))), layout, w)
+
+
+def sample_from_normals(draws: jax.Array, layout: Layout, w: jax.Array) -> Sample:
+    """:func:`sample` given its (n, sample_width) standard normals (latents, then both noises)."""
     n_latent = w.shape[-1]
-    dim_a, dim_b = layout.latents_a.shape[-1], layout.latents_b.shape[-1]
-    draws = jax.random.normal(key, (n, n_latent + dim_a + dim_b))
+    dim_a = layout.latents_a.shape[-1]
     latents = draws[:, :n_latent]
     labels = (latents @ w > 0).astype(jnp.int32)
     x_a = _show(latents, layout.latents_a, draws[:, n_latent : n_latent + dim_a])

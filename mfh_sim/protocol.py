@@ -15,9 +15,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from mfh_sim.config import SimConfig, StaticSpec
-from mfh_sim.data import Layout, hyperplane, make_layout, sample, split
+from mfh_sim.data import (
+    Layout,
+    Sample,
+    hyperplane_from_normals,
+    make_layout,
+    sample_from_normals,
+    sample_width,
+    split,
+)
 from mfh_sim.losses import cross_entropy, distillation, margin_gradient
-from mfh_sim.models import as_flax_params, linear_init, make_model
+from mfh_sim.models import as_flax_params, linear_init_from_normals, linear_init_size, make_model
 from mfh_sim.train import (
     accuracy,
     fit,
@@ -57,6 +65,39 @@ def inputs_of(config: SimConfig) -> tuple[Layout, Knobs]:
     return make_layout(config.venn, config.hyperplane), knobs_of(config)
 
 
+class RunDraws(NamedTuple):
+    """Everything random in one run: the samples and the linear layers' initial normals."""
+
+    train: Sample
+    students: Sample
+    test: Sample
+    teacher_init: jax.Array
+    student_init: jax.Array
+
+
+def draw_run(key: jax.Array, layout: Layout, static: StaticSpec) -> RunDraws:
+    """All of a run's random draws from one call of the random number generator.
+
+    One flat vector of standard normals is cut into the hyperplane (n_latent), the samples
+    (train, the students' fresh sample if any, test; each row the latents then both modalities'
+    noise channels) and the teacher's and students' initial linear weights.  A single threefry
+    call compiles several times faster on a CPU than one per quantity, and the cut is fixed by
+    the static shapes, so every quantity keeps its own independent normals.
+    """
+    n_latent = layout.decisive.shape[-1]
+    width = sample_width(layout)
+    sizes = (static.n_train,) * (2 if static.fresh_student_sample else 1) + (static.n_test,)
+    rows = sum(sizes)
+    parts = (n_latent, rows * width, linear_init_size(static.dim_a), linear_init_size(static.dim_b))
+    normals = jax.random.normal(key, (sum(parts),))
+    hyper, data, teacher_init, student_init = jnp.split(normals, np.cumsum(parts)[:-1])
+    w = hyperplane_from_normals(hyper, layout)
+    samples = split(sample_from_normals(data.reshape(rows, width), layout, w), sizes)
+    train, test = samples[0], samples[-1]
+    students = samples[1] if static.fresh_student_sample else train
+    return RunDraws(train, students, test, teacher_init, student_init)
+
+
 def make_run(static: StaticSpec, fast_path: bool = True):
     """A pure ``run(key, layout, knobs) -> Metrics`` for configs sharing ``static``.
 
@@ -66,35 +107,29 @@ def make_run(static: StaticSpec, fast_path: bool = True):
     """
     model = make_model(static.model, static.hidden, static.init)
 
-    def initial_params(key: jax.Array, fan_in: int):
-        # Linear layers draw their weights as the fast path does, so both paths start alike;
-        # other models use flax's initialisation.
+    def initial_params(key: jax.Array, normals: jax.Array, fan_in: int):
+        # Linear layers take their weights from the run's shared normals, exactly as the fast
+        # path does, so both paths start alike; other models use flax's initialisation.
         if static.model == "linear":
-            return as_flax_params(*linear_init(key, fan_in, static.init))
+            return as_flax_params(*linear_init_from_normals(normals, fan_in, static.init))
         return model.init(key, jnp.zeros((1, fan_in), jnp.float32))
 
     def run(key: jax.Array, layout: Layout, knobs: Knobs) -> Metrics:
-        keys = jax.random.split(key, 6)
-        w = hyperplane(keys[0], layout)
-        if static.fresh_student_sample:
-            sizes = (static.n_train, static.n_train, static.n_test)
-            train, students, test = split(sample(keys[1], layout, w, sum(sizes)), sizes)
-        else:
-            sizes = (static.n_train, static.n_test)
-            train, test = split(sample(keys[1], layout, w, sum(sizes)), sizes)
-            students = train
+        draws = draw_run(key, layout, static)
+        keys = jax.random.split(jax.random.fold_in(key, 1), 6)
+        train, students, test = draws.train, draws.students, draws.test
         if fast_path and static.model == "linear" and static.optimizer == "sgd":
-            return _run_linear_sgd(model, keys, train, students, test, knobs, static)
+            return _run_linear_sgd(draws, knobs, static)
         optimizer = make_optimizer(static.optimizer, knobs.learning_rate, knobs.momentum)
         teacher, teacher_diverged = fit(
             keys[4], model, train.x_a,
             lambda logits: cross_entropy(logits, train.labels), optimizer, static.steps,
-            params=initial_params(keys[4], static.dim_a),
+            params=initial_params(keys[4], draws.teacher_init, static.dim_a),
         )
         teacher_logits = model.apply(teacher, students.x_a)
         # Both students start from the same initial weights: their difference is then the effect
         # of KD alone, which makes the paired interval of the KD gain tighter.
-        student_init = initial_params(keys[5], static.dim_b)
+        student_init = initial_params(keys[5], draws.student_init, static.dim_b)
         no_kd, no_kd_diverged = fit(
             keys[5], model, students.x_b,
             lambda logits: cross_entropy(logits, students.labels), optimizer, static.steps,
@@ -125,11 +160,12 @@ def _metrics(teacher_acc, no_kd_acc, kd_acc, teacher_div, no_kd_div, kd_div) -> 
     return Metrics(teacher_acc, no_kd_acc, kd_acc, teacher_div, no_kd_div, kd_div)
 
 
-def _run_linear_sgd(model, keys, train, students, test, knobs, static) -> Metrics:
+def _run_linear_sgd(draws: "RunDraws", knobs: Knobs, static: StaticSpec) -> Metrics:
     """The paper's linear models under full-batch SGD, trained in margin form (exactly equivalent;
     see :func:`mfh_sim.train.fit_linear_margin`) with both students in one pass over x^b."""
-    teacher_w, teacher_b = margin_params(*linear_init(keys[4], static.dim_a, static.init))
-    student_w, student_b = margin_params(*linear_init(keys[5], static.dim_b, static.init))
+    train, students, test = draws.train, draws.students, draws.test
+    teacher_w, teacher_b = margin_params(*linear_init_from_normals(draws.teacher_init, static.dim_a, static.init))
+    student_w, student_b = margin_params(*linear_init_from_normals(draws.student_init, static.dim_b, static.init))
     train_labels = train.labels.astype(jnp.float32)[:, None]
     teacher_w, teacher_b, teacher_div = fit_linear_margin(
         train.x_a, teacher_w[:, None], teacher_b[None],
