@@ -296,14 +296,15 @@ class SweepResult:
 
     def __str__(self) -> str:
         rows = self.summary()
-        varied = [k for k in self.grid[0]] if self.grid else []
+        # Realised ratios are always shown; the grid's own ratio columns would repeat them.
+        varied = [k for k in self.grid[0] if k not in ("gamma", "alpha", "beta")] if self.grid else []
         head = " ".join(f"{k:>10}" for k in varied)
         lines = [f"mfh_sim sweep: {len(self)} grid points x {len(self.seeds)} seeds (accuracies in %)",
-                 f"{head} {'gamma':>6} {'teacher':>8} {'no-KD':>8} {'KD':>8} {'KD gain':>16}"]
+                 f"{head} {'gamma':>6} {'alpha':>6} {'beta':>6} {'teacher':>8} {'no-KD':>8} {'KD':>8} {'KD gain':>16}"]
         for row in rows:
             cells = " ".join(f"{_short(row[k]):>10}" for k in varied)
             lines.append(
-                f"{cells} {row['gamma']:6.3f} {100 * row['teacher_acc_mean']:8.2f} "
+                f"{cells} {row['gamma']:6.3f} {row['alpha']:6.3f} {row['beta']:6.3f} {100 * row['teacher_acc_mean']:8.2f} "
                 f"{100 * row['no_kd_acc_mean']:8.2f} {100 * row['kd_acc_mean']:8.2f} "
                 f"{100 * row['delta_mean']:+6.2f} [{100 * row['delta_low']:+.2f},{100 * row['delta_high']:+.2f}]"
             )
