@@ -7,6 +7,7 @@
 
 __version__ = "0.1.0"
 
+from mfh_sim import experiments
 from mfh_sim.config import SimConfig, make_config
 from mfh_sim.results import SimulationResult, SweepResult
 from mfh_sim.simulation import simulate, sweep
@@ -19,6 +20,7 @@ __all__ = [
     "SimulationResult",
     "SweepResult",
     "VennConfig",
+    "experiments",
     "load",
     "make_config",
     "simulate",

@@ -1,6 +1,7 @@
 """Matplotlib figures in the paper's style.  Every function returns the figure and never shows it."""
 
 from mfh_sim.plots.curves import plot_curves
+from mfh_sim.plots.heatmap import gain_grid, plot_gain_heatmap
 from mfh_sim.plots.venn import plot_venn
 
-__all__ = ["plot_curves", "plot_venn"]
+__all__ = ["gain_grid", "plot_curves", "plot_gain_heatmap", "plot_venn"]
