@@ -49,6 +49,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -479,8 +480,6 @@ def _default_workers() -> int:
     if jax.default_backend() != "cpu":
         return 1
     try:
-        import os
-
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - platforms without sched_getaffinity
         return 1
@@ -605,6 +604,11 @@ class Table2Result:
         """Indices of the truly shared channels of x^a in row ``row``."""
         a_only, shared = self.rows[row]
         return table2_venn(a_only, shared, self.spec.dim_a, self.spec.dim_b).channels_of("G", "a")
+
+    def specific_channels(self, row: int) -> np.ndarray:
+        """Indices of the a-specific decisive channels of x^a in row ``row``."""
+        a_only, shared = self.rows[row]
+        return table2_venn(a_only, shared, self.spec.dim_a, self.spec.dim_b).channels_of("A", "a")
 
     def _mode_index(self, mode: str) -> int:
         if mode not in self.modes:
@@ -896,6 +900,7 @@ def write_table2(
     figure = plot_salience(
         [result.salience[r] for r in range(len(result.rows))],
         [result.shared_channels(r) for r in range(len(result.rows))],
+        specific=[result.specific_channels(r) for r in range(len(result.rows))],
         titles=[
             f"gamma = {gamma:.2f} (A = {a}, G = {g})"
             for gamma, (a, g) in zip(result.gammas, result.rows)
