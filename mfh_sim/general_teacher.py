@@ -59,8 +59,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mfh_sim.data import Layout, hyperplane, make_layout, sample, split
-from mfh_sim.losses import KD_REDUCTIONS, margin_gradient
+from mfh_sim.data import Layout, make_layout, sample, split
+from mfh_sim.losses import margin_gradient
 from mfh_sim.models import linear_init
 from mfh_sim.salience import algorithm1
 from mfh_sim.stats import Summary, summarize
@@ -307,10 +307,39 @@ def teacher_init(key: jax.Array, masks: jax.Array, init: str = "torch") -> tuple
     rescaled the same way.  Weights of unselected channels are 0.  Returned in margin form
     (w_1 - w_0, b_1 - b_0), see :func:`mfh_sim.train.fit_linear_margin`.
     """
+    weights, bias = margin_params(*linear_init(key, masks.shape[-1], init))
+    return restrict_to_selection(weights, bias, masks)
+
+
+def restrict_to_selection(
+    weights: jax.Array, bias: jax.Array, masks: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """Margin weights (dim,) and bias () drawn for fan-in dim, rescaled by sqrt(dim / k) for each
+    row of ``masks`` (teachers, dim) with k selected channels and zeroed off the selection:
+    (teachers, dim) weights and (teachers,) biases of layers initialised for fan-in k."""
     dim = masks.shape[-1]
-    weights, bias = margin_params(*linear_init(key, dim, init))
     scale = jnp.sqrt(dim / jnp.maximum(jnp.sum(masks, axis=-1), 1.0))  # (teachers,)
     return scale[:, None] * weights[None, :] * masks, scale * bias
+
+
+def _initial_margins(keys: jax.Array, dims: tuple[int, ...], init: str):
+    """Margin-form initial (weights, bias) of two-output linear layers of fan-ins ``dims``.
+
+    With the torch initialiser all layers come from one uniform draw (each U(-1/sqrt(d),
+    1/sqrt(d)), the distribution of :func:`mfh_sim.models.linear_init`): every separate random
+    call adds to the compile time of the Table 2 program.  Otherwise one
+    :func:`~mfh_sim.models.linear_init` per layer, with ``keys[i]``.
+    """
+    if init != "torch":
+        return [margin_params(*linear_init(keys[i], dim, init)) for i, dim in enumerate(dims)]
+    sizes = [2 * (dim + 1) for dim in dims]
+    uniform = jax.random.uniform(keys[0], (sum(sizes),), jnp.float32, -1.0, 1.0)
+    layers, start = [], 0
+    for dim, size in zip(dims, sizes):
+        block = uniform[start : start + size].reshape(dim + 1, 2) / jnp.sqrt(jnp.float32(dim))
+        layers.append(margin_params(block[:dim], block[dim]))
+        start += size
+    return layers
 
 
 def fit_teachers(
@@ -344,10 +373,11 @@ def fit_teachers(
 def make_table2_run(spec: Table2Spec):
     """A pure ``run(key, row: RowInputs) -> Table2Metrics`` for the static settings ``spec``.
 
-    Key use (fixed positions, so a mode's draws never depend on the other modes): 0 hyperplane
-    (unused: all ones), 1 data, 2 regular-teacher init, 3 modality-general-teacher init (one draw
-    shared by every mode, rescaled to each fan-in), 4 student init (one draw shared by every
-    student, so differences between students are paired), 5 Algorithm 1, 6 random selection.
+    Key use (fixed positions, so a mode's draws never depend on the other modes): 0 unused (the
+    hyperplane is all ones), 1 data, 2 (to 4 unless 'torch') initial weights of the regular teacher,
+    the modality-general teachers (one draw shared by every mode, rescaled to each fan-in) and
+    the students (one draw shared by every student, so differences between students are paired),
+    5 Algorithm 1, 6 random selection.
     """
     modes = spec.modes
     needs_salience = any(mode in SALIENCE_MODES for mode in modes)
@@ -355,7 +385,9 @@ def make_table2_run(spec: Table2Spec):
 
     def run(key: jax.Array, row: RowInputs) -> Table2Metrics:
         keys = jax.random.split(key, 7)
-        w = hyperplane(keys[0], row.layout)
+        # Table 2's hyperplane is all ones on the decisive latents: `data.hyperplane` with
+        # 'ones' returns exactly `layout.decisive`, without a (discarded) normal draw to compile.
+        w = row.layout.decisive
         sizes = (spec.n_train, spec.n_train, spec.n_test)
         teachers_data, students_data, test = split(sample(keys[1], row.layout, w, sum(sizes)), sizes)
 
@@ -389,13 +421,17 @@ def make_table2_run(spec: Table2Spec):
             )
             for mode in modes
         ]).astype(jnp.float32)  # (modes, dim_a)
-        # Teacher 0 is the regular teacher (all channels), then one per mode.
+        # Teacher 0 is the regular teacher (all channels), then one per mode; the modality-general
+        # teachers share one draw, rescaled to each selection's fan-in.
         teacher_masks = jnp.concatenate([jnp.ones((1, dim_a), jnp.float32), masks])
-        regular_w, regular_b = teacher_init(keys[2], teacher_masks[:1], spec.init)
-        general_w, general_b = teacher_init(keys[3], masks, spec.init)
+        (regular_w, regular_b), (general_w, general_b), (student_w, student_b) = _initial_margins(
+            keys[2:5], (dim_a, dim_a, spec.dim_b), spec.init
+        )
+        general_w, general_b = restrict_to_selection(general_w, general_b, masks)
         teacher_w, teacher_b, teacher_div = fit_teachers(
             teachers_data.x_a, teachers_data.labels, teacher_masks,
-            jnp.concatenate([regular_w, general_w]), jnp.concatenate([regular_b, general_b]),
+            jnp.concatenate([regular_w[None], general_w]),
+            jnp.concatenate([regular_b[None], general_b]),
             spec.learning_rate, spec.steps,
         )
         teacher_div = teacher_div.at[1:].set(
@@ -408,7 +444,6 @@ def make_table2_run(spec: Table2Spec):
 
         # Students: head 0 no KD, head 1 regular KD, head 1 + j KD from the teacher of mode j.
         heads = 1 + teacher_w.shape[0]
-        student_w, student_b = margin_params(*linear_init(keys[4], spec.dim_b, spec.init))
         soft_targets = jnp.concatenate([jnp.zeros_like(teacher_margins[:, :1]), teacher_margins], 1)
         kd_weights = jnp.concatenate([jnp.zeros(1), jnp.full(heads - 1, _KD_WEIGHT)])
         student_labels = students_data.labels.astype(jnp.float32)[:, None]

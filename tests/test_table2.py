@@ -224,3 +224,14 @@ def test_salience_figure_marks_the_channels():
     plt.close(figure)
     with pytest.raises(ValueError, match="shared channels"):
         plot_salience(salience[0], [7])
+
+
+def test_table2_hyperplane_is_the_decisive_mask():
+    # The run uses `layout.decisive` as w; that is what `data.hyperplane` gives for 'ones'.
+    from mfh_sim.data import hyperplane
+    from mfh_sim.general_teacher import Table2Spec, row_inputs
+
+    layout = row_inputs(20, 10, Table2Spec()).layout
+    w = hyperplane(jax.random.PRNGKey(0), layout)
+    np.testing.assert_array_equal(np.asarray(w), layout.decisive)
+    assert layout.decisive.sum() == 30 and layout.decisive.shape == (50,)
