@@ -49,7 +49,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +59,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mfh_sim.data import Layout, make_layout, sample, split
+from mfh_sim.engine import default_workers
 from mfh_sim.losses import margin_gradient
 from mfh_sim.models import linear_init
 from mfh_sim.salience import algorithm1
@@ -511,15 +511,6 @@ def _default_chunk() -> int:
     return CPU_CHUNK if jax.default_backend() == "cpu" else ACCELERATOR_CHUNK
 
 
-def _default_workers() -> int:
-    if jax.default_backend() != "cpu":
-        return 1
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - platforms without sched_getaffinity
-        return 1
-
-
 def execute_table2(
     spec: Table2Spec,
     rows: Sequence[tuple[int, int]],
@@ -538,7 +529,7 @@ def execute_table2(
     chunks in flight (XLA runs one on each CPU core).  ``progress(n)`` is called per chunk.
     """
     chunk_size = chunk_size or _default_chunk()
-    workers = workers or _default_workers()
+    workers = workers or default_workers()
     n_rows, n_seeds = len(rows), len(seeds)
     inputs = [row_inputs(a, g, spec, count) for a, g in rows]
     stacked = jax.tree.map(lambda *leaves: np.stack(leaves), *inputs)
