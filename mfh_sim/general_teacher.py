@@ -230,7 +230,7 @@ class Table2Spec(NamedTuple):
     algorithm1_steps: int = 1000
     algorithm1_learning_rate: float = 0.01
     algorithm1_momentum: float = 0.9
-    algorithm1_data: str = "teacher"
+    algorithm1_data: str = "all"
     modes: tuple[str, ...] = MODES
     init: str = "torch"
 
@@ -808,7 +808,7 @@ def table2(
     steps: int = 1000,
     permutations: int = 100,
     algorithm1_steps: int = 1000,
-    algorithm1_data: str = "teacher",
+    algorithm1_data: str = "all",
     chunk_size: int | None = None,
     workers: int | None = None,
     progress: bool = False,
@@ -826,8 +826,9 @@ def table2(
         dim_a, dim_b: channels of x^a and x^b.  n_train: size of the teachers' and of the
             students' training samples; n_test: test sample size.
         steps: GD steps (lr 0.1) of every teacher and student.  permutations, algorithm1_steps:
-            Algorithm 1's M and joint-training steps.  algorithm1_data: 'teacher' (the teachers'
-            sample, as in the paper's code) or 'all' (teachers' and students' samples together).
+            Algorithm 1's M and joint-training steps.  algorithm1_data: 'all' (default: the
+            teachers' and students' samples together, all the paired data there is at training
+            time) or 'teacher' (the teachers' sample only, as in the paper's code).
         chunk_size, workers: runs per compiled call and threads (defaults suit the backend).
         progress: print a progress bar to stderr.
     Returns a :class:`Table2Result`.  Raises :class:`ValueError` on bad input, before any JAX
