@@ -16,6 +16,14 @@ def test_reproduce_writes_the_figures_and_tables(tmp_path):
     assert len(lines) == 7 and "kd_acc_mean" in lines[0]
 
 
+def test_reproduce_table2_writes_csv_markdown_and_salience(tmp_path):
+    assert main(["reproduce", "--out", str(tmp_path), "--seeds", "2", "--quiet", "--only", "table2"]) == 0
+    assert len((tmp_path / "table2.csv").read_text().splitlines()) > 5
+    assert "|" in (tmp_path / "table2.md").read_text()
+    for suffix in (".png", ".pdf"):
+        assert (tmp_path / f"table2_salience{suffix}").stat().st_size > 1000
+
+
 def test_cli_reports_bad_input_without_a_traceback(capsys):
     assert main(["reproduce", "--only", "fig9", "--quiet"]) == 2
     assert "fig9" in capsys.readouterr().err

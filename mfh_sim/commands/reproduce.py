@@ -14,6 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from mfh_sim import experiments
+from mfh_sim.general_teacher import write_table2
 from mfh_sim.plots import plot_curves, plot_venn
 
 
@@ -41,10 +42,15 @@ def _fig3(out: Path, seeds: int, progress: bool) -> list[Path]:
     return _save(fig, out, "fig3") + _save(venn, out, "fig3_venn") + [result.to_csv(out / "fig3.csv")]
 
 
+def _table2(out: Path, seeds: int, progress: bool) -> list[Path]:
+    return write_table2(out, seeds=seeds, progress=progress)
+
+
 #: name -> producer(out_dir, seeds, progress) -> written paths, in the order they run.
 PRODUCERS: dict[str, Callable[[Path, int, bool], list[Path]]] = {
     "fig2": _fig2,
     "fig3": _fig3,
+    "table2": _table2,
 }
 
 
