@@ -3,21 +3,51 @@
 :func:`make_run` takes the static part of a config (shapes, model, optimiser kind) and returns a
 pure ``run(key, layout, knobs) -> Metrics``, in the style of PureJaxRL's ``make_train``: the
 caller jits and vmaps it over seeds and grid points.  Per-run settings that vary across a sweep
-(the Venn layout, learning rate, momentum, KD weights, temperature) are traced inputs.
+(the Venn layout, learning rate, momentum, KD weights, temperature, label noise, mixing strength)
+are traced inputs.
+
+Two paths.  The paper's setting (linear two-class models, SGD, the KL loss) trains in the exact
+margin form of :func:`mfh_sim.train.fit_linear_margin`; everything else (more classes, MLPs,
+Adam, the logit-MSE and feature-hint KD losses) goes through the generic :func:`mfh_sim.train.fit`.
+The generator's extensions (label noise, nonlinear mixing of the channels, latent padding) only
+change the data, so they run on either path.
+
+Random draws: the paper's draws come from six keys split from the run's key; every draw added by
+an extension comes from the run's key folded with its own tag, so a config that uses no extension
+draws exactly what it drew before the extensions existed.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from mfh_sim.config import SimConfig, StaticSpec
-from mfh_sim.data import Layout, hyperplane, make_layout, sample, split
-from mfh_sim.losses import cross_entropy, distillation, margin_gradient
-from mfh_sim.models import linear_init, make_model
+from mfh_sim.data import (
+    Layout,
+    Sample,
+    class_directions,
+    corrupt_labels,
+    hyperplane,
+    make_layout,
+    mix_channels,
+    mixing_weights,
+    sample,
+    split,
+)
+from mfh_sim.losses import (
+    cross_entropy,
+    distillation,
+    feature_hint,
+    logit_mse,
+    logit_gradient,
+    margin_gradient,
+    nontarget_divergence,
+)
+from mfh_sim.models import HintStudent, hint_student_params, linear_init, make_model
 from mfh_sim.train import (
     accuracy,
     fit,
@@ -35,10 +65,26 @@ class Knobs(NamedTuple):
     ce_weight: jax.Array
     kd_weight: jax.Array
     temperature: jax.Array
+    label_noise: jax.Array
+    mixing_strength: jax.Array
+
+
+#: Tags folded into a run's key for the extensions' draws (distinct from each other and from the
+#: six keys the paper's draws split off).
+LABEL_NOISE_TAG = 0x4C4E  # "LN"
+MIXING_TAG = 0x4D58  # "MX"
+HINT_TAG = 0x4854  # "HT"
 
 
 class Metrics(NamedTuple):
-    """Test accuracies in [0, 1] (NaN where that training diverged) and divergence flags."""
+    """Test accuracies in [0, 1] (NaN where that training diverged) and divergence flags.
+
+    ``nontarget_kl_acc`` is not an accuracy: it is the mean over test samples of the teacher's
+    and the no-KD student's divergence on the non-target classes (nats, >= 0, see
+    :func:`mfh_sim.losses.nontarget_divergence`; 0 with two classes, NaN if either diverged).
+    Its name ends in ``_acc`` because the engine stores metrics whose names contain 'acc' as
+    float32 (and all others as flags).
+    """
 
     teacher_acc: jax.Array
     no_kd_acc: jax.Array
@@ -46,6 +92,7 @@ class Metrics(NamedTuple):
     teacher_diverged: jax.Array
     no_kd_diverged: jax.Array
     kd_diverged: jax.Array
+    nontarget_kl_acc: jax.Array
 
 
 def knobs_of(config: SimConfig) -> Knobs:
@@ -54,25 +101,49 @@ def knobs_of(config: SimConfig) -> Knobs:
 
 def inputs_of(config: SimConfig) -> tuple[Layout, Knobs]:
     """The traced inputs of ``config``'s run."""
-    return make_layout(config.venn, config.hyperplane), knobs_of(config)
+    return make_layout(config.venn, config.hyperplane, config.latent_padding), knobs_of(config)
+
+
+def draw_data(key: jax.Array, keys: jax.Array, layout: Layout, knobs: Knobs, static: StaticSpec,
+              n: int) -> Sample:
+    """``n`` paired samples of the generator ``static`` describes (labels, noise, mixing)."""
+    if static.n_classes == 2:
+        w = hyperplane(keys[0], layout)
+    else:
+        w = class_directions(keys[0], layout, static.n_classes)
+    data = sample(keys[1], layout, w, n)
+    if static.label_noise:
+        labels = corrupt_labels(jax.random.fold_in(key, LABEL_NOISE_TAG), data.labels,
+                                knobs.label_noise, static.n_classes)
+        data = data._replace(labels=labels)
+    if static.mixing_depth:
+        key_a, key_b = jax.random.split(jax.random.fold_in(key, MIXING_TAG))
+        mixed = lambda k, x, channels: mix_channels(
+            x, channels, mixing_weights(k, x.shape[-1], static.mixing_depth), knobs.mixing_strength
+        )
+        data = data._replace(x_a=mixed(key_a, data.x_a, layout.latents_a),
+                             x_b=mixed(key_b, data.x_b, layout.latents_b))
+    return data
 
 
 def make_run(static: StaticSpec):
     """A pure ``run(key, layout, knobs) -> Metrics`` for configs sharing ``static``."""
-    model = make_model(static.model, static.hidden, static.init)
+    n_classes = static.n_classes
+    model = make_model(static.model, static.hidden, static.init, n_classes=n_classes)
 
     def run(key: jax.Array, layout: Layout, knobs: Knobs) -> Metrics:
         keys = jax.random.split(key, 6)
-        w = hyperplane(keys[0], layout)
         if static.fresh_student_sample:
             sizes = (static.n_train, static.n_train, static.n_test)
-            train, students, test = split(sample(keys[1], layout, w, sum(sizes)), sizes)
+            train, students, test = split(draw_data(key, keys, layout, knobs, static, sum(sizes)), sizes)
         else:
             sizes = (static.n_train, static.n_test)
-            train, test = split(sample(keys[1], layout, w, sum(sizes)), sizes)
+            train, test = split(draw_data(key, keys, layout, knobs, static, sum(sizes)), sizes)
             students = train
-        if static.model == "linear" and static.optimizer == "sgd":
+        if static.uses_margin_fast_path:
             return _run_linear_sgd(model, keys, train, students, test, knobs, static)
+        if static.model == "linear" and static.optimizer == "sgd" and static.kd_loss == "kl":
+            return _run_linear_sgd_multiclass(keys, train, students, test, knobs, static)
         optimizer = make_optimizer(static.optimizer, knobs.learning_rate, knobs.momentum)
         teacher, teacher_diverged = fit(
             keys[4], model, train.x_a,
@@ -85,28 +156,58 @@ def make_run(static: StaticSpec):
             keys[5], model, students.x_b,
             lambda logits: cross_entropy(logits, students.labels), optimizer, static.steps,
         )
-        kd_loss = lambda logits: distillation(
-            logits, students.labels, teacher_logits,
-            ce_weight=knobs.ce_weight, kd_weight=knobs.kd_weight,
-            temperature=knobs.temperature, reduction=static.kd_reduction,
+        kd_loss_kind = static.kd_loss
+        kd_model, kd_init = model, None
+        ce = lambda logits: knobs.ce_weight * cross_entropy(logits, students.labels)
+        if kd_loss_kind == "kl":
+            kd_loss = lambda logits: distillation(
+                logits, students.labels, teacher_logits,
+                ce_weight=knobs.ce_weight, kd_weight=knobs.kd_weight,
+                temperature=knobs.temperature, reduction=static.kd_reduction,
+            )
+        elif kd_loss_kind == "mse":
+            kd_loss = lambda logits: ce(logits) + knobs.kd_weight * logit_mse(logits, teacher_logits)
+        else:  # 'hint': the teacher's last hidden layer, matched through a learned regressor
+            teacher_features = model.apply(teacher, students.x_a, features=True)
+            kd_model = HintStudent(n_classes, static.hidden, static.hidden[-1], static.init)
+            kd_init = hint_student_params(
+                model.init(keys[5], students.x_b[:1]), jax.random.fold_in(keys[5], HINT_TAG),
+                static.hidden, static.hidden[-1], static.init,
+            )
+            kd_loss = lambda outputs: ce(outputs[0]) + knobs.kd_weight * feature_hint(
+                outputs[1], teacher_features
+            )
+        kd, kd_diverged = fit(keys[5], kd_model, students.x_b, kd_loss, optimizer, static.steps,
+                              params=kd_init)
+        kd_logits = kd_model.apply(kd, test.x_b)
+        if kd_loss_kind == "hint":
+            kd_logits = kd_logits[0]
+
+        def test_acc(logits, diverged):
+            return jnp.where(diverged, jnp.nan, accuracy(logits, test.labels))
+
+        teacher_test = model.apply(teacher, test.x_a)
+        no_kd_test = model.apply(no_kd, test.x_b)
+        nontarget = jnp.where(
+            teacher_diverged | no_kd_diverged, jnp.nan,
+            jnp.mean(nontarget_divergence(teacher_test, no_kd_test, test.labels)),
         )
-        kd, kd_diverged = fit(keys[5], model, students.x_b, kd_loss, optimizer, static.steps)
-
-        def test_acc(params, x, diverged):
-            return jnp.where(diverged, jnp.nan, accuracy(model.apply(params, x), test.labels))
-
         return _metrics(
-            test_acc(teacher, test.x_a, teacher_diverged),
-            test_acc(no_kd, test.x_b, no_kd_diverged),
-            test_acc(kd, test.x_b, kd_diverged | teacher_diverged),
+            test_acc(teacher_test, teacher_diverged),
+            test_acc(no_kd_test, no_kd_diverged),
+            test_acc(kd_logits, kd_diverged | teacher_diverged),
             teacher_diverged, no_kd_diverged, kd_diverged | teacher_diverged,
+            nontarget,
         )
 
     return run
 
 
-def _metrics(teacher_acc, no_kd_acc, kd_acc, teacher_div, no_kd_div, kd_div) -> Metrics:
-    return Metrics(teacher_acc, no_kd_acc, kd_acc, teacher_div, no_kd_div, kd_div)
+def _metrics(teacher_acc, no_kd_acc, kd_acc, teacher_div, no_kd_div, kd_div, nontarget=None) -> Metrics:
+    if nontarget is None:
+        # Two classes: one non-target class, so the non-target divergence is 0 by definition.
+        nontarget = jnp.where(teacher_div | no_kd_div, jnp.nan, 0.0).astype(jnp.float32)
+    return Metrics(teacher_acc, no_kd_acc, kd_acc, teacher_div, no_kd_div, kd_div, nontarget)
 
 
 def _run_linear_sgd(model, keys, train, students, test, knobs, static) -> Metrics:
@@ -147,4 +248,92 @@ def _run_linear_sgd(model, keys, train, students, test, knobs, static) -> Metric
         test_acc(test_b[:, 0], student_div[0]),
         test_acc(test_b[:, 1], kd_div),
         teacher_div, student_div[0], kd_div,
+    )
+
+
+def fit_linear_logits(
+    x: jax.Array,
+    weights: jax.Array,
+    biases: jax.Array,
+    gradient: Callable[[jax.Array], jax.Array],
+    learning_rate: float | jax.Array,
+    momentum: float | jax.Array,
+    steps: int,
+):
+    """Full-batch heavy-ball GD of several linear classifiers ("heads") that share the input ``x``.
+
+    The multi-class counterpart of :func:`mfh_sim.train.fit_linear_margin`: the loss gradient
+    with respect to the logits is given in closed form (:func:`mfh_sim.losses.logit_gradient`),
+    and the chain rule through l = x W + b gives dW = x^T dl, db = sum_i dl_i, so this is the
+    same iteration as :func:`mfh_sim.train.fit` with optax SGD (``v <- g + momentum v``,
+    ``w <- w - learning_rate v``), without differentiating softmax and with all heads in one
+    matrix product.
+
+    Args: ``x`` (n, d); ``weights`` (d, heads, C); ``biases`` (heads, C); ``gradient`` maps
+    logits (n, heads, C) to dLoss/dlogits of the same shape (each head's slice the gradient of
+    its own loss).  Returns ``(weights, biases, diverged)``, ``diverged`` (heads,) flags heads
+    whose logits became non-finite at some step.
+    """
+    finite = lambda logits: jnp.all(jnp.isfinite(logits), axis=(0, 2))
+    logits_of = lambda w, b: jnp.einsum("nd,dhc->nhc", x, w) + b
+
+    def step(carry, _):
+        w, b, velocity_w, velocity_b, diverged = carry
+        logits = logits_of(w, b)
+        grad = gradient(logits)
+        velocity_w = momentum * velocity_w + jnp.einsum("nd,nhc->dhc", x, grad)
+        velocity_b = momentum * velocity_b + jnp.sum(grad, axis=0)
+        w = w - learning_rate * velocity_w
+        b = b - learning_rate * velocity_b
+        return (w, b, velocity_w, velocity_b, diverged | ~finite(logits)), None
+
+    heads = weights.shape[1]
+    carry = (weights, biases, jnp.zeros_like(weights), jnp.zeros_like(biases), jnp.zeros(heads, bool))
+    (weights, biases, _, _, diverged), _ = jax.lax.scan(step, carry, None, length=steps)
+    diverged = diverged | ~finite(logits_of(weights, biases))
+    return weights, biases, diverged
+
+
+def _run_linear_sgd_multiclass(keys, train, students, test, knobs, static) -> Metrics:
+    """Linear models with more than two classes under full-batch SGD and the KL loss, trained with
+    closed-form logit gradients (:func:`fit_linear_logits`), both students in one pass over x^b."""
+    classes = static.n_classes
+    teacher_w, teacher_b = linear_init(keys[4], static.dim_a, static.init, classes)
+    student_w, student_b = linear_init(keys[5], static.dim_b, static.init, classes)
+    teacher_w, teacher_b, teacher_div = fit_linear_logits(
+        train.x_a, teacher_w[:, None], teacher_b[None],
+        lambda logits: logit_gradient(logits, train.labels),
+        knobs.learning_rate, knobs.momentum, static.steps,
+    )
+    teacher_logits = jnp.einsum("nd,dhc->nhc", students.x_a, teacher_w) + teacher_b  # (n, 1, C)
+    # Head 0 is the no-KD student (CE only), head 1 the KD student; weights broadcast over classes.
+    ce_weights = jnp.stack([jnp.float32(1.0), knobs.ce_weight])[:, None]
+    kd_weights = jnp.stack([jnp.float32(0.0), knobs.kd_weight])[:, None]
+    student_gradient = lambda logits: logit_gradient(
+        logits, students.labels, teacher_logits, ce_weight=ce_weights, kd_weight=kd_weights,
+        temperature=knobs.temperature, reduction=static.kd_reduction,
+    )
+    # Both students start from the same initial weights (see make_run).
+    both_w, both_b, student_div = fit_linear_logits(
+        students.x_b, jnp.stack([student_w, student_w], axis=1), jnp.stack([student_b, student_b]),
+        student_gradient, knobs.learning_rate, knobs.momentum, static.steps,
+    )
+    teacher_div = teacher_div[0]
+    kd_div = student_div[1] | teacher_div
+
+    def test_acc(logits, diverged):
+        return jnp.where(diverged, jnp.nan, accuracy(logits, test.labels))
+
+    teacher_test = test.x_a @ teacher_w[:, 0] + teacher_b[0]
+    students_test = jnp.einsum("nd,dhc->nhc", test.x_b, both_w) + both_b
+    nontarget = jnp.where(
+        teacher_div | student_div[0], jnp.nan,
+        jnp.mean(nontarget_divergence(teacher_test, students_test[:, 0], test.labels)),
+    )
+    return _metrics(
+        test_acc(teacher_test, teacher_div),
+        test_acc(students_test[:, 0], student_div[0]),
+        test_acc(students_test[:, 1], kd_div),
+        teacher_div, student_div[0], kd_div,
+        nontarget,
     )
