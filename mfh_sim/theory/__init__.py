@@ -11,6 +11,20 @@ Public entry points (derivations and assumptions in ``docs/theory.md``):
 
 from __future__ import annotations
 
-from mfh_sim.theory.api import complementarity, predict
+from mfh_sim.theory.api import complementarity, finite_prediction, predict
+from mfh_sim.theory.finite import crossover_gamma, fig2_blocks, fig2_delta, surrogate_lambda
+from mfh_sim.theory.least_squares import simulate_least_squares
+from mfh_sim.theory.population import linear_student, sheppard_accuracy
 
-__all__ = ["complementarity", "predict"]
+__all__ = [
+    "complementarity",
+    "crossover_gamma",
+    "fig2_blocks",
+    "fig2_delta",
+    "finite_prediction",
+    "linear_student",
+    "predict",
+    "sheppard_accuracy",
+    "simulate_least_squares",
+    "surrogate_lambda",
+]

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from mfh_sim.config import SimConfig
+import math
+
 from mfh_sim.theory.criteria import LABELS, complementarity_gap
+from mfh_sim.theory.finite import least_squares_accuracies, surrogate_lambda
 from mfh_sim.theory.population import TEACHERS, population_accuracies
 from mfh_sim.theory.quadrature import DEFAULT_NODES, Blocks, split_rule
 
@@ -54,8 +57,9 @@ def predict(
       the Bayes posterior teacher (``teacher='bayes'``).
     * ``delta`` = kd_acc - no_kd_acc; ``pure_kd_acc``: the KD-only ceiling 1 - arccos(||w_G||)/pi.
 
-    Finite-sample keys (suffix ``_finite``) come from the least-squares surrogate at the config's
-    n_train and channel dims (:mod:`mfh_sim.theory.finite`).
+    Finite-sample keys ``teacher_acc_finite``, ``no_kd_acc_finite``, ``kd_acc_finite``,
+    ``delta_finite`` come from the least-squares surrogate at the config's n_train and channel
+    dims (:func:`finite_prediction`; NaN where it does not apply).
 
     Raises ValueError for a bad argument, NotImplementedError for configs the theory does not
     cover (a non-linear model; an all-zero student loss).
@@ -64,13 +68,41 @@ def predict(
     if teacher not in TEACHERS:
         raise ValueError(f"teacher={teacher!r} is not allowed: use one of {TEACHERS}")
     rule = split_rule(blocks_of(config), config.hyperplane, _check_nodes(nodes))
-    return population_accuracies(
+    out = population_accuracies(
         rule,
         ce_weight=config.ce_weight,
         kd_weight=config.kd_weight,
         temperature=config.temperature,
         kd_reduction=config.kd_reduction,
         teacher=teacher,
+    )
+    out.update({f"{k}_finite": v for k, v in finite_prediction(config, rule).items()})
+    return out
+
+
+def finite_prediction(config: SimConfig, rule=None) -> dict[str, float]:
+    """The least-squares surrogate's accuracies at the config's n_train and dims (fractions).
+
+    Keys ``teacher_acc``, ``no_kd_acc``, ``kd_acc``, ``delta``.  The KD student mixes labels and
+    teacher logits with lam = k / (ce_weight + k) (:func:`~mfh_sim.theory.finite.surrogate_lambda`),
+    which matches the CE + KD population direction at temperature 1 only: for temperature != 1, and
+    where n_train <= max(dim_a, dim_b) + 1 (no inverse-Wishart mean), the values are NaN.
+    """
+    config = _check_config(config)
+    if rule is None:
+        rule = split_rule(blocks_of(config), config.hyperplane)
+    nan = {k: math.nan for k in ("teacher_acc", "no_kd_acc", "kd_acc", "delta")}
+    v = config.venn
+    if config.temperature != 1.0 or config.n_train <= max(v.dim_a, v.dim_b) + 1:
+        return nan
+    return least_squares_accuracies(
+        rule,
+        surrogate_lambda(config.ce_weight, config.kd_weight, config.kd_reduction),
+        n_train=config.n_train,
+        dim_a=v.dim_a,
+        dim_b=v.dim_b,
+        shared_channels=v.shared + v.shared_nondecisive,
+        same_sample=not config.fresh_student_sample,
     )
 
 
