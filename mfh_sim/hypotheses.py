@@ -8,7 +8,9 @@ kd_acc - no_kd_acc) is set against candidate predictors:
     gamma            the Modality Focusing Hypothesis (Xue et al., ICLR 2023): larger gamma, larger gain
     teacher_acc      the naive view: a more accurate teacher makes a better student
     alpha, beta      the other two Venn ratios
-    complementarity  I(h_T; h_S) - I(h_S; Y) from :mod:`mfh_sim.theory` (positive: KD predicted to help)
+    complementarity  I(h_T; h_S) - I(h_S; Y) from :mod:`mfh_sim.theory` (positive: KD predicted to
+                     help; +inf where both modalities see the same decisive latents; computed
+                     for the binary label, so for multi-class configs it is an approximation)
     nontarget_kl     the teacher's and the no-KD student's divergence on the non-target classes
                      (Non-target Divergence Hypothesis, Chen et al. 2024, arXiv 2409.02438:
                      smaller divergence, larger gain); multi-class configs only
@@ -183,13 +185,13 @@ def bootstrap_spearman(
 ) -> tuple[float, float, float]:
     """Spearman's rho of (x, y) and a percentile bootstrap interval (resampling pairs).
 
-    Pairs with a non-finite entry are left out.  Returns (rho, low, high); NaN if fewer than 3
-    pairs or either variable is constant.
+    Pairs with a NaN are left out (infinite values rank as the largest or smallest).  Returns
+    (rho, low, high); NaN if fewer than 3 pairs or either variable is constant.
     """
     n_boot = _require_count("n_boot", n_boot, minimum=10)
     level = _require_ratio("level", level)
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    keep = np.isfinite(x) & np.isfinite(y)
+    keep = ~np.isnan(x) & ~np.isnan(y)
     x, y = x[keep], y[keep]
     if x.size < 3:
         return (math.nan, math.nan, math.nan)
@@ -198,6 +200,53 @@ def bootstrap_spearman(
         return (math.nan, math.nan, math.nan)
     index = np.random.default_rng(seed).integers(0, x.size, size=(n_boot, x.size))
     draws = _spearman_rows(x[index], y[index])
+    tail = 100 * (1 - level) / 2
+    low, high = np.nanpercentile(draws, [tail, 100 - tail])
+    return (rho, float(low), float(high))
+
+
+def _partial_rows(x: np.ndarray, y: np.ndarray, controls: np.ndarray) -> np.ndarray:
+    """Partial Spearman of rows: Pearson correlation of the ranks of x and y after the ranks of
+    the controls (shape (rows, k, n)) are regressed out by least squares (with an intercept)."""
+    rank = lambda a: scipy_stats.rankdata(a, axis=-1)
+    rx, ry = rank(x), rank(y)
+    design = np.concatenate([np.ones(x.shape[:-1] + (1, x.shape[-1])), rank(controls)], axis=-2)
+    gram = design @ np.swapaxes(design, -1, -2)  # (rows, k+1, k+1)
+
+    def residual(r):
+        coefficients = np.linalg.solve(gram, (design @ r[..., None]))  # (rows, k+1, 1)
+        return r - (np.swapaxes(design, -1, -2) @ coefficients)[..., 0]
+
+    ex, ey = residual(rx), residual(ry)
+    denominator = np.sqrt((ex**2).sum(-1) * (ey**2).sum(-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 1e-9, (ex * ey).sum(-1) / denominator, np.nan)
+
+
+def partial_spearman(
+    x: np.ndarray, y: np.ndarray, controls: list[np.ndarray] | np.ndarray, n_boot: int = 2000,
+    level: float = 0.95, seed: int = 0,
+) -> tuple[float, float, float]:
+    """Partial Spearman correlation of x and y given ``controls``, with a percentile bootstrap interval.
+
+    The ranks of x and y are each regressed (least squares, with intercept) on the ranks of the
+    controls, and the residuals correlated: how much x tells about y beyond what the controls
+    already tell.  Rows with a NaN anywhere are left out.  Returns (rho, low, high).
+    """
+    n_boot = _require_count("n_boot", n_boot, minimum=10)
+    level = _require_ratio("level", level)
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    controls = np.atleast_2d(np.asarray(controls, np.float64))
+    keep = ~np.isnan(x) & ~np.isnan(y) & ~np.isnan(controls).any(axis=0)
+    x, y, controls = x[keep], y[keep], controls[:, keep]
+    if x.size < controls.shape[0] + 3:
+        return (math.nan, math.nan, math.nan)
+    try:
+        rho = float(_partial_rows(x[None], y[None], controls[None])[0])
+        index = np.random.default_rng(seed).integers(0, x.size, size=(n_boot, x.size))
+        draws = _partial_rows(x[index], y[index], controls[:, index].transpose(1, 0, 2))
+    except np.linalg.LinAlgError:  # a constant control
+        return (math.nan, math.nan, math.nan)
     tail = 100 * (1 - level) / 2
     low, high = np.nanpercentile(draws, [tail, 100 - tail])
     return (rho, float(low), float(high))
@@ -212,11 +261,11 @@ def sign_agreement(
     threshold t and orientation o in {+1, -1} agree best with the other folds is applied to the
     held-out fold.  Returns (rate, baseline_rate, n): the fraction of held-out configs whose sign
     the rule gets right, the same for "always the other folds' majority sign", and the number of
-    configs with finite values.
+    configs with a value (NaN left out; infinite values are allowed).
     """
     folds = _require_count("folds", folds, minimum=2)
     x, g = np.asarray(predictor, np.float64), np.asarray(gain, np.float64)
-    keep = np.isfinite(x) & np.isfinite(g)
+    keep = ~np.isnan(x) & np.isfinite(g)
     x, helps = x[keep], g[keep] > 0
     n = x.size
     if n < folds:
@@ -226,7 +275,9 @@ def sign_agreement(
     for fold in range(folds):
         train, test = fold_of != fold, fold_of == fold
         values = np.unique(x[train])
-        thresholds = np.concatenate([[-np.inf], (values[:-1] + values[1:]) / 2, [np.inf]])
+        with np.errstate(invalid="ignore"):
+            middles = (values[:-1] + values[1:]) / 2  # inf where the upper value is inf
+        thresholds = np.concatenate([[-np.inf], middles, [np.inf]])
         above = x[train][None, :] > thresholds[:, None]  # (thresholds, train)
         score_up = (above == helps[train][None, :]).mean(axis=1)  # o = +1
         score_down = (~above == helps[train][None, :]).mean(axis=1)  # o = -1
@@ -265,6 +316,18 @@ def complementarity_of(config: SimConfig) -> float:
         return math.nan
 
 
+def _complementarities(configs: list[SimConfig]) -> np.ndarray:
+    # The criterion depends on the decisive blocks and the hyperplane only: compute each once.
+    cache: dict[tuple, float] = {}
+    values = []
+    for c in configs:
+        key = (c.venn.shared, c.venn.a_only, c.venn.b_only, c.venn.unseen, c.hyperplane)
+        if key not in cache:
+            cache[key] = complementarity_of(c)
+        values.append(cache[key])
+    return np.asarray(values, np.float64)
+
+
 def complementarity_available() -> bool:
     """Whether :mod:`mfh_sim.theory` provides ``complementarity``."""
     try:
@@ -286,7 +349,7 @@ def predictors_of(configs: list[SimConfig], arrays: dict[str, np.ndarray]) -> di
         "teacher_acc": teacher.astype(np.float64),
         "alpha": np.asarray([c.alpha for c in configs]),
         "beta": np.asarray([c.beta for c in configs]),
-        "complementarity": np.asarray([complementarity_of(c) for c in configs]),
+        "complementarity": _complementarities(configs),
         "nontarget_kl": np.where(multiclass, nontarget, np.nan).astype(np.float64),
         "unseen_share": np.asarray([c.venn.unseen_share for c in configs]),
     }
@@ -308,6 +371,13 @@ class Score:
     sign_low: float
     sign_high: float
     baseline_agreement: float
+    #: For predictors with a natural threshold (complementarity: 0), the agreement of
+    #: "KD helps iff predictor > 0" with no fitting; NaN otherwise.
+    agreement_at_zero: float = math.nan
+
+
+#: Predictors whose hypothesis names a threshold: KD helps iff the predictor is positive.
+ZERO_THRESHOLD = ("complementarity",)
 
 
 def score_predictors(
@@ -324,7 +394,13 @@ def score_predictors(
         rho, low, high = bootstrap_spearman(x, gain[mask], n_boot=n_boot, seed=seed)
         rate, baseline, n = sign_agreement(x, gain[mask], folds=folds, seed=seed)
         sign_low, sign_high = wilson_interval(rate * n, n) if math.isfinite(rate) else (math.nan, math.nan)
-        scores.append(Score(name, label, claimed, n, rho, low, high, rate, sign_low, sign_high, baseline))
+        at_zero = math.nan
+        if name in ZERO_THRESHOLD:
+            keep = ~np.isnan(x)
+            if keep.any():
+                at_zero = float(np.mean((x[keep] > 0) == (gain[mask][keep] > 0)))
+        scores.append(Score(name, label, claimed, n, rho, low, high, rate, sign_low, sign_high, baseline,
+                            at_zero))
     return scores
 
 
@@ -343,6 +419,60 @@ def format_table(scores: list[Score], title: str = "") -> str:
             f"{100 * s.sign_agreement:8.1f}% [{100 * s.sign_low:4.1f}, {100 * s.sign_high:4.1f}]% "
             f"{100 * s.baseline_agreement:7.1f}%"
         )
+    for s in scores:
+        if math.isfinite(s.agreement_at_zero):
+            lines.append(f"  {s.label}: 'KD helps iff > 0' (no fitted threshold) agrees on "
+                         f"{100 * s.agreement_at_zero:.1f}% of configs")
+    return "\n".join(lines)
+
+
+#: (predictor, controls) pairs whose partial Spearman correlation with the gain is reported.
+PARTIALS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("gamma", ("beta",)),
+    ("beta", ("gamma",)),
+    ("gamma", ("alpha", "beta")),
+    ("teacher_acc", ("gamma",)),
+    ("complementarity", ("gamma", "beta")),
+    ("unseen_share", ("gamma",)),
+)
+
+
+@dataclass(frozen=True)
+class PartialScore:
+    """Partial Spearman correlation of one predictor with the gain, given control predictors."""
+
+    predictor: str
+    controls: tuple[str, ...]
+    n: int
+    spearman: float
+    spearman_low: float
+    spearman_high: float
+
+
+def score_partials(predictors: dict[str, np.ndarray], gain: np.ndarray, mask: np.ndarray | None = None,
+                   n_boot: int = 2000, seed: int = 0) -> list[PartialScore]:
+    """:data:`PARTIALS` on the configs selected by ``mask`` (all if None)."""
+    gain = np.asarray(gain, np.float64)
+    mask = np.ones(gain.size, bool) if mask is None else np.asarray(mask, bool)
+    out = []
+    for name, controls in PARTIALS:
+        x = np.asarray(predictors[name], np.float64)[mask]
+        z = np.stack([np.asarray(predictors[c], np.float64)[mask] for c in controls])
+        n = int((~np.isnan(x) & ~np.isnan(z).any(axis=0)).sum())
+        rho, low, high = partial_spearman(x, gain[mask], z, n_boot=n_boot, seed=seed)
+        out.append(PartialScore(name, controls, n, rho, low, high))
+    return out
+
+
+def format_partials(partials: list[PartialScore]) -> str:
+    lines = ["partial Spearman with the gain (ranks of the controls regressed out), all configs:"]
+    for p in partials:
+        given = ", ".join(PREDICTORS[c][0] for c in p.controls)
+        head = f"  {PREDICTORS[p.predictor][0]} | {given}"
+        if math.isfinite(p.spearman):
+            lines.append(f"{head:<58} {p.spearman:+.3f} [{p.spearman_low:+.3f}, {p.spearman_high:+.3f}] (n = {p.n})")
+        else:
+            lines.append(f"{head:<58} n/a")
     return "\n".join(lines)
 
 
@@ -365,6 +495,7 @@ class HeadToHead:
     gain: np.ndarray
     gain_sem: np.ndarray
     scores: dict[str, list[Score]]
+    partials: list[PartialScore]
     wall_seconds: float
     complementarity_available: bool = False
     versions: dict[str, str] = field(default_factory=dict)
@@ -385,6 +516,8 @@ class HeadToHead:
             if subset in self.scores:
                 count = self.scores[subset][0].n if self.scores[subset] else 0
                 parts.append(format_table(self.scores[subset], f"\n[{subset} configs, n = {count}]"))
+        if self.partials:
+            parts.append("\n" + format_partials(self.partials))
         if not self.complementarity_available:
             parts.append("\ncomplementarity: mfh_sim.theory.complementarity is not available in this build")
         return "\n".join(parts)
@@ -397,10 +530,11 @@ class HeadToHead:
             "wall_seconds": self.wall_seconds,
             "complementarity_available": self.complementarity_available,
             "scores": {k: [asdict(s) for s in v] for k, v in self.scores.items()},
+            "partials": [asdict(p) for p in self.partials],
             "configs": [c.as_dict() for c in self.configs],
             "gain": self.gain.tolist(),
             "gain_sem": self.gain_sem.tolist(),
-            "predictors": {k: [None if not math.isfinite(x) else float(x) for x in v]
+            "predictors": {k: [None if math.isnan(x) else float(x) for x in v]
                            for k, v in self.predictors.items()},
             "versions": self.versions,
         }
@@ -472,9 +606,10 @@ def run_head_to_head(
             chosen = predictors if subset == "multi-class" else {
                 k: v for k, v in predictors.items() if k != "nontarget_kl"}
             scores[subset] = score_predictors(chosen, gain, mask, n_boot=n_boot, folds=folds, seed=root_seed)
+    partials = score_partials(predictors, gain, n_boot=n_boot, seed=root_seed)
     return HeadToHead(
         spec=spec, configs=configs, arrays=arrays, seeds=seed_indices, root_seed=int(root_seed),
-        predictors=predictors, gain=gain, gain_sem=gain_sem, scores=scores,
+        predictors=predictors, gain=gain, gain_sem=gain_sem, scores=scores, partials=partials,
         wall_seconds=time.perf_counter() - start,
         complementarity_available=complementarity_available(), versions=package_versions(),
     )

@@ -14,6 +14,7 @@ from mfh_sim.cli import main
 from mfh_sim.hypotheses import (
     FamilySpec,
     bootstrap_spearman,
+    partial_spearman,
     random_family,
     run_head_to_head,
     sign_agreement,
@@ -39,6 +40,23 @@ def test_spearman_matches_scipy_and_its_interval_covers_it():
         scipy_stats.spearmanr(x, y).statistic)
     with pytest.raises(ValueError, match="n_boot"):
         bootstrap_spearman(x, y, n_boot=1)
+
+
+def test_partial_spearman_removes_what_the_controls_explain():
+    rng = np.random.default_rng(4)
+    z = rng.normal(size=300)
+    x = z + 0.3 * rng.normal(size=300)
+    y = z + 0.3 * rng.normal(size=300)
+    # x and y are related only through z: the plain correlation is strong, the partial one is
+    # near 0 (its SE with 300 points is about 1/sqrt(300) = 0.06; 0.2 is over 3 SE).
+    assert bootstrap_spearman(x, y, n_boot=100)[0] > 0.8
+    rho, low, high = partial_spearman(x, y, [z], n_boot=300)
+    assert abs(rho) < 0.2 and low < rho < high
+    # w carries what z does not: its partial correlation with z + w given z stays high.
+    w = rng.normal(size=300)
+    assert partial_spearman(w, z + w, [z], n_boot=100)[0] > 0.8
+    # With no relation left to explain, a constant control gives NaN rather than an error.
+    assert math.isnan(partial_spearman(x, y, [np.ones(300)], n_boot=100)[0])
 
 
 def test_sign_agreement_is_perfect_for_a_separating_predictor_and_reports_the_baseline():

@@ -24,12 +24,22 @@ def plot_head_to_head(result: HeadToHead):
     for column, name in enumerate(available):
         axis = figure.add_subplot(grid[0, column])
         values = result.predictors[name]
-        for mask, marker, label in ((~multi, "o", "2 classes"), (multi, "^", f"{result.spec.n_classes} classes")):
+        finite = values[np.isfinite(values)]
+        if np.isposinf(values).any() and finite.size:
+            # +inf (complementarity where both modalities see the same decisive latents) is drawn
+            # at the right edge.
+            edge = finite.max() + 0.15 * (np.ptp(finite) or 1.0)
+            values = np.where(np.isposinf(values), edge, values)
+        for mask, marker, color, label in ((~multi, "o", "C0", "2 classes"),
+                                           (multi, "^", "C1", f"{result.spec.n_classes} classes")):
             keep = mask & np.isfinite(values)
             if keep.any():
-                axis.scatter(values[keep], gain[keep], s=9, marker=marker, alpha=0.6, label=label)
+                axis.scatter(values[keep], gain[keep], s=9, marker=marker, color=color, alpha=0.6, label=label)
         axis.axhline(0.0, color="0.5", lw=0.8)
-        axis.set_xlabel(PREDICTORS.get(name, (name, 0))[0], fontsize=8)
+        label = PREDICTORS.get(name, (name, 0))[0]
+        if np.isposinf(result.predictors[name]).any():
+            label += "\n(+inf at right edge)"
+        axis.set_xlabel(label, fontsize=8)
         if column == 0:
             axis.set_ylabel("KD gain (points)")
             axis.legend(fontsize=7, loc="best")
