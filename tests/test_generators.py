@@ -214,3 +214,26 @@ def test_allowed_extension_values_pass():
     assert make_config(gamma=0.5, alpha=1 / 3, kd_loss="hint", model="mlp").kd_loss == "hint"
     with pytest.raises(ValueError, match="latent_padding"):
         make_layout(VENN, "gaussian", latent_padding=-1)
+
+
+# Accuracies of make_config(gamma=0.5, alpha=1/3, steps=200) for seeds 0..3 (root seed 0), computed
+# with the code as it was before the extensions (commit f0f1668): the margin fast path (row 0) and
+# the generic path (MLP under Adam, row 1).  The extensions must leave them as they were.
+BEFORE_EXTENSIONS = {
+    "teacher_acc": [[0.725, 0.884, 0.777, 0.823], [0.757, 0.750, 0.760, 0.744]],
+    "no_kd_acc": [[0.721, 0.594, 0.808, 0.725], [0.720, 0.699, 0.756, 0.772]],
+    "kd_acc": [[0.718, 0.594, 0.810, 0.731], [0.722, 0.688, 0.754, 0.767]],
+}
+
+
+def test_default_knobs_reproduce_the_numbers_from_before_the_extensions():
+    from mfh_sim.engine import execute
+
+    configs = [make_config(gamma=0.5, alpha=1 / 3, steps=200),
+               make_config(gamma=0.5, alpha=1 / 3, steps=200, model="mlp", hidden=(8,), optimizer="adam",
+                           learning_rate=0.01)]
+    out = execute(configs, np.arange(4), workers=1)
+    for name, expected in BEFORE_EXTENSIONS.items():
+        # Accuracies are multiples of 1/1000 (n_test = 1000); a changed key or draw moves them by
+        # several points, a float-rounding difference by at most one test sample.
+        np.testing.assert_allclose(out[name], expected, atol=1.5e-3, err_msg=name)
