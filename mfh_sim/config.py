@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from mfh_sim.data import HYPERPLANES
-from mfh_sim.losses import KD_REDUCTIONS
+from mfh_sim.losses import KD_LOSSES, KD_REDUCTIONS
 from mfh_sim.models import INITS, MODELS
 from mfh_sim.train import OPTIMIZERS
 from mfh_sim.venn import VennConfig
@@ -52,6 +52,27 @@ class SimConfig:
         temperature: > 0, the KD softmax temperature T.
         kd_reduction: 'paper' (KL averaged over batch and classes, PyTorch KLDivLoss 'mean', as in
             the original code) or 'batchmean' (per-sample KL).
+
+    Extensions beyond the paper (each default reproduces the paper's generator and protocol, and
+    a config that leaves them at their defaults has the same :meth:`identity`, hence the same
+    random draws, as before they existed):
+        n_classes: >= 2 classes.  2: y = 1[w.z > 0]; more: y = argmax over ``n_classes``
+            hyperplanes arranged as a regular simplex in a random (n_classes - 1)-dimensional
+            subspace of the decisive latents, so every class has probability exactly
+            1/n_classes (see :func:`mfh_sim.data.class_directions`).  Needs
+            ``hyperplane='gaussian'`` and n_classes - 1 <= the number of decisive latents.
+        label_noise: in [0, (n_classes - 1)/n_classes): each label (training and test alike) is
+            replaced, with this probability, by a uniformly drawn *other* class.
+        mixing_depth: >= 0 layers of a random tanh network applied to each modality's latent
+            channels (0: the channels show the latents themselves, the paper's linear generator).
+        mixing_strength: in [0, 1]: each mixing layer maps u to (1 - s) u + s phi(u M) (see
+            :func:`mfh_sim.data.mix_channels`); 0 leaves the channels linear.
+        kd_loss: 'kl' (T^2 KL, the paper's), 'mse' (squared error between logits) or 'hint'
+            (squared error between a learned linear regressor of the student's last hidden layer
+            and the teacher's last hidden layer, FitNets-style; needs ``model='mlp'``).
+        latent_padding: >= 0 extra latents that no modality shows and the label ignores.  They
+            change no distribution; they fix the number of latents (a static shape) so that
+            configs with different block sizes share one compiled program.
     """
 
     venn: VennConfig
@@ -70,6 +91,12 @@ class SimConfig:
     kd_weight: float = 1.0
     temperature: float = 1.0
     kd_reduction: str = "paper"
+    n_classes: int = 2
+    label_noise: float = 0.0
+    mixing_depth: int = 0
+    mixing_strength: float = 1.0
+    kd_loss: str = "kl"
+    latent_padding: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.venn, VennConfig):
@@ -110,6 +137,38 @@ class SimConfig:
             raise ValueError(
                 f"momentum={self.momentum} is not allowed with optimizer='adam': it applies to 'sgd'"
             )
+        self._validate_extensions()
+
+    def _validate_extensions(self) -> None:
+        n_classes = _integer("n_classes", self.n_classes, 2)
+        object.__setattr__(self, "n_classes", n_classes)
+        if n_classes > 2 and self.hyperplane != "gaussian":
+            raise ValueError(
+                f"n_classes={n_classes} is not allowed with hyperplane={self.hyperplane!r}: "
+                "several classes need hyperplane='gaussian'"
+            )
+        if n_classes - 1 > self.venn.n_decisive:
+            raise ValueError(
+                f"n_classes={n_classes} is not allowed with {self.venn.n_decisive} decisive latents: "
+                "the class hyperplanes span n_classes - 1 directions of the decisive latents, so "
+                f"n_classes <= {self.venn.n_decisive + 1}"
+            )
+        noise_limit = (n_classes - 1) / n_classes
+        object.__setattr__(
+            self, "label_noise",
+            _real("label_noise", self.label_noise, 0.0, noise_limit, open_high=True),
+        )
+        object.__setattr__(self, "mixing_depth", _integer("mixing_depth", self.mixing_depth, 0))
+        object.__setattr__(
+            self, "mixing_strength", _real("mixing_strength", self.mixing_strength, 0.0, 1.0)
+        )
+        _choice("kd_loss", self.kd_loss, KD_LOSSES)
+        if self.kd_loss == "hint" and self.model != "mlp":
+            raise ValueError(
+                f"kd_loss='hint' is not allowed with model={self.model!r}: a feature hint matches "
+                "hidden layers, so it needs model='mlp'"
+            )
+        object.__setattr__(self, "latent_padding", _integer("latent_padding", self.latent_padding, 0))
 
     # -------------------------------------------------------------- ratios, for convenience
     @property
@@ -124,10 +183,23 @@ class SimConfig:
     def beta(self) -> float:
         return self.venn.beta
 
+    @property
+    def n_latent(self) -> int:
+        """Latents drawn per sample: the Venn diagram's blocks plus ``latent_padding``."""
+        return self.venn.n_latent + self.latent_padding
+
     def as_dict(self) -> dict[str, Any]:
-        """Flat, JSON-friendly dict: the Venn counts and dims next to the training knobs."""
+        """Flat, JSON-friendly dict: the Venn counts and dims next to the training knobs.
+
+        Knobs added after the paper's protocol (:data:`EXTENSION_DEFAULTS`) appear only when
+        they differ from their defaults, so the dict, and with it :meth:`identity` and every
+        random draw, of a config that does not use them is what it always was.
+        """
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "venn"}
         out["hidden"] = list(self.hidden)
+        for name, default in EXTENSION_DEFAULTS.items():
+            if out[name] == default:
+                del out[name]
         return {**self.venn.as_dict(), **out}
 
     @classmethod
@@ -149,7 +221,7 @@ class SimConfig:
         return StaticSpec(
             dim_a=self.venn.dim_a,
             dim_b=self.venn.dim_b,
-            n_latent=self.venn.n_latent,
+            n_latent=self.n_latent,
             n_train=self.n_train,
             n_test=self.n_test,
             steps=self.steps,
@@ -159,7 +231,16 @@ class SimConfig:
             optimizer=self.optimizer,
             kd_reduction=self.kd_reduction,
             fresh_student_sample=self.fresh_student_sample,
+            n_classes=self.n_classes,
+            label_noise=self.label_noise > 0.0,
+            mixing_depth=self.mixing_depth,
+            kd_loss=self.kd_loss,
         )
+
+    @property
+    def uses_margin_fast_path(self) -> bool:
+        """True where :mod:`mfh_sim.protocol` trains in the exact two-class margin form."""
+        return self.static_signature().uses_margin_fast_path
 
 
 class StaticSpec(NamedTuple):
@@ -177,9 +258,28 @@ class StaticSpec(NamedTuple):
     optimizer: str
     kd_reduction: str
     fresh_student_sample: bool
+    n_classes: int = 2
+    label_noise: bool = False
+    mixing_depth: int = 0
+    kd_loss: str = "kl"
+
+    @property
+    def uses_margin_fast_path(self) -> bool:
+        """Linear two-class models under SGD with the KL loss train exactly in margin form."""
+        return (self.model == "linear" and self.optimizer == "sgd" and self.n_classes == 2
+                and self.kd_loss == "kl")
 
 
 SIM_KEYS = tuple(f.name for f in fields(SimConfig) if f.name != "venn")
+#: Knobs beyond the paper's protocol and their defaults (left out of ``as_dict`` at default).
+EXTENSION_DEFAULTS: dict[str, Any] = {
+    "n_classes": 2,
+    "label_noise": 0.0,
+    "mixing_depth": 0,
+    "mixing_strength": 1.0,
+    "kd_loss": "kl",
+    "latent_padding": 0,
+}
 ALL_KEYS = RATIO_KEYS + COUNT_KEYS + VENN_EXTRA_KEYS + RATIO_ONLY_KEYS + ("venn",) + SIM_KEYS
 
 

@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 
 KD_REDUCTIONS = ("paper", "batchmean")
+#: What the KD term matches: softened probabilities ('kl'), logits ('mse') or hidden features ('hint').
+KD_LOSSES = ("kl", "mse", "hint")
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -48,6 +50,16 @@ def logit_mse(student_logits: jax.Array, teacher_logits: jax.Array) -> jax.Array
     return jnp.mean((student_logits - jax.lax.stop_gradient(teacher_logits)) ** 2)
 
 
+def feature_hint(regressed_features: jax.Array, teacher_features: jax.Array) -> jax.Array:
+    """mean_{i,k} (r_ik - h_ik)^2: a feature hint (Romero et al., FitNets, ICLR 2015).
+
+    ``regressed_features`` (n, d_t) are the student's hidden features mapped by a learned linear
+    regressor to the teacher's width; ``teacher_features`` (n, d_t) are the teacher's hidden
+    features, held constant.  Averaged over samples and features.
+    """
+    return jnp.mean((regressed_features - jax.lax.stop_gradient(teacher_features)) ** 2)
+
+
 def distillation(
     student_logits: jax.Array,
     labels: jax.Array,
@@ -62,6 +74,61 @@ def distillation(
     return ce_weight * cross_entropy(student_logits, labels) + kd_weight * kd_kl(
         student_logits, teacher_logits, temperature, reduction
     )
+
+
+def nontarget_divergence(
+    teacher_logits: jax.Array, student_logits: jax.Array, labels: jax.Array
+) -> jax.Array:
+    """Per-sample KL(q_T || q_S) between the two models' distributions over the non-target classes.
+
+    q_M(k) = p_M(k) / (1 - p_M(y)) for k != y, with p_M = softmax(logits) and y the label: the
+    quantity whose size the Non-target Divergence Hypothesis (Chen et al., 2024, arXiv 2409.02438)
+    relates to the efficacy of crossmodal KD (the smaller, the better KD works).  In nats, >= 0,
+    shape (n,).  With two classes there is one non-target class and the divergence is 0.
+    """
+    classes = teacher_logits.shape[-1]
+    target = jax.nn.one_hot(labels, classes, dtype=bool)
+    # Drop the target by setting its logit to -inf: log_softmax then renormalises over the rest.
+    masked = lambda logits: jax.nn.log_softmax(jnp.where(target, -jnp.inf, logits), axis=-1)
+    log_q_t, log_q_s = masked(teacher_logits), masked(student_logits)
+    pointwise = jnp.where(target, 0.0, jnp.exp(log_q_t) * (log_q_t - log_q_s))
+    return jnp.sum(pointwise, axis=-1)
+
+
+def logit_gradient(
+    logits: jax.Array,
+    labels: jax.Array,
+    teacher_logits: jax.Array | None = None,
+    *,
+    ce_weight: float | jax.Array = 1.0,
+    kd_weight: float | jax.Array = 0.0,
+    temperature: float | jax.Array = 1.0,
+    reduction: str = "paper",
+) -> jax.Array:
+    """d/d logits of :func:`distillation` for any number of classes, in closed form, per sample.
+
+    For n samples, C classes, p = softmax(l), q^T = softmax(t / T), p^T = softmax(l / T):
+
+        d CE / d l_i                    = (p_i - e_{y_i}) / n
+        d T^2 KL(q^T_i || p^T_i) / d l_i = T (p^T_i - q^T_i) / (n c)
+
+    with c = C for ``reduction='paper'`` and c = 1 for ``'batchmean'``.  ``logits`` (n, ..., C)
+    may carry head axes before the class axis as long as ``labels`` (n,) and ``teacher_logits``
+    broadcast (weights too may be arrays over heads, shaped to broadcast against (..., 1)).
+    """
+    if reduction not in KD_REDUCTIONS:
+        raise ValueError(f"reduction={reduction!r} is not allowed: use one of {KD_REDUCTIONS}")
+    n, classes = logits.shape[0], logits.shape[-1]
+    onehot = jax.nn.one_hot(labels, classes, dtype=logits.dtype)
+    onehot = onehot.reshape((n,) + (1,) * (logits.ndim - 2) + (classes,))
+    grad = ce_weight * (jax.nn.softmax(logits, axis=-1) - onehot) / n
+    if teacher_logits is not None:
+        c = classes if reduction == "paper" else 1
+        soft = jax.nn.softmax(logits / temperature, axis=-1) - jax.nn.softmax(
+            teacher_logits / temperature, axis=-1
+        )
+        grad = grad + kd_weight * temperature * soft / (n * c)
+    return grad
 
 
 def agreement_distance(logits_a: jax.Array, logits_b: jax.Array) -> jax.Array:

@@ -61,6 +61,36 @@ class Classifier(nn.Module):
         return Dense(self.n_classes, self.initializer)(x)
 
 
+class HintStudent(nn.Module):
+    """A :class:`Classifier` (submodule ``student``) plus a linear ``regressor`` of its last hidden
+    layer to ``hint_features`` outputs: returns ``(logits, regressed_features)``.
+
+    Used by the feature-hint KD loss (:func:`mfh_sim.losses.feature_hint`); the student part has
+    the same parameters as a plain :class:`Classifier`, so it can start from the same weights as
+    the no-KD student (see :func:`hint_student_params`).
+    """
+
+    n_classes: int
+    hidden: Sequence[int]
+    hint_features: int
+    initializer: str = "torch"
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        student = Classifier(self.n_classes, self.hidden, self.initializer, name="student")
+        features = student(x, features=True)
+        regressed = Dense(self.hint_features, self.initializer, name="regressor")(features)
+        return student(x), regressed
+
+
+def hint_student_params(student_params: dict, key: jax.Array, hidden: Sequence[int], hint_features: int,
+                        init: str = "torch") -> dict:
+    """Parameters of a :class:`HintStudent` whose classifier is ``student_params`` (as returned by
+    ``Classifier.init``) and whose regressor is freshly drawn from ``key``."""
+    regressor = Dense(hint_features, init).init(key, jnp.zeros((1, hidden[-1]), jnp.float32))
+    return {"params": {"student": student_params["params"], "regressor": regressor["params"]}}
+
+
 def make_model(model: str, hidden: Sequence[int] = (), init: str = "torch", n_classes: int = 2) -> Classifier:
     """The classifier for ``model`` in {'linear', 'mlp'} (``hidden`` widths for the MLP)."""
     if model not in MODELS:

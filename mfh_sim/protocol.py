@@ -3,12 +3,24 @@
 :func:`make_run` takes the static part of a config (shapes, model, optimiser kind) and returns a
 pure ``run(key, layout, knobs) -> Metrics``, in the style of PureJaxRL's ``make_train``: the
 caller jits and vmaps it over seeds and grid points.  Per-run settings that vary across a sweep
-(the Venn layout, learning rate, momentum, KD weights, temperature) are traced inputs.
+(the Venn layout, learning rate, momentum, KD weights, temperature, label noise, mixing strength)
+are traced inputs.
+
+Two paths.  The paper's setting (linear two-class models, SGD, the KL loss) trains in the exact
+margin form of :func:`mfh_sim.train.fit_linear_margin`; everything else (more classes, MLPs,
+Adam, the logit-MSE and feature-hint KD losses) goes through the generic :func:`mfh_sim.train.fit`.
+The generator's extensions (label noise, nonlinear mixing of the channels, latent padding) only
+change the data, so they run on either path.
+
+Random draws: the paper's draws (hyperplane, samples, initial linear weights) come from one call
+of the generator with the run's key (:func:`draw_run`); every draw added by an extension comes
+from the run's key folded with its own tag, so a config that uses no extension draws exactly what
+it would without the extensions.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -18,14 +30,32 @@ from mfh_sim.config import SimConfig, StaticSpec
 from mfh_sim.data import (
     Layout,
     Sample,
+    class_directions,
+    corrupt_labels,
     hyperplane_from_normals,
     make_layout,
+    mix_channels,
+    mixing_weights,
     sample_from_normals,
     sample_width,
     split,
 )
-from mfh_sim.losses import cross_entropy, distillation, margin_gradient
-from mfh_sim.models import as_flax_params, linear_init_from_normals, linear_init_size, make_model
+from mfh_sim.losses import (
+    cross_entropy,
+    distillation,
+    feature_hint,
+    logit_mse,
+    margin_gradient,
+    nontarget_divergence,
+)
+from mfh_sim.models import (
+    HintStudent,
+    as_flax_params,
+    hint_student_params,
+    linear_init_from_normals,
+    linear_init_size,
+    make_model,
+)
 from mfh_sim.train import (
     accuracy,
     fit,
@@ -43,10 +73,28 @@ class Knobs(NamedTuple):
     ce_weight: jax.Array
     kd_weight: jax.Array
     temperature: jax.Array
+    label_noise: jax.Array
+    mixing_strength: jax.Array
+
+
+#: Tags folded into a run's key for the extensions' draws (distinct from each other and from the
+#: six keys the paper's draws split off).
+LABEL_NOISE_TAG = 0x4C4E  # "LN"
+MIXING_TAG = 0x4D58  # "MX"
+HINT_TAG = 0x4854  # "HT"
+CLASSES_TAG = 0x434C  # "CL"
+INIT_TAG = 1  # flax initialisation of non-linear models
 
 
 class Metrics(NamedTuple):
-    """Test accuracies in [0, 1] (NaN where that training diverged) and divergence flags."""
+    """Test accuracies in [0, 1] (NaN where that training diverged) and divergence flags.
+
+    ``nontarget_kl_acc`` is not an accuracy: it is the mean over test samples of the teacher's
+    and the no-KD student's divergence on the non-target classes (nats, >= 0, see
+    :func:`mfh_sim.losses.nontarget_divergence`; 0 with two classes, NaN if either diverged).
+    Its name ends in ``_acc`` because the engine stores metrics whose names contain 'acc' as
+    float32 (and all others as flags).
+    """
 
     teacher_acc: jax.Array
     no_kd_acc: jax.Array
@@ -54,6 +102,7 @@ class Metrics(NamedTuple):
     teacher_diverged: jax.Array
     no_kd_diverged: jax.Array
     kd_diverged: jax.Array
+    nontarget_kl_acc: jax.Array
 
 
 def knobs_of(config: SimConfig) -> Knobs:
@@ -62,7 +111,7 @@ def knobs_of(config: SimConfig) -> Knobs:
 
 def inputs_of(config: SimConfig) -> tuple[Layout, Knobs]:
     """The traced inputs of ``config``'s run."""
-    return make_layout(config.venn, config.hyperplane), knobs_of(config)
+    return make_layout(config.venn, config.hyperplane, config.latent_padding), knobs_of(config)
 
 
 class RunDraws(NamedTuple):
@@ -75,24 +124,43 @@ class RunDraws(NamedTuple):
     student_init: jax.Array
 
 
-def draw_run(key: jax.Array, layout: Layout, static: StaticSpec) -> RunDraws:
-    """All of a run's random draws from one call of the random number generator.
+def draw_run(key: jax.Array, layout: Layout, knobs: Knobs, static: StaticSpec) -> RunDraws:
+    """All of a run's random draws, the paper's from one call of the random number generator.
 
     One flat vector of standard normals is cut into the hyperplane (n_latent), the samples
     (train, the students' fresh sample if any, test; each row the latents then both modalities'
     noise channels) and the teacher's and students' initial linear weights.  A single threefry
     call compiles several times faster on a CPU than one per quantity, and the cut is fixed by
-    the static shapes, so every quantity keeps its own independent normals.
+    the static shapes, so every quantity keeps its own independent normals.  The extensions
+    (class directions, label noise, channel mixing) draw from the run's key folded with their
+    own tags, after the paper's draws, which they leave as they are.
     """
     n_latent = layout.decisive.shape[-1]
     width = sample_width(layout)
     sizes = (static.n_train,) * (2 if static.fresh_student_sample else 1) + (static.n_test,)
     rows = sum(sizes)
-    parts = (n_latent, rows * width, linear_init_size(static.dim_a), linear_init_size(static.dim_b))
+    init_a = linear_init_size(static.dim_a, static.n_classes)
+    init_b = linear_init_size(static.dim_b, static.n_classes)
+    parts = (n_latent, rows * width, init_a, init_b)
     normals = jax.random.normal(key, (sum(parts),))
     hyper, data, teacher_init, student_init = jnp.split(normals, np.cumsum(parts)[:-1])
-    w = hyperplane_from_normals(hyper, layout)
-    samples = split(sample_from_normals(data.reshape(rows, width), layout, w), sizes)
+    if static.n_classes == 2:
+        w = hyperplane_from_normals(hyper, layout)
+    else:
+        w = class_directions(jax.random.fold_in(key, CLASSES_TAG), layout, static.n_classes)
+    data = sample_from_normals(data.reshape(rows, width), layout, w)
+    if static.label_noise:
+        labels = corrupt_labels(jax.random.fold_in(key, LABEL_NOISE_TAG), data.labels,
+                                knobs.label_noise, static.n_classes)
+        data = data._replace(labels=labels)
+    if static.mixing_depth:
+        key_a, key_b = jax.random.split(jax.random.fold_in(key, MIXING_TAG))
+        mixed = lambda k, x, channels: mix_channels(
+            x, channels, mixing_weights(k, x.shape[-1], static.mixing_depth), knobs.mixing_strength
+        )
+        data = data._replace(x_a=mixed(key_a, data.x_a, layout.latents_a),
+                             x_b=mixed(key_b, data.x_b, layout.latents_b))
+    samples = split(data, sizes)
     train, test = samples[0], samples[-1]
     students = samples[1] if static.fresh_student_sample else train
     return RunDraws(train, students, test, teacher_init, student_init)
@@ -101,25 +169,30 @@ def draw_run(key: jax.Array, layout: Layout, static: StaticSpec) -> RunDraws:
 def make_run(static: StaticSpec, fast_path: bool = True):
     """A pure ``run(key, layout, knobs) -> Metrics`` for configs sharing ``static``.
 
-    ``fast_path`` trains the paper's linear/SGD models in exact margin form (see
-    :func:`mfh_sim.train.fit_linear_margin`); ``False`` forces the generic flax path, which gives
-    the same classifiers up to float rounding (tested) and exists for checking that.
+    ``fast_path`` trains linear models under SGD with the KL loss in closed form (the exact
+    margin form of :func:`mfh_sim.train.fit_linear_margin` for two classes, closed-form logit
+    gradients for more); ``False`` forces the generic flax path, which gives the same
+    classifiers up to float rounding (tested) and exists for checking that.
     """
-    model = make_model(static.model, static.hidden, static.init)
+    n_classes = static.n_classes
+    model = make_model(static.model, static.hidden, static.init, n_classes=n_classes)
 
     def initial_params(key: jax.Array, normals: jax.Array, fan_in: int):
         # Linear layers take their weights from the run's shared normals, exactly as the fast
         # path does, so both paths start alike; other models use flax's initialisation.
         if static.model == "linear":
-            return as_flax_params(*linear_init_from_normals(normals, fan_in, static.init))
+            return as_flax_params(*linear_init_from_normals(normals, fan_in, static.init, n_classes))
         return model.init(key, jnp.zeros((1, fan_in), jnp.float32))
 
     def run(key: jax.Array, layout: Layout, knobs: Knobs) -> Metrics:
-        draws = draw_run(key, layout, static)
-        keys = jax.random.split(jax.random.fold_in(key, 1), 6)
+        draws = draw_run(key, layout, knobs, static)
+        # Keys for flax's initialisation of non-linear models (linear layers use the draws).
+        keys = jax.random.split(jax.random.fold_in(key, INIT_TAG), 6)
         train, students, test = draws.train, draws.students, draws.test
-        if fast_path and static.model == "linear" and static.optimizer == "sgd":
+        if fast_path and static.uses_margin_fast_path:
             return _run_linear_sgd(draws, knobs, static)
+        if fast_path and static.model == "linear" and static.optimizer == "sgd" and static.kd_loss == "kl":
+            return _run_linear_sgd_multiclass(draws, knobs, static)
         optimizer = make_optimizer(static.optimizer, knobs.learning_rate, knobs.momentum)
         teacher, teacher_diverged = fit(
             keys[4], model, train.x_a,
@@ -135,29 +208,58 @@ def make_run(static: StaticSpec, fast_path: bool = True):
             lambda logits: cross_entropy(logits, students.labels), optimizer, static.steps,
             params=student_init,
         )
-        kd_loss = lambda logits: distillation(
-            logits, students.labels, teacher_logits,
-            ce_weight=knobs.ce_weight, kd_weight=knobs.kd_weight,
-            temperature=knobs.temperature, reduction=static.kd_reduction,
+        kd_loss_kind = static.kd_loss
+        kd_model, kd_init = model, None
+        ce = lambda logits: knobs.ce_weight * cross_entropy(logits, students.labels)
+        if kd_loss_kind == "kl":
+            kd_loss = lambda logits: distillation(
+                logits, students.labels, teacher_logits,
+                ce_weight=knobs.ce_weight, kd_weight=knobs.kd_weight,
+                temperature=knobs.temperature, reduction=static.kd_reduction,
+            )
+        elif kd_loss_kind == "mse":
+            kd_loss = lambda logits: ce(logits) + knobs.kd_weight * logit_mse(logits, teacher_logits)
+        else:  # 'hint': the teacher's last hidden layer, matched through a learned regressor
+            teacher_features = model.apply(teacher, students.x_a, features=True)
+            kd_model = HintStudent(n_classes, static.hidden, static.hidden[-1], static.init)
+            kd_init = hint_student_params(
+                model.init(keys[5], students.x_b[:1]), jax.random.fold_in(keys[5], HINT_TAG),
+                static.hidden, static.hidden[-1], static.init,
+            )
+            kd_loss = lambda outputs: ce(outputs[0]) + knobs.kd_weight * feature_hint(
+                outputs[1], teacher_features
+            )
+        kd, kd_diverged = fit(keys[5], kd_model, students.x_b, kd_loss, optimizer, static.steps,
+                              params=student_init if kd_init is None else kd_init)
+        kd_logits = kd_model.apply(kd, test.x_b)
+        if kd_loss_kind == "hint":
+            kd_logits = kd_logits[0]
+
+        def test_acc(logits, diverged):
+            return jnp.where(diverged, jnp.nan, accuracy(logits, test.labels))
+
+        teacher_test = model.apply(teacher, test.x_a)
+        no_kd_test = model.apply(no_kd, test.x_b)
+        nontarget = jnp.where(
+            teacher_diverged | no_kd_diverged, jnp.nan,
+            jnp.mean(nontarget_divergence(teacher_test, no_kd_test, test.labels)),
         )
-        kd, kd_diverged = fit(keys[5], model, students.x_b, kd_loss, optimizer, static.steps,
-                              params=student_init)
-
-        def test_acc(params, x, diverged):
-            return jnp.where(diverged, jnp.nan, accuracy(model.apply(params, x), test.labels))
-
         return _metrics(
-            test_acc(teacher, test.x_a, teacher_diverged),
-            test_acc(no_kd, test.x_b, no_kd_diverged),
-            test_acc(kd, test.x_b, kd_diverged | teacher_diverged),
+            test_acc(teacher_test, teacher_diverged),
+            test_acc(no_kd_test, no_kd_diverged),
+            test_acc(kd_logits, kd_diverged | teacher_diverged),
             teacher_diverged, no_kd_diverged, kd_diverged | teacher_diverged,
+            nontarget,
         )
 
     return run
 
 
-def _metrics(teacher_acc, no_kd_acc, kd_acc, teacher_div, no_kd_div, kd_div) -> Metrics:
-    return Metrics(teacher_acc, no_kd_acc, kd_acc, teacher_div, no_kd_div, kd_div)
+def _metrics(teacher_acc, no_kd_acc, kd_acc, teacher_div, no_kd_div, kd_div, nontarget=None) -> Metrics:
+    if nontarget is None:
+        # Two classes: one non-target class, so the non-target divergence is 0 by definition.
+        nontarget = jnp.where(teacher_div | no_kd_div, jnp.nan, 0.0).astype(jnp.float32)
+    return Metrics(teacher_acc, no_kd_acc, kd_acc, teacher_div, no_kd_div, kd_div, nontarget)
 
 
 def _run_linear_sgd(draws: "RunDraws", knobs: Knobs, static: StaticSpec) -> Metrics:
@@ -199,4 +301,116 @@ def _run_linear_sgd(draws: "RunDraws", knobs: Knobs, static: StaticSpec) -> Metr
         test_acc(test_b[:, 0], student_div[0]),
         test_acc(test_b[:, 1], kd_div),
         teacher_div, student_div[0], kd_div,
+    )
+
+
+def fit_linear_logits(
+    x: jax.Array,
+    weights: jax.Array,
+    biases: jax.Array,
+    gradient: Callable[[jax.Array], jax.Array],
+    learning_rate: float | jax.Array,
+    momentum: float | jax.Array,
+    steps: int,
+):
+    """Full-batch heavy-ball GD of several linear classifiers ("heads") that share the input ``x``.
+
+    The multi-class counterpart of :func:`mfh_sim.train.fit_linear_margin`: the loss gradient
+    with respect to the logits is given in closed form (see :func:`mfh_sim.losses.logit_gradient`),
+    and the chain rule through l = x W + b gives dW = x^T dl, db = sum_i dl_i, so this is the
+    same iteration as :func:`mfh_sim.train.fit` with optax SGD (``v <- g + momentum v``,
+    ``w <- w - learning_rate v``), without differentiating softmax and with all heads in one
+    matrix product.  Arrays are laid out classes first: a softmax over a short leading class
+    axis is elementwise work over samples, about twice as fast on a CPU as over a trailing axis.
+
+    Args: ``x`` (n, d); ``weights`` (C, d, heads); ``biases`` (C, heads); ``gradient`` maps
+    logits (C, n, heads) to dLoss/dlogits of the same shape (each head's slice the gradient of
+    its own loss).  Returns ``(weights, biases, diverged)``, ``diverged`` (heads,) flags heads
+    whose logits became non-finite at some step.
+    """
+    finite = lambda logits: jnp.all(jnp.isfinite(logits), axis=(0, 1))
+    logits_of = lambda w, b: jnp.einsum("nd,cdh->cnh", x, w) + b[:, None, :]
+
+    def step(carry, _):
+        w, b, velocity_w, velocity_b, diverged = carry
+        logits = logits_of(w, b)
+        grad = gradient(logits)
+        velocity_w = momentum * velocity_w + jnp.einsum("nd,cnh->cdh", x, grad)
+        velocity_b = momentum * velocity_b + jnp.sum(grad, axis=1)
+        w = w - learning_rate * velocity_w
+        b = b - learning_rate * velocity_b
+        return (w, b, velocity_w, velocity_b, diverged | ~finite(logits)), None
+
+    heads = weights.shape[-1]
+    carry = (weights, biases, jnp.zeros_like(weights), jnp.zeros_like(biases), jnp.zeros(heads, bool))
+    (weights, biases, _, _, diverged), _ = jax.lax.scan(step, carry, None, length=steps)
+    diverged = diverged | ~finite(logits_of(weights, biases))
+    return weights, biases, diverged
+
+
+def softmax_first(logits: jax.Array) -> jax.Array:
+    """Softmax over the leading (class) axis."""
+    shifted = logits - jax.lax.stop_gradient(jnp.max(logits, axis=0, keepdims=True))
+    exp = jnp.exp(shifted)
+    return exp / jnp.sum(exp, axis=0, keepdims=True)
+
+
+def _run_linear_sgd_multiclass(draws: RunDraws, knobs: Knobs, static: StaticSpec) -> Metrics:
+    """Linear models with more than two classes under full-batch SGD and the KL loss, trained with
+    closed-form logit gradients (:func:`fit_linear_logits`), both students in one pass over x^b.
+
+    The gradients are those of :func:`mfh_sim.losses.logit_gradient`, written out classes first;
+    the teacher's softened probabilities are computed once, outside the training loop, and the
+    softened student softmax only for the KD head (XLA does not hoist loop invariants out of a
+    scan)."""
+    classes = static.n_classes
+    train, students, test = draws.train, draws.students, draws.test
+    teacher_w, teacher_b = linear_init_from_normals(draws.teacher_init, static.dim_a, static.init, classes)
+    student_w, student_b = linear_init_from_normals(draws.student_init, static.dim_b, static.init, classes)
+    classes_first = lambda labels: jax.nn.one_hot(labels, classes, dtype=jnp.float32).T[:, :, None]
+    n_train, n = train.x_a.shape[0], students.x_b.shape[0]
+    train_onehot = classes_first(train.labels)  # (C, n, 1)
+    teacher_w, teacher_b, teacher_div = fit_linear_logits(
+        train.x_a, teacher_w.T[:, :, None], teacher_b[:, None],
+        lambda logits: (softmax_first(logits) - train_onehot) / n_train,
+        knobs.learning_rate, knobs.momentum, static.steps,
+    )
+    teacher_w, teacher_b = teacher_w[:, :, 0].T, teacher_b[:, 0]  # back to (d, C), (C,)
+    teacher_logits = students.x_a @ teacher_w + teacher_b  # (n, C)
+    teacher_soft = softmax_first(teacher_logits.T / knobs.temperature)  # (C, n)
+    onehot = classes_first(students.labels)
+    # Head 0 is the no-KD student (CE only), head 1 the KD student.
+    ce_weights = jnp.stack([jnp.float32(1.0), knobs.ce_weight])
+    kd_scale = knobs.kd_weight * knobs.temperature / (
+        n * (classes if static.kd_reduction == "paper" else 1))
+
+    def student_gradient(logits):
+        grad = ce_weights * (softmax_first(logits) - onehot) / n
+        soft = softmax_first(logits[:, :, 1] / knobs.temperature)
+        return grad.at[:, :, 1].add(kd_scale * (soft - teacher_soft))
+
+    # Both students start from the same initial weights (see make_run).
+    both_w, both_b, student_div = fit_linear_logits(
+        students.x_b, jnp.stack([student_w.T, student_w.T], axis=-1),
+        jnp.stack([student_b, student_b], axis=-1),
+        student_gradient, knobs.learning_rate, knobs.momentum, static.steps,
+    )
+    teacher_div = teacher_div[0]
+    kd_div = student_div[1] | teacher_div
+
+    def test_acc(logits, diverged):
+        return jnp.where(diverged, jnp.nan, accuracy(logits, test.labels))
+
+    teacher_test = test.x_a @ teacher_w + teacher_b
+    students_test = jnp.einsum("nd,cdh->hnc", test.x_b, both_w) + both_b.T[:, None, :]  # (2, n, C)
+    nontarget = jnp.where(
+        teacher_div | student_div[0], jnp.nan,
+        jnp.mean(nontarget_divergence(teacher_test, students_test[0], test.labels)),
+    )
+    return _metrics(
+        test_acc(teacher_test, teacher_div),
+        test_acc(students_test[0], student_div[0]),
+        test_acc(students_test[1], kd_div),
+        teacher_div, student_div[0], kd_div,
+        nontarget,
     )

@@ -1,0 +1,229 @@
+"""Population (infinite-data) accuracies of the teacher, the no-KD student and the KD student.
+
+Setting (the simulator's generator, :mod:`mfh_sim.data`): decisive latents z ~ N(0, I), label
+y = 1[w.z > 0]; each channel of x^a and x^b shows one latent or independent N(0, 1) noise; models
+are linear logistic (two logits = one margin m = theta.x + b).  Derivations: ``docs/theory.md``.
+
+Three facts carry everything (phi(0) = 1/sqrt(2 pi), sigma the logistic function):
+
+1. Sheppard: a linear score m, jointly Gaussian with w.z, has accuracy 1 - arccos(rho)/pi,
+   rho = Cov(m, w.z) / (sd(m) ||w||).
+2. Stein: for jointly Gaussian (v, m), E[v f(m)] = Cov(v, m) E[f'(m)]; and E[x y] =
+   phi(0) Cov(x, w.z) / ||w|| (the derivative of the step is a delta at 0).
+3. Hence the population gradient of w_ce CE + w_kd T^2 KL / c (c = 2 for the 'paper' reduction,
+   which averages the KL over the two classes, c = 1 for 'batchmean') vanishes at
+
+       theta [w_ce E sigma'(m) + k E sigma'(m/T)] = w_ce phi(0) P_b w / ||w|| + k tau C_ba theta_T,
+
+   k = w_kd / c, tau = E[sigma'(t/T)], t = theta_T.x^a the teacher's margin, P_b w the label
+   direction on the student's channels and C_ba theta_T the teacher's weights carried over to the
+   channels the student shares with it.  The bracket on the left is a positive scalar, so the KD
+   student's *direction* is in closed form; only its norm needs a one-dimensional fixed point.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.special import expit, log_ndtr
+
+from mfh_sim.theory.quadrature import (
+    PHI0,
+    Blocks,
+    SplitRule,
+    logistic_slope,
+    logistic_slope_times_scale,
+    solve_teacher_scale,
+)
+
+TEACHERS = ("logistic", "bayes")
+
+
+def sheppard_accuracy(rho: np.ndarray | float) -> np.ndarray:
+    """1 - arccos(rho) / pi: accuracy of a linear score whose correlation with w.z is rho in [-1, 1]."""
+    return 1.0 - np.arccos(np.clip(rho, -1.0, 1.0)) / math.pi
+
+
+def kd_shared_coefficient(
+    x: np.ndarray,
+    *,
+    kd: float,
+    temperature: float,
+    teacher: str = "logistic",
+) -> np.ndarray:
+    """The KD target's weight on the shared label direction, per unit of ``w_G`` (||w|| = 1).
+
+    The KD term pulls the student toward ``coef * w_G`` on its shared channels, where
+    ``coef = k T E[x_G sigma(t/T)] / w_G``, ``k = kd`` the effective KD weight (already divided by
+    the number of classes for the 'paper' reduction), and ``x`` = p_G + p_A = rho_T^2 is the share
+    of ||w||^2 the teacher sees.
+
+    teacher='logistic': the population minimiser of the teacher's cross-entropy, margin t with
+        standard deviation s_T = :func:`solve_teacher_scale`(sqrt(x)); coef = k tau s_T / sqrt(x)
+        with tau = E[sigma'(t/T)]; at T = 1 this is exactly k phi(0) for every x (the teacher's
+        own stationarity condition), and k T phi(0) / sqrt(x) for a separable teacher (x = 1).
+    teacher='bayes': the Bayes posterior P(y=1 | x^a) = Phi(s / sqrt(1 - x)), s the teacher's
+        visible score, softened at temperature T through its log-odds; coef =
+        k T E[s sigma(l(s)/T)] / x (one-dimensional quadrature); k phi(0) at T = 1.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 1 and x.size > 1:
+        # A product rule repeats each teacher share many times: solve once per distinct value.
+        distinct, inverse = np.unique(x, return_inverse=True)
+        if distinct.size < x.size:
+            return kd_shared_coefficient(
+                distinct, kd=kd, temperature=temperature, teacher=teacher
+            )[inverse.ravel()]
+    rho = np.sqrt(np.clip(x, 0.0, 1.0))
+    out = np.zeros_like(x)
+    seen = rho > 0
+    if teacher == "logistic":
+        scale = solve_teacher_scale(rho[seen])
+        finite = np.isfinite(scale)
+        coef = np.empty_like(scale)
+        tau_s = temperature * logistic_slope_times_scale(scale[finite] / temperature)
+        coef[finite] = tau_s
+        coef[~finite] = temperature * PHI0  # s E[sigma'(s xi / T)] -> T phi(0) as s -> inf
+        out[seen] = kd * coef / rho[seen]
+    elif teacher == "bayes":
+        xi = np.linspace(-12.0, 12.0, 4801)
+        dxi = xi[1] - xi[0]
+        density = np.exp(-0.5 * xi**2) * PHI0
+        r = np.sqrt(np.clip(1.0 - x[seen], 0.0, None))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = rho[seen, None] * xi[None, :] / r[:, None]
+            log_odds = log_ndtr(ratio) - log_ndtr(-ratio)
+        soft = expit(log_odds / temperature)
+        soft = np.where(r[:, None] == 0.0, (xi[None, :] > 0).astype(float), soft)
+        moment = (xi[None, :] * soft * density[None, :]).sum(axis=1) * dxi  # E[xi sigma(l/T)]
+        out[seen] = kd * temperature * moment / rho[seen]
+    else:
+        raise ValueError(f"teacher={teacher!r} is not allowed: use one of {TEACHERS}")
+    return out
+
+
+def kd_rho(p_g: np.ndarray, p_b: np.ndarray, shared_coef: np.ndarray, ce: float) -> np.ndarray:
+    """Correlation with w.z of the KD student whose latent loadings are (ce phi0 + c) w_G, ce phi0 w_B."""
+    c_g = ce * PHI0 + shared_coef
+    c_b = ce * PHI0
+    num = c_g * p_g + c_b * p_b
+    den = np.sqrt(c_g**2 * p_g + c_b**2 * p_b)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+
+
+def population_accuracies(
+    rule: SplitRule,
+    *,
+    ce_weight: float,
+    kd_weight: float,
+    temperature: float,
+    kd_reduction: str,
+    teacher: str = "logistic",
+) -> dict[str, float]:
+    """Expected population accuracies of teacher, no-KD and KD student under the hyperplane rule.
+
+    Returns fractions in [0, 1]: ``teacher_acc``, ``no_kd_acc``, ``kd_acc``, ``delta``, and the
+    ceilings ``pure_kd_acc`` (w_ce = 0: 1 - arccos(||w_G||/||w||)/pi) for reference.
+    """
+    k = kd_weight / (2.0 if kd_reduction == "paper" else 1.0)
+    wsum = lambda values: float(np.sum(rule.weight * values))
+    teacher_acc = wsum(sheppard_accuracy(np.sqrt(rule.x)))
+    no_kd_acc = wsum(sheppard_accuracy(np.sqrt(rule.p_g + rule.p_b)))
+    coef = kd_shared_coefficient(rule.x, kd=k, temperature=temperature, teacher=teacher)
+    kd_acc = wsum(sheppard_accuracy(kd_rho(rule.p_g, rule.p_b, coef, ce_weight)))
+    pure_kd_acc = wsum(sheppard_accuracy(np.sqrt(rule.p_g)))
+    return {
+        "teacher_acc": teacher_acc,
+        "no_kd_acc": no_kd_acc,
+        "kd_acc": kd_acc,
+        "delta": kd_acc - no_kd_acc,
+        "pure_kd_acc": pure_kd_acc,
+    }
+
+
+# ------------------------------------------------------------------ one fixed hyperplane, any teacher
+def linear_student(
+    latents_a: np.ndarray,
+    latents_b: np.ndarray,
+    w: np.ndarray,
+    *,
+    teacher_weights: np.ndarray | None = None,
+    ce_weight: float = 1.0,
+    kd_weight: float = 1.0,
+    temperature: float = 1.0,
+    kd_reduction: str = "paper",
+) -> dict[str, object]:
+    """Population teacher and KD student for one hyperplane ``w``, in channel coordinates.
+
+    Args:
+        latents_a, latents_b: latent index shown by each channel of x^a / x^b (-1 = noise), as
+            :meth:`mfh_sim.venn.VennConfig.channel_latents_a` gives.
+        w: (n_latent,) hyperplane (zero on non-decisive latents).
+        teacher_weights: (dim_a,) margin weights of a given linear teacher (bias 0); None = the
+            population logistic teacher (its scale from :func:`solve_teacher_scale`).
+        ce_weight, kd_weight, temperature, kd_reduction: the KD student's loss.
+
+    Returns dict with ``teacher`` and ``student`` margin weights (the student's at its population
+    norm, found by solving the scalar fixed point of the stationarity condition), and accuracies
+    ``teacher_acc``, ``no_kd_acc``, ``kd_acc`` (Sheppard).
+    """
+    latents_a = np.asarray(latents_a)
+    latents_b = np.asarray(latents_b)
+    w = np.asarray(w, dtype=np.float64)
+    norm_w = np.linalg.norm(w)
+    k = kd_weight / (2.0 if kd_reduction == "paper" else 1.0)
+    label_a = np.where(latents_a >= 0, w[np.maximum(latents_a, 0)], 0.0)
+    label_b = np.where(latents_b >= 0, w[np.maximum(latents_b, 0)], 0.0)
+
+    def loading(theta: np.ndarray, latents: np.ndarray) -> tuple[np.ndarray, float]:
+        """Latent loading and noise variance of the score theta.x."""
+        lat = np.zeros(w.shape[0])
+        np.add.at(lat, latents[latents >= 0], theta[latents >= 0])
+        return lat, float(np.sum(theta[latents < 0] ** 2))
+
+    def accuracy(theta: np.ndarray, latents: np.ndarray) -> float:
+        lat, noise = loading(theta, latents)
+        sd = math.sqrt(lat @ lat + noise)
+        return float(sheppard_accuracy(lat @ w / (sd * norm_w))) if sd > 0 else 0.5
+
+    if teacher_weights is None:
+        rho_a = np.linalg.norm(label_a) / norm_w
+        scale = float(solve_teacher_scale(rho_a)[0])
+        direction = label_a / max(np.linalg.norm(label_a), 1e-300)
+        teacher = direction * (scale if np.isfinite(scale) else 1.0)
+        if np.isfinite(scale):
+            kd_target_scale = temperature * float(logistic_slope_times_scale(scale / temperature)) / scale if scale > 0 else 0.0
+            carried = teacher * kd_target_scale
+        else:  # separable teacher: sigma(t/T) is the label's step in the teacher's score
+            carried = direction * temperature * PHI0
+    else:
+        teacher = np.asarray(teacher_weights, dtype=np.float64)
+        lat, noise = loading(teacher, latents_a)
+        sd_t = math.sqrt(lat @ lat + noise)
+        carried = teacher * float(logistic_slope(sd_t / temperature))
+    # C_ba: move the teacher's weight on each latent to the student's channels showing it.
+    lat_t, _ = loading(carried, latents_a)
+    shared_target = np.where(latents_b >= 0, lat_t[np.maximum(latents_b, 0)], 0.0)
+    rhs = ce_weight * PHI0 * label_b / norm_w + k * shared_target
+    # Scalar fixed point for the norm r of theta = r rhs/||rhs||: r [ce E s'(r xi) + k E s'(r xi/T)] = ||rhs||.
+    size = np.linalg.norm(rhs)
+    if size > 0:
+        low, high = -30.0, 40.0
+        for _ in range(100):
+            mid = 0.5 * (low + high)
+            r = math.exp(mid)
+            lhs = ce_weight * float(logistic_slope_times_scale(r)) + k * temperature * float(
+                logistic_slope_times_scale(r / temperature))
+            low, high = (low, mid) if lhs > size else (mid, high)
+        student = rhs / size * math.exp(0.5 * (low + high))
+    else:
+        student = rhs
+    return {
+        "teacher": teacher,
+        "student": student,
+        "teacher_acc": accuracy(teacher, latents_a),
+        "no_kd_acc": accuracy(label_b, latents_b),
+        "kd_acc": accuracy(student, latents_b),
+    }
