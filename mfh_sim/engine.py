@@ -18,9 +18,14 @@ Three levels of cutting, none of which changes a single number:
   persistence: ``execute(..., on_block=...)`` hands each finished block over (in the calling
   thread) and ``execute(..., completed=...)`` skips blocks that are already known.
 
-Keys come from identity, not position: run (config c, seed s) uses
-``fold_in(fold_in(PRNGKey(root_seed), c.identity()), s)``, derived inside the compiled call, so a
-result does not change when a sweep is chunked, reordered, extended, sharded or resumed.
+Keys come from identity, not position, so a result does not change when a sweep is chunked,
+reordered, extended, sharded or resumed.  By default grid points share *common random numbers*:
+run (config c, seed s) takes ``fold_in(fold_in(PRNGKey(root_seed), 0), s)`` whatever c is, so for
+a given seed every point sees the same hyperplane, samples and initial weights (as in the paper's
+Fig. 2, whose no-KD student is the same at every gamma) and differences between points are
+paired.  With ``common_random_numbers=False`` the key is
+``fold_in(fold_in(PRNGKey(root_seed), c.identity()), s)``: independent draws for every point.
+Keys are derived inside the compiled call, from each row's (identity, seed).
 
 On a CPU, XLA runs one vmapped computation on one core, so a small pool of threads keeps one
 chunk in flight per core; on an accelerator two threads overlap one chunk's host transfer with
@@ -137,10 +142,13 @@ def _seed_keys(root: jax.Array, identity: jax.Array, seeds: jax.Array) -> jax.Ar
     return jax.vmap(lambda s: jax.random.fold_in(point_key, s))(seeds)
 
 
-def run_keys(config: SimConfig, seeds: np.ndarray, root_seed: int) -> np.ndarray:
+def run_keys(
+    config: SimConfig, seeds: np.ndarray, root_seed: int, common_random_numbers: bool = True
+) -> np.ndarray:
     """Raw keys (len(seeds), 2) uint32 of the runs of ``config`` for these seed indices."""
     root = jax.random.PRNGKey(root_seed)
-    return np.asarray(_seed_keys(root, np.uint32(config.identity()), np.asarray(seeds, np.uint32)))
+    identity = 0 if common_random_numbers else config.identity()
+    return np.asarray(_seed_keys(root, np.uint32(identity), np.asarray(seeds, np.uint32)))
 
 
 @functools.lru_cache(maxsize=None)
@@ -156,7 +164,7 @@ class Group:
 
     static: StaticSpec
     members: np.ndarray  # (P,) int64, indices of the group's points in the sweep
-    identities: np.ndarray  # (P,) uint32, config.identity() of each member
+    identities: np.ndarray  # (P,) uint32: what each member's keys fold in (0 or config.identity())
     layouts: object  # Layout of numpy arrays with a leading (P,) axis
     knobs: Knobs  # Knobs of numpy arrays with a leading (P,) axis
 
@@ -164,7 +172,7 @@ class Group:
         return self.members.size * n_seeds
 
 
-def plan_groups(configs: Sequence[SimConfig]) -> list[Group]:
+def plan_groups(configs: Sequence[SimConfig], common_random_numbers: bool = True) -> list[Group]:
     """Configs grouped by static signature, in order of first appearance (deterministic)."""
     by_static: dict[StaticSpec, list[int]] = {}
     for index, config in enumerate(configs):
@@ -175,7 +183,8 @@ def plan_groups(configs: Sequence[SimConfig]) -> list[Group]:
         groups.append(Group(
             static=static,
             members=np.asarray(members, dtype=np.int64),
-            identities=np.asarray([configs[i].identity() for i in members], dtype=np.uint32),
+            identities=np.asarray([0 if common_random_numbers else configs[i].identity() for i in members],
+                                  dtype=np.uint32),
             layouts=jax.tree.map(lambda *a: np.stack(a), *[p[0] for p in inputs]),
             knobs=jax.tree.map(lambda *a: np.stack(a), *[p[1] for p in inputs]),
         ))
@@ -313,6 +322,7 @@ def execute(
     block_runs: int | None = None,
     completed: Iterable[Block] = (),
     on_block: Callable[[Block], None] | None = None,
+    common_random_numbers: bool = True,
 ) -> dict[str, np.ndarray]:
     """Run every config for every seed index; arrays of shape (len(configs), len(seeds)).
 
@@ -327,12 +337,14 @@ def execute(
         completed: blocks already computed (for example loaded from disk); their rows are
             filled in and not recomputed.
         on_block: called in the calling thread with each newly finished :class:`Block`.
+        common_random_numbers: every grid point uses the same keys for a given seed (default;
+            see the module docstring); False gives each point its own.
     """
     seeds = np.asarray(seeds, dtype=np.int64)
     chosen = tuple(resolve_devices(devices))
     n_points, n_seeds = len(configs), len(seeds)
     out = {name: np.empty((n_points, n_seeds), dtype=dtype) for name, dtype in METRIC_DTYPES.items()}
-    groups = plan_groups(configs)
+    groups = plan_groups(configs, common_random_numbers)
     seeds_u32 = seeds.astype(np.uint32)
     root = np.asarray(jax.random.PRNGKey(root_seed))
 

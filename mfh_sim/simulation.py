@@ -143,6 +143,7 @@ def sweep(
     out: str | os.PathLike | None = None,
     resume: bool = True,
     devices: Sequence[Any] | int | None = None,
+    common_random_numbers: bool = True,
     **axes: Any,
 ) -> SweepResult:
     """Run a grid of configs times seeds as a few compiled, vmapped computations.
@@ -151,7 +152,9 @@ def sweep(
     the product of the list-valued keywords; ``points=[{...}, {...}]`` gives explicit points
     (each combined with the axes).  Keywords are those of :func:`simulate`.  Results do not depend
     on the grid's order, chunking, sharding, resuming or which other points are in it: the key of
-    a run derives from its config's content and its seed index.
+    a run derives from its seed index and, with ``common_random_numbers=False``, its config's
+    content.  By default (common random numbers) every grid point sees the same draws for a given
+    seed, so differences between points are paired.
 
     Scale:
         chunk_size: runs per compiled call per device (default: cache-sized on CPU, sized to the
@@ -180,8 +183,10 @@ def sweep(
             configs.append(make_config(**point))
     seed_indices = validate_seeds(seeds)
     root_seed = _validate_root_seed(root_seed)
-    if not isinstance(resume, (bool, np.bool_)):
-        raise ValueError(f"resume={resume!r} is not allowed: use True or False")
+    for name, flag in (("resume", resume), ("common_random_numbers", common_random_numbers)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise ValueError(f"{name}={flag!r} is not allowed: use True or False")
+    common_random_numbers = bool(common_random_numbers)
     varied_keys = sorted({k for p in grid for k in p if len({repr(q.get(k)) for q in grid}) > 1}, key=list(grid[0]).index
                          if grid else None)
     labels = [{k: p[k] for k in varied_keys if k in p} for p in grid]
@@ -192,7 +197,7 @@ def sweep(
         from mfh_sim.store import ResultStore
 
         store = ResultStore.open(out, configs, labels, seed_indices, root_seed, resume=bool(resume),
-                                 versions=run_versions)
+                                 versions=run_versions, common_random_numbers=common_random_numbers)
         completed = store.completed()
     total = len(configs) * len(seed_indices)
     already = sum(block.stop - block.start for block in completed)
@@ -200,7 +205,8 @@ def sweep(
     try:
         arrays = execute(configs, seed_indices, root_seed, chunk_size=chunk_size, workers=workers,
                          progress=bar.update, devices=devices, completed=completed,
-                         on_block=store.write if store is not None else None)
+                         on_block=store.write if store is not None else None,
+                         common_random_numbers=common_random_numbers)
     finally:
         bar.close()
     theory_arrays = None

@@ -85,13 +85,18 @@ def _atomic_write(path: Path, data: bytes) -> None:
         pass
 
 
-def describe(configs: Sequence[SimConfig], grid: Sequence[dict], seeds: np.ndarray, root_seed: int) -> dict:
-    """The part of a manifest that defines the sweep (and its fingerprint)."""
+SWEEP_KEYS = ("configs", "grid", "seeds", "root_seed", "common_random_numbers")
+
+
+def describe(configs: Sequence[SimConfig], grid: Sequence[dict], seeds: np.ndarray, root_seed: int,
+             common_random_numbers: bool = True) -> dict:
+    """The part of a manifest that defines the sweep's numbers (and its fingerprint)."""
     sweep = {
         "configs": [c.as_dict() for c in configs],
         "grid": json.loads(_canonical(list(grid))),
         "seeds": [int(s) for s in seeds],
         "root_seed": int(root_seed),
+        "common_random_numbers": bool(common_random_numbers),
     }
     return {"fingerprint": _sha256(_canonical(sweep).encode()), **sweep}
 
@@ -99,6 +104,9 @@ def describe(configs: Sequence[SimConfig], grid: Sequence[dict], seeds: np.ndarr
 def _differences(old: dict, new: dict) -> list[str]:
     """Human-readable differences between two sweep descriptions (first few only)."""
     found = []
+    if old.get("common_random_numbers") != new["common_random_numbers"]:
+        found.append(f"common_random_numbers={old.get('common_random_numbers')} there, "
+                     f"{new['common_random_numbers']} here")
     if old.get("root_seed") != new["root_seed"]:
         found.append(f"root_seed {old.get('root_seed')} there, {new['root_seed']} here")
     old_seeds, new_seeds = old.get("seeds", []), new["seeds"]
@@ -127,7 +135,7 @@ class ResultStore:
         self.manifest = manifest
         self.configs = list(configs)
         self.seeds = np.asarray(manifest["seeds"], dtype=np.int64)
-        self.groups: list[Group] = plan_groups(self.configs)
+        self.groups: list[Group] = plan_groups(self.configs, bool(manifest["common_random_numbers"]))
         # Only one process writes (with several hosts, process 0; the directory must be shared).
         import jax
 
@@ -145,6 +153,7 @@ class ResultStore:
         *,
         resume: bool = True,
         versions: dict[str, str] | None = None,
+        common_random_numbers: bool = True,
     ) -> "ResultStore":
         """Create ``path`` for this sweep, or reopen it if it already holds the same sweep.
 
@@ -153,7 +162,7 @@ class ResultStore:
         non-empty directory that is not a results directory.
         """
         path = Path(path)
-        wanted = describe(configs, grid, seeds, root_seed)
+        wanted = describe(configs, grid, seeds, root_seed, common_random_numbers)
         if path.exists() and not path.is_dir():
             raise ValueError(f"out={str(path)!r} is not allowed: it is a file, not a directory")
         manifest_path = path / MANIFEST
@@ -296,7 +305,7 @@ def read_manifest(path: str | os.PathLike) -> dict:
             f"{file}: format {manifest.get('format')!r} version {manifest.get('format_version')!r} is not "
             f"supported (expected {FORMAT!r} version {FORMAT_VERSION})"
         )
-    sweep = {k: manifest.get(k) for k in ("configs", "grid", "seeds", "root_seed")}
+    sweep = {k: manifest.get(k) for k in SWEEP_KEYS}
     if _sha256(_canonical(sweep).encode()) != manifest.get("fingerprint"):
         raise ValueError(f"{file}: the manifest does not match its fingerprint (edited or corrupted)")
     return manifest
