@@ -189,7 +189,8 @@ class ResultStore:
                         "computed by each may differ in rounding", RuntimeWarning, stacklevel=3,
                     )
             return cls(path, existing, configs)
-        if path.is_dir() and any(p.name != CHUNKS for p in path.iterdir()):
+        # (Hidden names are temporary files of a writer that is creating this directory now.)
+        if path.is_dir() and any(p.name != CHUNKS and not p.name.startswith(".") for p in path.iterdir()):
             raise ValueError(
                 f"out={str(path)!r} is not allowed: it is a non-empty directory without a {MANIFEST}"
             )

@@ -57,3 +57,45 @@ def test_sharded_results_equal_single_device_results(tmp_path):
         for name in engine.METRIC_DTYPES:
             np.testing.assert_array_equal(np.asarray(child[label][name]), single.arrays[name],
                                           err_msg=f"{label}: {name}")
+
+
+HOST = textwrap.dedent(
+    """
+    import json, sys
+    import jax
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=sys.argv[1], num_processes=2, process_id=int(sys.argv[2]))
+    import mfh_sim
+    from mfh_sim import engine
+    result = mfh_sim.sweep(out=sys.argv[3], **{sweep!r})
+    print(json.dumps(dict(devices=len(jax.devices()), local=len(jax.local_devices()),
+                          arrays={{k: result.arrays[k].tolist() for k in engine.METRIC_DTYPES}})))
+    """
+)
+
+
+def test_two_processes_with_jax_distributed_equal_one_device(tmp_path):
+    # Two "hosts" (processes on this machine), two CPU devices each: one global mesh of 4 devices.
+    import socket
+
+    single = mfh_sim.sweep(devices=1, **SWEEP)
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        address = f"localhost:{probe.getsockname()[1]}"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu",
+               XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    out = tmp_path / "run"
+    hosts = [subprocess.Popen([sys.executable, "-c", HOST.format(sweep=SWEEP), address, str(i), str(out)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    outputs = [host.communicate(timeout=300) for host in hosts]
+    for host, (stdout, stderr) in zip(hosts, outputs):
+        assert host.returncode == 0, stderr
+        report = json.loads(stdout.strip().splitlines()[-1])
+        assert (report["devices"], report["local"]) == (4, 2)
+        for name in engine.METRIC_DTYPES:
+            np.testing.assert_array_equal(np.asarray(report["arrays"][name]), single.arrays[name])
+    # One writer (process 0): the directory holds this sweep, complete.
+    from mfh_sim import store
+
+    for name in engine.METRIC_DTYPES:
+        np.testing.assert_array_equal(store.load(out).arrays[name], single.arrays[name])
