@@ -17,7 +17,7 @@
 #   OUT                    directory for the JSON reports (default /tmp/mfh-sim-gpu)
 # Prints one JSON report per sweep (training runs per second and per minute, compile time,
 # max host RSS, peak device memory) and writes them to $OUT/gpu-*.json.
-set -euo pipefail
+set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 PYTHON="${PYTHON:-python3}"
@@ -30,7 +30,7 @@ if [[ -n "${MFH_GPU_CHUNK_SIZE:-}" ]]; then CHUNK_ARGS=(--chunk-size "$MFH_GPU_C
 
 echo "== machine"; date -u; uptime || true
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || echo "no nvidia-smi"
-"$PYTHON" - <<'PY'
+"$PYTHON" - <<'PY' || exit 1
 import os, sys
 import jax
 print("python", sys.version.split()[0], "jax", jax.__version__, "backend", jax.default_backend(), jax.devices())
@@ -41,16 +41,24 @@ PY
 echo "== sweep of about $RUNS training runs (Fig. 2 protocol, 11 gammas, 1000 steps)"
 SCRATCH="$(mktemp -d)"
 trap 'rm -rf "$SCRATCH"' EXIT
-timeout 420 "$PYTHON" benchmarks/throughput.py sweep --training-runs "$RUNS" --out "$SCRATCH/first" \
-    "${CHUNK_ARGS[@]}" | tee "$OUT_DIR/gpu-first.json.log"
+if ! timeout 420 "$PYTHON" benchmarks/throughput.py sweep --training-runs "$RUNS" --out "$SCRATCH/first" \
+        "${CHUNK_ARGS[@]}" 2>&1 | tee "$OUT_DIR/gpu-first.json.log"; then
+    # Unattended: if the memory-derived chunk did not fit (or anything else failed), retry once
+    # with a small fixed chunk, resuming what the first attempt stored.
+    echo "== first attempt failed; retrying with --chunk-size 2048"
+    CHUNK_ARGS=(--chunk-size 2048)
+    timeout 420 "$PYTHON" benchmarks/throughput.py sweep --training-runs "$RUNS" --out "$SCRATCH/first" \
+        "${CHUNK_ARGS[@]}" 2>&1 | tee "$OUT_DIR/gpu-first.json.log"
+fi
 sed -n '/^{/,/^}/p' "$OUT_DIR/gpu-first.json.log" > "$OUT_DIR/gpu-first.json"
 
 if [[ "$BIG" -gt 0 ]]; then
     # Only if the measured rate projects the big sweep to finish within 3 minutes.
-    PER_MIN="$("$PYTHON" -c "import json; print(json.load(open('$OUT_DIR/gpu-first.json'))['training_runs_per_min'])")"
+    PER_MIN="$("$PYTHON" -c "import json; print(json.load(open('$OUT_DIR/gpu-first.json'))['training_runs_per_min'])" 2>/dev/null)"
+    PER_MIN="${PER_MIN:-0}"
     if [[ "$PER_MIN" -ge $(( BIG / 3 )) ]]; then
         echo "== sweep of about $BIG training runs"
-        timeout 300 "$PYTHON" benchmarks/throughput.py sweep --training-runs "$BIG" "${CHUNK_ARGS[@]}" \
+        timeout 300 "$PYTHON" benchmarks/throughput.py sweep --training-runs "$BIG" "${CHUNK_ARGS[@]}" 2>&1 \
             | tee "$OUT_DIR/gpu-big.json.log"
         sed -n '/^{/,/^}/p' "$OUT_DIR/gpu-big.json.log" > "$OUT_DIR/gpu-big.json"
     else
