@@ -48,10 +48,10 @@ import numpy as np
 from mfh_sim.config import SimConfig, StaticSpec
 from mfh_sim.protocol import Knobs, Metrics, inputs_of, make_run
 
-#: Runs per chunk on a CPU: small enough that a chunk's data stays in cache.  Measured with
-#: ``benchmarks/throughput.py`` (see benchmarks/RESULTS.md): throughput is flat from 8 to 64
-#: runs per chunk on the 2-core reference machine and falls beyond.
-CPU_CHUNK = 24
+#: Runs per chunk on a CPU: small enough that a chunk's training data (8 x 60 KB at the paper's
+#: dims) stays in a core's L2 cache.  Measured (benchmarks/RESULTS.md): on the 2-core reference
+#: machine 4 to 12 runs per chunk are fastest, 16 and more about 25% slower.
+CPU_CHUNK = 8
 #: Runs per chunk per device on an accelerator whose memory cannot be queried.
 ACCELERATOR_CHUNK = 8192
 #: Upper bound on runs per chunk per device on an accelerator (beyond it throughput is flat and
@@ -358,9 +358,10 @@ def execute(
     if chunk_size is not None and (isinstance(chunk_size, (bool, np.bool_))
                                    or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
         raise ValueError(f"chunk_size={chunk_size!r} is not allowed: it must be an integer >= 1")
+    local = next((d for d in chosen if d.process_index == jax.process_index()), chosen[0])
     sizes = []
     for group in groups:
-        sizes.append(int(chunk_size) if chunk_size is not None else default_chunk_size(group.static, chosen[0]))
+        sizes.append(int(chunk_size) if chunk_size is not None else default_chunk_size(group.static, local))
     if workers is not None and (isinstance(workers, (bool, np.bool_)) or not isinstance(workers, (int, np.integer))
                                 or workers < 1):
         raise ValueError(f"workers={workers!r} is not allowed: it must be an integer >= 1")

@@ -207,12 +207,12 @@ class ResultStore:
         directory = self.path / CHUNKS
         return sorted(directory.glob("g*.npz")) if directory.is_dir() else []
 
-    def completed(self) -> list[Block]:
+    def completed(self, set_aside: bool = True) -> list[Block]:
         """Every stored block that passes its checksum and matches this sweep.
 
-        A file that fails (truncated, altered, or from another sweep) is renamed to
-        ``<name>.corrupt`` (so it is never read again) with a warning, and its rows count as
-        missing.
+        A file that fails (truncated, altered, or from another sweep) is never loaded: a warning
+        names it, its rows count as missing and, if ``set_aside``, it is renamed to
+        ``<name>.corrupt`` so that it is not read again.
         """
         blocks = []
         for file in self._chunk_files():
@@ -220,7 +220,7 @@ class ResultStore:
                 blocks.append(self._read_block(file))
             except (ValueError, OSError, KeyError, EOFError) as error:
                 warnings.warn(f"{file}: {error}; the block will be recomputed", RuntimeWarning, stacklevel=2)
-                if self.writer:
+                if self.writer and set_aside:
                     try:
                         os.replace(file, file.with_name(file.name + ".corrupt"))
                     except OSError:
@@ -334,7 +334,7 @@ def load(path: str | os.PathLike, *, partial: bool = False):
     have = np.zeros((n_points, n_seeds), dtype=bool)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        blocks = store.completed()
+        blocks = store.completed(set_aside=False)  # reading changes nothing on disk
     for warning in caught:
         warnings.warn(str(warning.message), RuntimeWarning, stacklevel=2)
     for block in blocks:
