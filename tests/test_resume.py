@@ -16,9 +16,9 @@ import mfh_sim
 from mfh_sim import engine, store
 
 ROOT = Path(__file__).resolve().parents[1]
-# 4 points x 40 seeds = 160 runs in blocks of 8 (one chunk each): 20 chunk files.  One worker and
-# 400 steps make the child take a second or more after compiling, so it is killed mid-way.
-SWEEP = dict(gamma=[0.0, 1 / 3, 2 / 3, 1.0], alpha=0.0, seeds=40, steps=400, n_test=200, theory=False,
+# 4 points x 60 seeds = 240 runs in blocks of 8 (one chunk each): 30 chunk files.  One worker and
+# 1000 steps make the child take a second or more after compiling, so it is killed mid-way.
+SWEEP = dict(gamma=[0.0, 1 / 3, 2 / 3, 1.0], alpha=0.0, seeds=60, steps=1000, n_test=200, theory=False,
              chunk_size=8, workers=1)
 CHILD = textwrap.dedent(
     """
@@ -49,7 +49,7 @@ def test_killed_sweep_resumes_to_identical_results(tmp_path, monkeypatch):
     child.wait()
     assert child.returncode == -signal.SIGKILL
     survivors = {f.name: f.stat().st_mtime_ns for f in chunk_files(out)}
-    assert 2 <= len(survivors) < 20, "the kill must land mid-way"
+    assert 2 <= len(survivors) < 30, "the kill must land mid-way"
 
     # Resume in this process: only the missing rows are computed.
     monkeypatch.setattr(engine, "CPU_BLOCK_RUNS", 8)
@@ -63,9 +63,9 @@ def test_killed_sweep_resumes_to_identical_results(tmp_path, monkeypatch):
     monkeypatch.setattr(mfh_sim.simulation, "execute", counting_execute)
     resumed = mfh_sim.sweep(out=out, **SWEEP)
     stored_before = sum(int(n.split("-")[2].split(".")[0]) - int(n.split("-")[1]) for n in survivors)
-    assert sum(computed) == 160 - stored_before
+    assert sum(computed) == 240 - stored_before
     assert {f.name: f.stat().st_mtime_ns for f in chunk_files(out) if f.name in survivors} == survivors
-    assert len(chunk_files(out)) == 20
+    assert len(chunk_files(out)) == 30
 
     monkeypatch.setattr(mfh_sim.simulation, "execute", original)
     uninterrupted = mfh_sim.sweep(**SWEEP)
