@@ -358,10 +358,10 @@ def execute(
     if chunk_size is not None and (isinstance(chunk_size, (bool, np.bool_))
                                    or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
         raise ValueError(f"chunk_size={chunk_size!r} is not allowed: it must be an integer >= 1")
-    local = next((d for d in chosen if d.process_index == jax.process_index()), chosen[0])
+    local_device = next((d for d in chosen if d.process_index == jax.process_index()), chosen[0])
     sizes = []
     for group in groups:
-        sizes.append(int(chunk_size) if chunk_size is not None else default_chunk_size(group.static, local))
+        sizes.append(int(chunk_size) if chunk_size is not None else default_chunk_size(group.static, local_device))
     if workers is not None and (isinstance(workers, (bool, np.bool_)) or not isinstance(workers, (int, np.integer))
                                 or workers < 1):
         raise ValueError(f"workers={workers!r} is not allowed: it must be an integer >= 1")
@@ -398,14 +398,14 @@ def execute(
         call_rows = sizes[chunk.group] * len(chosen)
         rows = np.arange(chunk.start, chunk.start + call_rows, dtype=np.int64)
         rows = np.minimum(rows, chunk.start + chunk.count - 1)  # pad with the last real row
-        local, columns = rows // n_seeds, rows % n_seeds
+        member, columns = rows // n_seeds, rows % n_seeds  # index into the group's tables
         program = _chunk_program(group.static, chosen)
         metrics = program(
             _replicate(root, chosen),
-            _place(group.identities[local], chosen),
+            _place(group.identities[member], chosen),
             _place(seeds_u32[columns], chosen),
-            jax.tree.map(lambda a: _place(a[local], chosen), group.layouts),
-            jax.tree.map(lambda a: _place(a[local], chosen), group.knobs),
+            jax.tree.map(lambda a: _place(a[member], chosen), group.layouts),
+            jax.tree.map(lambda a: _place(a[member], chosen), group.knobs),
         )
         return {name: _to_host(getattr(metrics, name))[: chunk.count] for name in METRIC_DTYPES}
 

@@ -122,10 +122,18 @@ def run(args: argparse.Namespace, sweep: Callable | None = None) -> int:
     keywords = grid_keywords(args)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = (sweep or default_sweep)(
-            seeds=args.seeds, root_seed=args.root_seed, out=args.out, chunk_size=args.chunk_size,
-            devices=args.devices, theory=not args.no_theory, progress=not args.no_progress, **keywords,
-        )
+        try:
+            result = (sweep or default_sweep)(
+                seeds=args.seeds, root_seed=args.root_seed, out=args.out, chunk_size=args.chunk_size,
+                devices=args.devices, theory=not args.no_theory, progress=not args.no_progress, **keywords,
+            )
+        except KeyboardInterrupt:
+            from mfh_sim.store import open_existing
+
+            stored, total = open_existing(args.out).progress()
+            print(f"\ninterrupted: {stored} of {total} runs are stored in {args.out}; run the same "
+                  "command again to finish the sweep", file=sys.stderr)
+            return 130
         table = str(result)
     report_warnings(caught)
     if not args.quiet:
