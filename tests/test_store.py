@@ -147,3 +147,16 @@ def test_cli_sweep_then_show_with_a_plot(tmp_path, capsys):
                  "--no-theory", "--out", str(out)]) == 2
     assert "different sweep" in capsys.readouterr().err
     assert main(["show", str(tmp_path)]) == 2
+
+
+def test_cli_reports_diverged_runs(tmp_path, capsys):
+    # An MLP at learning rate 1e5 diverges (see tests/test_engine.py); both commands say so.
+    out = tmp_path / "d"
+    assert main(["sweep", "--gamma", "0.5", "--alpha", "0", "--model", "mlp", "--hidden", "8", "--steps", "20",
+                 "--n-test", "100", "--learning-rate", "0.1,1e5", "--seeds", "4", "--no-theory", "--no-progress",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert "warning: 4 of 8 runs diverged" in printed.err and "4 runs diverged" in printed.out
+    assert main(["show", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert "diverged" in printed.err and "4 runs diverged" in printed.out
