@@ -110,7 +110,8 @@ def fit_linear_margin(
     """
     finite = lambda margins: jnp.all(jnp.isfinite(margins), axis=0)
     # x^T materialised once, outside the loop: under vmap, XLA:CPU runs x_t @ g (a plain
-    # product) about twice as fast as x.T @ g (a contraction over x's first axis) inside it.
+    # product) about twice as fast as x.T @ g (a contraction over x's first axis) inside it;
+    # a whole run of the paper's protocol is about 1.5x faster (benchmarks/RESULTS.md).
     x_t = jnp.transpose(x)
 
     def step(carry, _):
