@@ -1,59 +1,142 @@
 """The executor: many (config, seed) runs as few compiled, vmapped, chunked computations.
 
 Runs are grouped by their :class:`~mfh_sim.config.StaticSpec` (configs that share shapes and
-program structure share one compiled program); inside a group every run is a row of a batch,
-described by data (its layout and knobs) and its key.  The batch is cut into chunks of a fixed
-size (the last one padded), and chunks are executed by a small pool of threads: XLA runs one
-vmapped computation on one CPU core, so two chunks in flight use two cores.
+program structure share one compiled program).  Inside a group, runs are the rows of a flat
+(grid point x seed) batch: row ``r`` of a group is (its ``r // n_seeds``-th point, seed column
+``r % n_seeds``).  Every run is described by data (its Venn layout and knobs) and its seed, so
+the whole batch is one ``vmap``.
+
+Three levels of cutting, none of which changes a single number:
+
+* a **chunk** is what one compiled call computes: ``chunk_size`` runs per device (the last chunk
+  of a block is padded), sized to the device's memory (:func:`default_chunk_size`);
+* with several devices, one call computes ``chunk_size`` runs on *each* device: the chunk is
+  sharded over a 1-D :class:`jax.sharding.Mesh` with ``shard_map`` (axis ``"runs"``), so each
+  device runs exactly the single-device program on its own rows; with several hosts
+  (``jax.distributed.initialize()``) the mesh spans every host's devices;
+* a **block** is a contiguous range of a group's rows, a few chunks long, and the unit of
+  persistence: ``execute(..., on_block=...)`` hands each finished block over (in the calling
+  thread) and ``execute(..., completed=...)`` skips blocks that are already known.
 
 Keys come from identity, not position, so a result does not change when a sweep is chunked,
-reordered, extended or split across calls.  By default grid points use *common random numbers*:
-run (config c, seed s) takes ``fold_in(fold_in(PRNGKey(root_seed), 0), s)`` whatever c is, so all
-points of a sweep see the same hyperplanes, samples and initial weights for a given seed (as the
-paper's Fig. 2, whose no-KD student is the same at every gamma).  Differences between grid points
-are then paired and much less noisy.  With ``common_random_numbers=False`` the key is
+reordered, extended, sharded or resumed.  By default grid points share *common random numbers*:
+run (config c, seed s) takes ``fold_in(fold_in(PRNGKey(root_seed), 0), s)`` whatever c is, so for
+a given seed every point sees the same hyperplane, samples and initial weights (as in the paper's
+Fig. 2, whose no-KD student is the same at every gamma) and differences between points are
+paired.  With ``common_random_numbers=False`` the key is
 ``fold_in(fold_in(PRNGKey(root_seed), c.identity()), s)``: independent draws for every point.
+Keys are derived inside the compiled call, from each row's (identity, seed).
+
+On a CPU, XLA runs one vmapped computation on one core, so a small pool of threads keeps one
+chunk in flight per core; on an accelerator two threads overlap one chunk's host transfer with
+the next one's computation.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import os
-from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from mfh_sim.config import SimConfig, StaticSpec
-from mfh_sim.protocol import Metrics, inputs_of, make_run
+from mfh_sim.protocol import Knobs, Metrics, inputs_of, make_run
 
-#: Runs per chunk on a CPU: small enough that a chunk's data stays in cache (see benchmarks/).
-CPU_CHUNK = 24
-#: Runs per chunk on an accelerator.
+#: Runs per chunk on a CPU: small enough that a chunk's training data (8 x 60 KB at the paper's
+#: dims) stays in a core's L2 cache.  Measured (benchmarks/RESULTS.md): on the 2-core reference
+#: machine 4 to 12 runs per chunk are fastest, 16 and more about 25% slower.
+CPU_CHUNK = 8
+#: Runs per chunk per device on an accelerator whose memory cannot be queried.
 ACCELERATOR_CHUNK = 8192
+#: Upper bound on runs per chunk per device on an accelerator (beyond it throughput is flat and
+#: a killed sweep loses more work).
+ACCELERATOR_CHUNK_CAP = 65536
+#: Share of an accelerator's memory that the chunks in flight may use together.
+MEMORY_FRACTION = 0.6
+#: Runs per block (the unit written to disk) on a CPU; a block is a whole number of chunks.  At
+#: a few hundred runs per second this loses at most seconds of work when a sweep is killed.
+CPU_BLOCK_RUNS = 2048
+#: Chunks in flight on an accelerator: one computing while the previous one is copied back.
+ACCELERATOR_WORKERS = 2
+
+#: Metrics whose names contain "acc" are float32 (NaN where diverged); the others are flags.
+METRIC_DTYPES = {name: (np.float32 if "acc" in name else np.bool_) for name in Metrics._fields}
 
 
-@functools.lru_cache(maxsize=None)
-def compiled_run(static: StaticSpec) -> Callable:
-    """``jit(vmap(run))`` for one static spec, cached for the life of the process."""
-    return jax.jit(jax.vmap(make_run(static)))
+# ----------------------------------------------------------------------------------- sizing
+def bytes_per_run(static: StaticSpec) -> int:
+    """Estimated device memory (bytes) that one run of ``static`` needs while it executes.
+
+    The largest arrays of a run are its data: one normal draw of shape
+    (n_samples, n_latent + dim_a + dim_b) float32 (with n_samples = n_train, twice that with a
+    fresh student sample, plus n_test), the random bits it comes from, and the x^a / x^b views cut
+    from it; three copies bound them.  An MLP adds its activations and their gradients on the
+    training sample (about six (n_train, width) arrays per hidden layer and training, three
+    trainings) and its parameters with optimiser state.  The estimate is deliberately generous:
+    chunk sizes derived from it leave room for XLA's temporaries.
+    """
+    n_samples = static.n_train * (2 if static.fresh_student_sample else 1) + static.n_test
+    width = static.n_latent + static.dim_a + static.dim_b
+    data = 3 * 4 * n_samples * width
+    widths = tuple(static.hidden) if static.model == "mlp" else ()
+    activations = 3 * 6 * 4 * static.n_train * (sum(widths) + 2)
+    layer_sizes = (max(static.dim_a, static.dim_b),) + widths + (2,)
+    params = sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(layer_sizes[:-1], layer_sizes[1:]))
+    return int(data + activations + 3 * 4 * 4 * params + 4096)
 
 
-def default_chunk_size() -> int:
-    return CPU_CHUNK if jax.default_backend() == "cpu" else ACCELERATOR_CHUNK
-
-
-def default_workers() -> int:
-    if jax.default_backend() != "cpu":
-        return 1
+def device_memory_bytes(device: jax.Device | None = None) -> int | None:
+    """Memory available to XLA on ``device`` in bytes, or None where it cannot be queried (CPU)."""
+    device = device if device is not None else jax.local_devices()[0]
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        stats = device.memory_stats()
+    except Exception:  # some backends do not implement memory_stats
+        return None
+    if not stats:
+        return None
+    limit = stats.get("bytes_limit") or stats.get("bytes_reservable_limit")
+    return int(limit) if limit else None
+
+
+def default_chunk_size(static: StaticSpec | None = None, device: jax.Device | None = None,
+                       in_flight: int = ACCELERATOR_WORKERS) -> int:
+    """Runs per chunk per device.
+
+    CPU: :data:`CPU_CHUNK` (cache-sized).  Accelerator: the largest multiple of 256 such that
+    ``in_flight`` chunks use at most :data:`MEMORY_FRACTION` of the device's memory by
+    :func:`bytes_per_run`, capped at :data:`ACCELERATOR_CHUNK_CAP`; :data:`ACCELERATOR_CHUNK`
+    where the memory cannot be queried or no spec is given.
+    """
+    device = device if device is not None else jax.local_devices()[0]
+    if device.platform == "cpu":
+        return CPU_CHUNK
+    memory = device_memory_bytes(device)
+    if memory is None or static is None:
+        return ACCELERATOR_CHUNK
+    fits = int(MEMORY_FRACTION * memory / max(in_flight, 1) / bytes_per_run(static))
+    return int(min(ACCELERATOR_CHUNK_CAP, max(256, fits // 256 * 256)))
+
+
+def default_workers(devices: Sequence[jax.Device] | None = None) -> int:
+    """Chunks in flight: one per CPU core shared among the CPU devices; two on accelerators."""
+    devices = list(devices) if devices is not None else jax.local_devices()
+    if devices[0].platform != "cpu":
+        return ACCELERATOR_WORKERS
+    try:
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - platforms without sched_getaffinity
-        return max(1, os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+    local = [d for d in devices if d.process_index == jax.process_index()]
+    return max(1, cores // max(len(local), 1))
 
 
+# ------------------------------------------------------------------------------------- keys
 @jax.jit
 def _seed_keys(root: jax.Array, identity: jax.Array, seeds: jax.Array) -> jax.Array:
     point_key = jax.random.fold_in(root, identity)
@@ -69,6 +152,165 @@ def run_keys(
     return np.asarray(_seed_keys(root, np.uint32(identity), np.asarray(seeds, np.uint32)))
 
 
+@functools.lru_cache(maxsize=None)
+def compiled_run(static: StaticSpec) -> Callable:
+    """``jit(vmap(run))`` over explicit keys for one static spec (cached for the process)."""
+    return jax.jit(jax.vmap(make_run(static)))
+
+
+# ---------------------------------------------------------------------------------- planning
+@dataclass(frozen=True)
+class Group:
+    """Configs sharing one compiled program: the points ``members`` (indices into the sweep)."""
+
+    static: StaticSpec
+    members: np.ndarray  # (P,) int64, indices of the group's points in the sweep
+    identities: np.ndarray  # (P,) uint32: what each member's keys fold in (0 or config.identity())
+    layouts: object  # Layout of numpy arrays with a leading (P,) axis
+    knobs: Knobs  # Knobs of numpy arrays with a leading (P,) axis
+
+    def rows(self, n_seeds: int) -> int:
+        return self.members.size * n_seeds
+
+
+def plan_groups(configs: Sequence[SimConfig], common_random_numbers: bool = True) -> list[Group]:
+    """Configs grouped by static signature, in order of first appearance (deterministic)."""
+    by_static: dict[StaticSpec, list[int]] = {}
+    for index, config in enumerate(configs):
+        by_static.setdefault(config.static_signature(), []).append(index)
+    groups = []
+    for static, members in by_static.items():
+        inputs = [inputs_of(configs[i]) for i in members]
+        groups.append(Group(
+            static=static,
+            members=np.asarray(members, dtype=np.int64),
+            identities=np.asarray([0 if common_random_numbers else configs[i].identity() for i in members],
+                                  dtype=np.uint32),
+            layouts=jax.tree.map(lambda *a: np.stack(a), *[p[0] for p in inputs]),
+            knobs=jax.tree.map(lambda *a: np.stack(a), *[p[1] for p in inputs]),
+        ))
+    return groups
+
+
+class Block(NamedTuple):
+    """Rows ``start:stop`` of group ``group``; ``metrics`` maps each metric to (stop-start,)."""
+
+    group: int
+    start: int
+    stop: int
+    metrics: dict[str, np.ndarray]
+
+
+def block_cells(group: Group, n_seeds: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    """(sweep point index, seed column) of each row ``start:stop`` of ``group``."""
+    rows = np.arange(start, stop, dtype=np.int64)
+    return group.members[rows // n_seeds], rows % n_seeds
+
+
+def missing_ranges(done: np.ndarray) -> list[tuple[int, int]]:
+    """Maximal [start, stop) ranges where the boolean row mask ``done`` is False."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[1], done.astype(np.int8), [1]])))
+    return [(int(a), int(b)) for a, b in zip(edges[0::2], edges[1::2])]
+
+
+# --------------------------------------------------------------------------------- devices
+def resolve_devices(devices: Sequence[jax.Device] | int | None = None) -> list[jax.Device]:
+    """The devices a sweep runs on.
+
+    ``None``: every device of the default backend (with ``jax.distributed.initialize()``, those
+    of every host).  An int ``k``: the first ``k`` of them.  A sequence: those devices.
+    """
+    available = jax.devices()
+    if devices is None:
+        return list(available)
+    if isinstance(devices, (bool, np.bool_)):
+        raise ValueError(f"devices={devices!r} is not allowed: give None, a count >= 1 or a list of devices")
+    if isinstance(devices, (int, np.integer)):
+        if not 1 <= devices <= len(available):
+            raise ValueError(
+                f"devices={devices!r} is not allowed: give a count from 1 to {len(available)} "
+                f"(the {jax.default_backend()} devices visible to JAX)"
+            )
+        return list(available[: int(devices)])
+    chosen = list(devices)
+    if not chosen or not all(isinstance(d, jax.Device) for d in chosen):
+        raise ValueError(f"devices={devices!r} is not allowed: give None, a count >= 1 or a list of jax devices")
+    if len({d.platform for d in chosen}) != 1:
+        raise ValueError(f"devices={devices!r} is not allowed: all devices must be of one platform")
+    return chosen
+
+
+@functools.lru_cache(maxsize=None)
+def _chunk_program(static: StaticSpec, devices: tuple[jax.Device, ...]) -> Callable:
+    """Compiled ``(root, identity, seed, layouts, knobs) -> Metrics`` over a chunk of rows.
+
+    Every argument but ``root`` (a raw key, replicated) has a leading row axis.  On one device it
+    is ``jit(vmap(run))``; on several it is the same function inside ``shard_map`` over a 1-D
+    mesh, so each device runs the single-device program on its own slice of rows.
+    """
+    run = make_run(static)
+
+    def rows(root, identity, seed, layouts, knobs):
+        def one(identity, seed, layout, knob):
+            key = jax.random.fold_in(jax.random.fold_in(root, identity), seed)
+            return run(key, layout, knob)
+
+        return jax.vmap(one)(identity, seed, layouts, knobs)
+
+    if len(devices) == 1:
+        return jax.jit(rows)
+    from jax.sharding import Mesh, PartitionSpec
+
+    mesh = Mesh(np.asarray(devices), ("runs",))
+    sharded = jax.shard_map(
+        rows, mesh=mesh,
+        in_specs=(PartitionSpec(), PartitionSpec("runs"), PartitionSpec("runs"),
+                  PartitionSpec("runs"), PartitionSpec("runs")),
+        out_specs=PartitionSpec("runs"),
+        # Rows are independent: no collective, so per-device varying-ness need not be tracked
+        # (the training loops' carries start replicated and become per-device).
+        check_vma=False,
+    )
+    return jax.jit(sharded)
+
+
+def _place(array: np.ndarray, devices: tuple[jax.Device, ...]):
+    """Put a host array with a leading row axis onto ``devices`` (sharded along rows)."""
+    if len(devices) == 1:
+        return jax.device_put(array, devices[0])
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    spec = PartitionSpec("runs", *([None] * (array.ndim - 1)))
+    sharding = NamedSharding(Mesh(np.asarray(devices), ("runs",)), spec)
+    # Works with one process and with many: each process supplies the shards it can address.
+    return jax.make_array_from_callback(array.shape, sharding, lambda index: array[index])
+
+
+def _replicate(array: np.ndarray, devices: tuple[jax.Device, ...]):
+    if len(devices) == 1:
+        return jax.device_put(array, devices[0])
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    sharding = NamedSharding(Mesh(np.asarray(devices), ("runs",)), PartitionSpec())
+    return jax.make_array_from_callback(array.shape, sharding, lambda index: array[index])
+
+
+def _to_host(array: jax.Array) -> np.ndarray:
+    if getattr(array, "is_fully_addressable", True):
+        return np.asarray(array)
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(array, tiled=True))
+
+
+# ---------------------------------------------------------------------------------- execute
+class _Chunk(NamedTuple):
+    group: int
+    block: int  # index into the list of planned blocks
+    start: int  # first row (in the group) of the chunk
+    count: int  # real rows; the call computes ``rows`` rows (the rest is padding)
+
+
 def execute(
     configs: Sequence[SimConfig],
     seeds: np.ndarray,
@@ -77,64 +319,136 @@ def execute(
     chunk_size: int | None = None,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
+    devices: Sequence[jax.Device] | int | None = None,
+    block_runs: int | None = None,
+    completed: Iterable[Block] = (),
+    on_block: Callable[[Block], None] | None = None,
     common_random_numbers: bool = True,
 ) -> dict[str, np.ndarray]:
     """Run every config for every seed index; arrays of shape (len(configs), len(seeds)).
 
-    ``progress(n)`` is called with the number of runs finished by each chunk.
+    Args:
+        configs, seeds, root_seed: what to run (seed indices in [0, 2**32), root in [0, 2**32)).
+        chunk_size: runs per compiled call per device (default :func:`default_chunk_size`).
+        workers: chunks in flight (default :func:`default_workers`).
+        progress: ``progress(n)`` is called with the number of runs each chunk finished.
+        devices: see :func:`resolve_devices`; with several, each chunk is sharded over them.
+        block_runs: rows per block, the unit handed to ``on_block`` (default: a whole number of
+            chunks of about :data:`CPU_BLOCK_RUNS` rows on CPU, one chunk on accelerators).
+        completed: blocks already computed (for example loaded from disk); their rows are
+            filled in and not recomputed.
+        on_block: called in the calling thread with each newly finished :class:`Block`.
+        common_random_numbers: every grid point uses the same keys for a given seed (default;
+            see the module docstring); False gives each point its own.
     """
     seeds = np.asarray(seeds, dtype=np.int64)
-    chunk_size = chunk_size or default_chunk_size()
-    workers = workers or default_workers()
+    chosen = tuple(resolve_devices(devices))
     n_points, n_seeds = len(configs), len(seeds)
-    out = {name: np.empty((n_points, n_seeds), dtype=np.float32 if "acc" in name else bool)
-           for name in Metrics._fields}
+    out = {name: np.empty((n_points, n_seeds), dtype=dtype) for name, dtype in METRIC_DTYPES.items()}
+    groups = plan_groups(configs, common_random_numbers)
+    seeds_u32 = seeds.astype(np.uint32)
+    root = np.asarray(jax.random.PRNGKey(root_seed))
 
-    groups: dict[StaticSpec, list[int]] = {}
-    for index, config in enumerate(configs):
-        groups.setdefault(config.static_signature(), []).append(index)
+    done = [np.zeros(g.rows(n_seeds), dtype=bool) for g in groups]
+    for block in completed:
+        points, columns = block_cells(groups[block.group], n_seeds, block.start, block.stop)
+        for name in METRIC_DTYPES:
+            out[name][points, columns] = block.metrics[name]
+        done[block.group][block.start : block.stop] = True
 
-    jobs = []
-    for static, members in groups.items():
-        per_point = [inputs_of(configs[i]) for i in members]
-        layouts = jax.tree.map(lambda *a: np.stack(a), *[p[0] for p in per_point])
-        knobs = jax.tree.map(lambda *a: np.stack(a), *[p[1] for p in per_point])
-        keys = np.stack([run_keys(configs[i], seeds, root_seed, common_random_numbers) for i in members])  # (P, S, 2)
-        rows = np.arange(len(members) * n_seeds)
-        point_of_row, seed_of_row = rows // n_seeds, rows % n_seeds
-        for start in range(0, rows.size, chunk_size):
-            chunk = rows[start : start + chunk_size]
-            padded = np.concatenate([chunk, np.repeat(chunk[-1:], chunk_size - chunk.size)])
-            points, seed_idx = point_of_row[padded], seed_of_row[padded]
-            jobs.append((
-                static,
-                keys[points, seed_idx],
-                jax.tree.map(lambda a: a[points], layouts),
-                jax.tree.map(lambda a: a[points], knobs),
-                np.asarray(members)[point_of_row[chunk]],
-                seed_of_row[chunk],
-            ))
+    if chunk_size is not None and (isinstance(chunk_size, (bool, np.bool_))
+                                   or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
+        raise ValueError(f"chunk_size={chunk_size!r} is not allowed: it must be an integer >= 1")
+    local_device = next((d for d in chosen if d.process_index == jax.process_index()), chosen[0])
+    sizes = []
+    for group in groups:
+        sizes.append(int(chunk_size) if chunk_size is not None else default_chunk_size(group.static, local_device))
+    if workers is not None and (isinstance(workers, (bool, np.bool_)) or not isinstance(workers, (int, np.integer))
+                                or workers < 1):
+        raise ValueError(f"workers={workers!r} is not allowed: it must be an integer >= 1")
+    workers = int(workers) if workers else default_workers(chosen)
+    if jax.process_count() > 1:
+        # Every host must issue the same sharded calls in the same order: one chunk at a time.
+        workers = 1
+    if block_runs is not None and (isinstance(block_runs, (bool, np.bool_))
+                                   or not isinstance(block_runs, (int, np.integer)) or block_runs < 1):
+        raise ValueError(f"block_runs={block_runs!r} is not allowed: it must be an integer >= 1")
 
-    def work(job):
-        static, keys, layouts, knobs, point_ids, seed_ids = job
-        metrics = jax.device_get(compiled_run(static)(keys, layouts, knobs))
-        count = point_ids.size
-        for name in Metrics._fields:
-            out[name][point_ids, seed_ids] = np.asarray(getattr(metrics, name))[:count]
+    # Blocks: the missing rows of each group, cut into whole numbers of chunks.
+    blocks: list[tuple[int, int, int]] = []
+    for index, group in enumerate(groups):
+        call_rows = sizes[index] * len(chosen)
+        if block_runs is not None:
+            per_block = int(block_runs)
+        elif chosen[0].platform == "cpu":
+            per_block = call_rows * max(1, math.ceil(CPU_BLOCK_RUNS / call_rows))
+        else:
+            per_block = call_rows
+        for start, stop in missing_ranges(done[index]):
+            for block_start in range(start, stop, per_block):
+                blocks.append((index, block_start, min(block_start + per_block, stop)))
+
+    def chunks() -> Iterator[_Chunk]:
+        for block_index, (group_index, start, stop) in enumerate(blocks):
+            call_rows = sizes[group_index] * len(chosen)
+            for chunk_start in range(start, stop, call_rows):
+                yield _Chunk(group_index, block_index, chunk_start, min(call_rows, stop - chunk_start))
+
+    def compute(chunk: _Chunk) -> dict[str, np.ndarray]:
+        group = groups[chunk.group]
+        call_rows = sizes[chunk.group] * len(chosen)
+        rows = np.arange(chunk.start, chunk.start + call_rows, dtype=np.int64)
+        rows = np.minimum(rows, chunk.start + chunk.count - 1)  # pad with the last real row
+        member, columns = rows // n_seeds, rows % n_seeds  # index into the group's tables
+        program = _chunk_program(group.static, chosen)
+        metrics = program(
+            _replicate(root, chosen),
+            _place(group.identities[member], chosen),
+            _place(seeds_u32[columns], chosen),
+            jax.tree.map(lambda a: _place(a[member], chosen), group.layouts),
+            jax.tree.map(lambda a: _place(a[member], chosen), group.knobs),
+        )
+        return {name: _to_host(getattr(metrics, name))[: chunk.count] for name in METRIC_DTYPES}
+
+    remaining = [stop - start for _, start, stop in blocks]
+
+    def finish(chunk: _Chunk, metrics: dict[str, np.ndarray]) -> None:
+        points, columns = block_cells(groups[chunk.group], n_seeds, chunk.start, chunk.start + chunk.count)
+        for name in METRIC_DTYPES:
+            out[name][points, columns] = metrics[name]
         if progress is not None:
-            progress(count)
+            progress(chunk.count)
+        remaining[chunk.block] -= chunk.count
+        if remaining[chunk.block] == 0 and on_block is not None:
+            group_index, start, stop = blocks[chunk.block]
+            points, columns = block_cells(groups[group_index], n_seeds, start, stop)
+            on_block(Block(group_index, start, stop, {name: out[name][points, columns].copy()
+                                                     for name in METRIC_DTYPES}))
 
-    # Compile each program once before fanning out, so threads do not compile it concurrently.
-    first_of_group = {}
-    for job in jobs:
-        first_of_group.setdefault(job[0], job)
-    for job in first_of_group.values():
-        work(job)
-    rest = [job for job in jobs if all(job is not first for first in first_of_group.values())]
-    if workers == 1 or len(rest) <= 1:
-        for job in rest:
-            work(job)
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(work, rest))
+    # Compile each program in the calling thread (its first chunk) before fanning out, so threads
+    # never compile the same program concurrently.  Chunks are created lazily: memory holds only
+    # the chunks in flight, whatever the size of the sweep.
+    compiled: set[int] = set()
+    in_flight: dict[Future, _Chunk] = {}
+    pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+    try:
+        for chunk in chunks():
+            if pool is None or chunk.group not in compiled:
+                compiled.add(chunk.group)
+                finish(chunk, compute(chunk))
+                continue
+            while len(in_flight) >= 2 * workers:
+                finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    finish(in_flight.pop(future), future.result())
+            in_flight[pool.submit(compute, chunk)] = chunk
+        while in_flight:
+            finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in finished:
+                finish(in_flight.pop(future), future.result())
+    finally:
+        if pool is not None:
+            for future in in_flight:
+                future.cancel()
+            pool.shutdown(wait=True)
     return out

@@ -171,6 +171,12 @@ class SweepResult:
     def delta(self) -> np.ndarray:
         return _paired_delta(self.arrays["kd_acc"], self.arrays["no_kd_acc"])
 
+    @property
+    def n_diverged(self) -> int:
+        """Number of (grid point, seed) runs in which any of the three trainings diverged."""
+        flags = [self.arrays[f] for f in FLAGS if f in self.arrays]
+        return int(np.any(np.stack(flags), axis=0).sum()) if flags else 0
+
     def __getattr__(self, name: str) -> np.ndarray:
         if name.startswith("__") or name in ("configs", "grid", "arrays"):
             raise AttributeError(name)
@@ -216,6 +222,12 @@ class SweepResult:
                         row[f"{name}_theory"] = float(self.theory[name][index])
                 row["n_diverged"] = int(sum(self.arrays[f][index].sum() for f in FLAGS if f in self.arrays))
                 rows.append(row)
+        diverged = self.n_diverged
+        if diverged:
+            warnings.warn(
+                f"{diverged} of {self.arrays['kd_acc'].size} runs diverged (non-finite loss) and are "
+                "excluded from the summaries (column n_diverged)", RuntimeWarning, stacklevel=2,
+            )
         return rows
 
     def to_pandas(self, tidy: bool = True):
@@ -308,6 +320,9 @@ class SweepResult:
                 f"{100 * row['no_kd_acc_mean']:8.2f} {100 * row['kd_acc_mean']:8.2f} "
                 f"{100 * row['delta_mean']:+6.2f} [{100 * row['delta_low']:+.2f},{100 * row['delta_high']:+.2f}]"
             )
+        diverged = self.n_diverged
+        if diverged:
+            lines.append(f"{diverged} runs diverged (non-finite loss) and are excluded from the summaries")
         return "\n".join(lines)
 
     __repr__ = __str__

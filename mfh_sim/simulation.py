@@ -7,6 +7,7 @@ run through :func:`mfh_sim.engine.execute`, and attach the theory's prediction f
 from __future__ import annotations
 
 import itertools
+import os
 import warnings
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -139,6 +140,9 @@ def sweep(
     chunk_size: int | None = None,
     workers: int | None = None,
     progress: bool = False,
+    out: str | os.PathLike | None = None,
+    resume: bool = True,
+    devices: Sequence[Any] | int | None = None,
     common_random_numbers: bool = True,
     **axes: Any,
 ) -> SweepResult:
@@ -147,10 +151,29 @@ def sweep(
     ``sweep(gamma=[0, 0.25, 0.5, 1], alpha=0.0, beta=..., n_train=[100, 200], seeds=100)`` runs
     the product of the list-valued keywords; ``points=[{...}, {...}]`` gives explicit points
     (each combined with the axes).  Keywords are those of :func:`simulate`.  Results do not depend
-    on the grid's order, chunking or which other points are in it: the key of a run derives from
-    its seed index and, with ``common_random_numbers=False``, its config's content.  By default
-    (common random numbers) every grid point sees the same draws for a given seed, so
-    differences between points are paired.
+    on the grid's order, chunking, sharding, resuming or which other points are in it: the key of
+    a run derives from its seed index and, with ``common_random_numbers=False``, its config's
+    content.  By default (common random numbers) every grid point sees the same draws for a given
+    seed, so differences between points are paired.
+
+    Scale:
+        chunk_size: runs per compiled call per device (default: cache-sized on CPU, sized to the
+            device's memory on accelerators; see :func:`mfh_sim.engine.default_chunk_size`).
+            Memory stays bounded whatever the number of runs.
+        devices: ``None`` (every device JAX sees; with ``jax.distributed.initialize()`` every
+            host's), a count, or a list of devices; with several, each chunk is sharded over
+            them.
+        out: a directory to persist results in (see :mod:`mfh_sim.store`): a manifest, then
+            each finished block written atomically with its checksum.  Re-running the same call
+            after an interruption computes only the missing blocks and returns the same numbers
+            as an uninterrupted run; a directory holding another sweep is refused
+            (:class:`mfh_sim.store.ResultsMismatchError`, a ``ValueError``).
+        resume: with ``out``, reuse the blocks already there (default); ``False`` refuses a
+            directory that already holds this sweep.
+        progress: draw a progress bar with an ETA on stderr.
+
+    Runs whose loss became non-finite (diverged) are flagged, counted and left out of the
+    summaries, with a ``RuntimeWarning`` saying how many.
     """
     grid = expand_grid(points, **axes)
     configs = []
@@ -160,12 +183,34 @@ def sweep(
             configs.append(make_config(**point))
     seed_indices = validate_seeds(seeds)
     root_seed = _validate_root_seed(root_seed)
-    varied_keys = sorted({k for p in grid for k in p if len({repr(q.get(k)) for q in grid}) > 1}, key=list(grid[0]).index
-                         if grid else None)
-    bar = ProgressBar(len(configs) * len(seed_indices), enabled=progress)
+    for name, flag in (("resume", resume), ("common_random_numbers", common_random_numbers)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise ValueError(f"{name}={flag!r} is not allowed: use True or False")
+    common_random_numbers = bool(common_random_numbers)
+    # Keys whose value differs between points, in order of first appearance (a key may be
+    # missing from some points: it then takes its default there).
+    seen: dict[str, None] = {}
+    for point in grid:
+        seen.update(dict.fromkeys(point))
+    varied_keys = [k for k in seen if len({repr(q.get(k)) for q in grid}) > 1]
+    labels = [{k: p[k] for k in varied_keys if k in p} for p in grid]
+    run_versions = versions()
+    store = None
+    completed = []
+    if out is not None:
+        from mfh_sim.store import ResultStore
+
+        store = ResultStore.open(out, configs, labels, seed_indices, root_seed, resume=bool(resume),
+                                 versions=run_versions, common_random_numbers=common_random_numbers)
+        completed = store.completed()
+    total = len(configs) * len(seed_indices)
+    already = sum(block.stop - block.start for block in completed)
+    bar = ProgressBar(total - already, enabled=progress)
     try:
         arrays = execute(configs, seed_indices, root_seed, chunk_size=chunk_size, workers=workers,
-                         progress=bar.update, common_random_numbers=common_random_numbers)
+                         progress=bar.update, devices=devices, completed=completed,
+                         on_block=store.write if store is not None else None,
+                         common_random_numbers=common_random_numbers)
     finally:
         bar.close()
     theory_arrays = None
@@ -174,12 +219,24 @@ def sweep(
         if all(p is not None for p in predictions):
             theory_arrays = {k: np.asarray([p[k] for p in predictions], dtype=np.float64)
                              for k in predictions[0]}
+    if store is not None:
+        store.write_theory(theory_arrays)
+    diverged = np.zeros((len(configs), len(seed_indices)), dtype=bool)
+    for flag in FLAGS:
+        diverged |= arrays[flag]
+    if diverged.any():
+        warnings.warn(
+            f"{int(diverged.sum())} of {diverged.size} runs diverged (non-finite loss) at "
+            f"{int(diverged.any(axis=1).sum())} of {len(configs)} grid points; they are flagged "
+            "(result.teacher_diverged, ...) and left out of the summaries",
+            RuntimeWarning, stacklevel=2,
+        )
     return SweepResult(
         configs=configs,
-        grid=[{k: p[k] for k in varied_keys if k in p} for p in grid],
+        grid=labels,
         arrays=arrays,
         seeds=seed_indices,
         root_seed=root_seed,
         theory=theory_arrays,
-        versions=versions(),
+        versions=run_versions,
     )

@@ -1,0 +1,162 @@
+"""The results directory: manifest, atomic checksummed chunks, refusal of other sweeps, loading
+without pickle, and the ``sweep`` / ``show`` commands that use it."""
+
+import json
+import warnings
+import zipfile
+
+import numpy as np
+import pytest
+
+import mfh_sim
+from mfh_sim import engine, store
+from mfh_sim.cli import main
+from mfh_sim.commands.sweep import parse_values
+
+FAST = dict(steps=60, n_test=200)
+SWEEP = dict(gamma=[0.0, 0.5, 1.0], alpha=0.0, seeds=7, theory=False, chunk_size=8, **FAST)
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    # Blocks of 16 rows: the 21-run sweep is stored in two chunk files.
+    monkeypatch.setattr(engine, "CPU_BLOCK_RUNS", 16)
+
+
+def same(a, b):
+    return all(np.array_equal(a.arrays[k], b.arrays[k], equal_nan=True) for k in engine.METRIC_DTYPES)
+
+
+def chunk_files(directory):
+    return sorted((directory / store.CHUNKS).glob("*.npz"))
+
+
+def test_directory_holds_manifest_and_checksummed_chunks_that_load_without_pickle(tmp_path, small_blocks):
+    out = tmp_path / "run"
+    result = mfh_sim.sweep(**SWEEP, out=out)
+    manifest = json.loads((out / store.MANIFEST).read_text())
+    assert manifest["root_seed"] == 0 and manifest["seeds"] == list(range(7))
+    assert [c["steps"] for c in manifest["configs"]] == [60, 60, 60]
+    assert manifest["versions"]["backend"] == "cpu" and "jax" in manifest["versions"]
+    files = chunk_files(out)
+    assert len(files) == 2
+    assert not list(out.rglob("*.tmp"))  # nothing half-written is left behind
+    for file in files:
+        digest = file.name.split(".")[1]
+        assert store._sha256(file.read_bytes()) == digest
+        with np.load(file, allow_pickle=False) as archive:  # plain arrays only
+            assert all(archive[name].dtype != object for name in archive.files)
+    assert same(store.load(out), result)
+    assert store.load(out).grid == result.grid
+
+
+def test_a_different_sweep_is_refused(tmp_path):
+    out = tmp_path / "run"
+    mfh_sim.sweep(**SWEEP, out=out)
+    before = sorted(p.name for p in chunk_files(out))
+    for change, words in ((dict(steps=61), "steps=60 there, 61 here"), (dict(seeds=8), "7 seed indices there, 8 here"),
+                          (dict(root_seed=1), "root_seed 0 there, 1 here"),
+                          (dict(common_random_numbers=False), "common_random_numbers")):
+        with pytest.raises(store.ResultsMismatchError, match=words):
+            mfh_sim.sweep(**{**SWEEP, **change}, out=out)
+    with pytest.raises(ValueError, match="resume=False"):
+        mfh_sim.sweep(**SWEEP, out=out, resume=False)
+    assert sorted(p.name for p in chunk_files(out)) == before  # nothing was mixed in
+
+
+def test_foreign_directories_and_edited_manifests_are_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="non-empty directory"):
+        mfh_sim.sweep(**SWEEP, out=tmp_path)
+    out = tmp_path / "run"
+    mfh_sim.sweep(**SWEEP, out=out)
+    manifest = json.loads((out / store.MANIFEST).read_text())
+    manifest["root_seed"] = 5
+    (out / store.MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="fingerprint"):
+        store.load(out)
+
+
+def test_an_altered_chunk_is_detected_set_aside_and_recomputed(tmp_path, small_blocks):
+    out = tmp_path / "run"
+    clean = mfh_sim.sweep(**SWEEP, out=out)
+    victim = chunk_files(out)[0]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte: same length, wrong checksum
+    victim.write_bytes(bytes(data))
+    with pytest.warns(RuntimeWarning, match="checksum mismatch"):
+        again = mfh_sim.sweep(**SWEEP, out=out)
+    assert same(again, clean)
+    assert (victim.parent / (victim.name + ".corrupt")).exists()
+    rows = victim.name.split(".")[0]
+    assert [f for f in chunk_files(out) if f.name.split(".")[0] == rows]  # its rows were written again
+    assert same(store.load(out), clean)
+
+
+def test_a_chunk_from_another_directory_is_not_loaded(tmp_path, small_blocks):
+    first, second = tmp_path / "a", tmp_path / "b"
+    mfh_sim.sweep(**SWEEP, out=first)
+    mfh_sim.sweep(**{**SWEEP, "root_seed": 1}, out=second)
+    stray = chunk_files(second)[0]
+    for file in chunk_files(first):
+        if file.name.split(".")[0] == stray.name.split(".")[0]:
+            file.unlink()
+    (first / store.CHUNKS / stray.name).write_bytes(stray.read_bytes())
+    with pytest.warns(RuntimeWarning, match="another sweep"):
+        with pytest.raises(ValueError, match="unfinished"):
+            store.load(first)
+
+
+def test_an_unfinished_directory_loads_its_finished_points_on_request(tmp_path, small_blocks):
+    out = tmp_path / "run"
+    mfh_sim.sweep(**SWEEP, out=out)
+    chunk_files(out)[-1].unlink()  # rows 16..20: points 2 (seeds 2..6)
+    with pytest.raises(ValueError, match="16 of 21 runs"):
+        store.load(out)
+    partial = store.load(out, partial=True)
+    assert len(partial) == 2 and partial.kd_acc.shape == (2, 7)
+
+
+def test_range_syntax():
+    assert parse_values("gamma", "0:1:11", "float") == [round(0.1 * i, 12) for i in range(11)]
+    assert parse_values("gamma", "0.5", "float") == [0.5]
+    assert parse_values("n_train", "100,200", "int") == [100, 200]
+    assert parse_values("hidden", "64x64,32", "text") == [(64, 64), (32,)]
+    for bad, kind in (("0:1", "float"), ("0:1:0", "float"), ("1.5", "int"), ("a", "float")):
+        with pytest.raises(ValueError, match="--"):
+            parse_values("n_train" if kind == "int" else "gamma", bad, kind)
+
+
+def test_cli_sweep_then_show_with_a_plot(tmp_path, capsys):
+    out = tmp_path / "x"
+    args = ["sweep", "--gamma", "0:1:3", "--alpha", "0", "--seeds", "7", "--steps", "60", "--n-test", "200",
+            "--chunk-size", "8", "--no-theory", "--out", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr()
+    assert "3 grid points x 7 seeds" in printed.out and "runs" in printed.err  # table and progress bar
+    assert main(args + ["--quiet"]) == 0  # re-running a finished sweep only loads it
+    plot = tmp_path / "gain.png"
+    assert main(["show", str(out), "--plot", str(plot), "--csv", str(tmp_path / "s.csv")]) == 0
+    shown = capsys.readouterr().out
+    assert "21 of 21 runs stored" in shown and "KD gain" in shown
+    assert plot.stat().st_size > 5000 and len((tmp_path / "s.csv").read_text().splitlines()) == 4
+    # The table shows the same numbers as the sweep's result.
+    result = store.load(out)
+    assert f"{100 * result.summary()[2]['kd_acc_mean']:8.2f}" in shown
+    assert main(["sweep", "--gamma", "0:1:3", "--alpha", "0", "--seeds", "8", "--steps", "60", "--n-test", "200",
+                 "--no-theory", "--out", str(out)]) == 2
+    assert "different sweep" in capsys.readouterr().err
+    assert main(["show", str(tmp_path)]) == 2
+
+
+def test_cli_reports_diverged_runs(tmp_path, capsys):
+    # An MLP at learning rate 1e5 diverges (see tests/test_engine.py); both commands say so.
+    out = tmp_path / "d"
+    assert main(["sweep", "--gamma", "0.5", "--alpha", "0", "--model", "mlp", "--hidden", "8", "--steps", "20",
+                 "--n-test", "100", "--learning-rate", "0.1,1e5", "--seeds", "4", "--no-theory", "--no-progress",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert "warning: 4 of 8 runs diverged" in printed.err and "4 runs diverged" in printed.out
+    assert main(["show", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert "diverged" in printed.err and "4 runs diverged" in printed.out
