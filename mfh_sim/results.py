@@ -220,7 +220,9 @@ class SweepResult:
                                 f"{name}_low": s.low, f"{name}_high": s.high})
                     if self.theory is not None and name in self.theory:
                         row[f"{name}_theory"] = float(self.theory[name][index])
-                row["n_diverged"] = int(sum(self.arrays[f][index].sum() for f in FLAGS if f in self.arrays))
+                flags = [self.arrays[f][index] for f in FLAGS if f in self.arrays]
+                # A run counts once, whichever of its trainings diverged.
+                row["n_diverged"] = int(np.any(np.stack(flags), axis=0).sum()) if flags else 0
                 rows.append(row)
         diverged = self.n_diverged
         if diverged:
@@ -309,12 +311,13 @@ class SweepResult:
     def __str__(self) -> str:
         rows = self.summary()
         # Realised ratios are always shown; the grid's own ratio columns would repeat them.
-        varied = [k for k in self.grid[0] if k not in ("gamma", "alpha", "beta")] if self.grid else []
+        varied = list(dict.fromkeys(k for point in self.grid for k in point
+                                    if k not in ("gamma", "alpha", "beta")))
         head = " ".join(f"{k:>10}" for k in varied)
         lines = [f"mfh_sim sweep: {len(self)} grid points x {len(self.seeds)} seeds (accuracies in %)",
                  f"{head} {'gamma':>6} {'alpha':>6} {'beta':>6} {'teacher':>8} {'no-KD':>8} {'KD':>8} {'KD gain':>16}"]
         for row in rows:
-            cells = " ".join(f"{_short(row[k]):>10}" for k in varied)
+            cells = " ".join(f"{_short(row.get(k, '')):>10}" for k in varied)
             lines.append(
                 f"{cells} {row['gamma']:6.3f} {row['alpha']:6.3f} {row['beta']:6.3f} {100 * row['teacher_acc_mean']:8.2f} "
                 f"{100 * row['no_kd_acc_mean']:8.2f} {100 * row['kd_acc_mean']:8.2f} "
