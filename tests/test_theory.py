@@ -251,3 +251,13 @@ def test_results_carry_theory():
                       dim_a=8, dim_b=8, seeds=2, steps=5)
     assert s.theory["kd_acc"].shape == (2,)
     assert s.theory["kd_acc"][1] == pytest.approx(predict(s.configs[1])["kd_acc"])
+
+
+def test_crossover_from_gains_interpolates_in_overlap():
+    from mfh_sim.theory import crossover_from_gains
+
+    # Zero half-way between o = 4 and o = 6 -> o* = 5, gamma* = 5 / 15.
+    assert crossover_from_gains([0, 2, 4, 6], [-2.0, -1.0, -0.5, 0.5]) == pytest.approx(1 / 3)
+    assert math.isnan(crossover_from_gains([0, 2], [-1.0, -0.5]))
+    with pytest.raises(ValueError, match="gains"):
+        crossover_from_gains([0, 2, 4], [1.0, 2.0])
