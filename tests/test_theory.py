@@ -261,3 +261,19 @@ def test_crossover_from_gains_interpolates_in_overlap():
     assert math.isnan(crossover_from_gains([0, 2], [-1.0, -0.5]))
     with pytest.raises(ValueError, match="gains"):
         crossover_from_gains([0, 2, 4], [1.0, 2.0])
+
+
+def test_linear_student_with_a_given_teacher():
+    venn = VennConfig(shared=2, a_only=3, b_only=2, unseen=1, dim_a=6, dim_b=5)
+    w = np.array([0.8, -0.5, 1.1, 0.3, -0.9, 0.7, 0.4, 0.6])
+    kw = dict(kd_weight=1.0, temperature=2.0)
+    default = linear_student(venn.channel_latents_a(), venn.channel_latents_b(), w, **kw)
+    given = linear_student(venn.channel_latents_a(), venn.channel_latents_b(), w,
+                           teacher_weights=default["teacher"], **kw)
+    assert np.allclose(given["student"], default["student"], rtol=1e-9)
+    # A teacher that puts all its weight on a-only and noise channels teaches nothing shared:
+    # the KD student then points along the no-KD direction.
+    blind = np.array([0.0, 0.0, 1.0, -2.0, 0.5, 0.3])
+    out = linear_student(venn.channel_latents_a(), venn.channel_latents_b(), w, teacher_weights=blind, **kw)
+    assert out["kd_acc"] == pytest.approx(out["no_kd_acc"], abs=1e-12)
+    assert out["teacher_acc"] < default["teacher_acc"]
