@@ -200,3 +200,24 @@ def crossover_gamma(
     i = changes[-1]
     o_star = brentq(lambda o: fig2_delta(o, **kw), grid[i], grid[i + 1], xtol=1e-10)
     return o_star / (20.0 - o_star)
+
+
+def crossover_from_gains(overlaps: np.ndarray, gains: np.ndarray, n_decisive: float = 20.0) -> float:
+    """gamma* where a measured Fig. 2 KD-gain curve turns positive (for simulated curves).
+
+    ``gains`` has shape (len(overlaps),) or (len(overlaps), seeds) (then averaged over seeds).
+    The last negative-to-positive change of the mean gain is located by linear interpolation in
+    the overlap o and returned as gamma* = o / (n_decisive - o); NaN if the mean never changes sign
+    that way.
+    """
+    overlaps = np.asarray(overlaps, dtype=np.float64)
+    gains = np.asarray(gains, dtype=np.float64)
+    mean = gains.mean(axis=1) if gains.ndim == 2 else gains
+    if mean.shape != overlaps.shape:
+        raise ValueError(f"gains has shape {gains.shape}: it must start with len(overlaps) = {overlaps.size}")
+    hits = np.flatnonzero((mean[:-1] <= 0) & (mean[1:] > 0))
+    if hits.size == 0:
+        return float("nan")
+    j = hits[-1]
+    star = overlaps[j] + (overlaps[j + 1] - overlaps[j]) * (-mean[j]) / (mean[j + 1] - mean[j])
+    return float(star / (n_decisive - star))

@@ -40,9 +40,28 @@ def _score_accuracy(theta: jax.Array, channel_latents: jax.Array, w: jax.Array) 
     return 1.0 - jnp.arccos(jnp.clip(rho, -1.0, 1.0)) / jnp.pi
 
 
+def _spd_solve(gram: jax.Array, rhs: jax.Array) -> jax.Array:
+    """Solve gram @ out = rhs for a symmetric positive definite ``gram`` by Gauss-Jordan elimination.
+
+    No pivoting is needed for a positive definite matrix (every pivot is a positive Schur
+    complement).  Written with plain array operations in one ``fori_loop`` rather than a LAPACK
+    call: XLA's CPU LAPACK custom calls, batched under vmap, intermittently stalled on a loaded
+    2-core machine, while this is cheap at these sizes (d^2 (d + k) flops).
+    """
+    d = gram.shape[0]
+    augmented = jnp.concatenate([gram, rhs], axis=1)
+
+    def eliminate(i, a):
+        row = a[i] / a[i, i]
+        a = a - a[:, i][:, None] * row[None, :]
+        return a.at[i].set(row)
+
+    return jax.lax.fori_loop(0, d, eliminate, augmented)[:, d:]
+
+
 def _least_squares(x: jax.Array, targets: jax.Array) -> jax.Array:
-    gram = x.T @ x
-    return jnp.linalg.solve(gram, x.T @ targets)
+    targets = targets.reshape(targets.shape[0], -1)
+    return _spd_solve(x.T @ x, x.T @ targets)
 
 
 @partial(jax.jit, static_argnames=("n_train", "same_sample"))
@@ -55,7 +74,7 @@ def _run_batch(keys, layout: Layout, lams, n_train: int, same_sample: bool):
         teach, students = parts[0], parts[-1]
         y_t = 2.0 * teach.labels.astype(jnp.float32) - 1.0
         y_s = 2.0 * students.labels.astype(jnp.float32) - 1.0
-        theta_t = _least_squares(teach.x_a, y_t)
+        theta_t = _least_squares(teach.x_a, y_t)[:, 0]
         logits = students.x_a @ theta_t
         targets = (1.0 - lams)[None, :] * y_s[:, None] + lams[None, :] * logits[:, None]
         theta_s = _least_squares(students.x_b, targets)

@@ -30,7 +30,6 @@ from scipy.special import expit, log_ndtr
 
 from mfh_sim.theory.quadrature import (
     PHI0,
-    Blocks,
     SplitRule,
     logistic_slope,
     logistic_slope_times_scale,
