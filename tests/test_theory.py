@@ -96,19 +96,25 @@ def test_kd_student_is_a_stationary_point(ce, kd, temperature, reduction):
     Stein reduction and the scalar fixed point, not just the direction.
     """
     venn = VennConfig(shared=2, a_only=3, b_only=2, unseen=1, dim_a=6, dim_b=5)
-    w = np.array([0.8, -0.5, 1.1, 0.3, -0.9, 0.7, 0.4, 0.6])
+    # Latent order [B | G | A | U]: w_B = (0.7, 0.4), w_G = (0.8, -0.5), w_A = (1.1, 0.3, -0.9), w_U = 0.6.
+    w = np.array([0.7, 0.4, 0.8, -0.5, 1.1, 0.3, -0.9, 0.6])
     out = linear_student(venn.channel_latents_a(), venn.channel_latents_b(), w, ce_weight=ce,
                          kd_weight=kd, temperature=temperature, kd_reduction=reduction)
     theta_s, theta_t = out["student"], out["teacher"]
-    n_g, n_a, n_b, n_u = (np.linalg.norm(w[s]) for s in (slice(0, 2), slice(2, 5), slice(5, 7), slice(7, 8)))
+    block = venn.latent_slices()
+    n_g, n_a, n_b, n_u = (np.linalg.norm(w[block[r]]) for r in ("G", "A", "B", "U"))
+    g_b, b_b = venn.channels_of("G", "b"), venn.channels_of("B", "b")  # student's channels
+    g_a, a_a = venn.channels_of("G", "a"), venn.channels_of("A", "a")  # teacher's channels
     # Margins in block coordinates: student's loading on each block's unit direction.
-    s_g = theta_s[:2] @ w[:2] / n_g
-    s_b = theta_s[2:4] @ w[5:7] / n_b
-    t_g = theta_t[:2] @ w[:2] / n_g
-    t_a = theta_t[2:5] @ w[2:5] / n_a
+    s_g = theta_s[g_b] @ w[block["G"]] / n_g
+    s_b = theta_s[b_b] @ w[block["B"]] / n_b
+    t_g = theta_t[g_a] @ w[block["G"]] / n_g
+    t_a = theta_t[a_a] @ w[block["A"]] / n_a
     # The student's weights must lie in span(w_G, w_B) (zero on noise channels):
-    assert np.allclose(theta_s[:2], s_g * w[:2] / n_g) and np.allclose(theta_s[2:4], s_b * w[5:7] / n_b)
-    assert np.allclose(theta_s[4:], 0.0)
+    assert np.allclose(theta_s[g_b], s_g * w[block["G"]] / n_g)
+    assert np.allclose(theta_s[b_b], s_b * w[block["B"]] / n_b)
+    noise_b = np.flatnonzero(venn.channel_latents_b() < 0)
+    assert noise_b.size > 0 and np.allclose(theta_s[noise_b], 0.0)
     x, wts = np.polynomial.hermite_e.hermegauss(64)
     wts = wts / wts.sum()
     ug, ua, ub = np.meshgrid(x, x, x, indexing="ij")
@@ -265,7 +271,8 @@ def test_crossover_from_gains_interpolates_in_overlap():
 
 def test_linear_student_with_a_given_teacher():
     venn = VennConfig(shared=2, a_only=3, b_only=2, unseen=1, dim_a=6, dim_b=5)
-    w = np.array([0.8, -0.5, 1.1, 0.3, -0.9, 0.7, 0.4, 0.6])
+    # Latent order [B | G | A | U]: w_B = (0.7, 0.4), w_G = (0.8, -0.5), w_A = (1.1, 0.3, -0.9), w_U = 0.6.
+    w = np.array([0.7, 0.4, 0.8, -0.5, 1.1, 0.3, -0.9, 0.6])
     kw = dict(kd_weight=1.0, temperature=2.0)
     default = linear_student(venn.channel_latents_a(), venn.channel_latents_b(), w, **kw)
     given = linear_student(venn.channel_latents_a(), venn.channel_latents_b(), w,
