@@ -32,3 +32,10 @@ def test_cli_reports_bad_input_without_a_traceback(capsys):
 def test_console_entry_point_help():
     completed = subprocess.run([sys.executable, "-m", "mfh_sim.cli", "--help"], capture_output=True, text=True)
     assert completed.returncode == 0 and "reproduce" in completed.stdout
+
+
+def test_reproduce_theory_and_phase(tmp_path):
+    assert main(["reproduce", "--out", str(tmp_path), "--seeds", "3", "--quiet", "--only", "theory", "--only", "phase"]) == 0
+    for stem in ("theory_fig2", "theory_fig2_gain", "theory_crossover", "phase_gamma_alpha"):
+        assert (tmp_path / f"{stem}.png").stat().st_size > 1000
+    assert len((tmp_path / "phase_gamma_alpha.csv").read_text().splitlines()) == 31

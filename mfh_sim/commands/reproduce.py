@@ -12,10 +12,12 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
+import numpy as np
 
 from mfh_sim import experiments
 from mfh_sim.general_teacher import write_table2
-from mfh_sim.plots import plot_curves, plot_venn
+from mfh_sim.plots import plot_curves, plot_gain_heatmap, plot_venn
+from mfh_sim.simulation import sweep
 
 
 def _save(fig, out: Path, stem: str) -> list[Path]:
@@ -46,11 +48,49 @@ def _table2(out: Path, seeds: int, progress: bool) -> list[Path]:
     return write_table2(out, seeds=seeds, progress=progress)
 
 
-#: name -> producer(out_dir, seeds, progress) -> written paths, in the order they run.
-PRODUCERS: dict[str, Callable[[Path, int, bool], list[Path]]] = {
-    "fig2": _fig2,
-    "fig3": _fig3,
-    "table2": _table2,
+def _theory(out: Path, seeds: int, progress: bool) -> list[Path]:
+    from mfh_sim.plots.theory import crossover_curve, theory_vs_simulation
+    from mfh_sim.theory import crossover_from_gains, crossover_gamma
+
+    result = experiments.fig2(seeds=seeds, progress=progress)
+    accuracies = theory_vs_simulation(result, "gamma", title=f"Fig. 2 geometry: theory and simulation ({seeds} seeds)")
+    gain = theory_vs_simulation(result, "gamma", keys=("delta",), title="KD gain: theory and simulation")
+    sizes = np.geomspace(100, 5000, 25)
+    predicted = [crossover_gamma(n_train=float(n)) for n in sizes]
+    simulated = crossover_from_gains(np.asarray(experiments.FIG2_OVERLAPS), result.delta)
+    crossover = crossover_curve(sizes, predicted, simulated=([200], [simulated]))
+    crossover.axes[0].set_title("Fig. 2 geometry: where KD starts to help", fontsize=10)
+    return (_save(accuracies, out, "theory_fig2") + _save(gain, out, "theory_fig2_gain")
+            + _save(crossover, out, "theory_crossover"))
+
+
+def _phase(out: Path, seeds: int, progress: bool) -> list[Path]:
+    points = [dict(gamma=float(g), alpha=float(a))
+              for a in np.linspace(0.0, 0.8, 5) for g in np.linspace(0.1, 1.0, 10) if g <= 1 - a + 1e-9]
+    plane = sweep(points=points, seeds=seeds, progress=progress)
+    fig = plot_gain_heatmap(plane, "gamma", "alpha", contour=plane.theory["delta_finite"],
+                            title=f"KD gain (points), n_train = 200, {seeds} seeds")
+    return _save(fig, out, "phase_gamma_alpha") + [plane.to_csv(out / "phase_gamma_alpha.csv")]
+
+
+def _hypotheses(out: Path, seeds: int, progress: bool) -> list[Path]:
+    from mfh_sim.hypotheses import FamilySpec, run_head_to_head
+    from mfh_sim.plots.hypotheses import plot_head_to_head
+
+    result = run_head_to_head(FamilySpec(), seeds=seeds, progress=progress)
+    text = out / "hypotheses.txt"
+    text.write_text(result.table() + "\n")
+    return _save(plot_head_to_head(result), out, "hypotheses") + [text]
+
+
+#: name -> (producer(out_dir, seeds, progress) -> written paths, default seeds), in running order.
+PRODUCERS: dict[str, tuple[Callable[[Path, int, bool], list[Path]], int]] = {
+    "fig2": (_fig2, 200),
+    "fig3": (_fig3, 200),
+    "table2": (_table2, 200),
+    "theory": (_theory, 100),
+    "phase": (_phase, 40),
+    "hypotheses": (_hypotheses, 100),
 }
 
 
@@ -61,13 +101,15 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         if name not in PRODUCERS:
             raise ValueError(f"--only {name!r} is not allowed: use one of {sorted(PRODUCERS)}")
-    if args.seeds < 2:
+    if args.seeds is not None and args.seeds < 2:
         raise ValueError(f"--seeds {args.seeds} is not allowed: it must be >= 2")
     for name in names:
         start = time.perf_counter()
+        producer, default_seeds = PRODUCERS[name]
+        seeds = args.seeds or default_seeds
         if not args.quiet:
-            print(f"[{name}] running ({args.seeds} seeds)...", flush=True)
-        paths = PRODUCERS[name](out, args.seeds, not args.quiet)
+            print(f"[{name}] running ({seeds} seeds)...", flush=True)
+        paths = producer(out, seeds, not args.quiet)
         if not args.quiet:
             print(f"[{name}] wrote {', '.join(str(p) for p in paths)} in {time.perf_counter() - start:.1f} s",
                   flush=True)
@@ -79,7 +121,9 @@ def add_parser(subparsers) -> None:
         "reproduce", help="regenerate the paper's figures and tables (PNG, PDF, CSV) into a folder"
     )
     parser.add_argument("--out", default="figures", help="output folder (default: figures)")
-    parser.add_argument("--seeds", type=int, default=200, help="seeds per grid point (default: 200)")
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="seeds per grid point for every item (default: 200 for fig2, fig3 and "
+                             "table2; 100 for theory and hypotheses; 40 for phase)")
     parser.add_argument("--only", action="append", metavar="NAME",
                         help=f"produce only this item (repeatable): {', '.join(PRODUCERS)}")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
