@@ -152,6 +152,10 @@ def run_keys(
     return np.asarray(_seed_keys(root, np.uint32(identity), np.asarray(seeds, np.uint32)))
 
 
+#: (static spec, devices, chunk rows) of the programs that have run in this process.
+_WARM_PROGRAMS: set = set()
+
+
 @functools.lru_cache(maxsize=None)
 def compiled_run(static: StaticSpec) -> Callable:
     """``jit(vmap(run))`` over explicit keys for one static spec (cached for the process)."""
@@ -426,16 +430,17 @@ def execute(
                                                      for name in METRIC_DTYPES}))
 
     # Compile each program in the calling thread (its first chunk) before fanning out, so threads
-    # never compile the same program concurrently.  Chunks are created lazily: memory holds only
-    # the chunks in flight, whatever the size of the sweep.
-    compiled: set[int] = set()
+    # never compile the same program concurrently; a program already run in this process (same
+    # static spec, devices and chunk shape) goes straight to the pool.  Chunks are created
+    # lazily: memory holds only the chunks in flight, whatever the size of the sweep.
     in_flight: dict[Future, _Chunk] = {}
     pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
     try:
         for chunk in chunks():
-            if pool is None or chunk.group not in compiled:
-                compiled.add(chunk.group)
+            program_key = (groups[chunk.group].static, chosen, sizes[chunk.group])
+            if pool is None or program_key not in _WARM_PROGRAMS:
                 finish(chunk, compute(chunk))
+                _WARM_PROGRAMS.add(program_key)
                 continue
             while len(in_flight) >= 2 * workers:
                 finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
