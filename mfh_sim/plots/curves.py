@@ -24,23 +24,39 @@ def _nan_stats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.nanmean(values, axis=1), np.nanstd(values, axis=1, ddof=1)
 
 
+def _theory_line(result: SweepResult, name: str, kind: str | bool) -> np.ndarray | None:
+    if not kind or result.theory is None:
+        return None
+    if kind == "finite" and f"{name}_finite" in result.theory:
+        line = np.asarray(result.theory[f"{name}_finite"], dtype=float)
+        return line if np.isfinite(line).all() else None
+    if kind == "population" and name in result.theory:
+        return np.asarray(result.theory[name], dtype=float)
+    return None
+
+
 def plot_curves(
     result: SweepResult,
     x: str = "gamma",
     *,
     ax=None,
     paper: Mapping[str, Sequence[float]] | None = None,
-    theory: bool = True,
+    theory: str | bool = "finite",
     title: str | None = None,
     xlabel: str | None = None,
 ):
     """Accuracy (%) against ``x`` (any grid keyword or config attribute, e.g. 'gamma', 'alpha').
 
     Draws the teacher, the KD student with a ±1 standard-deviation band over seeds (as the paper
-    does), the no-KD student dashed, the theory's population prediction as thin lines where the
-    result carries one, and the paper's reported means as open markers when ``paper`` (a mapping
-    with the key ``x`` and accuracy keys in percent) is given.  Returns the figure.
+    does), the no-KD student dashed, the theory's prediction as thin dotted lines where the
+    result carries one (``theory='finite'``: the finite-sample least-squares prediction, drawn
+    only where it is defined at every point; ``'population'``: the infinite-data
+    prediction; ``False``: none), and the paper's reported means as open markers when ``paper``
+    (a mapping with the key ``x`` and accuracy keys in percent) is given.  Returns the figure.
     """
+    if theory not in ("finite", "population", True, False):
+        raise ValueError(f"theory={theory!r} is not allowed: use 'finite', 'population' or False")
+    theory_kind = "population" if theory is True else theory
     xs = np.asarray(getattr(result, x), dtype=float)
     order = np.argsort(xs, kind="stable")
     xs = xs[order]
@@ -53,16 +69,16 @@ def plot_curves(
         ax.plot(xs, mean, **style)
         if name == "kd_acc":
             ax.fill_between(xs, mean - std, mean + std, color=style["color"], alpha=0.15, linewidth=0)
-        if theory and result.theory is not None and name in result.theory:
-            ax.plot(xs, 100 * np.asarray(result.theory[name])[order], color=style["color"],
-                    linewidth=0.9, alpha=0.6, linestyle=":")
+        line = _theory_line(result, name, theory_kind)
+        if line is not None:
+            ax.plot(xs, 100 * line[order], color=style["color"], linewidth=1.1, alpha=0.7, linestyle=":")
         if paper is not None and name in paper:
             ax.plot(paper[x], paper[name], linestyle="none", marker=style["marker"],
                     markerfacecolor="none", color=style["color"], alpha=0.7)
     handles, labels = ax.get_legend_handles_labels()
-    if theory and result.theory is not None:
-        handles.append(plt.Line2D([], [], color="black", linestyle=":", linewidth=0.9))
-        labels.append("population theory")
+    if any(_theory_line(result, name, theory_kind) is not None for name in _STYLE):
+        handles.append(plt.Line2D([], [], color="black", linestyle=":", linewidth=1.1))
+        labels.append("finite-sample theory" if theory_kind == "finite" else "population theory")
     if paper is not None:
         handles.append(plt.Line2D([], [], color="black", marker="o", markerfacecolor="none", linestyle="none"))
         labels.append("paper (10 runs)")
