@@ -19,6 +19,7 @@ from mfh_sim.data import HYPERPLANES
 from mfh_sim.losses import KD_LOSSES, KD_REDUCTIONS
 from mfh_sim.models import INITS, MODELS
 from mfh_sim.train import OPTIMIZERS
+from mfh_sim.validation import require_integer
 from mfh_sim.venn import VennConfig
 
 RATIO_KEYS = ("gamma", "alpha", "beta")
@@ -106,9 +107,9 @@ class SimConfig:
         _choice("init", self.init, INITS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("kd_reduction", self.kd_reduction, KD_REDUCTIONS)
-        object.__setattr__(self, "n_train", _integer("n_train", self.n_train, 2))
-        object.__setattr__(self, "n_test", _integer("n_test", self.n_test, 1))
-        object.__setattr__(self, "steps", _integer("steps", self.steps, 1))
+        object.__setattr__(self, "n_train", require_integer("n_train", self.n_train, 2))
+        object.__setattr__(self, "n_test", require_integer("n_test", self.n_test, 1))
+        object.__setattr__(self, "steps", require_integer("steps", self.steps, 1))
         if not isinstance(self.fresh_student_sample, (bool, np.bool_)):
             raise ValueError(
                 f"fresh_student_sample={self.fresh_student_sample!r} is not allowed: use True or False"
@@ -118,7 +119,7 @@ class SimConfig:
         if isinstance(hidden, (int, np.integer)):
             hidden = (hidden,)
         try:
-            hidden = tuple(_integer("hidden", width, 1) for width in hidden)
+            hidden = tuple(require_integer("hidden", width, 1) for width in hidden)
         except TypeError:
             raise ValueError(f"hidden={self.hidden!r} is not allowed: give layer widths >= 1") from None
         if self.model == "mlp" and not hidden:
@@ -140,7 +141,7 @@ class SimConfig:
         self._validate_extensions()
 
     def _validate_extensions(self) -> None:
-        n_classes = _integer("n_classes", self.n_classes, 2)
+        n_classes = require_integer("n_classes", self.n_classes, 2)
         object.__setattr__(self, "n_classes", n_classes)
         if n_classes > 2 and self.hyperplane != "gaussian":
             raise ValueError(
@@ -158,7 +159,7 @@ class SimConfig:
             self, "label_noise",
             _real("label_noise", self.label_noise, 0.0, noise_limit, open_high=True),
         )
-        object.__setattr__(self, "mixing_depth", _integer("mixing_depth", self.mixing_depth, 0))
+        object.__setattr__(self, "mixing_depth", require_integer("mixing_depth", self.mixing_depth, 0))
         object.__setattr__(
             self, "mixing_strength", _real("mixing_strength", self.mixing_strength, 0.0, 1.0)
         )
@@ -168,7 +169,7 @@ class SimConfig:
                 f"kd_loss='hint' is not allowed with model={self.model!r}: a feature hint matches "
                 "hidden layers, so it needs model='mlp'"
             )
-        object.__setattr__(self, "latent_padding", _integer("latent_padding", self.latent_padding, 0))
+        object.__setattr__(self, "latent_padding", require_integer("latent_padding", self.latent_padding, 0))
 
     # -------------------------------------------------------------- ratios, for convenience
     @property
@@ -331,17 +332,6 @@ def make_config(**knobs: Any) -> SimConfig:
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ValueError(f"{name}={value!r} is not allowed: use one of {allowed}")
-
-
-def _integer(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
-            value = int(value)
-        else:
-            raise ValueError(f"{name}={value!r} is not allowed: it must be an integer >= {minimum}")
-    if value < minimum:
-        raise ValueError(f"{name}={value!r} is not allowed: it must be an integer >= {minimum}")
-    return int(value)
 
 
 def _real(

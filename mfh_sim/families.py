@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mfh_sim.venn import _require_count, _require_ratio
+from mfh_sim.validation import require_integer, require_ratio
 
 PAPER_OVERLAPS = (0, 2, 4, 6, 8, 10)
 
@@ -31,7 +31,7 @@ def paper_gamma_sweep(overlaps: tuple[int, ...] = PAPER_OVERLAPS) -> list[dict[s
     """
     points = []
     for overlap in overlaps:
-        overlap = _require_count("overlaps", overlap)
+        overlap = require_integer("overlaps", overlap)
         if overlap > 10:
             raise ValueError(f"overlaps={overlaps!r} is not allowed: each overlap must be in [0, 10]")
         points.append(dict(shared=overlap, a_only=10 - overlap, b_only=10 - overlap, unseen=overlap,
@@ -58,22 +58,22 @@ def deconfounded_gamma_sweep(
     Each point has G = g, A = B = (V - g) / 2 (so alpha = beta), U fixed; returned as
     :func:`mfh_sim.make_config` keywords.
     """
-    share = _require_ratio("unseen_share", unseen_share)
+    share = require_ratio("unseen_share", unseen_share)
     if share >= 1.0:
         raise ValueError(f"unseen_share={unseen_share!r} is not allowed: it must be in [0, 1)")
-    visible = _require_count("n_visible", n_visible, minimum=2)
+    visible = require_integer("n_visible", n_visible, minimum=2)
     if visible % 2:
         raise ValueError(f"n_visible={n_visible!r} is not allowed: it must be even (A = B = (V - G) / 2)")
     if shared is None:
         shared = tuple(range(0, visible + 1, 2))
     for g in shared:
-        g = _require_count("shared", g)
+        g = require_integer("shared", g)
         if g > visible or g % 2:
             raise ValueError(
                 f"shared={shared!r} is not allowed: each value must be even and in [0, n_visible={visible}]"
             )
     for name, dim in (("dim_a", dim_a), ("dim_b", dim_b)):
-        if _require_count(name, dim, minimum=1) < visible:
+        if require_integer(name, dim, minimum=1) < visible:
             raise ValueError(f"{name}={dim!r} is not allowed: it must be >= n_visible={visible}")
     unseen = int(round(share * visible / (1.0 - share)))
     return [dict(shared=int(g), a_only=(visible - int(g)) // 2, b_only=(visible - int(g)) // 2,

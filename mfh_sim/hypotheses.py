@@ -42,7 +42,7 @@ from scipy import stats as scipy_stats
 
 from mfh_sim.config import SimConfig, make_config
 from mfh_sim.engine import execute
-from mfh_sim.venn import _require_count, _require_ratio
+from mfh_sim.validation import json_default, require_integer, require_ratio
 
 #: Predictor name -> (label, direction the hypothesis claims: +1 larger predictor = larger gain,
 #: -1 the opposite, 0 no claim).
@@ -99,21 +99,21 @@ class FamilySpec:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "n_configs", _require_count("n_configs", self.n_configs, minimum=10))
-        object.__setattr__(self, "multiclass_share", _require_ratio("multiclass_share", self.multiclass_share))
-        object.__setattr__(self, "n_classes", _require_count("n_classes", self.n_classes, minimum=3))
-        object.__setattr__(self, "n_visible", _require_count("n_visible", self.n_visible, minimum=2))
-        object.__setattr__(self, "max_unseen", _require_count("max_unseen", self.max_unseen))
-        object.__setattr__(self, "max_nondecisive", _require_count("max_nondecisive", self.max_nondecisive))
-        object.__setattr__(self, "dim", _require_count("dim", self.dim, minimum=1))
-        object.__setattr__(self, "n_test", _require_count("n_test", self.n_test, minimum=1))
-        object.__setattr__(self, "steps", _require_count("steps", self.steps, minimum=1))
-        object.__setattr__(self, "seed", _require_count("seed", self.seed))
+        object.__setattr__(self, "n_configs", require_integer("n_configs", self.n_configs, minimum=10))
+        object.__setattr__(self, "multiclass_share", require_ratio("multiclass_share", self.multiclass_share))
+        object.__setattr__(self, "n_classes", require_integer("n_classes", self.n_classes, minimum=3))
+        object.__setattr__(self, "n_visible", require_integer("n_visible", self.n_visible, minimum=2))
+        object.__setattr__(self, "max_unseen", require_integer("max_unseen", self.max_unseen))
+        object.__setattr__(self, "max_nondecisive", require_integer("max_nondecisive", self.max_nondecisive))
+        object.__setattr__(self, "dim", require_integer("dim", self.dim, minimum=1))
+        object.__setattr__(self, "n_test", require_integer("n_test", self.n_test, minimum=1))
+        object.__setattr__(self, "steps", require_integer("steps", self.steps, minimum=1))
+        object.__setattr__(self, "seed", require_integer("seed", self.seed))
         values = self.n_train_values
         if isinstance(values, (int, np.integer)):
             values = (values,)
         try:
-            values = tuple(_require_count("n_train_values", v, minimum=2) for v in values)
+            values = tuple(require_integer("n_train_values", v, minimum=2) for v in values)
         except TypeError:
             raise ValueError(f"n_train_values={self.n_train_values!r} is not allowed: give sizes >= 2") from None
         if not values:
@@ -188,8 +188,8 @@ def bootstrap_spearman(
     Pairs with a NaN are left out (infinite values rank as the largest or smallest).  Returns
     (rho, low, high); NaN if fewer than 3 pairs or either variable is constant.
     """
-    n_boot = _require_count("n_boot", n_boot, minimum=10)
-    level = _require_ratio("level", level)
+    n_boot = require_integer("n_boot", n_boot, minimum=10)
+    level = require_ratio("level", level)
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     keep = ~np.isnan(x) & ~np.isnan(y)
     x, y = x[keep], y[keep]
@@ -233,8 +233,8 @@ def partial_spearman(
     controls, and the residuals correlated: how much x tells about y beyond what the controls
     already tell.  Rows with a NaN anywhere are left out.  Returns (rho, low, high).
     """
-    n_boot = _require_count("n_boot", n_boot, minimum=10)
-    level = _require_ratio("level", level)
+    n_boot = require_integer("n_boot", n_boot, minimum=10)
+    level = require_ratio("level", level)
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     controls = np.atleast_2d(np.asarray(controls, np.float64))
     keep = ~np.isnan(x) & ~np.isnan(y) & ~np.isnan(controls).any(axis=0)
@@ -263,7 +263,7 @@ def sign_agreement(
     the rule gets right, the same for "always the other folds' majority sign", and the number of
     configs with a value (NaN left out; infinite values are allowed).
     """
-    folds = _require_count("folds", folds, minimum=2)
+    folds = require_integer("folds", folds, minimum=2)
     x, g = np.asarray(predictor, np.float64), np.asarray(gain, np.float64)
     keep = ~np.isnan(x) & np.isfinite(g)
     x, helps = x[keep], g[keep] > 0
@@ -545,7 +545,7 @@ class HeadToHead:
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / "hypotheses.json"
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=1, default=_json_default))
+        tmp.write_text(json.dumps(self.to_json(), indent=1, default=json_default))
         tmp.replace(path)
         (directory / "hypotheses.txt").write_text(self.table() + "\n")
         return path
@@ -573,15 +573,15 @@ def run_head_to_head(
     import jax
 
     spec = spec or FamilySpec()
-    seeds = _require_count("seeds", seeds, minimum=2)
+    seeds = require_integer("seeds", seeds, minimum=2)
     if chunk_size is None and jax.default_backend() == "cpu":
         # Measured on a 2-core CPU: chunks of 4-8 runs keep the three-class programs' working
         # set in cache (chunks of 24 ran them 3-5x slower); the two-class ones do not mind.
         chunk_size = HEAD_TO_HEAD_CPU_CHUNK
     if isinstance(root_seed, bool) or not isinstance(root_seed, (int, np.integer)) or not 0 <= root_seed < 2**32:
         raise ValueError(f"root_seed={root_seed!r} is not allowed: it must be an integer in [0, 2**32)")
-    n_boot = _require_count("n_boot", n_boot, minimum=10)
-    folds = _require_count("folds", folds, minimum=2)
+    n_boot = require_integer("n_boot", n_boot, minimum=10)
+    folds = require_integer("folds", folds, minimum=2)
     start = time.perf_counter()
     configs = random_family(spec)
     seed_indices = np.arange(seeds)
@@ -613,13 +613,3 @@ def run_head_to_head(
         wall_seconds=time.perf_counter() - start,
         complementarity_available=complementarity_available(), versions=package_versions(),
     )
-
-
-def _json_default(value: Any):
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, (np.ndarray, tuple)):
-        return list(value)
-    raise TypeError(f"cannot serialise {type(value).__name__}")

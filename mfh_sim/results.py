@@ -20,6 +20,7 @@ import numpy as np
 from mfh_sim.config import SimConfig
 from mfh_sim.stats import Summary, summarize
 from mfh_sim.venn import VennConfig
+from mfh_sim.validation import json_default
 
 ACCURACIES = ("teacher_acc", "no_kd_acc", "kd_acc")
 FLAGS = ("teacher_diverged", "no_kd_diverged", "kd_diverged")
@@ -281,7 +282,7 @@ class SweepResult:
         if self.theory is not None:
             for name, value in self.theory.items():
                 payload[f"theory__{name}"] = np.asarray(value, dtype=np.float64)
-        payload["meta"] = np.asarray(json.dumps(meta, default=_json_default))
+        payload["meta"] = np.asarray(json.dumps(meta, default=json_default))
         tmp = path.with_name(path.name + ".tmp")
         with tmp.open("wb") as handle:
             np.savez(handle, **payload)
@@ -344,13 +345,3 @@ def _csv_cell(value: Any) -> str:
         return repr(round(value, 10))
     text = str(value)
     return f'"{text}"' if "," in text else text
-
-
-def _json_default(value: Any):
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, (np.ndarray, tuple)):
-        return list(value)
-    raise TypeError(f"cannot serialise {type(value).__name__}")

@@ -34,6 +34,7 @@ import numpy as np
 
 from mfh_sim.config import SimConfig
 from mfh_sim.engine import METRIC_DTYPES, Block, Group, block_cells, plan_groups
+from mfh_sim.validation import json_default
 
 FORMAT = "mfh_sim.sweep"
 FORMAT_VERSION = 1
@@ -48,19 +49,7 @@ class ResultsMismatchError(ValueError):
 
 
 def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_json_default)
-
-
-def _json_default(value: Any):
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, (np.ndarray, tuple)):
-        return list(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    raise TypeError(f"cannot serialise {type(value).__name__} in a results manifest")
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=json_default)
 
 
 def _sha256(data: bytes) -> str:
@@ -199,7 +188,7 @@ class ResultStore:
         store = cls(path, manifest, configs)
         if store.writer:
             (path / CHUNKS).mkdir(parents=True, exist_ok=True)
-            _atomic_write(manifest_path, json.dumps(manifest, indent=1, default=_json_default).encode())
+            _atomic_write(manifest_path, json.dumps(manifest, indent=1, default=json_default).encode())
         return store
 
     # ------------------------------------------------------------------------ blocks

@@ -30,12 +30,13 @@ permutations); :meth:`VennConfig.channels_of` says where each block is.
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass, fields
 from typing import Literal
 
 import numpy as np
+
+from mfh_sim.validation import require_integer, require_ratio
 
 Region = Literal["G", "A", "B", "U", "Gn", "An", "Bn"]
 REGIONS: tuple[Region, ...] = ("G", "A", "B", "U", "Gn", "An", "Bn")
@@ -50,27 +51,6 @@ _COUNT_FIELDS = (
     "a_nondecisive",
     "b_nondecisive",
 )
-
-
-def _require_count(name: str, value: object, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        if isinstance(value, (float, np.floating)) and float(value).is_integer():
-            value = int(value)
-        else:
-            raise ValueError(f"{name}={value!r} is not allowed: it must be an integer >= {minimum}")
-    if value < minimum:
-        raise ValueError(f"{name}={value!r} is not allowed: it must be an integer >= {minimum}")
-    return int(value)
-
-
-def _require_ratio(name: str, value: object) -> float:
-    try:
-        ratio = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}={value!r} is not allowed: it must be a number in [0, 1]") from None
-    if not math.isfinite(ratio) or not 0.0 <= ratio <= 1.0:
-        raise ValueError(f"{name}={value!r} is not allowed: it must be a number in [0, 1]")
-    return ratio
 
 
 def _safe_ratio(numerator: int, denominator: int) -> float:
@@ -98,9 +78,9 @@ class VennConfig:
 
     def __post_init__(self) -> None:
         for name in _COUNT_FIELDS:
-            object.__setattr__(self, name, _require_count(name, getattr(self, name)))
+            object.__setattr__(self, name, require_integer(name, getattr(self, name)))
         for name in ("dim_a", "dim_b"):
-            object.__setattr__(self, name, _require_count(name, getattr(self, name), minimum=1))
+            object.__setattr__(self, name, require_integer(name, getattr(self, name), minimum=1))
         if self.n_visible_decisive == 0:
             raise ValueError(
                 "shared + a_only + b_only = 0 is not allowed: at least one decisive latent must be "
@@ -251,7 +231,7 @@ class VennConfig:
 
         ``rest`` passes ``unseen``, the non-decisive block sizes and ``dim_a`` / ``dim_b``.
         """
-        n_visible = _require_count("n_visible", n_visible, minimum=1)
+        n_visible = require_integer("n_visible", n_visible, minimum=1)
         shares = decisive_shares(gamma, alpha, beta, teacher_fraction_when_disjoint)
         counts = _largest_remainder(np.asarray(shares), n_visible)
         config = cls(shared=counts[0], a_only=counts[1], b_only=counts[2], **rest)
@@ -284,11 +264,11 @@ def decisive_shares(
     Validates the ratios and their consistency; raises :class:`ValueError` naming the parameter.
     """
     given = {
-        name: _require_ratio(name, value)
+        name: require_ratio(name, value)
         for name, value in (("gamma", gamma), ("alpha", alpha), ("beta", beta))
         if value is not None
     }
-    teacher_fraction = _require_ratio(
+    teacher_fraction = require_ratio(
         "teacher_fraction_when_disjoint", teacher_fraction_when_disjoint
     )
     if len(given) < 2:
