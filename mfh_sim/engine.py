@@ -65,8 +65,8 @@ CPU_BLOCK_RUNS = 2048
 #: Chunks in flight on an accelerator: one computing while the previous one is copied back.
 ACCELERATOR_WORKERS = 2
 
-#: Metrics whose names contain "acc" are float32 (NaN where diverged); the others are flags.
-METRIC_DTYPES = {name: (np.float32 if "acc" in name else np.bool_) for name in Metrics._fields}
+#: Metrics ending in "_diverged" are flags; the others (accuracies, divergences) are float32.
+METRIC_DTYPES = {name: (np.bool_ if name.endswith("_diverged") else np.float32) for name in Metrics._fields}
 
 
 # ----------------------------------------------------------------------------------- sizing

@@ -342,7 +342,7 @@ def predictors_of(configs: list[SimConfig], arrays: dict[str, np.ndarray]) -> di
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows (diverged) stay NaN
         teacher = np.nanmean(arrays["teacher_acc"], axis=1)
-        nontarget = np.nanmean(arrays["nontarget_kl_acc"], axis=1)
+        nontarget = np.nanmean(arrays["nontarget_kl"], axis=1)
     multiclass = np.asarray([c.n_classes > 2 for c in configs])
     return {
         "gamma": np.asarray([c.gamma for c in configs]),

@@ -87,13 +87,10 @@ INIT_TAG = 1  # flax initialisation of non-linear models
 
 
 class Metrics(NamedTuple):
-    """Test accuracies in [0, 1] (NaN where that training diverged) and divergence flags.
-
-    ``nontarget_kl_acc`` is not an accuracy: it is the mean over test samples of the teacher's
-    and the no-KD student's divergence on the non-target classes (nats, >= 0, see
+    """Test accuracies in [0, 1] (NaN where that training diverged), divergence flags (the
+    fields ending in ``_diverged``), and ``nontarget_kl``: the mean over test samples of the
+    teacher's and the no-KD student's divergence on the non-target classes (nats, >= 0, see
     :func:`mfh_sim.losses.nontarget_divergence`; 0 with two classes, NaN if either diverged).
-    Its name ends in ``_acc`` because the engine stores metrics whose names contain 'acc' as
-    float32 (and all others as flags).
     """
 
     teacher_acc: jax.Array
@@ -102,7 +99,7 @@ class Metrics(NamedTuple):
     teacher_diverged: jax.Array
     no_kd_diverged: jax.Array
     kd_diverged: jax.Array
-    nontarget_kl_acc: jax.Array
+    nontarget_kl: jax.Array
 
 
 def knobs_of(config: SimConfig) -> Knobs:
