@@ -82,10 +82,11 @@ def simulate(
             non-decisive block sizes, ``dim_a``, ``dim_b``, ``hyperplane``, ``n_train``,
             ``n_test``, ``fresh_student_sample``, ``model``, ``hidden``, ``init``, ``optimizer``,
             ``learning_rate``, ``momentum``, ``steps``, ``ce_weight``, ``kd_weight``,
-            ``temperature``, ``kd_reduction``.  Defaults follow the paper's protocol (linear
-            models, full-batch GD at learning rate 0.1 for 1000 steps, n_train=200, n_test=1000,
-            CE + KL with the paper's reduction) with 20 visible decisive latents and 50 channels
-            per modality.
+            ``temperature``, ``kd_reduction``; beyond the paper ``n_classes``, ``label_noise``,
+            ``mixing_depth``, ``mixing_strength``, ``kd_loss``, ``latent_padding``.  Defaults
+            follow the paper's protocol (linear models, full-batch GD at learning rate 0.1 for
+            1000 steps, n_train=200, n_test=1000, CE + KL with the paper's reduction) with 20
+            visible decisive latents and 50 channels per modality.
 
     Returns a :class:`~mfh_sim.results.SimulationResult`; accuracies are fractions in [0, 1].
     """
