@@ -28,20 +28,22 @@ def _save(fig, out: Path, stem: str) -> list[Path]:
     return paths
 
 
+def _paper_curve(out: Path, stem: str, result, x: str, paper, title: str, venn_title: str) -> list[Path]:
+    fig = plot_curves(result, x, paper=paper, title=title)
+    venn = plot_venn(result.configs[2].venn, title=venn_title)
+    return _save(fig, out, stem) + _save(venn, out, f"{stem}_venn") + [result.to_csv(out / f"{stem}.csv")]
+
+
 def _fig2(out: Path, seeds: int, progress: bool) -> list[Path]:
-    result = experiments.fig2(seeds=seeds, progress=progress)
-    fig = plot_curves(result, "gamma", paper=experiments.PAPER_FIG2,
-                      title=f"Fig. 2: increase $\\gamma$ ({seeds} seeds; band ±1 std)")
-    venn = plot_venn(result.configs[2].venn, title="Fig. 2 geometry at overlap o = 4")
-    return _save(fig, out, "fig2") + _save(venn, out, "fig2_venn") + [result.to_csv(out / "fig2.csv")]
+    return _paper_curve(out, "fig2", experiments.fig2(seeds=seeds, progress=progress), "gamma",
+                        experiments.PAPER_FIG2, f"Fig. 2: increase $\\gamma$ ({seeds} seeds; band ±1 std)",
+                        "Fig. 2 geometry at overlap o = 4")
 
 
 def _fig3(out: Path, seeds: int, progress: bool) -> list[Path]:
-    result = experiments.fig3(seeds=seeds, progress=progress)
-    fig = plot_curves(result, "alpha", paper=experiments.PAPER_FIG3,
-                      title=f"Fig. 3: increase $\\alpha$ ({seeds} seeds; band ±1 std)")
-    venn = plot_venn(result.configs[2].venn, title="Fig. 3 geometry at s = 20")
-    return _save(fig, out, "fig3") + _save(venn, out, "fig3_venn") + [result.to_csv(out / "fig3.csv")]
+    return _paper_curve(out, "fig3", experiments.fig3(seeds=seeds, progress=progress), "alpha",
+                        experiments.PAPER_FIG3, f"Fig. 3: increase $\\alpha$ ({seeds} seeds; band ±1 std)",
+                        "Fig. 3 geometry at s = 20")
 
 
 def _table2(out: Path, seeds: int, progress: bool) -> list[Path]:
