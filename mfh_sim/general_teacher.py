@@ -935,7 +935,8 @@ def write_table2(
     )
     for suffix in ("png", "pdf"):
         path = out_dir / f"table2_salience.{suffix}"
-        figure.savefig(path, dpi=150, bbox_inches="tight")
+        metadata = {"CreationDate": None} if path.suffix == ".pdf" else None  # reproducible PDFs
+        figure.savefig(path, dpi=150, bbox_inches="tight", metadata=metadata)
         written.append(path)
     plt.close(figure)
     return written

@@ -23,7 +23,7 @@ from mfh_sim.simulation import sweep
 def _save(fig, out: Path, stem: str) -> list[Path]:
     paths = [out / f"{stem}.png", out / f"{stem}.pdf"]
     fig.savefig(paths[0], dpi=150)
-    fig.savefig(paths[1])
+    fig.savefig(paths[1], metadata={"CreationDate": None})  # no timestamp: reruns give the same file
     plt.close(fig)
     return paths
 
