@@ -39,3 +39,12 @@ def test_reproduce_theory_and_phase(tmp_path):
     for stem in ("theory_fig2", "theory_fig2_gain", "theory_crossover", "phase_gamma_alpha"):
         assert (tmp_path / f"{stem}.png").stat().st_size > 1000
     assert len((tmp_path / "phase_gamma_alpha.csv").read_text().splitlines()) == 31
+
+
+def test_reproduce_is_byte_for_byte_repeatable(tmp_path):
+    for name in ("one", "two"):
+        assert main(["reproduce", "--out", str(tmp_path / name), "--seeds", "3", "--quiet", "--only", "fig2"]) == 0
+    files = sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert files == sorted(p.name for p in (tmp_path / "two").iterdir()) and len(files) == 5
+    for name in files:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
