@@ -20,7 +20,7 @@ it would without the extensions.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -59,9 +59,11 @@ from mfh_sim.models import (
 from mfh_sim.train import (
     accuracy,
     fit,
+    fit_linear_logits,
     fit_linear_margin,
     make_optimizer,
     margin_params,
+    softmax_first,
 )
 
 
@@ -301,60 +303,9 @@ def _run_linear_sgd(draws: "RunDraws", knobs: Knobs, static: StaticSpec) -> Metr
     )
 
 
-def fit_linear_logits(
-    x: jax.Array,
-    weights: jax.Array,
-    biases: jax.Array,
-    gradient: Callable[[jax.Array], jax.Array],
-    learning_rate: float | jax.Array,
-    momentum: float | jax.Array,
-    steps: int,
-):
-    """Full-batch heavy-ball GD of several linear classifiers ("heads") that share the input ``x``.
-
-    The multi-class counterpart of :func:`mfh_sim.train.fit_linear_margin`: the loss gradient
-    with respect to the logits is given in closed form (see :func:`mfh_sim.losses.logit_gradient`),
-    and the chain rule through l = x W + b gives dW = x^T dl, db = sum_i dl_i, so this is the
-    same iteration as :func:`mfh_sim.train.fit` with optax SGD (``v <- g + momentum v``,
-    ``w <- w - learning_rate v``), without differentiating softmax and with all heads in one
-    matrix product.  Arrays are laid out classes first: a softmax over a short leading class
-    axis is elementwise work over samples, about twice as fast on a CPU as over a trailing axis.
-
-    Args: ``x`` (n, d); ``weights`` (C, d, heads); ``biases`` (C, heads); ``gradient`` maps
-    logits (C, n, heads) to dLoss/dlogits of the same shape (each head's slice the gradient of
-    its own loss).  Returns ``(weights, biases, diverged)``, ``diverged`` (heads,) flags heads
-    whose logits became non-finite at some step.
-    """
-    finite = lambda logits: jnp.all(jnp.isfinite(logits), axis=(0, 1))
-    logits_of = lambda w, b: jnp.einsum("nd,cdh->cnh", x, w) + b[:, None, :]
-
-    def step(carry, _):
-        w, b, velocity_w, velocity_b, diverged = carry
-        logits = logits_of(w, b)
-        grad = gradient(logits)
-        velocity_w = momentum * velocity_w + jnp.einsum("nd,cnh->cdh", x, grad)
-        velocity_b = momentum * velocity_b + jnp.sum(grad, axis=1)
-        w = w - learning_rate * velocity_w
-        b = b - learning_rate * velocity_b
-        return (w, b, velocity_w, velocity_b, diverged | ~finite(logits)), None
-
-    heads = weights.shape[-1]
-    carry = (weights, biases, jnp.zeros_like(weights), jnp.zeros_like(biases), jnp.zeros(heads, bool))
-    (weights, biases, _, _, diverged), _ = jax.lax.scan(step, carry, None, length=steps)
-    diverged = diverged | ~finite(logits_of(weights, biases))
-    return weights, biases, diverged
-
-
-def softmax_first(logits: jax.Array) -> jax.Array:
-    """Softmax over the leading (class) axis."""
-    shifted = logits - jax.lax.stop_gradient(jnp.max(logits, axis=0, keepdims=True))
-    exp = jnp.exp(shifted)
-    return exp / jnp.sum(exp, axis=0, keepdims=True)
-
-
 def _run_linear_sgd_multiclass(draws: RunDraws, knobs: Knobs, static: StaticSpec) -> Metrics:
     """Linear models with more than two classes under full-batch SGD and the KL loss, trained with
-    closed-form logit gradients (:func:`fit_linear_logits`), both students in one pass over x^b.
+    closed-form logit gradients (:func:`mfh_sim.train.fit_linear_logits`), both students in one pass over x^b.
 
     The gradients are those of :func:`mfh_sim.losses.logit_gradient`, written out classes first;
     the teacher's softened probabilities are computed once, outside the training loop, and the

@@ -22,7 +22,7 @@ from mfh_sim.losses import (
     nontarget_divergence,
 )
 from mfh_sim.models import linear_init, make_model, as_flax_params
-from mfh_sim.protocol import fit_linear_logits
+from mfh_sim.train import fit_linear_logits
 from mfh_sim.train import fit
 
 STUDENT = jnp.array([[1.0, 0.0, -1.0], [0.5, 2.0, 0.0]])
