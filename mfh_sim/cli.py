@@ -3,6 +3,12 @@
 Each subcommand lives in its own module of :mod:`mfh_sim.commands`, which defines
 ``add_parser(subparsers)`` (registering the subcommand and setting ``func`` to the callable
 that runs it with the parsed arguments).  This module only discovers and dispatches them.
+
+Imports run one way and late: a command module imports at its top only the standard library,
+numpy and :mod:`mfh_sim.config`; JAX, the simulator and matplotlib are imported inside the
+function that runs the command.  So ``mfh-sim --help`` and ``mfh-sim sweep --help`` load
+neither JAX nor matplotlib (a test checks it), and ``mfh-sim sweep ...`` imports only the
+``sweep`` command's module before it runs.
 """
 
 from __future__ import annotations
@@ -11,26 +17,44 @@ import argparse
 import importlib
 import pkgutil
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 import mfh_sim.commands
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_names() -> list[str]:
+    """The subcommands: the modules of :mod:`mfh_sim.commands`, found without importing them."""
+    return sorted(info.name for info in pkgutil.iter_modules(mfh_sim.commands.__path__))
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The ``mfh-sim`` parser with every subcommand, or only ``only`` (when it names one).
+
+    Registering one subcommand imports one command module; the full parser (for ``--help``)
+    imports them all, which is cheap by the rule above.
+    """
     parser = argparse.ArgumentParser(
         prog="mfh-sim",
         description="Simulate crossmodal knowledge distillation on modality Venn diagrams.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    for module_info in sorted(pkgutil.iter_modules(mfh_sim.commands.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"mfh_sim.commands.{module_info.name}")
-        module.add_parser(subparsers)
+    names = command_names()
+    for name in [only] if only in names else names:
+        importlib.import_module(f"mfh_sim.commands.{name}").add_parser(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run ``mfh-sim`` with ``argv`` (default: the process's arguments); return the exit status.
+
+    A :class:`ValueError` from a command (a bad option value) is printed as one line on stderr
+    with exit status 2, never as a traceback.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # The first word that is not an option names the command; only its module is needed.
+    first = next((word for word in argv if not word.startswith("-")), None)
+    args = build_parser(only=first).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except ValueError as error:

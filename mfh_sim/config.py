@@ -3,6 +3,15 @@
 :func:`make_config` is the single entry point that turns user keywords (ratios or counts, channel
 dims, data sizes, model, optimiser, KD weights) into a :class:`SimConfig`; :func:`simulate` and
 :func:`sweep` both go through it, so every knob is validated the same way.
+
+Every knob is described once, in the metadata of its dataclass field (:func:`knob`): its kind
+(what the command line parses), its allowed choices, one line of documentation with its range
+and unit, and its role in a compiled program (static or traced).  :data:`KNOBS` collects them;
+the options of ``mfh-sim sweep`` and the knob table of the README (:func:`knobs_markdown`) are
+generated from it, so adding a knob means adding one field here (and using it in the protocol).
+
+This module imports only :mod:`mfh_sim.choices`, :mod:`mfh_sim.validation` and
+:mod:`mfh_sim.venn` (and numpy): the command line reads it without loading JAX.
 """
 
 from __future__ import annotations
@@ -10,94 +19,159 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, NamedTuple
+from dataclasses import MISSING, Field, dataclass, field, fields
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from mfh_sim.data import HYPERPLANES
-from mfh_sim.losses import KD_LOSSES, KD_REDUCTIONS
-from mfh_sim.models import INITS, MODELS
-from mfh_sim.train import OPTIMIZERS
+from mfh_sim.choices import HYPERPLANES, INITS, KD_LOSSES, KD_REDUCTIONS, MODELS, OPTIMIZERS
 from mfh_sim.validation import require_integer
 from mfh_sim.venn import VennConfig
 
-RATIO_KEYS = ("gamma", "alpha", "beta")
-COUNT_KEYS = ("shared", "a_only", "b_only")
-VENN_EXTRA_KEYS = (
-    "unseen",
-    "shared_nondecisive",
-    "a_nondecisive",
-    "b_nondecisive",
-    "dim_a",
-    "dim_b",
-)
-RATIO_ONLY_KEYS = ("n_visible", "teacher_fraction_when_disjoint")
+#: What the command line parses for a knob: an integer, a real number, one of ``choices``, a
+#: boolean, or MLP layer widths (``64`` or ``64x64``).
+Kind = Literal["int", "float", "choice", "bool", "widths"]
+#: A knob's part in a compiled program.  'static': it fixes shapes or program structure, so
+#: configs that differ in it compile separately; 'traced': a value inside one compiled program,
+#: so a grid over it is one computation; 'layout': the Venn diagram, traced as index arrays and
+#: masks (but the total number of latents, with ``latent_padding``, is a static shape).
+Role = Literal["static", "traced", "layout"]
+KINDS: tuple[str, ...] = ("int", "float", "choice", "bool", "widths")
+ROLES: tuple[str, ...] = ("static", "traced", "layout")
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One knob of :func:`make_config`, as the command line and the docs see it.
+
+    Attributes:
+        name: the keyword (``n_train``); the command-line option is ``--n-train``.
+        kind: one of :data:`KINDS`.
+        doc: one line: what it is, its range and unit.
+        role: one of :data:`ROLES`.
+        default: the default value (None where the Venn diagram is given another way).
+        choices: the allowed values of a 'choice' knob (from :mod:`mfh_sim.choices`).
+        group: 'ratios' (gamma, alpha, beta and what rounds them to counts), 'venn' (the
+            diagram's counts and channels) or 'training' (a :class:`SimConfig` field).
+        extension: a knob beyond the paper's protocol; :meth:`SimConfig.as_dict` leaves it out
+            at its default, so configs that do not use it keep their identity (and random draws).
+    """
+
+    name: str
+    kind: str
+    doc: str
+    role: str
+    default: Any = None
+    choices: tuple[str, ...] = ()
+    group: str = "training"
+    extension: bool = False
+
+    @property
+    def option(self) -> str:
+        """The command-line option: ``--`` and the name with dashes."""
+        return "--" + self.name.replace("_", "-")
+
+
+def knob(
+    default: Any,
+    kind: Kind,
+    doc: str,
+    role: Role,
+    *,
+    choices: tuple[str, ...] = (),
+    extension: bool = False,
+) -> Any:
+    """A :class:`SimConfig` field with its :class:`Knob` description in ``metadata``.
+
+    ``default`` is the field's default; ``kind``, ``doc``, ``role``, ``choices`` and
+    ``extension`` are as in :class:`Knob`.  A tuple default (``hidden``) is stored as is: fields
+    of a frozen dataclass are never mutated.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind={kind!r} is not allowed: use one of {KINDS}")
+    if role not in ROLES:
+        raise ValueError(f"role={role!r} is not allowed: use one of {ROLES}")
+    if (kind == "choice") != bool(choices):
+        raise ValueError(f"choices={choices!r} is not allowed with kind={kind!r}: only 'choice' knobs have them")
+    metadata = {"kind": kind, "doc": doc, "role": role, "choices": tuple(choices), "extension": extension}
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
 class SimConfig:
     """Everything that defines one simulated experiment (apart from the seeds).
 
-    Attributes (ranges are validated on construction):
-        venn: the modality Venn diagram and channel counts.
-        hyperplane: 'gaussian' (w ~ N(0, I) per run, the paper's Fig. 2/3) or 'ones' (Table 2).
-        n_train: training samples (>= 2) shared by teacher and students unless
-            ``fresh_student_sample``; n_test: test samples (>= 1), a fresh sample.
-        fresh_student_sample: students train on a new paired sample (the paper's Table 2).
-        model: 'linear' (one layer with bias, as in the paper) or 'mlp' (ReLU, widths ``hidden``).
-        init: 'torch' (U(+-1/sqrt(fan_in)), PyTorch's default, as in the paper) or 'lecun'.
-        optimizer: 'sgd' (full batch, heavy-ball ``momentum`` in [0, 1)) or 'adam'.
-        learning_rate: > 0; steps: full-batch optimisation steps (>= 1).
-        ce_weight, kd_weight: >= 0, weights of CE and of T^2 * KL in the KD student's loss.
-        temperature: > 0, the KD softmax temperature T.
-        kd_reduction: 'paper' (KL averaged over batch and classes, PyTorch KLDivLoss 'mean', as in
-            the original code) or 'batchmean' (per-sample KL).
+    Each field's range, unit and role is in its :func:`knob` metadata (see :data:`KNOBS`,
+    ``mfh-sim sweep --help`` and the README's knob table); ranges are validated on construction.
 
-    Extensions beyond the paper (each default reproduces the paper's generator and protocol, and
-    a config that leaves them at their defaults has the same :meth:`identity`, hence the same
-    random draws, as before they existed):
-        n_classes: >= 2 classes.  2: y = 1[w.z > 0]; more: y = argmax over ``n_classes``
-            hyperplanes arranged as a regular simplex in a random (n_classes - 1)-dimensional
-            subspace of the decisive latents, so every class has probability exactly
-            1/n_classes (see :func:`mfh_sim.data.class_directions`).  Needs
-            ``hyperplane='gaussian'`` and n_classes - 1 <= the number of decisive latents.
-        label_noise: in [0, (n_classes - 1)/n_classes): each label (training and test alike) is
-            replaced, with this probability, by a uniformly drawn *other* class.
-        mixing_depth: >= 0 layers of a random tanh network applied to each modality's latent
-            channels (0: the channels show the latents themselves, the paper's linear generator).
-        mixing_strength: in [0, 1]: each mixing layer maps u to (1 - s) u + s phi(u M) (see
-            :func:`mfh_sim.data.mix_channels`); 0 leaves the channels linear.
-        kd_loss: 'kl' (T^2 KL, the paper's), 'mse' (squared error between logits) or 'hint'
-            (squared error between a learned linear regressor of the student's last hidden layer
-            and the teacher's last hidden layer, FitNets-style; needs ``model='mlp'``).
-        latent_padding: >= 0 extra latents that no modality shows and the label ignores.  They
-            change no distribution; they fix the number of latents (a static shape) so that
-            configs with different block sizes share one compiled program.
+    The knobs marked ``extension`` go beyond the paper (each default reproduces the paper's
+    generator and protocol, and a config that leaves them at their defaults has the same
+    :meth:`identity`, hence the same random draws, as before they existed):
+        n_classes: 2: y = 1[w.z > 0]; more: y = argmax over ``n_classes`` hyperplanes arranged
+            as a regular simplex in a random (n_classes - 1)-dimensional subspace of the decisive
+            latents, so every class has probability exactly 1/n_classes (see
+            :func:`mfh_sim.data.class_directions`).  Needs ``hyperplane='gaussian'`` and
+            n_classes - 1 <= the number of decisive latents.
+        label_noise: each label (training and test alike) is replaced, with this probability, by
+            a uniformly drawn *other* class.
+        mixing_depth, mixing_strength: layers of a random tanh network applied to each
+            modality's latent channels; each maps u to (1 - s) u + s phi(u M) (see
+            :func:`mfh_sim.data.mix_channels`).
+        kd_loss: 'hint' is the squared error between a learned linear regressor of the
+            student's last hidden layer and the teacher's last hidden layer (FitNets-style).
+        latent_padding: extra latents change no distribution; they fix the number of latents
+            (a static shape) so that configs with different block sizes share one program.
     """
 
     venn: VennConfig
-    hyperplane: str = "gaussian"
-    n_train: int = 200
-    n_test: int = 1000
-    fresh_student_sample: bool = False
-    model: str = "linear"
-    hidden: tuple[int, ...] = (64,)
-    init: str = "torch"
-    optimizer: str = "sgd"
-    learning_rate: float = 0.1
-    momentum: float = 0.0
-    steps: int = 1000
-    ce_weight: float = 1.0
-    kd_weight: float = 1.0
-    temperature: float = 1.0
-    kd_reduction: str = "paper"
-    n_classes: int = 2
-    label_noise: float = 0.0
-    mixing_depth: int = 0
-    mixing_strength: float = 1.0
-    kd_loss: str = "kl"
-    latent_padding: int = 0
+    hyperplane: str = knob(
+        "gaussian", "choice",
+        "hyperplane over the decisive latents: 'gaussian' (w ~ N(0, I) per run; Fig. 2, 3) or 'ones' (Table 2)",
+        "traced", choices=HYPERPLANES)
+    n_train: int = knob(
+        200, "int", "training samples (paired x^a, x^b), >= 2; shared by teacher and students", "static")
+    n_test: int = knob(1000, "int", "test samples, >= 1, a fresh draw", "static")
+    fresh_student_sample: bool = knob(
+        False, "bool", "students train on a new paired sample of n_train (true: the paper's Table 2)", "static")
+    model: str = knob(
+        "linear", "choice", "teacher and students: 'linear' (one layer with bias; the paper's) or 'mlp' (ReLU)",
+        "static", choices=MODELS)
+    hidden: tuple[int, ...] = knob(
+        (64,), "widths", "MLP hidden widths, each >= 1 (model='mlp' only); CLI: 64 or 64x64", "static")
+    init: str = knob(
+        "torch", "choice", "weight init: 'torch' (U(+-1/sqrt(fan_in)); the paper's) or 'lecun'",
+        "static", choices=INITS)
+    optimizer: str = knob(
+        "sgd", "choice", "full-batch optimiser: 'sgd' (heavy-ball momentum; the paper's) or 'adam'",
+        "static", choices=OPTIMIZERS)
+    learning_rate: float = knob(0.1, "float", "step size, > 0", "traced")
+    momentum: float = knob(0.0, "float", "heavy-ball momentum of 'sgd', in [0, 1) (0 with 'adam')", "traced")
+    steps: int = knob(1000, "int", "full-batch optimisation steps per training, >= 1", "static")
+    ce_weight: float = knob(1.0, "float", "weight of cross-entropy in the KD student's loss, >= 0", "traced")
+    kd_weight: float = knob(1.0, "float", "weight of the KD term (T^2 KL for kd_loss='kl'), >= 0", "traced")
+    temperature: float = knob(1.0, "float", "KD softmax temperature T, > 0", "traced")
+    kd_reduction: str = knob(
+        "paper", "choice",
+        "KL averaged over batch and classes ('paper', PyTorch KLDivLoss 'mean') or per sample ('batchmean')",
+        "static", choices=KD_REDUCTIONS)
+    n_classes: int = knob(
+        2, "int", "classes, >= 2 and <= decisive latents + 1 (> 2 needs hyperplane='gaussian')", "static",
+        extension=True)
+    label_noise: float = knob(
+        0.0, "float",
+        "probability a label is replaced by another class, in [0, (n_classes-1)/n_classes); "
+        "whether it is > 0 is static", "traced", extension=True)
+    mixing_depth: int = knob(
+        0, "int", "layers of random tanh mixing of each modality's channels, >= 0 (0: linear, the paper's)",
+        "static", extension=True)
+    mixing_strength: float = knob(
+        1.0, "float", "mixing layer u -> (1 - s) u + s tanh(u M), s in [0, 1]", "traced", extension=True)
+    kd_loss: str = knob(
+        "kl", "choice", "KD term: 'kl' (T^2 KL; the paper's), 'mse' (logits) or 'hint' (features; needs 'mlp')",
+        "static", choices=KD_LOSSES, extension=True)
+    latent_padding: int = knob(
+        0, "int", "extra latents no modality shows and the label ignores, >= 0 (to share one program)",
+        "static", extension=True)
 
     def __post_init__(self) -> None:
         if not isinstance(self.venn, VennConfig):
@@ -192,9 +266,10 @@ class SimConfig:
     def as_dict(self) -> dict[str, Any]:
         """Flat, JSON-friendly dict: the Venn counts and dims next to the training knobs.
 
-        Knobs added after the paper's protocol (:data:`EXTENSION_DEFAULTS`) appear only when
-        they differ from their defaults, so the dict, and with it :meth:`identity` and every
-        random draw, of a config that does not use them is what it always was.
+        Knobs added after the paper's protocol (:data:`EXTENSION_DEFAULTS`, the fields marked
+        ``extension``) appear only when they differ from their defaults, so the dict, and with it
+        :meth:`identity` and every random draw, of a config that does not use them is what it
+        always was.
         """
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "venn"}
         out["hidden"] = list(self.hidden)
@@ -271,17 +346,83 @@ class StaticSpec(NamedTuple):
                 and self.kd_loss == "kl")
 
 
+#: The Venn diagram given by ratios: rounded to counts by :meth:`VennConfig.from_ratios`.
+RATIO_KNOBS: tuple[Knob, ...] = (
+    Knob("gamma", "float", "|G| / |G u A u B|: share of the visible decisive latents both modalities see, "
+         "in [0, 1]", "layout", group="ratios"),
+    Knob("alpha", "float", "|A| / |G u A|: share of the teacher's decisive latents only it sees, in [0, 1]",
+         "layout", group="ratios"),
+    Knob("beta", "float", "|B| / |G u B|: share of the student's decisive latents only it sees, in [0, 1]",
+         "layout", group="ratios"),
+    Knob("n_visible", "int", "visible decisive latents |G u A u B| the ratios are rounded to, >= 1",
+         "layout", default=20, group="ratios"),
+    Knob("teacher_fraction_when_disjoint", "float",
+         "share of the visible decisive latents the teacher gets when gamma = 0, in [0, 1]",
+         "layout", default=0.5, group="ratios"),
+)
+
+
+def _field_knob(item: Field, group: str) -> Knob:
+    """The :class:`Knob` of a dataclass field from its metadata (None: a field without default)."""
+    meta = item.metadata
+    default = None if item.default is MISSING else item.default
+    return Knob(item.name, meta["kind"], meta["doc"], meta["role"], default=default,
+                choices=tuple(meta.get("choices", ())), group=group, extension=bool(meta.get("extension")))
+
+
+#: Every keyword of :func:`make_config` but ``venn``, in the order the docs list them: the ratios,
+#: the Venn diagram's counts and channels (:class:`VennConfig`'s fields), then the training knobs
+#: (:class:`SimConfig`'s fields).  The command line and the docs are generated from it.
+KNOBS: dict[str, Knob] = {
+    k.name: k
+    for k in (
+        *RATIO_KNOBS,
+        *(_field_knob(f, "venn") for f in fields(VennConfig)),
+        *(_field_knob(f, "training") for f in fields(SimConfig) if f.name != "venn"),
+    )
+}
+
+RATIO_KEYS = ("gamma", "alpha", "beta")
+RATIO_ONLY_KEYS = tuple(k.name for k in RATIO_KNOBS if k.name not in RATIO_KEYS)
+COUNT_KEYS = ("shared", "a_only", "b_only")
+VENN_EXTRA_KEYS = tuple(f.name for f in fields(VennConfig) if f.name not in COUNT_KEYS)
 SIM_KEYS = tuple(f.name for f in fields(SimConfig) if f.name != "venn")
 #: Knobs beyond the paper's protocol and their defaults (left out of ``as_dict`` at default).
-EXTENSION_DEFAULTS: dict[str, Any] = {
-    "n_classes": 2,
-    "label_noise": 0.0,
-    "mixing_depth": 0,
-    "mixing_strength": 1.0,
-    "kd_loss": "kl",
-    "latent_padding": 0,
-}
+EXTENSION_DEFAULTS: dict[str, Any] = {k.name: k.default for k in KNOBS.values() if k.extension}
 ALL_KEYS = RATIO_KEYS + COUNT_KEYS + VENN_EXTRA_KEYS + RATIO_ONLY_KEYS + ("venn",) + SIM_KEYS
+
+
+def knobs_markdown() -> str:
+    """The knobs as a Markdown table (keyword, default, role, range and unit), from :data:`KNOBS`.
+
+    The README's knob table is this text (a test keeps them equal; regenerate it with
+    ``python -m mfh_sim.config``).
+    """
+    titles = {"ratios": "Venn diagram by ratios", "venn": "Venn diagram by counts, and channels",
+              "training": "data, models and training"}
+    lines = ["| keyword | default | role | what, range, unit |", "|---|---|---|---|"]
+    for group, title in titles.items():
+        lines.append(f"| **{title}** | | | |")
+        for item in KNOBS.values():
+            if item.group != group:
+                continue
+            default = "required" if item.default is None and group == "venn" else _show(item.default)
+            if item.name in RATIO_KEYS:
+                default = "(two of three)"
+            extra = " (beyond the paper)" if item.extension else ""
+            lines.append(f"| `{item.name}` | {default} | {item.role} | {item.doc.replace('|', chr(92) + '|')}"
+                         f"{extra} |")
+    return "\n".join(lines) + "\n"
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return "x".join(str(v) for v in value)
+    if isinstance(value, str):
+        return f"'{value}'"
+    return str(value)
 
 
 def make_config(**knobs: Any) -> SimConfig:
@@ -357,3 +498,7 @@ def _real(
     if bad:
         raise ValueError(f"{name}={value!r} is not allowed: it must be {allowed}")
     return number
+
+
+if __name__ == "__main__":  # pragma: no cover - regenerates the README's knob table
+    print(knobs_markdown(), end="")

@@ -31,7 +31,7 @@ permutations); :meth:`VennConfig.channels_of` says where each block is.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Literal
 
 import numpy as np
@@ -53,6 +53,11 @@ _COUNT_FIELDS = (
 )
 
 
+def _knob(kind: str, doc: str, role: str = "layout") -> dict[str, str]:
+    """Field metadata for :class:`mfh_sim.config.Knob` (plain data: venn imports no config)."""
+    return {"kind": kind, "doc": doc, "role": role}
+
+
 def _safe_ratio(numerator: int, denominator: int) -> float:
     return numerator / denominator if denominator > 0 else 0.0
 
@@ -66,15 +71,26 @@ class VennConfig:
     everything and raises :class:`ValueError` naming the offending parameter.
     """
 
-    shared: int
-    a_only: int
-    b_only: int
-    unseen: int = 0
-    shared_nondecisive: int = 0
-    a_nondecisive: int = 0
-    b_nondecisive: int = 0
-    dim_a: int = 50
-    dim_b: int = 50
+    # The metadata says what the command line and the docs need (see mfh_sim.config.Knob): the
+    # value's kind, one line with range and unit, and its role in a compiled program ('layout':
+    # traced as index arrays, though the total of the blocks, with latent_padding, fixes the
+    # number of latents, a static shape; 'static': fixes the program's shapes).
+    shared: int = field(metadata=_knob("int", "|G|, shared decisive latents (seen by both modalities), >= 0"))
+    a_only: int = field(metadata=_knob("int", "|A|, decisive latents only x^a (the teacher) sees, >= 0"))
+    b_only: int = field(metadata=_knob("int", "|B|, decisive latents only x^b (the student) sees, >= 0"))
+    unseen: int = field(default=0, metadata=_knob("int", "|U|, decisive latents neither modality sees, >= 0"))
+    shared_nondecisive: int = field(
+        default=0, metadata=_knob("int", "|Gn|, non-decisive latents both modalities see, >= 0"))
+    a_nondecisive: int = field(default=0, metadata=_knob("int", "|An|, non-decisive latents only x^a sees, >= 0"))
+    b_nondecisive: int = field(default=0, metadata=_knob("int", "|Bn|, non-decisive latents only x^b sees, >= 0"))
+    dim_a: int = field(
+        default=50,
+        metadata=_knob("int", "channels of x^a, >= the latents it shows (the rest are N(0, 1) noise)", "static"),
+    )
+    dim_b: int = field(
+        default=50,
+        metadata=_knob("int", "channels of x^b, >= the latents it shows (the rest are N(0, 1) noise)", "static"),
+    )
 
     def __post_init__(self) -> None:
         for name in _COUNT_FIELDS:

@@ -63,12 +63,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"\n{len(result.configs)} configs x {len(result.seeds)} seeds in {result.wall_seconds:.1f} s; "
           f"written to {path}")
     if not args.no_figure:
-        import matplotlib
-
-        matplotlib.use("Agg")
         from mfh_sim.plots.hypotheses import plot_head_to_head
+        from mfh_sim.plots.style import save_figure, use_file_backend
 
-        figure = plot_head_to_head(result)
-        figure.savefig(args.out / "hypotheses.png", dpi=130, bbox_inches="tight")
+        use_file_backend()
+        save_figure(plot_head_to_head(result), args.out / "hypotheses.png", dpi=130, tight=True, close=True)
         print(f"figure: {args.out / 'hypotheses.png'}")
     return 0

@@ -5,52 +5,55 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
-import numpy as np
-
-from mfh_sim import experiments
-from mfh_sim.general_teacher import write_table2
-from mfh_sim.plots import plot_curves, plot_gain_heatmap, plot_venn
-from mfh_sim.simulation import sweep
+# Heavy imports (JAX through the simulator, matplotlib through the plots) happen inside the
+# producers, so that `mfh-sim --help` loads neither; the backend is chosen in run(), never at
+# import, so importing this module leaves a notebook's backend alone.
 
 
-def _save(fig, out: Path, stem: str) -> list[Path]:
-    paths = [out / f"{stem}.png", out / f"{stem}.pdf"]
-    fig.savefig(paths[0], dpi=150)
-    fig.savefig(paths[1], metadata={"CreationDate": None})  # no timestamp: reruns give the same file
-    plt.close(fig)
+def _save(fig: Any, out: Path, stem: str) -> list[Path]:
+    """Write ``fig`` as ``stem``.png (150 dpi) and ``stem``.pdf into ``out`` and close it."""
+    from mfh_sim.plots.style import save_figure
+
+    paths = [save_figure(fig, out / f"{stem}.png", dpi=150), save_figure(fig, out / f"{stem}.pdf", close=True)]
     return paths
 
 
 def _paper_curve(out: Path, stem: str, result, x: str, paper, title: str, venn_title: str) -> list[Path]:
+    from mfh_sim.plots import plot_curves, plot_venn
+
     fig = plot_curves(result, x, paper=paper, title=title)
     venn = plot_venn(result.configs[2].venn, title=venn_title)
     return _save(fig, out, stem) + _save(venn, out, f"{stem}_venn") + [result.to_csv(out / f"{stem}.csv")]
 
 
 def _fig2(out: Path, seeds: int, progress: bool) -> list[Path]:
+    from mfh_sim import experiments
+
     return _paper_curve(out, "fig2", experiments.fig2(seeds=seeds, progress=progress), "gamma",
                         experiments.PAPER_FIG2, f"Fig. 2: increase $\\gamma$ ({seeds} seeds; band ±1 std)",
                         "Fig. 2 geometry at overlap o = 4")
 
 
 def _fig3(out: Path, seeds: int, progress: bool) -> list[Path]:
+    from mfh_sim import experiments
+
     return _paper_curve(out, "fig3", experiments.fig3(seeds=seeds, progress=progress), "alpha",
                         experiments.PAPER_FIG3, f"Fig. 3: increase $\\alpha$ ({seeds} seeds; band ±1 std)",
                         "Fig. 3 geometry at s = 20")
 
 
 def _table2(out: Path, seeds: int, progress: bool) -> list[Path]:
+    from mfh_sim.general_teacher import write_table2
+
     return write_table2(out, seeds=seeds, progress=progress)
 
 
 def _theory(out: Path, seeds: int, progress: bool) -> list[Path]:
+    import numpy as np
+
+    from mfh_sim import experiments
     from mfh_sim.plots.theory import crossover_curve, theory_vs_simulation
     from mfh_sim.theory import crossover_from_gains, crossover_gamma
 
@@ -67,6 +70,11 @@ def _theory(out: Path, seeds: int, progress: bool) -> list[Path]:
 
 
 def _phase(out: Path, seeds: int, progress: bool) -> list[Path]:
+    import numpy as np
+
+    from mfh_sim.plots import plot_gain_heatmap
+    from mfh_sim.simulation import sweep
+
     points = [dict(gamma=float(g), alpha=float(a))
               for a in np.linspace(0.0, 0.8, 5) for g in np.linspace(0.1, 1.0, 10) if g <= 1 - a + 1e-9]
     plane = sweep(points=points, seeds=seeds, progress=progress)
@@ -97,6 +105,9 @@ PRODUCERS: dict[str, tuple[Callable[[Path, int, bool], list[Path]], int]] = {
 
 
 def run(args: argparse.Namespace) -> int:
+    from mfh_sim.plots.style import use_file_backend
+
+    use_file_backend()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     names = args.only or list(PRODUCERS)

@@ -68,9 +68,9 @@ def plot_gain(result, rows: list[dict], path: str, x_name: str | None = None) ->
     The x axis is ``x_name`` or the first grid keyword that varies (the realised gamma when none
     does); points that differ in other varied keywords are drawn as separate lines.
     """
-    import matplotlib
+    from mfh_sim.plots.style import COLOURS, save_figure, use_file_backend
 
-    matplotlib.use("Agg")
+    use_file_backend()
     import matplotlib.pyplot as plt
 
     varied = list(result.grid[0]) if result.grid else []
@@ -89,7 +89,8 @@ def plot_gain(result, rows: list[dict], path: str, x_name: str | None = None) ->
         low = 100 * np.asarray([r["delta_low"] for r in members])
         high = 100 * np.asarray([r["delta_high"] for r in members])
         name = ", ".join(f"{k}={v}" for k, v in zip(others, label)) or None
-        (line,) = axes.plot(x, mean, marker="o", label=name)
+        # One line wears the palette's KD-gain colour; several take matplotlib's cycle.
+        (line,) = axes.plot(x, mean, marker="o", label=name, color=COLOURS["delta"] if len(lines) == 1 else None)
         axes.fill_between(x, low, high, color=line.get_color(), alpha=0.25, linewidth=0)
     axes.axhline(0.0, color="0.5", linewidth=0.8)
     axes.set_xlabel(x_name)
@@ -98,6 +99,4 @@ def plot_gain(result, rows: list[dict], path: str, x_name: str | None = None) ->
     if len(lines) > 1:
         axes.legend(fontsize="small")
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return Path(path)
+    return save_figure(figure, path, dpi=120, close=True)

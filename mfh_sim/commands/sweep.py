@@ -17,37 +17,39 @@ from typing import Any, Callable
 
 import numpy as np
 
-#: Knobs the command exposes, with the parser of one value.
-_INT = "int"
-_FLOAT = "float"
-_TEXT = "text"
-KNOBS: dict[str, str] = {
-    "gamma": _FLOAT, "alpha": _FLOAT, "beta": _FLOAT,
-    "shared": _INT, "a_only": _INT, "b_only": _INT, "unseen": _INT,
-    "shared_nondecisive": _INT, "a_nondecisive": _INT, "b_nondecisive": _INT,
-    "n_visible": _INT, "dim_a": _INT, "dim_b": _INT,
-    "hyperplane": _TEXT, "n_train": _INT, "n_test": _INT,
-    "model": _TEXT, "hidden": _TEXT, "init": _TEXT, "optimizer": _TEXT,
-    "learning_rate": _FLOAT, "momentum": _FLOAT, "steps": _INT,
-    "ce_weight": _FLOAT, "kd_weight": _FLOAT, "temperature": _FLOAT, "kd_reduction": _TEXT,
-}
+from mfh_sim.config import KNOBS, Knob
+
+#: Spellings of a boolean value on the command line.
+_TRUE = ("true", "1", "yes")
+_FALSE = ("false", "0", "no")
 
 
-def parse_values(name: str, text: str, kind: str) -> list[Any]:
-    """The values of option ``name``: ``START:STOP:COUNT``, ``a,b,c`` or one value.
+def parse_values(name: str, text: str, kind: str | None = None) -> list[Any]:
+    """The values of option ``--name``: ``START:STOP:COUNT``, ``a,b,c`` or one value.
 
     ``START:STOP:COUNT`` gives COUNT (>= 1) evenly spaced values from START to STOP inclusive
     (rounded to 12 significant digits so that 0:1:11 gives 0.1, not 0.1000000000000000055);
-    integer options need every value to be an integer.
+    integer options need every value to be an integer.  ``kind`` (default: the knob's, from
+    :data:`mfh_sim.config.KNOBS`) is 'int', 'float', 'choice', 'bool' or 'widths' (MLP widths
+    ``64`` or ``64x64``).  Choices are checked here, so a typo names the allowed values before
+    anything runs.
     """
+    knob = KNOBS.get(name)
+    kind = kind or (knob.kind if knob is not None else "float")
     option = f"--{name.replace('_', '-')}"
     text = text.strip()
-    if kind == _TEXT:
-        if name == "hidden":  # widths of one MLP: 64 or 64x64; a list of them with commas
-            return [_hidden(option, part) for part in text.split(",")]
+    if kind in ("choice", "bool", "widths", "text"):
         values = [part.strip() for part in text.split(",")]
         if not all(values):
             raise ValueError(f"{option} {text!r} is not allowed: give a value or a comma-separated list")
+        if kind == "widths":
+            return [_hidden(option, part) for part in values]
+        if kind == "bool":
+            return [_boolean(option, part) for part in values]
+        if kind == "choice" and knob is not None:
+            for value in values:
+                if value not in knob.choices:
+                    raise ValueError(f"{option} {value!r} is not allowed: use one of {', '.join(knob.choices)}")
         return values
     if text.count(":") == 2:
         start, stop, count = text.split(":")
@@ -67,7 +69,7 @@ def parse_values(name: str, text: str, kind: str) -> list[Any]:
         except ValueError:
             raise ValueError(f"{option} {text!r} is not allowed: give a number, a comma-separated "
                              "list or a range START:STOP:COUNT") from None
-    if kind == _INT:
+    if kind == "int":
         if not all(float(v).is_integer() for v in numbers):
             raise ValueError(f"{option} {text!r} is not allowed: {name} takes integers")
         return [int(v) for v in numbers]
@@ -82,14 +84,44 @@ def _hidden(option: str, text: str) -> tuple[int, ...]:
     return widths
 
 
+def _boolean(option: str, text: str) -> bool:
+    lowered = text.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError(f"{option} {text!r} is not allowed: use true or false (or a list: true,false)")
+
+
+def _metavar(knob: Knob) -> str:
+    if knob.kind == "choice":
+        return "{" + ",".join(knob.choices) + "}"
+    return {"int": "INTS", "float": "VALUES", "bool": "BOOLS", "widths": "WIDTHS"}[knob.kind]
+
+
+def _help(knob: Knob) -> str:
+    """The option's help line: the knob's doc, its default and its role (from the metadata)."""
+    default = "" if knob.default is None else f"; default {_show_default(knob.default)}"
+    # argparse formats help with %, so a literal percent sign must be doubled.
+    return f"{knob.doc} [{knob.role}{default}]".replace("%", "%%")
+
+
+def _show_default(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return "x".join(str(v) for v in value)
+    return str(value)
+
+
 def grid_keywords(args: argparse.Namespace) -> dict[str, Any]:
     """The ``sweep`` keywords of the parsed options: lists for axes, scalars for fixed values."""
     keywords: dict[str, Any] = {}
-    for name, kind in KNOBS.items():
-        text = getattr(args, name)
+    for name, knob in KNOBS.items():
+        text = getattr(args, name, None)
         if text is None:
             continue
-        values = parse_values(name, text, kind)
+        values = parse_values(name, text, knob.kind)
         keywords[name] = values if len(values) > 1 else values[0]
     return keywords
 
@@ -98,21 +130,31 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "sweep",
         help="run a grid x seeds sweep into a results directory (resumable)",
-        description=__doc__.split("\n\n")[0] + " Values: START:STOP:COUNT, a,b,c, or one value.",
+        description=__doc__.split("\n\n")[0] + " Values: START:STOP:COUNT, a,b,c, or one value."
+        " Each option's help ends with [role; default]: 'traced' knobs vary inside one compiled"
+        " program, 'static' ones compile one program per value, 'layout' is the Venn diagram.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    for name in KNOBS:
-        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, metavar="VALUES")
-    parser.add_argument("--seeds", type=int, default=100, help="seeds per grid point (default 100)")
-    parser.add_argument("--root-seed", type=int, default=0, help="root of every key (default 0)")
-    parser.add_argument("--out", required=True, help="results directory (created, or resumed)")
-    parser.add_argument("--chunk-size", type=int, default=None,
+    # One option per knob, generated from the config's field metadata (mfh_sim.config.KNOBS):
+    # a knob added to the config is an option here without touching this file.
+    groups = {
+        "ratios": parser.add_argument_group("the Venn diagram by ratios (give two of gamma, alpha, beta)"),
+        "venn": parser.add_argument_group("the Venn diagram by counts (shared, a_only, b_only), and channels"),
+        "training": parser.add_argument_group("data, models and training"),
+    }
+    for name, knob in KNOBS.items():
+        groups[knob.group].add_argument(knob.option, dest=name, metavar=_metavar(knob), help=_help(knob))
+    running = parser.add_argument_group("running")
+    running.add_argument("--seeds", type=int, default=100, help="seeds per grid point (default 100)")
+    running.add_argument("--root-seed", type=int, default=0, help="root of every key (default 0)")
+    running.add_argument("--out", required=True, help="results directory (created, or resumed)")
+    running.add_argument("--chunk-size", type=int, default=None,
                         help="runs per compiled call per device (default: sized to the device)")
-    parser.add_argument("--devices", type=int, default=None,
+    running.add_argument("--devices", type=int, default=None,
                         help="use the first N devices (default: all that JAX sees)")
-    parser.add_argument("--no-theory", action="store_true", help="do not attach the theory's prediction")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--quiet", action="store_true", help="do not print the summary table")
+    running.add_argument("--no-theory", action="store_true", help="do not attach the theory's prediction")
+    running.add_argument("--no-progress", action="store_true", help="no progress bar")
+    running.add_argument("--quiet", action="store_true", help="do not print the summary table")
     parser.set_defaults(func=run)
 
 

@@ -5,16 +5,17 @@ from __future__ import annotations
 import warnings
 from typing import Mapping, Sequence
 
-
 import matplotlib.pyplot as plt
 import numpy as np
 
+from mfh_sim.plots.style import COLOURS
 from mfh_sim.results import SweepResult
 
+# Colours from the one palette; the paper's legend wording and markers are this figure's own.
 _STYLE = {
-    "teacher_acc": dict(color="tab:red", label="teacher", marker="o"),
-    "kd_acc": dict(color="tab:blue", label="student, KD", marker="s"),
-    "no_kd_acc": dict(color="tab:gray", label="student, no KD", marker="^", linestyle="--"),
+    "teacher_acc": dict(color=COLOURS["teacher_acc"], label="teacher", marker="o"),
+    "kd_acc": dict(color=COLOURS["kd_acc"], label="student, KD", marker="s"),
+    "no_kd_acc": dict(color=COLOURS["no_kd_acc"], label="student, no KD", marker="^", linestyle="--"),
 }
 
 

@@ -6,9 +6,10 @@ from typing import Sequence
 
 import numpy as np
 
-SHARED_COLOR = "tab:orange"
-SPECIFIC_COLOR = "tab:blue"
-OTHER_COLOR = "tab:gray"
+from mfh_sim.plots.style import OTHER_COLOUR, SHARED_COLOUR, SPECIFIC_COLOUR
+
+# The former names, kept for code that imported them from here.
+SHARED_COLOR, SPECIFIC_COLOR, OTHER_COLOR = SHARED_COLOUR, SPECIFIC_COLOUR, OTHER_COLOUR
 
 
 def _indices(name: str, marks, panels: int, single: bool) -> list[np.ndarray]:

@@ -7,11 +7,9 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
+from mfh_sim.plots.style import COLOURS, LABELS
 from mfh_sim.results import SweepResult
 from mfh_sim.stats import summarize
-
-_COLOURS = {"teacher_acc": "tab:gray", "no_kd_acc": "tab:blue", "kd_acc": "tab:red", "delta": "tab:purple"}
-_LABELS = {"teacher_acc": "teacher", "no_kd_acc": "no-KD student", "kd_acc": "KD student", "delta": "KD gain"}
 
 
 def _x_values(result: SweepResult, x: str) -> np.ndarray:
@@ -43,20 +41,20 @@ def theory_vs_simulation(
     fig = ax.figure if ax is not None else plt.figure(figsize=(5.2, 3.8))
     ax = ax if ax is not None else fig.add_subplot(1, 1, 1)
     for key in keys:
-        colour = _COLOURS.get(key, None)
+        colour = COLOURS.get(key, None)
         values = result.delta if key == "delta" else result.arrays[key]
         stats = [summarize(v) for v in values]
         mean = np.array([s.mean for s in stats]) * 100
         low = np.array([s.low for s in stats]) * 100
         high = np.array([s.high for s in stats]) * 100
         ax.errorbar(xs[order], mean[order], yerr=[(mean - low)[order], (high - mean)[order]], fmt="o",
-                    color=colour, ms=4, capsize=2, label=f"{_LABELS.get(key, key)} (simulated)")
+                    color=colour, ms=4, capsize=2, label=f"{LABELS.get(key, key)} (simulated)")
         if finite and f"{key}_finite" in result.theory:
             ax.plot(xs[order], 100 * result.theory[f"{key}_finite"][order], "-", color=colour, lw=1.4,
-                    label=f"{_LABELS.get(key, key)} (finite-n theory)")
+                    label=f"{LABELS.get(key, key)} (finite-n theory)")
         if population and key in result.theory:
             ax.plot(xs[order], 100 * result.theory[key][order], "--", color=colour, lw=1.0, alpha=0.8,
-                    label=f"{_LABELS.get(key, key)} (population)")
+                    label=f"{LABELS.get(key, key)} (population)")
     ax.set_xlabel(x)
     ax.set_ylabel("accuracy (%)" if "delta" not in keys else "percentage points")
     if title:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 from matplotlib.patches import Circle
 
+from mfh_sim.plots.style import MODALITY_COLOURS
 from mfh_sim.venn import VennConfig
 
 
@@ -19,8 +20,9 @@ def plot_venn(venn: VennConfig, *, ax=None, title: str | None = None):
         fig, ax = plt.subplots(figsize=(5.0, 3.4))
     else:
         fig = ax.figure
-    ax.add_patch(Circle((-0.55, 0), 1.0, facecolor="tab:red", alpha=0.18, edgecolor="tab:red"))
-    ax.add_patch(Circle((0.55, 0), 1.0, facecolor="tab:blue", alpha=0.18, edgecolor="tab:blue"))
+    colour_a, colour_b = MODALITY_COLOURS["a"], MODALITY_COLOURS["b"]
+    ax.add_patch(Circle((-0.55, 0), 1.0, facecolor=colour_a, alpha=0.18, edgecolor=colour_a))
+    ax.add_patch(Circle((0.55, 0), 1.0, facecolor=colour_b, alpha=0.18, edgecolor=colour_b))
     text = dict(ha="center", va="center", fontsize=9)
     ax.text(-1.05, 0.08, f"A = {venn.a_only}", **text)
     ax.text(-1.05, -0.22, f"An = {venn.a_nondecisive}", color="0.35", **text)
@@ -28,8 +30,8 @@ def plot_venn(venn: VennConfig, *, ax=None, title: str | None = None):
     ax.text(0.0, -0.22, f"Gn = {venn.shared_nondecisive}", color="0.35", **text)
     ax.text(1.05, 0.08, f"B = {venn.b_only}", **text)
     ax.text(1.05, -0.22, f"Bn = {venn.b_nondecisive}", color="0.35", **text)
-    ax.text(-0.55, 1.15, f"$x^a$ (teacher), {venn.dim_a} channels", color="tab:red", **text)
-    ax.text(0.55, -1.17, f"$x^b$ (student), {venn.dim_b} channels", color="tab:blue", **text)
+    ax.text(-0.55, 1.15, f"$x^a$ (teacher), {venn.dim_a} channels", color=colour_a, **text)
+    ax.text(0.55, -1.17, f"$x^b$ (student), {venn.dim_b} channels", color=colour_b, **text)
     ax.text(1.55, 0.95, f"unseen decisive\nU = {venn.unseen}", **text)
     noise_a = venn.dim_a - venn.channels_used_a
     noise_b = venn.dim_b - venn.channels_used_b
