@@ -1,12 +1,15 @@
 # Two entry points, each setting up its own virtual environment first:
 #   make reproduce   the paper's figures and tables into figures/ (CPU, a few minutes)
-#   make test        the test suite
+#   make test        the whole test suite (what CI runs)
+# and, for the inner loop of a change:
+#   make test-fast   the suite without the tests marked slow
+#   make lint        ruff, configured in pyproject.toml
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: reproduce test venv bench clean
+.PHONY: reproduce test test-fast lint venv bench clean
 
 venv: $(STAMP)
 
@@ -23,9 +26,15 @@ reproduce: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/speed.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache

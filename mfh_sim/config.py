@@ -279,7 +279,7 @@ class SimConfig:
         return {**self.venn.as_dict(), **out}
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "SimConfig":
+    def from_dict(cls, values: dict[str, Any]) -> SimConfig:
         venn_names = {f.name for f in fields(VennConfig)}
         venn = VennConfig(**{k: v for k, v in values.items() if k in venn_names})
         rest = {k: v for k, v in values.items() if k not in venn_names}
@@ -292,7 +292,7 @@ class SimConfig:
         text = json.dumps(self.as_dict(), sort_keys=True)
         return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
 
-    def static_signature(self) -> "StaticSpec":
+    def static_signature(self) -> StaticSpec:
         """The part of the config that fixes array shapes and program structure."""
         return StaticSpec(
             dim_a=self.venn.dim_a,

@@ -230,7 +230,7 @@ class VennConfig:
         tolerance: float = 1e-9,
         warn: bool = True,
         **rest: int,
-    ) -> "VennConfig":
+    ) -> VennConfig:
         """Build a config whose overlap ratios are as close as counts allow to the ones given.
 
         Any two of ``gamma``, ``alpha``, ``beta`` (each in [0, 1]) determine the third; all three
@@ -349,7 +349,7 @@ def implied_gamma(alpha: float, beta: float) -> float:
 
 
 def _solve_other_ratio(gamma: float, known_value: float, known: str) -> float:
-    other = "alpha" if known == "beta" else "beta"
+    """The ratio (alpha or beta) that ``gamma`` and the ``known`` one, of value ``known_value``, imply."""
     if known_value == 1.0:
         raise ValueError(
             f"{known}=1 is not allowed with gamma={gamma}: {known}=1 means no shared decisive "

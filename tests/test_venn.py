@@ -1,7 +1,5 @@
-import math
 import warnings
 
-import numpy as np
 import pytest
 
 from mfh_sim.venn import VennConfig, decisive_shares, implied_gamma

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 # Heavy imports (JAX through the simulator, matplotlib through the plots) happen inside the
 # producers, so that `mfh-sim --help` loads neither; the backend is chosen in run(), never at

@@ -76,7 +76,9 @@ def plot_gain(result, rows: list[dict], path: str, x_name: str | None = None) ->
     varied = list(result.grid[0]) if result.grid else []
     x_name = x_name or (varied[0] if varied else "gamma")
     if x_name not in rows[0]:
-        raise ValueError(f"--x {x_name!r} is not allowed: use one of {sorted(k for k in rows[0] if not k.endswith(('_mean', '_std', '_low', '_high', '_theory')))}")
+        statistics = ("_mean", "_std", "_low", "_high", "_theory")
+        allowed = sorted(k for k in rows[0] if not k.endswith(statistics))
+        raise ValueError(f"--x {x_name!r} is not allowed: use one of {allowed}")
     others = [k for k in varied if k != x_name]
     lines: dict[tuple, list[dict]] = {}
     for row in rows:
