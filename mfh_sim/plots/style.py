@@ -73,7 +73,11 @@ def save_figure(
         options["metadata"] = {"CreationDate": None}
     elif path.suffix == ".svg":
         options["metadata"] = {"Date": None}
-    figure.savefig(path, **options)
+    import matplotlib
+
+    # SVG element ids are random unless salted: a fixed salt makes them the same on a rerun.
+    with matplotlib.rc_context({"svg.hashsalt": "mfh-sim"}):
+        figure.savefig(path, **options)
     if close:
         import matplotlib.pyplot as plt
 
