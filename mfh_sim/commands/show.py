@@ -14,8 +14,6 @@ import sys
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -65,40 +63,16 @@ def run(args: argparse.Namespace) -> int:
 def plot_gain(result, rows: list[dict], path: str, x_name: str | None = None) -> Path:
     """Save the KD gain (percentage points, mean and 95% interval) against one parameter.
 
-    The x axis is ``x_name`` or the first grid keyword that varies (the realised gamma when none
-    does); points that differ in other varied keywords are drawn as separate lines.
+    The figure is :func:`mfh_sim.plots.gain.plot_gain_curve`; the x axis is ``x_name`` (the
+    ``--x`` option) or the first grid keyword that varies.
     """
-    from mfh_sim.plots.style import COLOURS, save_figure, use_file_backend
+    from mfh_sim.plots.style import save_figure, use_file_backend
 
     use_file_backend()
-    import matplotlib.pyplot as plt
+    from mfh_sim.plots.gain import gain_axis, plot_gain_curve
 
-    varied = list(result.grid[0]) if result.grid else []
-    x_name = x_name or (varied[0] if varied else "gamma")
-    if x_name not in rows[0]:
-        statistics = ("_mean", "_std", "_low", "_high", "_theory")
-        allowed = sorted(k for k in rows[0] if not k.endswith(statistics))
-        raise ValueError(f"--x {x_name!r} is not allowed: use one of {allowed}")
-    others = [k for k in varied if k != x_name]
-    lines: dict[tuple, list[dict]] = {}
-    for row in rows:
-        lines.setdefault(tuple(row[k] for k in others), []).append(row)
-    figure, axes = plt.subplots(figsize=(5.5, 3.8))
-    for label, members in lines.items():
-        members = sorted(members, key=lambda r: r[x_name])
-        x = np.asarray([float(r[x_name]) for r in members])
-        mean = 100 * np.asarray([r["delta_mean"] for r in members])
-        low = 100 * np.asarray([r["delta_low"] for r in members])
-        high = 100 * np.asarray([r["delta_high"] for r in members])
-        name = ", ".join(f"{k}={v}" for k, v in zip(others, label)) or None
-        # One line wears the palette's KD-gain colour; several take matplotlib's cycle.
-        (line,) = axes.plot(x, mean, marker="o", label=name, color=COLOURS["delta"] if len(lines) == 1 else None)
-        axes.fill_between(x, low, high, color=line.get_color(), alpha=0.25, linewidth=0)
-    axes.axhline(0.0, color="0.5", linewidth=0.8)
-    axes.set_xlabel(x_name)
-    axes.set_ylabel("KD gain (points): KD - no-KD")
-    axes.set_title(f"KD gain, mean and 95% interval over {len(result.seeds)} seeds")
-    if len(lines) > 1:
-        axes.legend(fontsize="small")
-    figure.tight_layout()
-    return save_figure(figure, path, dpi=120, close=True)
+    try:
+        x_name = gain_axis(result, rows, x_name)
+    except ValueError as error:
+        raise ValueError(f"--x: {error}") from None
+    return save_figure(plot_gain_curve(result, rows, x_name), path, dpi=120, close=True)

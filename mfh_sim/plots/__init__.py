@@ -5,6 +5,7 @@ One palette and one saver for all of them: :mod:`mfh_sim.plots.style` (``COLOURS
 """
 
 from mfh_sim.plots.curves import plot_curves
+from mfh_sim.plots.gain import plot_gain_curve
 from mfh_sim.plots.heatmap import gain_grid, plot_gain_heatmap
 from mfh_sim.plots.hypotheses import plot_head_to_head
 from mfh_sim.plots.salience import plot_salience
@@ -18,6 +19,7 @@ __all__ = [
     "crossover_curve",
     "gain_grid",
     "plot_curves",
+    "plot_gain_curve",
     "plot_gain_heatmap",
     "plot_head_to_head",
     "plot_salience",
