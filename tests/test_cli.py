@@ -58,6 +58,7 @@ def test_sweep_refuses_an_unknown_choice_naming_the_allowed_ones(capsys, tmp_pat
     assert "--kd-loss 'klx'" in error and "kl, mse, hint" in error
 
 
+@pytest.mark.slow
 def test_sweep_runs_a_knob_the_old_option_list_had_lost(tmp_path, capsys):
     """`mfh-sim sweep --n-classes 3` was refused before the options came from the config."""
     out = tmp_path / "three"

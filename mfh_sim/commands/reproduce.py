@@ -106,17 +106,17 @@ PRODUCERS: dict[str, tuple[Callable[[Path, int, bool], list[Path]], int]] = {
 
 
 def run(args: argparse.Namespace) -> int:
-    from mfh_sim.plots.style import use_file_backend
-
-    use_file_backend()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     names = args.only or list(PRODUCERS)
     for name in names:
         if name not in PRODUCERS:
             raise ValueError(f"--only {name!r} is not allowed: use one of {sorted(PRODUCERS)}")
     if args.seeds is not None and args.seeds < 2:
         raise ValueError(f"--seeds {args.seeds} is not allowed: it must be >= 2")
+    from mfh_sim.plots.style import use_file_backend
+
+    use_file_backend()  # after the checks: a typo is reported without loading matplotlib
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     for name in names:
         start = time.perf_counter()
         producer, default_seeds = PRODUCERS[name]

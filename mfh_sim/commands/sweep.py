@@ -30,13 +30,14 @@ def parse_values(name: str, text: str, kind: str | None = None) -> list[Any]:
 
     ``START:STOP:COUNT`` gives COUNT (>= 1) evenly spaced values from START to STOP inclusive
     (rounded to 12 significant digits so that 0:1:11 gives 0.1, not 0.1000000000000000055);
-    integer options need every value to be an integer.  ``kind`` (default: the knob's, from
-    :data:`mfh_sim.config.KNOBS`) is 'int', 'float', 'choice', 'bool' or 'widths' (MLP widths
-    ``64`` or ``64x64``).  Choices are checked here, so a typo names the allowed values before
-    anything runs.
+    integer options need every value to be an integer.  A knob of :data:`mfh_sim.config.KNOBS`
+    is parsed by its metadata's kind: 'int', 'float', 'choice', 'bool' or 'widths' (MLP widths
+    ``64`` or ``64x64``); ``kind`` applies only to another name (default 'float').  Choices are
+    checked here, so a typo names the allowed values before anything runs.
     """
     knob = KNOBS.get(name)
-    kind = kind or (knob.kind if knob is not None else "float")
+    # The metadata is the one source of a knob's kind; ``kind`` is for names it does not know.
+    kind = knob.kind if knob is not None else (kind or "float")
     option = f"--{name.replace('_', '-')}"
     text = text.strip()
     if kind in ("choice", "bool", "widths", "text"):
