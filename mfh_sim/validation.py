@@ -1,4 +1,9 @@
-"""Host-side checks of user values: each failure is a ValueError naming the value and what is allowed."""
+"""Host-side checks of user values: each failure is a ValueError naming the value and what is allowed.
+
+Every check that runs before anything is traced lives here (integers, ratios, real numbers,
+choices, seed counts and the root seed), so the config, the simulator and the command line
+refuse the same values with the same words.  Imports only numpy.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +34,73 @@ def require_ratio(name: str, value: Any) -> float:
     if not math.isfinite(ratio) or not 0.0 <= ratio <= 1.0:
         raise ValueError(f"{name}={value!r} is not allowed: it must be a number in [0, 1]")
     return ratio
+
+
+def require_real(
+    name: str,
+    value: Any,
+    low: float | None,
+    high: float | None,
+    open_low: bool = False,
+    open_high: bool = False,
+) -> float:
+    """``value`` as a finite float in the interval from ``low`` to ``high`` (None: unbounded).
+
+    ``open_low`` / ``open_high`` exclude the bound itself (learning_rate > 0: ``low=0.0,
+    open_low=True``).  NaN and infinities are refused.
+    """
+    lo = "(" if open_low else "["
+    hi = ")" if open_high else "]"
+    allowed = f"a finite number in {lo}{low if low is not None else '-inf'}, {high if high is not None else 'inf'}{hi}"
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}={value!r} is not allowed: it must be {allowed}") from None
+    bad = not math.isfinite(number)
+    if low is not None:
+        bad |= number < low or (open_low and number == low)
+    if high is not None:
+        bad |= number > high or (open_high and number == high)
+    if bad:
+        raise ValueError(f"{name}={value!r} is not allowed: it must be {allowed}")
+    return number
+
+
+def require_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    """Refuse ``value`` unless it is one of ``allowed`` (a tuple of :mod:`mfh_sim.choices`)."""
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not allowed: use one of {allowed}")
+
+
+def require_seeds(seeds: Any) -> np.ndarray:
+    """Seed indices as int64: a count ``seeds`` >= 1 means 0..seeds-1; a sequence gives distinct
+    indices in [0, 2**32) themselves."""
+    message = f"seeds={seeds!r} is not allowed: give a count >= 1 or a list of indices >= 0"
+    if isinstance(seeds, (bool, np.bool_)):
+        raise ValueError(message)
+    if isinstance(seeds, (int, np.integer)):
+        if seeds < 1:
+            raise ValueError(message)
+        return np.arange(int(seeds), dtype=np.int64)
+    try:
+        indices = np.asarray(list(seeds))
+    except TypeError:
+        raise ValueError(message) from None
+    if (indices.ndim != 1 or indices.size == 0 or not np.issubdtype(indices.dtype, np.integer)
+            or (indices < 0).any() or (indices >= 2**32).any() or np.unique(indices).size != indices.size):
+        raise ValueError(
+            f"seeds={seeds!r} is not allowed: give a count >= 1 or distinct integer indices in [0, 2**32)"
+        )
+    return indices.astype(np.int64)
+
+
+def require_root_seed(root_seed: Any) -> int:
+    """The root of every key: an integer in [0, 2**32) (bools refused)."""
+    if isinstance(root_seed, (bool, np.bool_)) or not isinstance(root_seed, (int, np.integer)) or not (
+        0 <= root_seed < 2**32
+    ):
+        raise ValueError(f"root_seed={root_seed!r} is not allowed: it must be an integer in [0, 2**32)")
+    return int(root_seed)
 
 
 def json_default(value: Any):
