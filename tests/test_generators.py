@@ -116,6 +116,7 @@ def test_label_noise_replaces_labels_by_other_classes_at_the_given_rate():
 
 
 # ---------------------------------------------------------------------------- mixing
+@pytest.mark.slow  # compiles several mixing programs
 def test_mixing_is_the_identity_at_depth_or_strength_zero_and_spares_noise_channels():
     layout = make_layout(VENN, "gaussian")
     w = hyperplane(jax.random.PRNGKey(0), layout)
@@ -226,6 +227,7 @@ BEFORE_EXTENSIONS = {
 }
 
 
+@pytest.mark.slow  # pinned numbers: a full simulation of several configs
 def test_default_knobs_reproduce_the_numbers_from_before_the_extensions():
     from mfh_sim.engine import execute
 
