@@ -175,11 +175,11 @@ class SimConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.venn, VennConfig):
             raise ValueError(f"venn={self.venn!r} is not allowed: it must be a VennConfig")
-        _choice("hyperplane", self.hyperplane, HYPERPLANES)
-        _choice("model", self.model, MODELS)
-        _choice("init", self.init, INITS)
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("kd_reduction", self.kd_reduction, KD_REDUCTIONS)
+        require_choice("hyperplane", self.hyperplane, HYPERPLANES)
+        require_choice("model", self.model, MODELS)
+        require_choice("init", self.init, INITS)
+        require_choice("optimizer", self.optimizer, OPTIMIZERS)
+        require_choice("kd_reduction", self.kd_reduction, KD_REDUCTIONS)
         object.__setattr__(self, "n_train", require_integer("n_train", self.n_train, 2))
         object.__setattr__(self, "n_test", require_integer("n_test", self.n_test, 1))
         object.__setattr__(self, "steps", require_integer("steps", self.steps, 1))
@@ -199,13 +199,13 @@ class SimConfig:
             raise ValueError("hidden=() is not allowed with model='mlp': give at least one width")
         object.__setattr__(self, "hidden", hidden)
         object.__setattr__(
-            self, "learning_rate", _real("learning_rate", self.learning_rate, 0.0, None, open_low=True)
+            self, "learning_rate", require_real("learning_rate", self.learning_rate, 0.0, None, open_low=True)
         )
-        object.__setattr__(self, "momentum", _real("momentum", self.momentum, 0.0, 1.0, open_high=True))
-        object.__setattr__(self, "ce_weight", _real("ce_weight", self.ce_weight, 0.0, None))
-        object.__setattr__(self, "kd_weight", _real("kd_weight", self.kd_weight, 0.0, None))
+        object.__setattr__(self, "momentum", require_real("momentum", self.momentum, 0.0, 1.0, open_high=True))
+        object.__setattr__(self, "ce_weight", require_real("ce_weight", self.ce_weight, 0.0, None))
+        object.__setattr__(self, "kd_weight", require_real("kd_weight", self.kd_weight, 0.0, None))
         object.__setattr__(
-            self, "temperature", _real("temperature", self.temperature, 0.0, None, open_low=True)
+            self, "temperature", require_real("temperature", self.temperature, 0.0, None, open_low=True)
         )
         if self.optimizer == "adam" and self.momentum != 0.0:
             raise ValueError(
@@ -230,13 +230,13 @@ class SimConfig:
         noise_limit = (n_classes - 1) / n_classes
         object.__setattr__(
             self, "label_noise",
-            _real("label_noise", self.label_noise, 0.0, noise_limit, open_high=True),
+            require_real("label_noise", self.label_noise, 0.0, noise_limit, open_high=True),
         )
         object.__setattr__(self, "mixing_depth", require_integer("mixing_depth", self.mixing_depth, 0))
         object.__setattr__(
-            self, "mixing_strength", _real("mixing_strength", self.mixing_strength, 0.0, 1.0)
+            self, "mixing_strength", require_real("mixing_strength", self.mixing_strength, 0.0, 1.0)
         )
-        _choice("kd_loss", self.kd_loss, KD_LOSSES)
+        require_choice("kd_loss", self.kd_loss, KD_LOSSES)
         if self.kd_loss == "hint" and self.model != "mlp":
             raise ValueError(
                 f"kd_loss='hint' is not allowed with model={self.model!r}: a feature hint matches "
