@@ -1,19 +1,15 @@
 """One palette and one figure saver: every figure wears the same colours for the teacher, the
 no-KD and the KD student, and a saved figure is the same bytes on a rerun."""
 
-import matplotlib
+import matplotlib.pyplot as plt  # off-screen: tests/conftest.py sets MPLBACKEND=Agg
+import numpy as np
+import pytest
+from matplotlib.colors import to_hex
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from matplotlib.colors import to_hex  # noqa: E402
-
-from mfh_sim.config import make_config  # noqa: E402
-from mfh_sim.plots import plot_curves, plot_venn, save_figure, theory_vs_simulation  # noqa: E402
-from mfh_sim.plots.style import COLOURS, MODALITY_COLOURS  # noqa: E402
-from mfh_sim.results import SweepResult  # noqa: E402
+from mfh_sim.config import make_config
+from mfh_sim.plots import plot_curves, plot_venn, save_figure, theory_vs_simulation
+from mfh_sim.plots.style import COLOURS, MODALITY_COLOURS
+from mfh_sim.results import SweepResult
 
 KEYS = ("teacher_acc", "no_kd_acc", "kd_acc")
 
