@@ -364,6 +364,9 @@ RATIO_KNOBS: tuple[Knob, ...] = (
 def _field_knob(item: Field, group: str) -> Knob:
     """The :class:`Knob` of a dataclass field from its metadata (None: a field without default)."""
     meta = item.metadata
+    if not {"kind", "doc", "role"} <= set(meta):
+        # A field without metadata would have no command-line option and no docs: say so at import.
+        raise TypeError(f"field {item.name!r} has no knob metadata: declare it with knob(default, kind, doc, role)")
     default = None if item.default is MISSING else item.default
     return Knob(item.name, meta["kind"], meta["doc"], meta["role"], default=default,
                 choices=tuple(meta.get("choices", ())), group=group, extension=bool(meta.get("extension")))
