@@ -164,7 +164,9 @@ class SimConfig:
         0, "int", "layers of random tanh mixing of each modality's channels, >= 0 (0: linear, the paper's)",
         "static", extension=True)
     mixing_strength: float = knob(
-        1.0, "float", "mixing layer u -> (1 - s) u + s tanh(u M), s in [0, 1]", "traced", extension=True)
+        1.0, "float",
+        "strength s in [0, 1] of each mixing layer u -> (1 - s) u + s phi(u M / sqrt(c)) (data.mix_channels)",
+        "traced", extension=True)
     kd_loss: str = knob(
         "kl", "choice", "KD term: 'kl' (T^2 KL; the paper's), 'mse' (logits) or 'hint' (features; needs 'mlp')",
         "static", choices=KD_LOSSES, extension=True)
