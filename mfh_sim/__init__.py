@@ -7,6 +7,10 @@
 
 __version__ = "0.1.0"
 
+# Persistent compilation cache (mfh_sim/_cache.py), set before anything imports jax.
+from mfh_sim._cache import enable_compilation_cache as _enable_compilation_cache
+_enable_compilation_cache()
+
 from mfh_sim import experiments
 from mfh_sim.config import SimConfig, make_config
 from mfh_sim.results import SimulationResult, SweepResult
