@@ -7,7 +7,8 @@ cache on disk (:mod:`mfh_sim._cache`), which lives in a temporary directory here
 1. **cold**: empty cache: every program is compiled, and written to the cache;
 2. **warm**: the same process again (``--repeat`` times, the median): programs load from disk;
 3. **no cache** (``MFH_SIM_NO_CACHE=1``): compiled every time, for comparison;
-4. ``mfh-sim --help`` (``python -m mfh_sim.cli --help``).
+4. ``mfh-sim --help`` (``python -m mfh_sim.cli --help``);
+5. where ``import mfh_sim`` spends its time: ``-X importtime`` summed per top-level package.
 
 "Default simulate()" is the README's first call, ``mfh_sim.simulate(gamma=0.5, alpha=1/3)``
 (100 seeds, with the theory; ``simulate()`` without a Venn diagram is an error).  Wall time
@@ -85,6 +86,22 @@ def _cache_size(cache_dir: Path) -> tuple[int, int]:
     return len(files), sum(p.stat().st_size for p in files)
 
 
+def import_costs(cache_dir: Path, top: int = 8) -> list[tuple[str, float]]:
+    """Seconds of ``import mfh_sim`` per top-level package (``-X importtime`` self times)."""
+    env = _env(cache_dir)
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c", "import mfh_sim"], env=env,
+                          capture_output=True, text=True, check=True, cwd=ROOT)
+    totals: dict[str, int] = {}
+    for line in done.stderr.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        self_us, _, name = (field.strip() for field in line.split(":", 1)[1].split("|"))
+        package = name.split(".")[0]
+        totals[package] = totals.get(package, 0) + int(self_us)
+    ranked = sorted(totals.items(), key=lambda item: -item[1])[:top]
+    return [(package, us / 1e6) for package, us in ranked]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--repeat", type=int, default=3, help="warm runs (the median is shown)")
@@ -101,6 +118,7 @@ def main() -> None:
                      for _ in range(args.repeat)]
         help_wall = statistics.median(r[0] for r in help_runs)
         help_cpu = statistics.median(r[1] for r in help_runs)
+        costs = import_costs(cache_dir)
 
     identical = cold["kd_acc_mean"] == warm["kd_acc_mean"] == off["kd_acc_mean"]
     print(f"fresh processes, simulate(gamma=0.5, alpha=1/3, seeds={args.seeds}); "
@@ -116,6 +134,8 @@ def main() -> None:
     print(f"{'mfh-sim --help':28s} {f'{help_wall:6.2f} / {help_cpu:5.2f}':>14s}")
     print(f"numbers identical cold, warm and without cache: {identical} "
           f"(mean KD accuracy {cold['kd_acc_mean']!r})")
+    print("import mfh_sim, self time by package (-X importtime, wall): "
+          + ", ".join(f"{package} {seconds:.2f}s" for package, seconds in costs))
 
 
 if __name__ == "__main__":
