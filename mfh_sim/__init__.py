@@ -17,9 +17,15 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mfh_sim._version import __version__
-from mfh_sim.config import SimConfig, make_config
-from mfh_sim.venn import VennConfig
+# Persistent compilation cache (mfh_sim/_cache.py): set up before anything imports jax (it only
+# sets environment variables, so the face stays free of jax until a heavy member is used).
+from mfh_sim._cache import enable_compilation_cache as _enable_compilation_cache
+
+_enable_compilation_cache()
+
+from mfh_sim._version import __version__  # noqa: E402
+from mfh_sim.config import SimConfig, make_config  # noqa: E402
+from mfh_sim.venn import VennConfig  # noqa: E402
 
 if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and editors
     from mfh_sim import experiments

@@ -1,0 +1,142 @@
+"""Start-up time of a fresh process: ``import mfh_sim``, a default ``simulate()``, ``mfh-sim --help``.
+
+Each measurement is a new Python process, so nothing is shared but the persistent compilation
+cache on disk (:mod:`mfh_sim._cache`), which lives in a temporary directory here
+(``MFH_SIM_CACHE_DIR``), empty for the cold run:
+
+1. **cold**: empty cache: every program is compiled, and written to the cache;
+2. **warm**: the same process again (``--repeat`` times, the median): programs load from disk;
+3. **no cache** (``MFH_SIM_NO_CACHE=1``): compiled every time, for comparison;
+4. ``mfh-sim --help`` (``python -m mfh_sim.cli --help``);
+5. where ``import mfh_sim`` spends its time: ``-X importtime`` summed per top-level package.
+
+"Default simulate()" is the README's first call, ``mfh_sim.simulate(gamma=0.5, alpha=1/3)``
+(100 seeds, with the theory; ``simulate()`` without a Venn diagram is an error).  Wall time
+counts other load on the machine, so CPU time (user + system, the process and its threads) is
+printed beside it: on a shared machine compare CPU times, and the cold/warm ratios.
+
+Run:  python benchmarks/startup.py [--repeat 3] [--seeds 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# The child: time its own phases (wall and CPU) and print them as one JSON line.
+CHILD = """
+import json, resource, sys, time
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+w0, c0 = time.perf_counter(), cpu()
+import mfh_sim
+w1, c1 = time.perf_counter(), cpu()
+result = mfh_sim.simulate(gamma=0.5, alpha=1/3, seeds={seeds})
+w2, c2 = time.perf_counter(), cpu()
+print(json.dumps(dict(import_wall=w1 - w0, import_cpu=c1 - c0, simulate_wall=w2 - w1,
+                      simulate_cpu=c2 - c1, kd_acc_mean=float(result.kd_acc.mean()))))
+"""
+
+
+def _env(cache_dir: Path, no_cache: bool = False) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("JAX_COMPILATION_CACHE", "JAX_PERSISTENT_CACHE", "_MFH_SIM"))}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env.setdefault("JAX_PLATFORMS", "cpu")
+    env["MFH_SIM_CACHE_DIR"] = str(cache_dir)
+    env.pop("MFH_SIM_NO_CACHE", None)
+    if no_cache:
+        env["MFH_SIM_NO_CACHE"] = "1"
+    return env
+
+
+def _run(args: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """Wall and CPU seconds of a child process (from outside: interpreter start included)."""
+    before = os.times()
+    start = time.perf_counter()
+    done = subprocess.run(args, env=env, capture_output=True, text=True, check=True, cwd=ROOT)
+    wall = time.perf_counter() - start
+    after = os.times()
+    cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+    return wall, cpu, done.stdout
+
+
+def run_simulate(cache_dir: Path, seeds: int, no_cache: bool = False) -> dict[str, float]:
+    wall, cpu, out = _run([sys.executable, "-c", CHILD.format(seeds=seeds)], _env(cache_dir, no_cache))
+    phases = json.loads(out.strip().splitlines()[-1])
+    return dict(process_wall=wall, process_cpu=cpu, **phases)
+
+
+def _median(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
+def _cache_size(cache_dir: Path) -> tuple[int, int]:
+    files = [p for p in cache_dir.rglob("*") if p.is_file()]
+    return len(files), sum(p.stat().st_size for p in files)
+
+
+def import_costs(cache_dir: Path, top: int = 8) -> list[tuple[str, float]]:
+    """Seconds of ``import mfh_sim`` per top-level package (``-X importtime`` self times)."""
+    env = _env(cache_dir)
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c", "import mfh_sim"], env=env,
+                          capture_output=True, text=True, check=True, cwd=ROOT)
+    totals: dict[str, int] = {}
+    for line in done.stderr.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        self_us, _, name = (field.strip() for field in line.split(":", 1)[1].split("|"))
+        package = name.split(".")[0]
+        totals[package] = totals.get(package, 0) + int(self_us)
+    ranked = sorted(totals.items(), key=lambda item: -item[1])[:top]
+    return [(package, us / 1e6) for package, us in ranked]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--repeat", type=int, default=3, help="warm runs (the median is shown)")
+    parser.add_argument("--seeds", type=int, default=100, help="seeds of the simulate() call")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="mfh-sim-startup-") as tmp:
+        cache_dir = Path(tmp) / "jax"
+        cold = run_simulate(cache_dir, args.seeds)
+        entries, size = _cache_size(cache_dir)
+        warm = _median([run_simulate(cache_dir, args.seeds) for _ in range(args.repeat)])
+        off = run_simulate(Path(tmp) / "unused", args.seeds, no_cache=True)
+        help_runs = [_run([sys.executable, "-m", "mfh_sim.cli", "--help"], _env(cache_dir))
+                     for _ in range(args.repeat)]
+        help_wall = statistics.median(r[0] for r in help_runs)
+        help_cpu = statistics.median(r[1] for r in help_runs)
+        costs = import_costs(cache_dir)
+
+    identical = cold["kd_acc_mean"] == warm["kd_acc_mean"] == off["kd_acc_mean"]
+    print(f"fresh processes, simulate(gamma=0.5, alpha=1/3, seeds={args.seeds}); "
+          f"cache: {entries} entries, {size / 1e6:.1f} MB; load average {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} CPUs")
+    print(f"{'seconds (wall / cpu)':28s} {'cold':>14s} {f'warm (x{args.repeat})':>14s} "
+          f"{'no cache':>14s} {'cold/warm':>10s}")
+    for label, key in (("import mfh_sim", "import"), ("simulate()", "simulate"),
+                       ("whole process", "process")):
+        cells = [f"{run[key + '_wall']:6.2f} / {run[key + '_cpu']:5.2f}" for run in (cold, warm, off)]
+        ratio = cold[key + "_wall"] / warm[key + "_wall"]
+        print(f"{label:28s} {cells[0]:>14s} {cells[1]:>14s} {cells[2]:>14s} {ratio:9.1f}x")
+    print(f"{'mfh-sim --help':28s} {f'{help_wall:6.2f} / {help_cpu:5.2f}':>14s}")
+    print(f"numbers identical cold, warm and without cache: {identical} "
+          f"(mean KD accuracy {cold['kd_acc_mean']!r})")
+    print("import mfh_sim, self time by package (-X importtime, wall): "
+          + ", ".join(f"{package} {seconds:.2f}s" for package, seconds in costs))
+
+
+if __name__ == "__main__":
+    main()
