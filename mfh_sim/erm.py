@@ -38,6 +38,7 @@ simulator's draws (:func:`mfh_sim.protocol.draw_run`), returning the simulator's
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any, NamedTuple
 
 import jax
@@ -130,6 +131,7 @@ def objective(
     return data + 0.5 * l2 * jnp.sum(theta**2)
 
 
+@partial(jax.jit, static_argnames=("iterations", "tol"))
 def newton_solve(
     x: jax.Array,
     y: jax.Array,
@@ -146,7 +148,8 @@ def newton_solve(
 
     ``x`` (n, d), ``y`` (n,) in {0, 1} (any float/int dtype), ``teacher_margins`` (n,) (ignored
     where ``k`` = 0), ``k`` the effective KD weight.  ``l2``, ``ce_weight``, ``k`` and
-    ``temperature`` may be traced scalars; ``iterations`` and ``tol`` are Python numbers.
+    ``temperature`` may be traced scalars; ``iterations`` and ``tol`` are Python numbers (static:
+    the function is jitted, so calls differing only in the scalars share one compiled program).
 
     ``row_mask`` (n,) of 0/1 marks the real samples (default: all): the mean in R runs over
     them only, so a problem padded with masked rows (and with all-zero columns, whose weights the
