@@ -179,3 +179,57 @@ def test_bad_shapes_and_labels_raise():
 def test_effective_kd_weight_halves_under_paper_reduction():
     assert erm.effective_kd_weight(1.5, "paper") == 0.75
     assert erm.effective_kd_weight(1.5, "batchmean") == 1.5
+
+
+# ------------------------------------------------------------------ the family harness (no JAX)
+def _harness():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "theory_family.py"
+    spec = importlib.util.spec_from_file_location("theory_family", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_family_is_fixed_and_varies_every_block():
+    tf = _harness()
+    family = tf.draw_family()
+    assert family == tf.draw_family() and len(family) >= 40
+    for name in ("shared", "a_only", "b_only", "unseen", "shared_nondecisive", "a_nondecisive",
+                 "b_nondecisive", "dim_a", "dim_b", "n_train", "kd_weight", "fresh_student_sample"):
+        assert len({p[name] for p in family}) > 1, name
+    for p in family:
+        assert 20 <= p["dim_a"] <= 60 and 20 <= p["dim_b"] <= 60
+        assert max(p["dim_a"], p["dim_b"]) + 5 <= p["n_train"] <= 400
+        assert 0.5 <= p["kd_weight"] <= 2.0
+    corner = tf.large_n_set()[0]
+    assert corner["a_only"] == corner["b_only"] == corner["unseen"] == 0 and corner["n_train"] == 20_000
+
+
+def test_compare_scores_a_perfect_and_a_biased_predictor():
+    tf = _harness()
+    family = tf.draw_family()[:4]
+    records = []
+    for index, gain in enumerate((0.01, -0.02, 0.005, 0.03)):
+        stats = dict(teacher_acc=0.8, no_kd_acc=0.7, kd_acc=0.7 + gain, delta=gain)
+        stats.update({f"{k}_se": 0.001 for k in tf.QUANTITIES})
+        records.append(dict(set="family", index=index, mode="erm", l2=0.01, seeds=300, failed=0, **stats))
+    sims = {"family": family, "large_n": [], "records": records}
+    truth = {r["index"]: {k: r[k] for k in tf.QUANTITIES} for r in records}
+    seen = []
+
+    def perfect(kwargs, mode):
+        seen.append((kwargs["l2"], mode, "shape" in kwargs))
+        return truth[[tf.config_kwargs(p) for p in family].index({k: v for k, v in kwargs.items() if k != "l2"})]
+
+    summary = tf.compare(perfect, sims)["summary"][("family", "erm", 0.01)]
+    assert seen[0] == (0.01, "erm", False)
+    assert summary["gain_rmse"] == 0.0 and summary["pass_all"] == 4 and summary["spearman"] == pytest.approx(1.0)
+    assert summary["sign_agree"] == summary["sign_clear"] == 4
+    biased = lambda kwargs, mode: {k: v + 0.01 for k, v in perfect(kwargs, mode).items()}
+    summary = tf.compare(biased, sims)["summary"][("family", "erm", 0.01)]
+    # 1 pt off: beyond 0.15 pt + 3 SE (0.3 pt) for the gain and 0.3 pt + 0.3 pt for the levels.
+    assert summary["gain_rmse"] == pytest.approx(0.01) and summary["pass_gain"] == 0 and summary["pass_levels"] == 0
+    assert "pt" in tf.format_table(tf.compare(perfect, sims))
