@@ -324,6 +324,7 @@ def compare(predictor: Predictor, sims: Mapping[str, Any], *, sets: Sequence[str
             row[f"pred_{name}"], row[f"err_{name}"] = prediction.get(name, math.nan), error
             row[f"pass_{name}"] = bool(abs(error) <= tolerance + 3 * record[f"{name}_se"])
         rows.append(row)
+    rows.sort(key=lambda r: (r["set"] != "family", r["set"], r["mode"], r["l2"] or 0.0, r["index"]))
     summary = {}
     for key in sorted({(r["set"], r["mode"], r["l2"] if r["l2"] is not None else -1.0) for r in rows}):
         group = [r for r in rows if (r["set"], r["mode"], r["l2"] if r["l2"] is not None else -1.0) == key]
@@ -358,6 +359,8 @@ def format_table(result: Mapping[str, Any], per_config: bool = True) -> str:
     """The comparison as text tables (percentage points)."""
     lines = []
     if per_config:
+        lines.append("accuracies and gains in percentage points; fr: S students on the teacher's sample, F a "
+                     "fresh sample; pass: g gain, l teacher / no-KD / KD level within target + 3 SE")
         lines.append("set      #  mode  l2     n_tr  fr gamma | sim: teach  noKD    KD   gain(SE)   | "
                      "pred: teach  noKD    KD   gain | err: gain  levels(max) | pass")
         for r in result["rows"]:
