@@ -1,0 +1,421 @@
+"""Hold a finite-sample theory to simulation on a random family of modality Venn diagrams.
+
+Run by hand (two CPU cores; see ``--help``)::
+
+    PYTHONPATH=. JAX_PLATFORMS=cpu python benchmarks/theory_family.py build     # fill the cache
+    PYTHONPATH=. JAX_PLATFORMS=cpu python benchmarks/theory_family.py compare   # theory vs cache
+
+``build`` draws the family (fixed numpy seed, :func:`draw_family`) and simulates every config in
+two training modes, writing the per-config summaries to ``benchmarks/data/theory_family.json``
+after each config (so an interrupted build resumes where it stopped):
+
+* ``gd``: the paper's recipe (full-batch GD, learning rate 0.1, 1,000 steps, no ridge) through
+  :func:`mfh_sim.sweep` with ``common_random_numbers=False`` (each config its own draws);
+* ``erm``: converged ridge-logistic ERM at ``l2`` (:func:`mfh_sim.erm.simulate_erm`) on exactly
+  the same draws: the engine's keys for the same config and seed, so the ERM and GD results of
+  one config are paired (same hyperplane and samples).
+
+``compare`` holds a predictor against the cache (:func:`compare`); the default predictor is
+``mfh_sim.theory.predict`` (:func:`default_predictor`).  Accuracies are fractions in [0, 1]
+everywhere in the code; printed tables are in percentage points.
+
+The family.  Ten *shapes* (dim_a, dim_b in [20, 60], n_train log-uniform in
+[max(dim_a, dim_b) + 5, 400], protocol alternating: students on the teacher's own sample, then on
+a fresh sample), each with four random Venn diagrams: every block count (shared, a_only, b_only,
+unseen, shared / a / b non-decisive) random, gamma spread over [0, 1] (:func:`_draw_counts`), kd_weight uniform in [0.5, 2], Gaussian
+hyperplane, temperature 1, the paper's 'paper' KD reduction.  Grouping four diagrams per shape
+(with ``latent_padding`` equalising the number of latents, which changes no distribution) lets
+them share one compiled program: on a shared two-core machine compilation would otherwise cost
+as much as the simulation.  A second, "large-n" set has n_train = 20,000: the noise-free corner
+(gamma = 1, alpha = beta = 0, nothing unseen) and two others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+CACHE = Path(__file__).resolve().parent / "data" / "theory_family.json"
+#: numpy seed of the family draw (fixed: the family is part of the benchmark's definition).
+FAMILY_SEED = 20261201
+#: Root seed of every simulation.
+ROOT_SEED = 0
+N_SHAPES = 10
+DIAGRAMS_PER_SHAPE = 4
+#: Ridge of the converged-ERM mode.
+L2 = 0.01
+LARGE_N = 20_000
+
+#: Targets (percentage points): |prediction - simulation| <= tolerance + 3 SE of the simulation.
+TARGETS = {
+    "gd": {"gain": 0.3, "level": 0.5},
+    "erm": {"gain": 0.15, "level": 0.3},
+    "large_n": {"gain": 0.2, "level": 0.2},
+}
+LEVELS = ("teacher_acc", "no_kd_acc", "kd_acc")
+QUANTITIES = LEVELS + ("delta",)
+
+
+# ------------------------------------------------------------------------------- the family
+def _draw_counts(rng: np.random.Generator, dim_a: int, dim_b: int) -> dict[str, int]:
+    """One Venn diagram's block counts that fit in dim_a x dim_b channels (rejection sampling).
+
+    The visible decisive latents V ~ U{3..28} split by gamma ~ U(0, 1) into G = round(gamma V)
+    and the rest, which a uniform fraction splits into A and B, so that gamma spans [0, 1]
+    (independent uniform counts would rarely give gamma > 0.6); U ~ U{0..12} and the
+    non-decisive blocks ~ U{0..8} are independent.
+    """
+    while True:
+        visible = int(rng.integers(3, 29))
+        shared = int(round(rng.uniform() * visible))
+        a_only = int(round(rng.uniform() * (visible - shared)))
+        counts = dict(
+            shared=shared, a_only=a_only, b_only=visible - shared - a_only,
+            unseen=int(rng.integers(0, 13)), shared_nondecisive=int(rng.integers(0, 9)),
+            a_nondecisive=int(rng.integers(0, 9)), b_nondecisive=int(rng.integers(0, 9)),
+        )
+        used_a = counts["shared"] + counts["a_only"] + counts["shared_nondecisive"] + counts["a_nondecisive"]
+        used_b = counts["shared"] + counts["b_only"] + counts["shared_nondecisive"] + counts["b_nondecisive"]
+        if used_a <= dim_a and used_b <= dim_b:
+            return counts
+
+
+def _n_latent(point: Mapping[str, int]) -> int:
+    return sum(point[k] for k in ("shared", "a_only", "b_only", "unseen", "shared_nondecisive",
+                                  "a_nondecisive", "b_nondecisive"))
+
+
+def draw_family(seed: int = FAMILY_SEED, shapes: int = N_SHAPES,
+                per_shape: int = DIAGRAMS_PER_SHAPE) -> list[dict[str, Any]]:
+    """The random family: ``shapes`` x ``per_shape`` :func:`mfh_sim.make_config` keyword dicts.
+
+    Deterministic in ``seed``.  Each dict also carries ``"shape"`` (its shape index), which is
+    not a config keyword (drop it before :func:`mfh_sim.make_config`; see :func:`config_kwargs`).
+    """
+    rng = np.random.default_rng(seed)
+    family = []
+    for shape in range(shapes):
+        dim_a, dim_b = (int(v) for v in rng.integers(20, 61, size=2))
+        low = max(dim_a, dim_b) + 5
+        n_train = int(round(math.exp(rng.uniform(math.log(low), math.log(400)))))
+        fresh = bool(shape % 2)
+        points = []
+        for _ in range(per_shape):
+            points.append(dict(
+                **_draw_counts(rng, dim_a, dim_b), dim_a=dim_a, dim_b=dim_b, n_train=n_train,
+                fresh_student_sample=fresh, kd_weight=round(float(rng.uniform(0.5, 2.0)), 2),
+                hyperplane="gaussian", shape=shape,
+            ))
+        widest = max(_n_latent(p) for p in points)
+        for p in points:
+            # Equal latent counts give the shape's diagrams one compiled program.
+            p["latent_padding"] = widest - _n_latent(p)
+        family.extend(points)
+    return family
+
+
+def large_n_set() -> list[dict[str, Any]]:
+    """The n_train = 20,000 configs: the noise-free corner and two noisy ones (both protocols)."""
+    common = dict(n_train=LARGE_N, kd_weight=1.0, hyperplane="gaussian")
+    return [
+        dict(shared=10, a_only=0, b_only=0, unseen=0, dim_a=40, dim_b=40, fresh_student_sample=False,
+             shape=100, **common),
+        dict(shared=4, a_only=6, b_only=6, unseen=4, dim_a=25, dim_b=50, fresh_student_sample=False,
+             shape=101, **common),
+        dict(shared=6, a_only=4, b_only=4, unseen=2, shared_nondecisive=3, dim_a=40, dim_b=40,
+             fresh_student_sample=True, shape=102, **common),
+    ]
+
+
+def config_kwargs(point: Mapping[str, Any]) -> dict[str, Any]:
+    """The :func:`mfh_sim.make_config` keywords of a family point (drops ``shape``)."""
+    return {k: v for k, v in point.items() if k != "shape"}
+
+
+# ------------------------------------------------------------------------------ simulation
+def summarise(arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """Means and standard errors (fractions) of per-seed accuracies and of the paired KD gain."""
+    out: dict[str, Any] = {}
+    teacher, no_kd, kd = (np.asarray(arrays[k], np.float64) for k in LEVELS)
+    delta = kd - no_kd
+    for name, values in zip(QUANTITIES, (teacher, no_kd, kd, delta)):
+        finite = values[np.isfinite(values)]
+        out[name] = float(finite.mean()) if finite.size else math.nan
+        out[f"{name}_se"] = float(finite.std(ddof=1) / math.sqrt(finite.size)) if finite.size > 1 else math.nan
+    out["seeds"] = int(teacher.size)
+    out["failed"] = int((~np.isfinite(delta) | ~np.isfinite(teacher)).sum())
+    return out
+
+
+def simulate_gd(points: Sequence[Mapping[str, Any]], seeds: int) -> list[dict[str, Any]]:
+    """The paper's GD recipe on ``points`` (one vectorised sweep), one summary per point."""
+    import mfh_sim
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = mfh_sim.sweep(points=[config_kwargs(p) for p in points], seeds=seeds,
+                               root_seed=ROOT_SEED, theory=False, common_random_numbers=False)
+    return [summarise({k: result.arrays[k][i] for k in LEVELS}) for i in range(len(points))]
+
+
+def simulate_erm_point(point: Mapping[str, Any], seeds: int, l2: float) -> dict[str, Any]:
+    """Converged ERM at ``l2`` on the same draws as :func:`simulate_gd` (paired seeds)."""
+    import mfh_sim
+    from mfh_sim.erm import simulate_erm
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        config = mfh_sim.make_config(**config_kwargs(point))
+    return summarise(simulate_erm(config, seeds, l2=l2, root_seed=ROOT_SEED, common_random_numbers=False))
+
+
+def load_cache(path: Path = CACHE) -> dict[str, Any]:
+    """The cache: ``{"family": [...], "large_n": [...], "records": [...], ...}`` (or an empty one)."""
+    if path.exists():
+        return json.loads(path.read_text())
+    return {"family_seed": FAMILY_SEED, "root_seed": ROOT_SEED, "family": draw_family(),
+            "large_n": large_n_set(), "records": []}
+
+
+def save_cache(cache: Mapping[str, Any], path: Path = CACHE) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(cache, indent=1, allow_nan=True))
+    os.replace(tmp, path)  # atomic: a killed build never leaves a half-written cache
+
+
+def _have(cache: Mapping[str, Any], index: int, set_name: str, mode: str, l2: float | None) -> bool:
+    return any(r["index"] == index and r["set"] == set_name and r["mode"] == mode and r.get("l2") == l2
+               for r in cache["records"])
+
+
+def build(gd_seeds: int, erm_seeds: int, large_gd_seeds: int, large_erm_seeds: int,
+          l2_values: Sequence[float] = (L2,), path: Path = CACHE, log=print) -> dict[str, Any]:
+    """Fill the cache (resumable): ERM over the family, GD over the family, then the large-n set."""
+    cache = load_cache(path)
+    if cache["family"] != json.loads(json.dumps(draw_family())):
+        raise ValueError(f"{path} holds another family: move it away or delete it")
+
+    def record(set_name, index, mode, l2, stats, seconds):
+        cache["records"].append(dict(set=set_name, index=index, mode=mode, l2=l2, seconds=round(seconds, 1),
+                                     **stats))
+        save_cache(cache, path)
+        log(f"{set_name:7s} #{index:3d} {mode:3s} l2={l2} seeds={stats['seeds']} failed={stats['failed']} "
+            f"delta={100 * stats['delta']:+.2f}±{100 * stats['delta_se']:.2f} pt  ({seconds:.0f} s)")
+
+    for set_name, points, erm_n, gd_n in (("family", cache["family"], erm_seeds, gd_seeds),
+                                         ("large_n", cache["large_n"], large_erm_seeds, large_gd_seeds)):
+        for l2 in l2_values:
+            for index, point in enumerate(points):
+                if erm_n and not _have(cache, index, set_name, "erm", l2):
+                    start = time.time()
+                    record(set_name, index, "erm", l2, simulate_erm_point(point, erm_n, l2), time.time() - start)
+        if not gd_n:
+            continue
+        shapes = sorted({p["shape"] for p in points})
+        for shape in shapes:
+            members = [i for i, p in enumerate(points) if p["shape"] == shape
+                       and not _have(cache, i, set_name, "gd", None)]
+            if not members:
+                continue
+            start = time.time()
+            results = simulate_gd([points[i] for i in members], gd_n)
+            seconds = (time.time() - start) / len(members)
+            for i, stats in zip(members, results):
+                record(set_name, i, "gd", None, stats, seconds)
+    return cache
+
+
+# -------------------------------------------------------------------------------- comparison
+Predictor = Callable[[Mapping[str, Any], str], Mapping[str, float]]
+
+
+def default_predictor(keys: str = "auto") -> Predictor:
+    """``mfh_sim.theory.predict`` as a predictor ``(config_kwargs, mode) -> accuracies``.
+
+    ``mode`` is 'gd' or 'erm'; for 'erm' the kwargs carry ``l2``.  For 'erm' the predictor first
+    asks for a config with ``optimizer='erm', l2=...`` (the planned wiring), then
+    ``predict(config, l2=...)``, then the plain ``predict(config)``.  ``keys``: 'plain' reads
+    ``teacher_acc, no_kd_acc, kd_acc, delta``; 'finite' reads the ``*_finite`` keys (the
+    least-squares surrogate of the current API); 'auto' reads the ``*_finite`` keys when the
+    prediction has them (today's API, whose plain keys are population values) and the plain ones
+    otherwise (the new finite-sample ``predict``).
+    """
+    if keys not in ("auto", "plain", "finite"):
+        raise ValueError(f"keys={keys!r} is not allowed: use 'auto', 'plain' or 'finite'")
+    import mfh_sim
+    from mfh_sim import theory
+
+    def predictor(kwargs: Mapping[str, Any], mode: str) -> dict[str, float]:
+        kwargs = dict(kwargs)
+        l2 = kwargs.pop("l2", None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            prediction = None
+            if mode == "erm":
+                try:
+                    prediction = theory.predict(mfh_sim.make_config(**kwargs, optimizer="erm", l2=l2))
+                except (ValueError, TypeError):
+                    config = mfh_sim.make_config(**kwargs)
+                    try:
+                        prediction = theory.predict(config, l2=l2)
+                    except TypeError:
+                        prediction = None
+            if prediction is None:
+                prediction = theory.predict(mfh_sim.make_config(**kwargs))
+        suffix = "_finite" if keys == "finite" or (keys == "auto" and "delta_finite" in prediction) else ""
+        return {name: float(prediction[name + suffix]) for name in QUANTITIES}
+
+    return predictor
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy.stats import spearmanr
+
+    keep = np.isfinite(a) & np.isfinite(b)
+    if keep.sum() < 3:
+        return math.nan
+    return float(spearmanr(a[keep], b[keep]).statistic)
+
+
+def compare(predictor: Predictor, sims: Mapping[str, Any], *, sets: Sequence[str] = ("family", "large_n"),
+            modes: Sequence[str] = ("gd", "erm")) -> dict[str, Any]:
+    """Hold ``predictor`` to the simulations in the cache ``sims`` (see :func:`load_cache`).
+
+    ``predictor(config_kwargs, mode)`` returns ``teacher_acc, no_kd_acc, kd_acc, delta``
+    (fractions); ``mode`` is 'gd' or 'erm' (then ``config_kwargs['l2']`` is the ridge).
+    Returns ``{"rows": [...], "summary": {...}}``: one row per (set, config, mode, l2) with the
+    simulated means and SEs, the prediction and the errors (fractions), whether the gain and
+    each level pass their targets (:data:`TARGETS`: tolerance + 3 SE; 'large_n' uses its own);
+    one summary per (set, mode, l2): KD-gain RMSE and worst absolute error, Spearman rank
+    correlation of predicted vs simulated gains, sign agreement where the simulated gain is
+    more than 3 SE from 0, and the pass counts.  Predictions that raise or are NaN are counted
+    as missing (never as passing).
+    """
+    rows = []
+    for record in sims["records"]:
+        if record["set"] not in sets or record["mode"] not in modes:
+            continue
+        point = sims[record["set"]][record["index"]]
+        kwargs = config_kwargs(point)
+        if record["mode"] == "erm":
+            kwargs["l2"] = record["l2"]
+        try:
+            prediction = dict(predictor(kwargs, record["mode"]))
+        except (NotImplementedError, ValueError) as error:
+            prediction = {name: math.nan for name in QUANTITIES}
+            prediction["error"] = str(error)
+        target = TARGETS["large_n" if record["set"] == "large_n" else record["mode"]]
+        row = dict(set=record["set"], index=record["index"], mode=record["mode"], l2=record.get("l2"),
+                   gamma=_ratio(point, "gamma"), n_train=point["n_train"], fresh=point["fresh_student_sample"])
+        for name in QUANTITIES:
+            tolerance = (target["gain"] if name == "delta" else target["level"]) / 100.0
+            error = prediction.get(name, math.nan) - record[name]
+            row[f"sim_{name}"], row[f"se_{name}"] = record[name], record[f"{name}_se"]
+            row[f"pred_{name}"], row[f"err_{name}"] = prediction.get(name, math.nan), error
+            row[f"pass_{name}"] = bool(abs(error) <= tolerance + 3 * record[f"{name}_se"])
+        rows.append(row)
+    rows.sort(key=lambda r: (r["set"] != "family", r["set"], r["mode"], r["l2"] or 0.0, r["index"]))
+    summary = {}
+    for key in sorted({(r["set"], r["mode"], r["l2"] if r["l2"] is not None else -1.0) for r in rows}):
+        group = [r for r in rows if (r["set"], r["mode"], r["l2"] if r["l2"] is not None else -1.0) == key]
+        sim = np.array([r["sim_delta"] for r in group])
+        pred = np.array([r["pred_delta"] for r in group])
+        se = np.array([r["se_delta"] for r in group])
+        err = pred - sim
+        finite = np.isfinite(err)
+        clear = finite & (np.abs(sim) > 3 * se)
+        summary[key] = dict(
+            configs=len(group), predicted=int(finite.sum()),
+            gain_rmse=float(np.sqrt(np.mean(err[finite] ** 2))) if finite.any() else math.nan,
+            gain_worst=float(np.max(np.abs(err[finite]))) if finite.any() else math.nan,
+            spearman=_spearman(pred, sim),
+            sign_clear=int(clear.sum()),
+            sign_agree=int((np.sign(pred[clear]) == np.sign(sim[clear])).sum()),
+            pass_gain=sum(r["pass_delta"] for r in group),
+            pass_levels=sum(all(r[f"pass_{n}"] for n in LEVELS) for r in group),
+            pass_all=sum(all(r[f"pass_{n}"] for n in QUANTITIES) for r in group),
+        )
+    return {"rows": rows, "summary": summary}
+
+
+def _ratio(point: Mapping[str, Any], name: str) -> float:
+    g, a, b = point["shared"], point["a_only"], point["b_only"]
+    if name == "gamma":
+        return g / (g + a + b) if g + a + b else 0.0
+    raise ValueError(name)
+
+
+def format_table(result: Mapping[str, Any], per_config: bool = True) -> str:
+    """The comparison as text tables (percentage points)."""
+    lines = []
+    if per_config:
+        lines.append("accuracies and gains in percentage points; fr: S students on the teacher's sample, F a "
+                     "fresh sample; pass: g gain, l teacher / no-KD / KD level within target + 3 SE")
+        lines.append("set      #  mode  l2     n_tr  fr gamma | sim: teach  noKD    KD   gain(SE)   | "
+                     "pred: teach  noKD    KD   gain | err: gain  levels(max) | pass")
+        for r in result["rows"]:
+            level_err = max(abs(r[f"err_{n}"]) for n in LEVELS) if all(
+                np.isfinite(r[f"err_{n}"]) for n in LEVELS) else math.nan
+            passes = "".join("g" if r["pass_delta"] else "-" for _ in [0]) + "".join(
+                "l" if r[f"pass_{n}"] else "-" for n in LEVELS)
+            lines.append(
+                f"{r['set']:8s} {r['index']:2d} {r['mode']:4s} {str(r['l2'] or ''):6s} {r['n_train']:5d} "
+                f"{'F' if r['fresh'] else 'S'}  {r['gamma']:.2f} | "
+                f"{100 * r['sim_teacher_acc']:6.2f} {100 * r['sim_no_kd_acc']:6.2f} {100 * r['sim_kd_acc']:6.2f} "
+                f"{100 * r['sim_delta']:+6.2f}({100 * r['se_delta']:.2f}) | "
+                f"{100 * r['pred_teacher_acc']:6.2f} {100 * r['pred_no_kd_acc']:6.2f} "
+                f"{100 * r['pred_kd_acc']:6.2f} {100 * r['pred_delta']:+6.2f} | "
+                f"{100 * r['err_delta']:+6.2f} {100 * level_err:6.2f} | {passes}")
+    lines.append("")
+    lines.append("set      mode l2     configs predicted  gain RMSE  worst  Spearman  sign(>3SE)  "
+                 "pass gain  pass levels  pass all")
+    for (set_name, mode, l2), s in result["summary"].items():
+        lines.append(
+            f"{set_name:8s} {mode:4s} {'' if l2 < 0 else l2:<6} {s['configs']:7d} {s['predicted']:9d}  "
+            f"{100 * s['gain_rmse']:6.2f} pt {100 * s['gain_worst']:5.2f}  {s['spearman']:+8.2f}  "
+            f"{s['sign_agree']:4d}/{s['sign_clear']:<4d}  {s['pass_gain']:5d}/{s['configs']:<4d} "
+            f"{s['pass_levels']:6d}/{s['configs']:<4d} {s['pass_all']:4d}/{s['configs']}")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------- main
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="simulate the family into the cache (resumable)")
+    b.add_argument("--gd-seeds", type=int, default=100)
+    b.add_argument("--erm-seeds", type=int, default=300)
+    b.add_argument("--large-gd-seeds", type=int, default=10)
+    b.add_argument("--large-erm-seeds", type=int, default=50)
+    b.add_argument("--l2", type=float, nargs="+", default=[L2])
+    b.add_argument("--cache", type=Path, default=CACHE)
+    c = sub.add_parser("compare", help="hold mfh_sim.theory.predict to the cache")
+    c.add_argument("--keys", choices=("auto", "plain", "finite"), default="auto")
+    c.add_argument("--cache", type=Path, default=CACHE)
+    c.add_argument("--summary-only", action="store_true")
+    f = sub.add_parser("family", help="print the family")
+    args = parser.parse_args(argv)
+    if args.command == "build":
+        build(args.gd_seeds, args.erm_seeds, args.large_gd_seeds, args.large_erm_seeds, args.l2, args.cache,
+              log=lambda text: print(time.strftime("%H:%M:%S"), text, flush=True))
+    elif args.command == "compare":
+        sims = load_cache(args.cache)
+        print(format_table(compare(default_predictor(args.keys), sims), per_config=not args.summary_only))
+    else:
+        for point in draw_family() + large_n_set():
+            print(point)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""Converged ridge-logistic ERM with KD (mfh_sim.erm): optimality, agreement, KD, vmap, errors."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.optimize import minimize
+
+from mfh_sim import erm
+from mfh_sim.losses import distillation
+from mfh_sim.train import margin_logits
+
+
+#: One problem shape for most tests: each new shape compiles the solver again (seconds each).
+N, D = 80, 10
+
+
+def _problem(seed: int = 0, n: int = N, d: int = D, noise: float = 1.0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    w = rng.standard_normal(d)
+    y = (x @ w + noise * np.sqrt(d) * rng.standard_normal(n) > 0).astype(np.float32)
+    # A teacher margin correlated with the label direction but not realisable from x alone.
+    t = (0.5 * x @ w + rng.standard_normal(n)).astype(np.float32)
+    return x, y, t
+
+
+def _reference_objective(params, x, y, t, *, l2, ce_weight, kd_weight, temperature, reduction):
+    """The objective written with the simulator's own two-logit loss (independent of erm.py)."""
+    theta, bias = params
+    h = x @ theta + bias
+    loss = distillation(margin_logits(h), y.astype(jnp.int32), margin_logits(t), ce_weight=ce_weight,
+                        kd_weight=kd_weight, temperature=temperature, reduction=reduction)
+    return loss + 0.5 * l2 * jnp.sum(theta**2)
+
+
+@pytest.mark.parametrize(
+    "l2, ce_weight, kd_weight, temperature, reduction",
+    [(0.01, 1.0, 0.0, 1.0, "paper"), (0.01, 1.0, 1.0, 1.0, "paper"), (0.001, 1.0, 2.0, 4.0, "paper"),
+     (0.1, 0.5, 1.5, 2.0, "batchmean"), (0.01, 0.0, 1.0, 1.0, "paper")],
+)
+def test_gradient_vanishes_at_solution(l2, ce_weight, kd_weight, temperature, reduction):
+    x, y, t = _problem()
+    fit = erm.fit_erm(x, y, l2=l2, teacher_margins=t, ce_weight=ce_weight, kd_weight=kd_weight,
+                      temperature=temperature, kd_reduction=reduction)
+    assert bool(fit.converged)
+    grad = jax.grad(_reference_objective)(
+        (fit.theta, fit.bias), x, y, t, l2=l2, ce_weight=ce_weight, kd_weight=kd_weight,
+        temperature=temperature, reduction=reduction,
+    )
+    assert float(jnp.max(jnp.abs(grad[0]))) < 1e-4
+    assert abs(float(grad[1])) < 1e-4
+    # erm.objective is the same function as the simulator's loss plus the ridge.
+    ours = erm.objective(fit.theta, fit.bias, x, y, l2=l2, teacher_margins=t, ce_weight=ce_weight,
+                         kd_weight=kd_weight, temperature=temperature, kd_reduction=reduction)
+    reference = _reference_objective((fit.theta, fit.bias), x, y, t, l2=l2, ce_weight=ce_weight,
+                                     kd_weight=kd_weight, temperature=temperature, reduction=reduction)
+    # KL and soft-target CE differ by the teacher's entropy only; we use KL as the simulator does.
+    assert float(ours) == pytest.approx(float(reference), abs=1e-5)
+
+
+def test_agrees_with_scipy_minimize():
+    x, y, t = _problem(seed=1)
+    x64, y64, t64 = (np.asarray(a, np.float64) for a in (x, y, t))
+    l2, kd, temperature = 0.02, 1.0, 2.0
+    k = kd / 2.0  # 'paper' reduction
+
+    def f(params):
+        theta, b = params[:-1], params[-1]
+        h = x64 @ theta + b
+        ce = np.logaddexp(0.0, h) - y64 * h
+        q = 1.0 / (1.0 + np.exp(-t64 / temperature))
+        soft = -(q * -np.logaddexp(0.0, -h / temperature) + (1 - q) * -np.logaddexp(0.0, h / temperature))
+        return np.mean(ce + k * temperature**2 * soft) + 0.5 * l2 * theta @ theta
+
+    reference = minimize(f, np.zeros(11), method="BFGS", options={"gtol": 1e-10, "maxiter": 10_000}).x
+    fit = erm.fit_erm(x, y, l2=l2, teacher_margins=t, kd_weight=kd, temperature=temperature)
+    np.testing.assert_allclose(np.asarray(fit.theta), reference[:-1], atol=2e-4)
+    assert float(fit.bias) == pytest.approx(reference[-1], abs=2e-4)
+
+
+def test_kd_moves_student_towards_teacher():
+    x, y, t = _problem(seed=2)
+    distance = []
+    for kd_weight in (0.0, 1.0, 4.0, 16.0):
+        fit = erm.fit_erm(x, y, l2=0.01, teacher_margins=t, kd_weight=kd_weight)
+        distance.append(float(jnp.mean((x @ fit.theta + fit.bias - t) ** 2)))
+    assert all(a > b for a, b in zip(distance, distance[1:]))
+
+
+def test_pure_kd_recovers_a_realisable_teacher():
+    x, y, _ = _problem(seed=3)
+    rng = np.random.default_rng(3)
+    theta_t, bias_t = rng.standard_normal(D).astype(np.float32), np.float32(0.3)
+    t = x @ theta_t + bias_t
+    fit = erm.fit_erm(x, y, l2=1e-6, teacher_margins=t, ce_weight=0.0, kd_weight=2.0, temperature=2.0)
+    np.testing.assert_allclose(np.asarray(fit.theta), theta_t, atol=2e-2)
+    assert float(fit.bias) == pytest.approx(0.3, abs=2e-2)
+
+
+def test_separable_data_converges_with_ridge():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((N, D)).astype(np.float32)
+    y = (x @ rng.standard_normal(D) > 0).astype(np.float32)  # noise-free labels: separable
+    fit = erm.fit_erm(x, y, l2=1e-3)
+    assert bool(fit.converged)
+    assert float(jnp.mean(((x @ fit.theta + fit.bias) > 0) == (y == 1))) == 1.0
+
+
+def test_vmap_over_seeds_matches_loop():
+    problems = [_problem(seed=s) for s in range(4)]
+    xs, ys, ts = (np.stack(a) for a in zip(*problems))
+    batched = jax.jit(jax.vmap(lambda x, y, t: erm.fit_erm(x, y, l2=0.05, teacher_margins=t, kd_weight=1.0)))(
+        xs, ys, ts)
+    for i, (x, y, t) in enumerate(problems):
+        single = erm.fit_erm(x, y, l2=0.05, teacher_margins=t, kd_weight=1.0)
+        # The batch iterates until its slowest member converges, so members may take a step more
+        # than alone: both are minimisers to tol (max|grad| <= 1e-4), i.e. equal to ~tol / l2.
+        np.testing.assert_allclose(np.asarray(batched.theta[i]), np.asarray(single.theta), atol=2e-3)
+    assert bool(jnp.all(batched.converged))
+
+
+def test_padding_leaves_minimiser_unchanged():
+    x, y, t = _problem(seed=5, n=50, d=7)
+    plain = erm.fit_erm(x, y, l2=0.01, teacher_margins=t, kd_weight=1.0, temperature=2.0)
+    x_pad, y_pad, t_pad, mask = erm._pad(x[None], y[None], t[None], N, D)
+    padded = erm.newton_solve(x_pad[0], y_pad[0], t_pad[0], 0.01, 1.0, 0.5, 2.0, row_mask=mask[0])
+    np.testing.assert_allclose(np.asarray(padded.theta[:7]), np.asarray(plain.theta), atol=1e-4)
+    assert float(jnp.max(jnp.abs(padded.theta[7:]))) == 0.0
+    assert float(padded.bias) == pytest.approx(float(plain.bias), abs=1e-4)
+
+
+def test_simulate_erm_matches_protocol_run():
+    import mfh_sim
+    from mfh_sim.engine import run_keys
+    from mfh_sim.protocol import inputs_of
+
+    config = mfh_sim.make_config(shared=3, a_only=2, b_only=2, unseen=1, dim_a=8, dim_b=9, n_train=30,
+                                 n_test=64, fresh_student_sample=True, kd_weight=1.5, temperature=2.0)
+    batch = erm.simulate_erm(config, 3, l2=0.05)
+    layout, knobs = inputs_of(config)
+    run = jax.jit(jax.vmap(erm.make_erm_run(config.static_signature()), in_axes=(0, None, None, None)))
+    metrics = run(run_keys(config, np.arange(3), 0), layout, knobs, 0.05)
+    for name in ("teacher_acc", "no_kd_acc", "kd_acc"):
+        np.testing.assert_allclose(batch[name], np.asarray(getattr(metrics, name)), atol=1e-6)
+    assert not batch["kd_diverged"].any()
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [(dict(l2=0.0), "l2"), (dict(l2=-1.0), "l2"), (dict(l2=None), "l2"), (dict(l2=float("nan")), "l2"),
+     (dict(l2=0.1, kd_weight=1.0), "teacher_margins"), (dict(l2=0.1, kd_reduction="sum"), "kd_reduction"),
+     (dict(l2=0.1, temperature=0.0), "temperature"), (dict(l2=0.1, ce_weight=-1.0), "ce_weight"),
+     (dict(l2=0.1, iterations=0), "iterations"), (dict(l2=0.1, tol=0.0), "tol"),
+     (dict(l2=0.1, ce_weight=0.0), "ce_weight")],
+)
+def test_bad_arguments_raise_naming_the_parameter(kwargs, name):
+    x, y, _ = _problem(n=20, d=3)
+    with pytest.raises(ValueError, match=name):
+        erm.fit_erm(x, y, **kwargs)
+
+
+def test_bad_shapes_and_labels_raise():
+    x, y, t = _problem(n=20, d=3)
+    with pytest.raises(ValueError, match="^y "):
+        erm.fit_erm(x, y[:-1], l2=0.1)
+    with pytest.raises(ValueError, match="^y "):
+        erm.fit_erm(x, y * 2.0, l2=0.1)
+    with pytest.raises(ValueError, match="teacher_margins"):
+        erm.fit_erm(x, y, l2=0.1, teacher_margins=t[:-1], kd_weight=1.0)
+    with pytest.raises(ValueError, match="^x "):
+        erm.fit_erm(x[0], y, l2=0.1)
+    with pytest.raises(ValueError, match="kd_reduction"):
+        erm.effective_kd_weight(1.0, "mean")
+
+
+def test_effective_kd_weight_halves_under_paper_reduction():
+    assert erm.effective_kd_weight(1.5, "paper") == 0.75
+    assert erm.effective_kd_weight(1.5, "batchmean") == 1.5
+
+
+# ------------------------------------------------------------------ the family harness (no JAX)
+def _harness():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "theory_family.py"
+    spec = importlib.util.spec_from_file_location("theory_family", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_family_is_fixed_and_varies_every_block():
+    tf = _harness()
+    family = tf.draw_family()
+    assert family == tf.draw_family() and len(family) >= 40
+    for name in ("shared", "a_only", "b_only", "unseen", "shared_nondecisive", "a_nondecisive",
+                 "b_nondecisive", "dim_a", "dim_b", "n_train", "kd_weight", "fresh_student_sample"):
+        assert len({p[name] for p in family}) > 1, name
+    for p in family:
+        assert 20 <= p["dim_a"] <= 60 and 20 <= p["dim_b"] <= 60
+        assert max(p["dim_a"], p["dim_b"]) + 5 <= p["n_train"] <= 400
+        assert 0.5 <= p["kd_weight"] <= 2.0
+    corner = tf.large_n_set()[0]
+    assert corner["a_only"] == corner["b_only"] == corner["unseen"] == 0 and corner["n_train"] == 20_000
+
+
+def test_compare_scores_a_perfect_and_a_biased_predictor():
+    tf = _harness()
+    family = tf.draw_family()[:4]
+    records = []
+    for index, gain in enumerate((0.01, -0.02, 0.005, 0.03)):
+        stats = dict(teacher_acc=0.8, no_kd_acc=0.7, kd_acc=0.7 + gain, delta=gain)
+        stats.update({f"{k}_se": 0.001 for k in tf.QUANTITIES})
+        records.append(dict(set="family", index=index, mode="erm", l2=0.01, seeds=300, failed=0, **stats))
+    sims = {"family": family, "large_n": [], "records": records}
+    truth = {r["index"]: {k: r[k] for k in tf.QUANTITIES} for r in records}
+    seen = []
+
+    def perfect(kwargs, mode):
+        seen.append((kwargs["l2"], mode, "shape" in kwargs))
+        return truth[[tf.config_kwargs(p) for p in family].index({k: v for k, v in kwargs.items() if k != "l2"})]
+
+    summary = tf.compare(perfect, sims)["summary"][("family", "erm", 0.01)]
+    assert seen[0] == (0.01, "erm", False)
+    assert summary["gain_rmse"] == 0.0 and summary["pass_all"] == 4 and summary["spearman"] == pytest.approx(1.0)
+    assert summary["sign_agree"] == summary["sign_clear"] == 4
+    biased = lambda kwargs, mode: {k: v + 0.01 for k, v in perfect(kwargs, mode).items()}
+    summary = tf.compare(biased, sims)["summary"][("family", "erm", 0.01)]
+    # 1 pt off: beyond 0.15 pt + 3 SE (0.3 pt) for the gain and 0.3 pt + 0.3 pt for the levels.
+    assert summary["gain_rmse"] == pytest.approx(0.01) and summary["pass_gain"] == 0 and summary["pass_levels"] == 0
+    assert "pt" in tf.format_table(tf.compare(perfect, sims))
