@@ -34,6 +34,7 @@ import numpy as np
 
 import mfh_sim
 from mfh_sim import engine
+from mfh_sim.protocols.paper import bytes_per_run
 from mfh_sim.results import versions
 
 TRAININGS_PER_SIMULATION = 3
@@ -133,7 +134,7 @@ def sweep_mode(args) -> None:
         "simulations": n,
         "training_runs": TRAININGS_PER_SIMULATION * n,
         "chunk_size": args.chunk_size or engine.default_chunk_size(
-            mfh_sim.make_config(**fig2_points()[0]).static_signature()),
+            bytes_per_run(mfh_sim.make_config(**fig2_points()[0]).static_signature())),
         "devices": len(jax.devices()),
         "compile_s": round(compile_s, 2),
         "sweep_s": round(elapsed, 2),

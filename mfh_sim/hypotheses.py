@@ -42,6 +42,7 @@ from scipy import stats as scipy_stats
 
 from mfh_sim.config import SimConfig, make_config
 from mfh_sim.engine import execute
+from mfh_sim.protocols.paper import PAPER
 from mfh_sim.validation import json_default, require_integer, require_ratio
 
 #: Predictor name -> (label, direction the hypothesis claims: +1 larger predictor = larger gain,
@@ -587,7 +588,7 @@ def run_head_to_head(
     seed_indices = np.arange(seeds)
     bar = ProgressBar(len(configs) * seeds, enabled=progress)
     try:
-        arrays = execute(configs, seed_indices, int(root_seed), chunk_size=chunk_size, workers=workers,
+        arrays = execute(PAPER, configs, seed_indices, int(root_seed), chunk_size=chunk_size, workers=workers,
                          progress=bar.update)
     finally:
         bar.close()

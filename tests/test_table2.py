@@ -235,3 +235,43 @@ def test_table2_hyperplane_is_the_decisive_mask():
     w = hyperplane(jax.random.PRNGKey(0), layout)
     np.testing.assert_array_equal(np.asarray(w), layout.decisive)
     assert layout.decisive.sum() == 30 and layout.decisive.shape == (50,)
+
+
+# ------------------------------------------------------------------------------ the engine
+def test_table2_runs_through_the_engine_and_resumes_from_its_directory(cheap_result, tmp_path, monkeypatch):
+    # Table 2 is a protocol of the generic engine: keys are fold_in(fold_in(root, row_identity),
+    # seed), and table2(out=DIR) stores blocks and resumes like sweep(out=DIR).
+    from mfh_sim import engine, store
+    from mfh_sim.experiments.paper import table2 as entry
+    from mfh_sim.protocols.table2 import TABLE2, Table2Spec, row_identity, table2_point
+    from mfh_sim.results import Table2Result, load
+
+    spec = Table2Spec(**CHEAP, modes=MODES)
+    point = table2_point(*PAPER_ROWS[1], spec)
+    assert TABLE2.identity_of(point) == row_identity(*PAPER_ROWS[1], spec)
+    assert TABLE2.point_from_dict(TABLE2.describe(point)) == point
+    monkeypatch.setattr(engine, "CPU_BLOCK_RUNS", 2)  # blocks of one chunk of 2 runs
+    out = tmp_path / "t2"
+    stored = entry(seeds=3, rows=PAPER_ROWS[:2], out=out, chunk_size=2, **CHEAP)
+    for name in ("regular_teacher", "no_kd", "regular_kd", "general_teacher", "general_kd", "salience"):
+        np.testing.assert_array_equal(getattr(stored, name), getattr(cheap_result, name))
+    files = sorted((out / store.BLOCKS).glob("*.npz"))
+    assert len(files) == 3  # 6 runs in blocks of 2
+    files[1].unlink()
+    computed = []
+    original = engine.execute
+
+    def counting(*args, **kwargs):
+        user = kwargs.pop("progress")
+        return original(*args, progress=lambda n: (computed.append(n), user(n)), **kwargs)
+
+    monkeypatch.setattr(engine, "execute", counting)
+    resumed = entry(seeds=3, rows=PAPER_ROWS[:2], out=out, chunk_size=2, **CHEAP)
+    assert sum(computed) == 2
+    loaded = load(out)
+    assert isinstance(loaded, Table2Result) and loaded.rows == tuple(PAPER_ROWS[:2])
+    for result in (resumed, loaded):
+        np.testing.assert_array_equal(result.general_kd, cheap_result.general_kd)
+        assert result.to_markdown() == cheap_result.to_markdown()
+    with pytest.raises(store.ResultsMismatchError, match="root_seed 0 there, 1 here"):
+        entry(seeds=3, rows=PAPER_ROWS[:2], out=out, root_seed=1, chunk_size=2, **CHEAP)

@@ -1,0 +1,26 @@
+"""The paper's synthetic experiments and the hypothesis studies built on them.
+
+* :mod:`mfh_sim.experiments.paper`: Fig. 2, Fig. 3 and Table 2, their geometries and the paper's
+  reported numbers (defined once, here);
+
+The names of :mod:`~mfh_sim.experiments.paper` are re-exported: ``experiments.fig2(...)``.
+"""
+
+from mfh_sim.experiments.paper import (  # noqa: F401
+    FIG2_OVERLAPS,
+    FIG3_EXTRA,
+    PAPER_FIG2,
+    PAPER_FIG3,
+    PAPER_RECIPE,
+    PAPER_ROWS,
+    PAPER_TABLE2,
+    fig2,
+    fig2_points,
+    fig3,
+    fig3_points,
+    table2,
+    write_table2,
+)
+
+__all__ = ["FIG2_OVERLAPS", "FIG3_EXTRA", "PAPER_FIG2", "PAPER_FIG3", "PAPER_RECIPE", "PAPER_ROWS",
+           "PAPER_TABLE2", "fig2", "fig2_points", "fig3", "fig3_points", "table2", "write_table2"]
