@@ -62,7 +62,7 @@ import numpy as np
 
 from mfh_sim.data import Layout, make_layout, sample, split
 from mfh_sim.losses import margin_gradient
-from mfh_sim.models import linear_init
+from mfh_sim.models import linear_init, torch_linear_layers
 from mfh_sim.protocols import MetricSpec, Protocol
 from mfh_sim.salience import algorithm1
 from mfh_sim.train import fit_linear_margin, margin_params
@@ -315,14 +315,7 @@ def _initial_margins(keys: jax.Array, dims: tuple[int, ...], init: str):
     """
     if init != "torch":
         return [margin_params(*linear_init(keys[i], dim, init)) for i, dim in enumerate(dims)]
-    sizes = [2 * (dim + 1) for dim in dims]
-    uniform = jax.random.uniform(keys[0], (sum(sizes),), jnp.float32, -1.0, 1.0)
-    layers, start = [], 0
-    for dim, size in zip(dims, sizes):
-        block = uniform[start : start + size].reshape(dim + 1, 2) / jnp.sqrt(jnp.float32(dim))
-        layers.append(margin_params(block[:dim], block[dim]))
-        start += size
-    return layers
+    return [margin_params(*layer) for layer in torch_linear_layers(keys[0], dims)]
 
 
 def fit_teachers(
