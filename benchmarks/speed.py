@@ -30,13 +30,14 @@ import numpy as np
 
 import mfh_sim
 from mfh_sim.config import make_config
+from mfh_sim.experiments.paper import fig2_point
 from mfh_sim.engine import run_keys
 from mfh_sim.protocols.paper import PAPER, inputs_of, make_run
 from mfh_sim.results import versions
 
 
 def fig2_points(overlaps):
-    return [dict(shared=o, a_only=10 - o, b_only=10 - o, unseen=o, dim_a=25, dim_b=50) for o in overlaps]
+    return [fig2_point(o) for o in overlaps]
 
 
 def time_sweep(overlaps, seeds):

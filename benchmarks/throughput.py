@@ -34,6 +34,7 @@ import numpy as np
 
 import mfh_sim
 from mfh_sim import engine
+from mfh_sim.experiments.paper import fig2_point
 from mfh_sim.protocols.paper import bytes_per_run
 from mfh_sim.results import versions
 
@@ -41,7 +42,7 @@ TRAININGS_PER_SIMULATION = 3
 
 
 def fig2_points(overlaps=range(11)):
-    return [dict(shared=o, a_only=10 - o, b_only=10 - o, unseen=o, dim_a=25, dim_b=50) for o in overlaps]
+    return [fig2_point(o) for o in overlaps]
 
 
 def header() -> str:

@@ -42,7 +42,6 @@ from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Iterable, Iterator, NamedTuple, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 # Only the interface: the engine runs any protocol and imports none.

@@ -1,17 +1,7 @@
-"""Moved to :mod:`mfh_sim.protocols.paper`; this name re-exports it for existing imports."""
+"""Moved to :mod:`mfh_sim.protocols.paper`; this name is that module (kept for existing imports)."""
 
-from mfh_sim.protocols.paper import *  # noqa: F401,F403
-from mfh_sim.protocols.paper import (  # noqa: F401
-    CLASSES_TAG,
-    HINT_TAG,
-    INIT_TAG,
-    LABEL_NOISE_TAG,
-    MIXING_TAG,
-    Knobs,
-    Metrics,
-    RunDraws,
-    draw_run,
-    inputs_of,
-    knobs_of,
-    make_run,
-)
+import sys
+
+from mfh_sim.protocols import paper as _moved
+
+sys.modules[__name__] = _moved

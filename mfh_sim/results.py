@@ -36,10 +36,10 @@ def versions() -> dict[str, str]:
     import jaxlib
     import optax
 
-    from mfh_sim import __version__
+    from mfh_sim.store import package_version
 
     return {
-        "mfh_sim": __version__,
+        "mfh_sim": package_version(),
         "python": platform.python_version(),
         "numpy": np.__version__,
         "jax": jax.__version__,
@@ -442,6 +442,17 @@ class Table2Result:
         a_only, shared = self.rows[row]
         return table2_venn(a_only, shared, self.spec.dim_a, self.spec.dim_b).channels_of("A", "a")
 
+    def salience_panels(self) -> dict[str, Any]:
+        """Keywords of :func:`mfh_sim.plots.salience.plot_salience` for one panel per row: the
+        per-seed salience, the shared and the a-specific channels, and a title."""
+        rows = range(len(self.rows))
+        return {
+            "salience": [self.salience[r] for r in rows],
+            "shared": [self.shared_channels(r) for r in rows],
+            "specific": [self.specific_channels(r) for r in rows],
+            "titles": [f"gamma = {gamma:.2f} (A = {a}, G = {g})" for gamma, (a, g) in zip(self.gammas, self.rows)],
+        }
+
     def _mode_index(self, mode: str) -> int:
         if mode not in self.modes:
             raise ValueError(f"mode={mode!r} is not allowed: this result holds {self.modes}")
@@ -476,13 +487,21 @@ class Table2Result:
             for r in range(len(self.rows))
         ]
 
-    def kd_gain(self, mode: str) -> list[Summary]:
-        """Paired (modality-general KD - regular KD) per row: what the restricted teacher adds."""
+    def general_minus_regular_kd(self, mode: str) -> list[Summary]:
+        """Paired (modality-general KD - regular KD) per row: what the restricted teacher adds
+        over the regular one, for the selection ``mode``."""
         return self.difference("general_kd", "regular_kd", mode)
+
+    def kd_gain(self, mode: str) -> list[Summary]:
+        """Paired KD gain (modality-general KD - no KD) per row: what distilling from the
+        modality-general teacher of ``mode`` adds over the student trained alone.  (Before
+        version 0.2 this name meant :meth:`general_minus_regular_kd`.)"""
+        return self.difference("general_kd", "no_kd", mode)
 
     # ------------------------------------------------------------------------ tables
     def table(self) -> list[dict[str, Any]]:
-        """One dict per (row, mode): counts, gamma, means (fractions) and the paired KD gain."""
+        """One dict per (row, mode): counts, gamma, means (fractions) and the paired difference
+        modality-general KD - regular KD with its 95% interval."""
         out = []
         means = {
             name: [s.mean for s in self.summary(name)]
@@ -492,7 +511,7 @@ class Table2Result:
         for mode in self.modes:
             general_teacher = self.summary("general_teacher", mode)
             general_kd = self.summary("general_kd", mode)
-            gain = self.kd_gain(mode)
+            gain = self.general_minus_regular_kd(mode)
             for r, (a_only, shared) in enumerate(self.rows):
                 out.append({
                     "mode": mode,
@@ -506,9 +525,9 @@ class Table2Result:
                     "no_kd": means["no_kd"][r],
                     "regular_kd": means["regular_kd"][r],
                     "general_kd": general_kd[r].mean,
-                    "kd_gain": gain[r].mean,
-                    "kd_gain_low": gain[r].low,
-                    "kd_gain_high": gain[r].high,
+                    "general_minus_regular_kd": gain[r].mean,
+                    "general_minus_regular_kd_low": gain[r].low,
+                    "general_minus_regular_kd_high": gain[r].high,
                     "recovery": recovery[r] if recovery is not None else math.nan,
                     "chance_recovery": self.chance_recovery[r],
                 })
@@ -533,8 +552,9 @@ class Table2Result:
                 f"| {row['mode']} | {row['gamma']:.2f} | ({row['a_only']}, {row['shared']}) "
                 f"| {_pct(row['regular_teacher'])} | {_pct(row['general_teacher'])} "
                 f"| {_pct(row['no_kd'])} | {_pct(row['regular_kd'])} | {_pct(row['general_kd'])} "
-                f"| {_signed(row['kd_gain'])} [{_signed(row['kd_gain_low'])}, "
-                f"{_signed(row['kd_gain_high'])}] "
+                f"| {_signed(row['general_minus_regular_kd'])} "
+                f"[{_signed(row['general_minus_regular_kd_low'])}, "
+                f"{_signed(row['general_minus_regular_kd_high'])}] "
                 f"| {_pct(row['recovery'])} ({_pct(row['chance_recovery'])}) |"
             )
         return "\n".join(lines) + "\n"
@@ -542,17 +562,18 @@ class Table2Result:
     def __str__(self) -> str:
         lines = [
             f"Table 2 (modality-general teacher): {len(self.rows)} rows x {len(self.seeds)} seeds, "
-            "accuracies in %, KD gain = mod.-general KD - regular KD (paired, 95% CI)",
+            "accuracies in %, gen.-reg. KD = mod.-general KD - regular KD (paired, 95% CI)",
             f"{'mode':>17} {'gamma':>5} {'reg.T':>6} {'gen.T':>6} {'noKD':>6} {'regKD':>6} "
-            f"{'genKD':>6} {'KD gain [95% CI]':>22} {'recov.':>7} {'chance':>6}",
+            f"{'genKD':>6} {'gen.-reg. KD [95% CI]':>22} {'recov.':>7} {'chance':>6}",
         ]
         for row in self.table():
             lines.append(
                 f"{row['mode']:>17} {row['gamma']:5.2f} {_pct(row['regular_teacher']):>6} "
                 f"{_pct(row['general_teacher']):>6} {_pct(row['no_kd']):>6} "
                 f"{_pct(row['regular_kd']):>6} {_pct(row['general_kd']):>6} "
-                f"{_signed(row['kd_gain']):>6} [{_signed(row['kd_gain_low'])},"
-                f"{_signed(row['kd_gain_high'])}] {_pct(row['recovery']):>7} "
+                f"{_signed(row['general_minus_regular_kd']):>6} "
+                f"[{_signed(row['general_minus_regular_kd_low'])},"
+                f"{_signed(row['general_minus_regular_kd_high'])}] {_pct(row['recovery']):>7} "
                 f"{_pct(row['chance_recovery']):>6}"
             )
         return "\n".join(lines)
@@ -596,9 +617,29 @@ def from_store(store, *, partial: bool = False):
     )
 
 
+def read_csv(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a CSV written by :func:`write_csv` (``to_csv`` of any result), one dict per
+    row: integers and floats parsed, empty cells as NaN, text as text."""
+    import csv
+
+    def cell(text: str) -> Any:
+        if text == "":
+            return math.nan
+        for kind in (int, float):
+            try:
+                return kind(text)
+            except ValueError:
+                pass
+        return text
+
+    with Path(path).open(newline="") as handle:
+        return [{k: cell(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
 def load(path: str | Path, *, partial: bool = False):
     """Open any saved result: a results directory (``sweep(out=DIR)`` or ``table2(out=DIR)``,
-    see :mod:`mfh_sim.store`) or a ``.npz`` written by :meth:`SweepResult.save`.
+    see :mod:`mfh_sim.store`), a ``.npz`` written by :meth:`SweepResult.save`, or a ``.csv``
+    written by ``to_csv`` (a summary: returned as its rows, see :func:`read_csv`).
 
     ``partial`` (directories only): return the points whose every seed is stored instead of
     refusing an unfinished directory.  Never unpickles anything.
@@ -610,9 +651,11 @@ def load(path: str | Path, *, partial: bool = False):
         return load_directory(path, partial=partial)
     if not path.is_file():
         raise ValueError(f"path={str(path)!r} is not allowed: no such file or results directory")
+    if path.suffix == ".csv":
+        return read_csv(path)
     if path.suffix != ".npz":
         raise ValueError(
-            f"path={str(path)!r} is not allowed: give a results directory or a .npz written by "
-            "SweepResult.save (CSV files are summaries, read them with pandas.read_csv)"
+            f"path={str(path)!r} is not allowed: give a results directory, a .npz written by "
+            "SweepResult.save or a .csv written by to_csv"
         )
     return SweepResult.load(path)

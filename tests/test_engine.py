@@ -10,13 +10,14 @@ import pytest
 import mfh_sim
 from mfh_sim import engine
 from mfh_sim.config import make_config
+from mfh_sim.experiments.paper import fig2_point
 from mfh_sim.protocols.paper import METRIC_DTYPES, PAPER, PaperProtocol, bytes_per_run, inputs_of
 
 FAST = dict(steps=60, n_test=200)
 
 
 def fig2_points(overlaps=(0, 4, 10)):
-    return [make_config(shared=o, a_only=10 - o, b_only=10 - o, unseen=o, dim_a=25, **FAST) for o in overlaps]
+    return [make_config(**fig2_point(o), **FAST) for o in overlaps]
 
 
 def same(a, b):

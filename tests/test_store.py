@@ -214,5 +214,7 @@ def test_one_load_opens_directories_and_saved_files(tmp_path):
     result = mfh_sim.sweep(**SWEEP, out=out)
     saved = result.save(tmp_path / "saved.npz")
     assert same(load(out), result) and same(load(saved), result)
+    rows = load(result.to_csv(tmp_path / "summary.csv"))
+    assert [row["kd_acc_mean"] for row in rows] == pytest.approx([row["kd_acc_mean"] for row in result.summary()])
     with pytest.raises(ValueError, match="path="):
         load(tmp_path / "missing")

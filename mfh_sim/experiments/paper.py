@@ -43,9 +43,10 @@ from mfh_sim.protocols.table2 import (
 )
 from mfh_sim.results import SweepResult, Table2Result
 from mfh_sim.simulation import sweep
+from mfh_sim.store import atomic_write
 
 __all__ = ["FIG2_OVERLAPS", "FIG3_EXTRA", "PAPER_FIG2", "PAPER_FIG3", "PAPER_RECIPE", "PAPER_ROWS",
-           "PAPER_TABLE2", "fig2", "fig2_points", "fig3", "fig3_points", "table2", "write_table2"]
+           "PAPER_TABLE2", "fig2", "fig2_point", "fig2_points", "fig3", "fig3_points", "table2", "write_table2"]
 
 FIG2_OVERLAPS = (0, 2, 4, 6, 8, 10)
 FIG3_EXTRA = (0, 10, 20, 30, 40)
@@ -98,12 +99,15 @@ PAPER_TABLE2: dict[tuple[int, int], tuple[float, float, float, float, float]] = 
 }
 
 
+def fig2_point(overlap: int) -> dict[str, int]:
+    """The Venn diagram of Fig. 2 at overlap o (counts and channel dims): the one definition of
+    the Fig. 2 geometry.  G = o, A = B = 10 - o, U = o, x^a 25 channels, x^b 50."""
+    return dict(shared=overlap, a_only=10 - overlap, b_only=10 - overlap, unseen=overlap, dim_a=25, dim_b=50)
+
+
 def fig2_points() -> list[dict[str, int]]:
     """The Venn diagrams of Fig. 2, one per overlap o (counts and channel dims)."""
-    return [
-        dict(shared=o, a_only=10 - o, b_only=10 - o, unseen=o, dim_a=25, dim_b=50)
-        for o in FIG2_OVERLAPS
-    ]
+    return [fig2_point(o) for o in FIG2_OVERLAPS]
 
 
 def fig3_points() -> list[dict[str, int]]:
@@ -270,6 +274,31 @@ def write_table2(
     ``options`` go to :func:`table2` (for example fewer ``steps`` for a quick look).  Returns the
     written paths.
     """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = table2(seeds=seeds, progress=progress, **options)
+    written = [result.to_csv(out_dir / "table2.csv")]
+    written.append(atomic_write(out_dir / "table2.md", table2_markdown(result)))
+    return written + save_salience_figure(result, out_dir)
+
+
+def table2_markdown(result: Table2Result) -> str:
+    """The text of ``table2.md``: a heading, how to read it, and :meth:`Table2Result.to_markdown`."""
+    return (
+        "# Table 2: modality-general teacher (accuracies in %)\n\n"
+        f"{len(result.seeds)} seeds per row, root seed {result.root_seed}; mod.-general KD - "
+        "regular KD is the paired difference with its 95% t-interval; recovery is the share "
+        "of the truly shared channels among Algorithm 1's top |G|, beside chance |G|/dim_a.\n\n"
+        + result.to_markdown()
+    )
+
+
+def save_salience_figure(result: Table2Result, out_dir: Path) -> list[Path]:
+    """Draw Algorithm 1's salience per row (:func:`mfh_sim.plots.salience.plot_salience` with
+    :meth:`Table2Result.salience_panels`) into ``table2_salience.png`` and ``.pdf``.
+
+    The one place here that touches matplotlib, through lazy imports (the plots own it).
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -277,28 +306,8 @@ def write_table2(
 
     from mfh_sim.plots.salience import plot_salience
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    result = table2(seeds=seeds, progress=progress, **options)
-    written = [result.to_csv(out_dir / "table2.csv")]
-    markdown = out_dir / "table2.md"
-    markdown.write_text(
-        "# Table 2: modality-general teacher (accuracies in %)\n\n"
-        f"{len(result.seeds)} seeds per row, root seed {result.root_seed}; KD gain is the paired "
-        "difference mod.-general KD - regular KD with its 95% t-interval; recovery is the share "
-        "of the truly shared channels among Algorithm 1's top |G|, beside chance |G|/dim_a.\n\n"
-        + result.to_markdown()
-    )
-    written.append(markdown)
-    figure = plot_salience(
-        [result.salience[r] for r in range(len(result.rows))],
-        [result.shared_channels(r) for r in range(len(result.rows))],
-        specific=[result.specific_channels(r) for r in range(len(result.rows))],
-        titles=[
-            f"gamma = {gamma:.2f} (A = {a}, G = {g})"
-            for gamma, (a, g) in zip(result.gammas, result.rows)
-        ],
-    )
+    figure = plot_salience(**result.salience_panels())
+    written = []
     for suffix in ("png", "pdf"):
         path = out_dir / f"table2_salience.{suffix}"
         metadata = {"CreationDate": None} if path.suffix == ".pdf" else None  # reproducible PDFs
