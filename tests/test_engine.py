@@ -130,3 +130,69 @@ def test_diverged_runs_are_flagged_counted_and_excluded_with_a_warning():
     # One point's summary over the finite seeds only: the diverged point has no finite seed.
     with pytest.warns(RuntimeWarning, match="6 of 6 runs diverged"):
         assert result.point(1).summary("kd_acc").n == 0
+
+
+# ------------------------------------------------------------------------------ any protocol
+from dataclasses import dataclass  # noqa: E402
+
+from mfh_sim.protocols import MetricSpec, Protocol  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Toy(Protocol):
+    """A protocol that is not the paper's: per-run vector metrics, two static groups."""
+
+    name = "toy"
+    version = 1
+
+    def static_of(self, point):
+        return point % 2  # two compiled programs
+
+    def inputs_of(self, point):
+        return np.float32(point)
+
+    def identity_of(self, point):
+        return 1000 + point
+
+    def make_run(self, static):
+        def run(key, scale):
+            return {"draw": jax.random.uniform(key, (3,)) * scale + static, "big": scale > 2}
+        return run
+
+    def metrics(self, static):
+        return {"draw": MetricSpec(np.float32, (3,)), "big": MetricSpec(np.bool_, ())}
+
+    def bytes_per_run(self, static):
+        return 64
+
+    def describe(self, point):
+        return {"point": point}
+
+    def point_from_dict(self, values):
+        return values["point"]
+
+
+def test_the_engine_runs_any_protocol_with_per_run_shapes_and_blocks():
+    toy, points, seeds = Toy(), [0, 1, 2, 3], np.array([4, 9, 2])
+    blocks = []
+    out = engine.execute(toy, points, seeds, root_seed=5, chunk_size=2, block_runs=2, on_block=blocks.append)
+    assert out["draw"].shape == (4, 3, 3) and out["draw"].dtype == np.float32
+    assert out["big"].dtype == np.bool_ and out["big"][3].all() and not out["big"][:3].any()
+    for point in points:  # keys: fold_in(fold_in(PRNGKey(5), identity), seed)
+        keys = engine.run_keys(toy.identity_of(point), seeds, 5)
+        expected = np.stack([np.asarray(jax.random.uniform(k, (3,))) for k in keys]) * point + point % 2
+        np.testing.assert_array_equal(out["draw"][point], expected.astype(np.float32))
+    resumed = engine.execute(toy, points, seeds, root_seed=5, chunk_size=2, completed=blocks[::2])
+    np.testing.assert_array_equal(resumed["draw"], out["draw"])
+
+
+def test_table2_chunks_are_sized_to_device_memory():
+    from mfh_sim.protocols.table2 import TABLE2, Table2Spec
+
+    memory = 80 * 2**30
+    paper_size = Table2Spec()
+    size = engine.default_chunk_size(TABLE2.bytes_per_run(paper_size), FakeAccelerator(memory))
+    assert 256 <= size <= engine.ACCELERATOR_CHUNK_CAP and size % 256 == 0
+    assert engine.ACCELERATOR_WORKERS * size * TABLE2.bytes_per_run(paper_size) <= engine.MEMORY_FRACTION * memory
+    bigger = Table2Spec(n_train=2000, n_test=10000)
+    assert TABLE2.bytes_per_run(bigger) > 10 * TABLE2.bytes_per_run(paper_size)
