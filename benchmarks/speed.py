@@ -30,13 +30,14 @@ import numpy as np
 
 import mfh_sim
 from mfh_sim.config import make_config
+from mfh_sim.experiments.paper import fig2_point
 from mfh_sim.engine import run_keys
-from mfh_sim.protocol import inputs_of, make_run
+from mfh_sim.protocols.paper import PAPER, inputs_of, make_run
 from mfh_sim.results import versions
 
 
 def fig2_points(overlaps):
-    return [dict(shared=o, a_only=10 - o, b_only=10 - o, unseen=o, dim_a=25, dim_b=50) for o in overlaps]
+    return [fig2_point(o) for o in overlaps]
 
 
 def time_sweep(overlaps, seeds):
@@ -49,7 +50,7 @@ def time_loop(overlaps, seeds):
     configs = [make_config(**point) for point in fig2_points(overlaps)]
     run = jax.jit(make_run(configs[0].static_signature()))
     inputs = [inputs_of(config) for config in configs]
-    keys = [run_keys(config, np.arange(seeds), 0) for config in configs]
+    keys = [run_keys(PAPER.identity_of(config), np.arange(seeds), 0) for config in configs]
     start = time.perf_counter()
     jax.block_until_ready(run(keys[0][0], *inputs[0]))
     compile_time = time.perf_counter() - start

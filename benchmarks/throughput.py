@@ -34,13 +34,15 @@ import numpy as np
 
 import mfh_sim
 from mfh_sim import engine
+from mfh_sim.experiments.paper import fig2_point
+from mfh_sim.protocols.paper import bytes_per_run
 from mfh_sim.results import versions
 
 TRAININGS_PER_SIMULATION = 3
 
 
 def fig2_points(overlaps=range(11)):
-    return [dict(shared=o, a_only=10 - o, b_only=10 - o, unseen=o, dim_a=25, dim_b=50) for o in overlaps]
+    return [fig2_point(o) for o in overlaps]
 
 
 def header() -> str:
@@ -133,7 +135,7 @@ def sweep_mode(args) -> None:
         "simulations": n,
         "training_runs": TRAININGS_PER_SIMULATION * n,
         "chunk_size": args.chunk_size or engine.default_chunk_size(
-            mfh_sim.make_config(**fig2_points()[0]).static_signature()),
+            bytes_per_run(mfh_sim.make_config(**fig2_points()[0]).static_signature())),
         "devices": len(jax.devices()),
         "compile_s": round(compile_s, 2),
         "sweep_s": round(elapsed, 2),

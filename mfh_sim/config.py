@@ -316,7 +316,7 @@ class SimConfig:
 
     @property
     def uses_margin_fast_path(self) -> bool:
-        """True where :mod:`mfh_sim.protocol` trains in the exact two-class margin form."""
+        """True where :mod:`mfh_sim.protocols.paper` trains in the exact two-class margin form."""
         return self.static_signature().uses_margin_fast_path
 
 

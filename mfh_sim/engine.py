@@ -1,31 +1,31 @@
-"""The executor: many (config, seed) runs as few compiled, vmapped, chunked computations.
+"""The executor: many (point, seed) runs of any protocol as few compiled, vmapped, chunked calls.
 
-Runs are grouped by their :class:`~mfh_sim.config.StaticSpec` (configs that share shapes and
-program structure share one compiled program).  Inside a group, runs are the rows of a flat
-(grid point x seed) batch: row ``r`` of a group is (its ``r // n_seeds``-th point, seed column
-``r % n_seeds``).  Every run is described by data (its Venn layout and knobs) and its seed, so
-the whole batch is one ``vmap``.
+:func:`execute` runs a :class:`~mfh_sim.protocols.Protocol` (the paper's, Table 2's, ...) over
+points and seed indices; it imports no protocol.  Points are grouped by ``protocol.static_of``
+(points that share shapes and program structure share one compiled program).  Inside a group,
+runs are the rows of a flat (point x seed) batch: row ``r`` of a group is (its ``r // n_seeds``-th
+point, seed column ``r % n_seeds``).  Every run is described by data (``protocol.inputs_of``)
+and its seed, so the whole batch is one ``vmap``.
 
 Three levels of cutting, none of which changes a single number:
 
 * a **chunk** is what one compiled call computes: ``chunk_size`` runs per device (the last chunk
-  of a block is padded), sized to the device's memory (:func:`default_chunk_size`);
+  of a block is padded with copies of its last real row), sized to the device's memory from
+  ``protocol.bytes_per_run`` (:func:`default_chunk_size`);
 * with several devices, one call computes ``chunk_size`` runs on *each* device: the chunk is
   sharded over a 1-D :class:`jax.sharding.Mesh` with ``shard_map`` (axis ``"runs"``), so each
   device runs exactly the single-device program on its own rows; with several hosts
   (``jax.distributed.initialize()``) the mesh spans every host's devices;
-* a **block** is a contiguous range of a group's rows, a few chunks long, and the unit of
-  persistence: ``execute(..., on_block=...)`` hands each finished block over (in the calling
-  thread) and ``execute(..., completed=...)`` skips blocks that are already known.
+* a **block** is a contiguous range of a group's rows, a whole number of chunks long, and the
+  unit of persistence: ``execute(..., on_block=...)`` hands each finished block over (in the
+  calling thread) and ``execute(..., completed=...)`` skips blocks that are already known.
 
 Keys come from identity, not position, so a result does not change when a sweep is chunked,
-reordered, extended, sharded or resumed.  By default grid points share *common random numbers*:
-run (config c, seed s) takes ``fold_in(fold_in(PRNGKey(root_seed), 0), s)`` whatever c is, so for
-a given seed every point sees the same hyperplane, samples and initial weights (as in the paper's
-Fig. 2, whose no-KD student is the same at every gamma) and differences between points are
-paired.  With ``common_random_numbers=False`` the key is
-``fold_in(fold_in(PRNGKey(root_seed), c.identity()), s)``: independent draws for every point.
-Keys are derived inside the compiled call, from each row's (identity, seed).
+reordered, extended, sharded or resumed: run (point p, seed s) takes
+``fold_in(fold_in(PRNGKey(root_seed), protocol.identity_of(p)), s)``, derived inside the
+compiled call from each row's (identity, seed).  (The paper's protocol makes the identity 0 by
+default, so every point shares *common random numbers*; see
+:class:`mfh_sim.protocols.paper.PaperProtocol`.)
 
 On a CPU, XLA runs one vmapped computation on one core, so a small pool of threads keeps one
 chunk in flight per core; on an accelerator two threads overlap one chunk's host transfer with
@@ -39,14 +39,13 @@ import math
 import os
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
+from typing import Any, Callable, Hashable, Iterable, Iterator, NamedTuple, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from mfh_sim.config import SimConfig, StaticSpec
-from mfh_sim.protocol import Knobs, Metrics, inputs_of, make_run
+# Only the interface: the engine runs any protocol and imports none.
+from mfh_sim.protocols import MetricSpec, Protocol, as_metric_dict
 
 #: Runs per chunk on a CPU: small enough that a chunk's training data (8 x 60 KB at the paper's
 #: dims) stays in a core's L2 cache.  Measured (benchmarks/RESULTS.md): on the 2-core reference
@@ -65,32 +64,7 @@ CPU_BLOCK_RUNS = 2048
 #: Chunks in flight on an accelerator: one computing while the previous one is copied back.
 ACCELERATOR_WORKERS = 2
 
-#: Metrics ending in "_diverged" are flags; the others (accuracies, divergences) are float32.
-METRIC_DTYPES = {name: (np.bool_ if name.endswith("_diverged") else np.float32) for name in Metrics._fields}
-
-
 # ----------------------------------------------------------------------------------- sizing
-def bytes_per_run(static: StaticSpec) -> int:
-    """Estimated device memory (bytes) that one run of ``static`` needs while it executes.
-
-    The largest arrays of a run are its data: one normal draw of shape
-    (n_samples, n_latent + dim_a + dim_b) float32 (with n_samples = n_train, twice that with a
-    fresh student sample, plus n_test), the random bits it comes from, and the x^a / x^b views cut
-    from it; three copies bound them.  An MLP adds its activations and their gradients on the
-    training sample (about six (n_train, width) arrays per hidden layer and training, three
-    trainings) and its parameters with optimiser state.  The estimate is deliberately generous:
-    chunk sizes derived from it leave room for XLA's temporaries.
-    """
-    n_samples = static.n_train * (2 if static.fresh_student_sample else 1) + static.n_test
-    width = static.n_latent + static.dim_a + static.dim_b
-    data = 3 * 4 * n_samples * width
-    widths = tuple(static.hidden) if static.model == "mlp" else ()
-    activations = 3 * 6 * 4 * static.n_train * (sum(widths) + 2)
-    layer_sizes = (max(static.dim_a, static.dim_b),) + widths + (2,)
-    params = sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(layer_sizes[:-1], layer_sizes[1:]))
-    return int(data + activations + 3 * 4 * 4 * params + 4096)
-
-
 def device_memory_bytes(device: jax.Device | None = None) -> int | None:
     """Memory available to XLA on ``device`` in bytes, or None where it cannot be queried (CPU)."""
     device = device if device is not None else jax.local_devices()[0]
@@ -104,22 +78,23 @@ def device_memory_bytes(device: jax.Device | None = None) -> int | None:
     return int(limit) if limit else None
 
 
-def default_chunk_size(static: StaticSpec | None = None, device: jax.Device | None = None,
+def default_chunk_size(bytes_per_run: int | None = None, device: jax.Device | None = None,
                        in_flight: int = ACCELERATOR_WORKERS) -> int:
-    """Runs per chunk per device.
+    """Runs per chunk per device, for runs that need ``bytes_per_run`` bytes each.
 
     CPU: :data:`CPU_CHUNK` (cache-sized).  Accelerator: the largest multiple of 256 such that
-    ``in_flight`` chunks use at most :data:`MEMORY_FRACTION` of the device's memory by
-    :func:`bytes_per_run`, capped at :data:`ACCELERATOR_CHUNK_CAP`; :data:`ACCELERATOR_CHUNK`
-    where the memory cannot be queried or no spec is given.
+    ``in_flight`` chunks use at most :data:`MEMORY_FRACTION` of the device's memory,
+    ``in_flight * chunk * bytes_per_run <= MEMORY_FRACTION * memory``, capped at
+    :data:`ACCELERATOR_CHUNK_CAP`; :data:`ACCELERATOR_CHUNK` where the memory cannot be queried
+    or ``bytes_per_run`` is None.
     """
     device = device if device is not None else jax.local_devices()[0]
     if device.platform == "cpu":
         return CPU_CHUNK
     memory = device_memory_bytes(device)
-    if memory is None or static is None:
+    if memory is None or bytes_per_run is None:
         return ACCELERATOR_CHUNK
-    fits = int(MEMORY_FRACTION * memory / max(in_flight, 1) / bytes_per_run(static))
+    fits = int(MEMORY_FRACTION * memory / max(in_flight, 1) / max(int(bytes_per_run), 1))
     return int(min(ACCELERATOR_CHUNK_CAP, max(256, fits // 256 * 256)))
 
 
@@ -143,61 +118,73 @@ def _seed_keys(root: jax.Array, identity: jax.Array, seeds: jax.Array) -> jax.Ar
     return jax.vmap(lambda s: jax.random.fold_in(point_key, s))(seeds)
 
 
-def run_keys(
-    config: SimConfig, seeds: np.ndarray, root_seed: int, common_random_numbers: bool = True
-) -> np.ndarray:
-    """Raw keys (len(seeds), 2) uint32 of the runs of ``config`` for these seed indices."""
+def run_keys(identity: int, seeds: np.ndarray, root_seed: int) -> np.ndarray:
+    """Raw keys (len(seeds), 2) uint32: ``fold_in(fold_in(PRNGKey(root_seed), identity), seed)``
+    for each seed index, the keys :func:`execute` gives the runs of a point of this identity."""
     root = jax.random.PRNGKey(root_seed)
-    identity = 0 if common_random_numbers else config.identity()
     return np.asarray(_seed_keys(root, np.uint32(identity), np.asarray(seeds, np.uint32)))
 
 
-#: (static spec, devices, chunk rows) of the programs that have run in this process.
+#: (protocol, static part, devices, chunk rows) of the programs that have run in this process.
 _WARM_PROGRAMS: set = set()
 
 
 @functools.lru_cache(maxsize=None)
-def compiled_run(static: StaticSpec) -> Callable:
-    """``jit(vmap(run))`` over explicit keys for one static spec (cached for the process)."""
-    return jax.jit(jax.vmap(make_run(static)))
+def compiled_run(protocol: Protocol, static: Hashable) -> Callable:
+    """``jit(vmap(run))`` over explicit keys for one static part (cached for the process)."""
+    return jax.jit(jax.vmap(protocol.make_run(static)))
 
 
 # ---------------------------------------------------------------------------------- planning
 @dataclass(frozen=True)
 class Group:
-    """Configs sharing one compiled program: the points ``members`` (indices into the sweep)."""
+    """Points sharing one compiled program: the points ``members`` (indices into the sweep)."""
 
-    static: StaticSpec
+    static: Hashable
     members: np.ndarray  # (P,) int64, indices of the group's points in the sweep
-    identities: np.ndarray  # (P,) uint32: what each member's keys fold in (0 or config.identity())
-    layouts: object  # Layout of numpy arrays with a leading (P,) axis
-    knobs: Knobs  # Knobs of numpy arrays with a leading (P,) axis
+    identities: np.ndarray  # (P,) uint32: what each member's keys fold in
+    inputs: Any  # the members' traced inputs, numpy arrays with a leading (P,) axis
 
     def rows(self, n_seeds: int) -> int:
         return self.members.size * n_seeds
 
 
-def plan_groups(configs: Sequence[SimConfig], common_random_numbers: bool = True) -> list[Group]:
-    """Configs grouped by static signature, in order of first appearance (deterministic)."""
-    by_static: dict[StaticSpec, list[int]] = {}
-    for index, config in enumerate(configs):
-        by_static.setdefault(config.static_signature(), []).append(index)
+def plan_groups(protocol: Protocol, points: Sequence[Any]) -> list[Group]:
+    """Points grouped by ``protocol.static_of``, in order of first appearance (deterministic)."""
+    by_static: dict[Hashable, list[int]] = {}
+    for index, point in enumerate(points):
+        by_static.setdefault(protocol.static_of(point), []).append(index)
     groups = []
     for static, members in by_static.items():
-        inputs = [inputs_of(configs[i]) for i in members]
+        inputs = [protocol.inputs_of(points[i]) for i in members]
         groups.append(Group(
             static=static,
             members=np.asarray(members, dtype=np.int64),
-            identities=np.asarray([0 if common_random_numbers else configs[i].identity() for i in members],
-                                  dtype=np.uint32),
-            layouts=jax.tree.map(lambda *a: np.stack(a), *[p[0] for p in inputs]),
-            knobs=jax.tree.map(lambda *a: np.stack(a), *[p[1] for p in inputs]),
+            identities=np.asarray([protocol.identity_of(points[i]) for i in members], dtype=np.uint32),
+            inputs=jax.tree.map(lambda *a: np.stack(a), *inputs),
         ))
     return groups
 
 
+def metric_specs(protocol: Protocol, groups: Sequence[Group]) -> dict[str, MetricSpec]:
+    """The metrics of a sweep's runs: every group must give the same names, dtypes and shapes
+    (they are stacked into one (points, seeds, *shape) array per metric)."""
+    specs = None
+    for group in groups:
+        these = {name: MetricSpec(np.dtype(spec.dtype), tuple(spec.shape))
+                 for name, spec in protocol.metrics(group.static).items()}
+        if specs is None:
+            specs = these
+        elif these != specs:
+            raise ValueError(
+                f"the points of this {protocol.name!r} sweep return metrics of different shapes "
+                f"({specs} and {these}): run them as separate sweeps"
+            )
+    return specs or {}
+
+
 class Block(NamedTuple):
-    """Rows ``start:stop`` of group ``group``; ``metrics`` maps each metric to (stop-start,)."""
+    """Rows ``start:stop`` of group ``group``; ``metrics`` maps each metric to (stop-start, *shape)."""
 
     group: int
     start: int
@@ -245,21 +232,21 @@ def resolve_devices(devices: Sequence[jax.Device] | int | None = None) -> list[j
 
 
 @functools.lru_cache(maxsize=None)
-def _chunk_program(static: StaticSpec, devices: tuple[jax.Device, ...]) -> Callable:
-    """Compiled ``(root, identity, seed, layouts, knobs) -> Metrics`` over a chunk of rows.
+def _chunk_program(protocol: Protocol, static: Hashable, devices: tuple[jax.Device, ...]) -> Callable:
+    """Compiled ``(root, identity, seed, inputs) -> metrics`` over a chunk of rows.
 
     Every argument but ``root`` (a raw key, replicated) has a leading row axis.  On one device it
     is ``jit(vmap(run))``; on several it is the same function inside ``shard_map`` over a 1-D
     mesh, so each device runs the single-device program on its own slice of rows.
     """
-    run = make_run(static)
+    run = protocol.make_run(static)
 
-    def rows(root, identity, seed, layouts, knobs):
-        def one(identity, seed, layout, knob):
+    def rows(root, identity, seed, inputs):
+        def one(identity, seed, inputs):
             key = jax.random.fold_in(jax.random.fold_in(root, identity), seed)
-            return run(key, layout, knob)
+            return as_metric_dict(run(key, inputs))
 
-        return jax.vmap(one)(identity, seed, layouts, knobs)
+        return jax.vmap(one)(identity, seed, inputs)
 
     if len(devices) == 1:
         return jax.jit(rows)
@@ -268,8 +255,7 @@ def _chunk_program(static: StaticSpec, devices: tuple[jax.Device, ...]) -> Calla
     mesh = Mesh(np.asarray(devices), ("runs",))
     sharded = jax.shard_map(
         rows, mesh=mesh,
-        in_specs=(PartitionSpec(), PartitionSpec("runs"), PartitionSpec("runs"),
-                  PartitionSpec("runs"), PartitionSpec("runs")),
+        in_specs=(PartitionSpec(), PartitionSpec("runs"), PartitionSpec("runs"), PartitionSpec("runs")),
         out_specs=PartitionSpec("runs"),
         # Rows are independent: no collective, so per-device varying-ness need not be tracked
         # (the training loops' carries start replicated and become per-device).
@@ -316,7 +302,8 @@ class _Chunk(NamedTuple):
 
 
 def execute(
-    configs: Sequence[SimConfig],
+    protocol: Protocol,
+    points: Sequence[Any],
     seeds: np.ndarray,
     root_seed: int = 0,
     *,
@@ -327,12 +314,15 @@ def execute(
     block_runs: int | None = None,
     completed: Iterable[Block] = (),
     on_block: Callable[[Block], None] | None = None,
-    common_random_numbers: bool = True,
 ) -> dict[str, np.ndarray]:
-    """Run every config for every seed index; arrays of shape (len(configs), len(seeds)).
+    """Run ``protocol`` at every point for every seed index.
+
+    Returns one array per metric of shape (len(points), len(seeds), *per-run shape), with the
+    metric's dtype (``protocol.metrics``).
 
     Args:
-        configs, seeds, root_seed: what to run (seed indices in [0, 2**32), root in [0, 2**32)).
+        protocol: the experiment (see :mod:`mfh_sim.protocols`).
+        points, seeds, root_seed: what to run (seed indices in [0, 2**32), root in [0, 2**32)).
         chunk_size: runs per compiled call per device (default :func:`default_chunk_size`).
         workers: chunks in flight (default :func:`default_workers`).
         progress: ``progress(n)`` is called with the number of runs each chunk finished.
@@ -342,22 +332,21 @@ def execute(
         completed: blocks already computed (for example loaded from disk); their rows are
             filled in and not recomputed.
         on_block: called in the calling thread with each newly finished :class:`Block`.
-        common_random_numbers: every grid point uses the same keys for a given seed (default;
-            see the module docstring); False gives each point its own.
     """
     seeds = np.asarray(seeds, dtype=np.int64)
     chosen = tuple(resolve_devices(devices))
-    n_points, n_seeds = len(configs), len(seeds)
-    out = {name: np.empty((n_points, n_seeds), dtype=dtype) for name, dtype in METRIC_DTYPES.items()}
-    groups = plan_groups(configs, common_random_numbers)
+    n_points, n_seeds = len(points), len(seeds)
+    groups = plan_groups(protocol, points)
+    specs = metric_specs(protocol, groups)
+    out = {name: np.empty((n_points, n_seeds) + spec.shape, dtype=spec.dtype) for name, spec in specs.items()}
     seeds_u32 = seeds.astype(np.uint32)
     root = np.asarray(jax.random.PRNGKey(root_seed))
 
     done = [np.zeros(g.rows(n_seeds), dtype=bool) for g in groups]
     for block in completed:
-        points, columns = block_cells(groups[block.group], n_seeds, block.start, block.stop)
-        for name in METRIC_DTYPES:
-            out[name][points, columns] = block.metrics[name]
+        cells, columns = block_cells(groups[block.group], n_seeds, block.start, block.stop)
+        for name in specs:
+            out[name][cells, columns] = block.metrics[name]
         done[block.group][block.start : block.stop] = True
 
     if chunk_size is not None and (isinstance(chunk_size, (bool, np.bool_))
@@ -366,7 +355,8 @@ def execute(
     local_device = next((d for d in chosen if d.process_index == jax.process_index()), chosen[0])
     sizes = []
     for group in groups:
-        sizes.append(int(chunk_size) if chunk_size is not None else default_chunk_size(group.static, local_device))
+        sizes.append(int(chunk_size) if chunk_size is not None
+                     else default_chunk_size(protocol.bytes_per_run(group.static), local_device))
     if workers is not None and (isinstance(workers, (bool, np.bool_)) or not isinstance(workers, (int, np.integer))
                                 or workers < 1):
         raise ValueError(f"workers={workers!r} is not allowed: it must be an integer >= 1")
@@ -404,30 +394,29 @@ def execute(
         rows = np.arange(chunk.start, chunk.start + call_rows, dtype=np.int64)
         rows = np.minimum(rows, chunk.start + chunk.count - 1)  # pad with the last real row
         member, columns = rows // n_seeds, rows % n_seeds  # index into the group's tables
-        program = _chunk_program(group.static, chosen)
+        program = _chunk_program(protocol, group.static, chosen)
         metrics = program(
             _replicate(root, chosen),
             _place(group.identities[member], chosen),
             _place(seeds_u32[columns], chosen),
-            jax.tree.map(lambda a: _place(a[member], chosen), group.layouts),
-            jax.tree.map(lambda a: _place(a[member], chosen), group.knobs),
+            jax.tree.map(lambda a: _place(a[member], chosen), group.inputs),
         )
-        return {name: _to_host(getattr(metrics, name))[: chunk.count] for name in METRIC_DTYPES}
+        return {name: _to_host(metrics[name])[: chunk.count] for name in specs}
 
     remaining = [stop - start for _, start, stop in blocks]
 
     def finish(chunk: _Chunk, metrics: dict[str, np.ndarray]) -> None:
-        points, columns = block_cells(groups[chunk.group], n_seeds, chunk.start, chunk.start + chunk.count)
-        for name in METRIC_DTYPES:
-            out[name][points, columns] = metrics[name]
+        cells, columns = block_cells(groups[chunk.group], n_seeds, chunk.start, chunk.start + chunk.count)
+        for name in specs:
+            out[name][cells, columns] = metrics[name]
         if progress is not None:
             progress(chunk.count)
         remaining[chunk.block] -= chunk.count
         if remaining[chunk.block] == 0 and on_block is not None:
             group_index, start, stop = blocks[chunk.block]
-            points, columns = block_cells(groups[group_index], n_seeds, start, stop)
-            on_block(Block(group_index, start, stop, {name: out[name][points, columns].copy()
-                                                     for name in METRIC_DTYPES}))
+            cells, columns = block_cells(groups[group_index], n_seeds, start, stop)
+            on_block(Block(group_index, start, stop, {name: out[name][cells, columns].copy()
+                                                     for name in specs}))
 
     # Compile each program in the calling thread (its first chunk) before fanning out, so threads
     # never compile the same program concurrently; a program already run in this process (same
@@ -437,7 +426,7 @@ def execute(
     pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
     try:
         for chunk in chunks():
-            program_key = (groups[chunk.group].static, chosen, sizes[chunk.group])
+            program_key = (protocol, groups[chunk.group].static, chosen, sizes[chunk.group])
             if pool is None or program_key not in _WARM_PROGRAMS:
                 finish(chunk, compute(chunk))
                 _WARM_PROGRAMS.add(program_key)

@@ -31,8 +31,8 @@ Everything is pure JAX: :func:`newton_solve` runs a ``lax.while_loop`` of damped
 Cholesky solve of the (d+1) x (d+1) Hessian, then a vectorised backtracking line search) and
 jits and vmaps over seeds and over ``l2``/weights passed as arrays.  :func:`make_erm_run` is the
 whole protocol (teacher on x^a, no-KD and KD students on x^b, test accuracies) on exactly the
-simulator's draws (:func:`mfh_sim.protocol.draw_run`), returning the simulator's
-:class:`~mfh_sim.protocol.Metrics`; it is what ``optimizer='erm'`` is meant to run.
+simulator's draws (:func:`mfh_sim.protocols.paper.draw_run`), returning the simulator's
+:class:`~mfh_sim.protocols.paper.Metrics`; it is what ``optimizer='erm'`` is meant to run.
 """
 
 from __future__ import annotations
@@ -387,20 +387,20 @@ def fit_students(
 def make_erm_run(static, iterations: int = DEFAULT_ITERATIONS, tol: float = DEFAULT_TOL):
     """A pure ``run(key, layout, knobs, l2) -> Metrics`` for the converged-ERM protocol.
 
-    Exactly the simulator's protocol (:mod:`mfh_sim.protocol`) with every gradient-descent fit
-    replaced by the ERM minimiser: the same draws (:func:`mfh_sim.protocol.draw_run`, so the
+    Exactly the simulator's protocol (:mod:`mfh_sim.protocols.paper`) with every gradient-descent fit
+    replaced by the ERM minimiser: the same draws (:func:`mfh_sim.protocols.paper.draw_run`, so the
     same hyperplane, training, student and test samples, label noise and mixing as the GD run
     with the same key; the initial weights are drawn but unused), a teacher on x^a, the no-KD
     and the KD student on x^b of the students' sample (the teacher's own sample unless
     ``static.fresh_student_sample``), test accuracies in [0, 1] on the fresh test sample.
     ``l2`` (> 0, may be traced) is the ridge of all three fits.  The ``*_diverged`` fields of
-    the returned :class:`~mfh_sim.protocol.Metrics` flag fits that did not converge to ``tol``
+    the returned :class:`~mfh_sim.protocols.paper.Metrics` flag fits that did not converge to ``tol``
     in ``iterations`` Newton steps (their accuracies are NaN, as for diverged GD runs).
 
     ``static`` is a :class:`~mfh_sim.config.StaticSpec` with two classes and a linear model
     (learning rate, momentum and steps are ignored).  Jit and vmap the result over keys.
     """
-    from mfh_sim.protocol import Metrics, draw_run
+    from mfh_sim.protocols.paper import Metrics, draw_run
 
     if static.n_classes != 2:
         raise ValueError(f"n_classes={static.n_classes} is not allowed with ERM: it trains two-class margin models")
@@ -468,7 +468,7 @@ def simulate_erm(
 
     The same protocol as :func:`make_erm_run` (teacher on x^a, no-KD and KD students on x^b of
     the students' sample, accuracies on the fresh test sample), computed in two stages so that a
-    family of configs compiles few programs: the draws (:func:`mfh_sim.protocol.draw_run`,
+    family of configs compiles few programs: the draws (:func:`mfh_sim.protocols.paper.draw_run`,
     exactly the simulator's, one compiled program per shape, cheap to compile), then the
     Newton solves on problems padded to :data:`ROW_QUANTUM` rows and :data:`COLUMN_QUANTUM`
     channels (masked rows and zero columns leave the minimiser unchanged), one compiled program
@@ -485,11 +485,11 @@ def simulate_erm(
         seeds: a count >= 1 (indices 0..seeds-1) or an array of distinct indices >= 0.
         l2: ridge > 0 of all three fits.
         chunk: seeds per compiled call (default: as many as :data:`DRAW_BUDGET` allows, <= 100).
-    Returns arrays (len(seeds),) keyed like :class:`~mfh_sim.protocol.Metrics`: accuracies are
+    Returns arrays (len(seeds),) keyed like :class:`~mfh_sim.protocols.paper.Metrics`: accuracies are
     fractions in [0, 1], NaN where a fit did not reach ``tol`` (flagged in ``*_diverged``).
     """
     from mfh_sim.engine import run_keys
-    from mfh_sim.protocol import Metrics, inputs_of
+    from mfh_sim.protocols.paper import Metrics, inputs_of
 
     validate_erm_args(np.zeros((1, 1), np.float32), np.zeros(1, np.float32), l2=l2,
                       iterations=iterations, tol=tol)
@@ -575,7 +575,7 @@ _SOLVERS: dict = {}
 def _draw_program(static):
     """jit(vmap over keys) of the simulator's draws for ``static``: (train, students, test) samples."""
     if static not in _DRAWS:
-        from mfh_sim.protocol import draw_run
+        from mfh_sim.protocols.paper import draw_run
 
         def one(key, layout, knobs):
             draws = draw_run(key, layout, knobs, static)

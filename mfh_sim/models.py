@@ -140,6 +140,27 @@ def linear_init(key: jax.Array, fan_in: int, init: str = "torch", n_classes: int
     return linear_init_from_normals(normals, fan_in, init, n_classes)
 
 
+def torch_linear_layers(
+    key: jax.Array, fan_ins: Sequence[int], n_classes: Sequence[int] | int = 2
+) -> list[tuple[jax.Array, jax.Array]]:
+    """(kernel (fan_in, classes), bias (classes,)) of several torch-initialised linear layers from
+    *one* uniform draw: every weight and bias of the layer of fan-in d is U(-1/sqrt(d), 1/sqrt(d)),
+    PyTorch's default, computed as u / sqrt(d) with u ~ U(-1, 1).
+
+    One random call for all layers, because each separate call adds to the compile time of the
+    programs that use it (Table 2's teachers and students, Algorithm 1's pair).
+    """
+    classes = [n_classes] * len(fan_ins) if isinstance(n_classes, int) else list(n_classes)
+    sizes = [(dim + 1) * c for dim, c in zip(fan_ins, classes)]
+    uniform = jax.random.uniform(key, (sum(sizes),), jnp.float32, -1.0, 1.0)
+    layers, start = [], 0
+    for dim, c, size in zip(fan_ins, classes, sizes):
+        block = uniform[start : start + size].reshape(dim + 1, c) / jnp.sqrt(jnp.float32(dim))
+        layers.append((block[:dim], block[dim]))
+        start += size
+    return layers
+
+
 def as_flax_params(kernel: jax.Array, bias: jax.Array) -> dict:
     """Parameters of a linear :class:`Classifier` holding ``kernel`` and ``bias``."""
     return {"params": {"Dense_0": {"Dense_0": {"kernel": kernel, "bias": bias}}}}

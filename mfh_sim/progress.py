@@ -8,8 +8,8 @@
   text bar, which notebooks redraw in place;
 * ``enabled=False``: nothing is written and tqdm is not even imported.
 
-The interface is what :func:`mfh_sim.simulation.sweep`, :mod:`mfh_sim.hypotheses` and
-:mod:`mfh_sim.general_teacher` use: ``ProgressBar(total, label=..., enabled=..., stream=...)``,
+The interface is what :func:`mfh_sim.simulation.sweep`, :mod:`mfh_sim.experiments.hypotheses` and
+:func:`mfh_sim.experiments.table2` use: ``ProgressBar(total, label=..., enabled=..., stream=...)``,
 ``update(n)`` (thread-safe: the engine reports finished blocks from worker threads) and
 ``close()``.  It also works as a context manager.
 """

@@ -9,6 +9,7 @@ a results file cannot run code).
 from __future__ import annotations
 
 import json
+import math
 import platform
 import warnings
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from mfh_sim.config import SimConfig
+from mfh_sim.protocols.table2 import Table2Spec, table2_venn
 from mfh_sim.stats import Summary, summarize
 from mfh_sim.venn import VennConfig
 from mfh_sim.validation import json_default
@@ -34,10 +36,10 @@ def versions() -> dict[str, str]:
     import jaxlib
     import optax
 
-    from mfh_sim import __version__
+    from mfh_sim.store import package_version
 
     return {
-        "mfh_sim": __version__,
+        "mfh_sim": package_version(),
         "python": platform.python_version(),
         "numpy": np.__version__,
         "jax": jax.__version__,
@@ -254,15 +256,8 @@ class SweepResult:
         return pd.DataFrame(rows)
 
     def to_csv(self, path: str | Path) -> Path:
-        """Write :meth:`summary` as CSV (accuracies as fractions)."""
-        rows = self.summary()
-        path = Path(path)
-        columns = list(rows[0])
-        with path.open("w") as handle:
-            handle.write(",".join(columns) + "\n")
-            for row in rows:
-                handle.write(",".join(_csv_cell(row.get(c)) for c in columns) + "\n")
-        return path
+        """Write :meth:`summary` as CSV (accuracies as fractions; empty = missing)."""
+        return write_csv(path, self.summary())
 
     # ------------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
@@ -283,11 +278,13 @@ class SweepResult:
             for name, value in self.theory.items():
                 payload[f"theory__{name}"] = np.asarray(value, dtype=np.float64)
         payload["meta"] = np.asarray(json.dumps(meta, default=json_default))
-        tmp = path.with_name(path.name + ".tmp")
-        with tmp.open("wb") as handle:
-            np.savez(handle, **payload)
-        tmp.replace(path)
-        return path
+        import io
+
+        from mfh_sim.store import atomic_write
+
+        buffer = io.BytesIO()
+        np.savez(buffer, **payload)
+        return atomic_write(path, buffer.getvalue())
 
     @classmethod
     def load(cls, path: str | Path) -> "SweepResult":
@@ -339,9 +336,326 @@ def _short(value: Any) -> str:
 
 
 def _csv_cell(value: Any) -> str:
+    """One CSV cell: empty for None and non-finite floats, floats to 10 decimals (repr of the
+    rounded value), text quoted if it holds a comma or a quote."""
     if value is None:
         return ""
     if isinstance(value, float):
-        return repr(round(value, 10))
+        return repr(round(value, 10)) if math.isfinite(value) else ""
     text = str(value)
-    return f'"{text}"' if "," in text else text
+    return '"' + text.replace('"', '""') + '"' if ("," in text or '"' in text) else text
+
+
+def write_csv(path: str | Path, rows: Sequence[dict[str, Any]]) -> Path:
+    """Write ``rows`` (dicts; the first row's keys are the columns) as CSV to ``path``, atomically.
+
+    The one CSV writer of every result (:meth:`SweepResult.to_csv`, :meth:`Table2Result.to_csv`).
+    """
+    from mfh_sim.store import atomic_write
+
+    if not rows:
+        raise ValueError(f"rows=[] is not allowed: there is nothing to write to {str(path)!r}")
+    columns = list(rows[0])
+    lines = [",".join(columns)] + [",".join(_csv_cell(row.get(c)) for c in columns) for row in rows]
+    return atomic_write(Path(path), "\n".join(lines) + "\n")
+
+
+# ------------------------------------------------------------------------------ Table 2
+_COLUMNS = ("regular_teacher", "general_teacher", "no_kd", "regular_kd", "general_kd")
+_HEADERS = {
+    "regular_teacher": "regular teacher",
+    "general_teacher": "mod.-general teacher",
+    "no_kd": "no KD",
+    "regular_kd": "regular KD",
+    "general_kd": "mod.-general KD",
+}
+
+
+@dataclass(frozen=True)
+class Table2Result:
+    """Per-seed Table 2 accuracies (fractions in [0, 1]; NaN = diverged) and Algorithm 1 output.
+
+    Attributes:
+        rows: (a_only, shared) per row; gamma = shared / (shared + a_only).
+        modes: selection modes, in the order of the ``general_*`` arrays' second axis.
+        seeds: seed indices; root_seed: the root of every key; counts: |G| selected per row.
+        regular_teacher, no_kd, regular_kd: (rows, seeds).
+        general_teacher, general_kd: (rows, modes, seeds).
+        recovery: (rows, seeds), share of the shared channels among Algorithm 1's top |G|.
+        salience: (rows, seeds, dim_a), normalised Algorithm 1 salience of x^a's channels.
+        spec: the protocol's static settings.
+    """
+
+    rows: tuple[tuple[int, int], ...]
+    modes: tuple[str, ...]
+    seeds: np.ndarray
+    root_seed: int
+    counts: tuple[int, ...]
+    regular_teacher: np.ndarray
+    no_kd: np.ndarray
+    regular_kd: np.ndarray
+    general_teacher: np.ndarray
+    general_kd: np.ndarray
+    recovery: np.ndarray
+    salience: np.ndarray
+    spec: Table2Spec = field(default_factory=Table2Spec)
+
+    @classmethod
+    def from_arrays(cls, points: Sequence[Any], arrays: dict[str, np.ndarray], seeds: np.ndarray,
+                    root_seed: int) -> "Table2Result":
+        """The result of the engine's arrays (points, seeds, *shape) for Table 2 ``points``
+        (:class:`~mfh_sim.protocols.table2.Table2Point`, all with one spec)."""
+        spec = points[0].spec
+        return cls(
+            rows=tuple((p.a_only, p.shared) for p in points),
+            modes=tuple(spec.modes),
+            seeds=np.asarray(seeds),
+            root_seed=int(root_seed),
+            counts=tuple(p.count for p in points),
+            regular_teacher=arrays["regular_teacher"],
+            no_kd=arrays["no_kd"],
+            regular_kd=arrays["regular_kd"],
+            general_teacher=np.moveaxis(arrays["general_teacher"], 2, 1),
+            general_kd=np.moveaxis(arrays["general_kd"], 2, 1),
+            recovery=arrays["recovery"],
+            salience=arrays["salience"],
+            spec=spec,
+        )
+
+    @property
+    def gammas(self) -> tuple[float, ...]:
+        """gamma of the regular teacher per row: shared / (shared + a_only)."""
+        return tuple(g / (a + g) for a, g in self.rows)
+
+    @property
+    def chance_recovery(self) -> tuple[float, ...]:
+        """Expected recovery of a random top-|G| choice per row: |G| / dim_a."""
+        return tuple(g / self.spec.dim_a for _, g in self.rows)
+
+    def shared_channels(self, row: int) -> np.ndarray:
+        """Indices of the truly shared channels of x^a in row ``row``."""
+        a_only, shared = self.rows[row]
+        return table2_venn(a_only, shared, self.spec.dim_a, self.spec.dim_b).channels_of("G", "a")
+
+    def specific_channels(self, row: int) -> np.ndarray:
+        """Indices of the a-specific decisive channels of x^a in row ``row``."""
+        a_only, shared = self.rows[row]
+        return table2_venn(a_only, shared, self.spec.dim_a, self.spec.dim_b).channels_of("A", "a")
+
+    def salience_panels(self) -> dict[str, Any]:
+        """Keywords of :func:`mfh_sim.plots.salience.plot_salience` for one panel per row: the
+        per-seed salience, the shared and the a-specific channels, and a title."""
+        rows = range(len(self.rows))
+        return {
+            "salience": [self.salience[r] for r in rows],
+            "shared": [self.shared_channels(r) for r in rows],
+            "specific": [self.specific_channels(r) for r in rows],
+            "titles": [f"gamma = {gamma:.2f} (A = {a}, G = {g})" for gamma, (a, g) in zip(self.gammas, self.rows)],
+        }
+
+    def _mode_index(self, mode: str) -> int:
+        if mode not in self.modes:
+            raise ValueError(f"mode={mode!r} is not allowed: this result holds {self.modes}")
+        return self.modes.index(mode)
+
+    def values(self, column: str, mode: str | None = None) -> np.ndarray:
+        """Per-seed values (rows, seeds) of ``column`` (one of the five accuracy columns or
+        'recovery'); ``mode`` picks the selection for the two modality-general columns."""
+        if column in ("general_teacher", "general_kd"):
+            if mode is None:
+                raise ValueError(f"column={column!r} needs mode=one of {self.modes}")
+            return getattr(self, column)[:, self._mode_index(mode)]
+        if column in ("regular_teacher", "no_kd", "regular_kd", "recovery"):
+            return getattr(self, column)
+        raise ValueError(
+            f"column={column!r} is not allowed: use one of {_COLUMNS + ('recovery',)}"
+        )
+
+    def summary(self, column: str, mode: str | None = None) -> list[Summary]:
+        """Mean and 95% t-interval of ``column`` per row (diverged runs left out)."""
+        values = self.values(column, mode)
+        return [summarize(values[r], name=f"{column} row {self.rows[r]}") for r in range(len(self.rows))]
+
+    def difference(
+        self, column: str, baseline: str, mode: str | None = None, baseline_mode: str | None = None
+    ) -> list[Summary]:
+        """Paired per-seed difference ``column - baseline`` per row, with its 95% t-interval."""
+        first = self.values(column, mode).astype(np.float64)
+        second = self.values(baseline, baseline_mode).astype(np.float64)
+        return [
+            summarize(first[r] - second[r], name=f"{column} - {baseline} row {self.rows[r]}")
+            for r in range(len(self.rows))
+        ]
+
+    def general_minus_regular_kd(self, mode: str) -> list[Summary]:
+        """Paired (modality-general KD - regular KD) per row: what the restricted teacher adds
+        over the regular one, for the selection ``mode``."""
+        return self.difference("general_kd", "regular_kd", mode)
+
+    def kd_gain(self, mode: str) -> list[Summary]:
+        """Paired KD gain (modality-general KD - no KD) per row: what distilling from the
+        modality-general teacher of ``mode`` adds over the student trained alone.  (Before
+        version 0.2 this name meant :meth:`general_minus_regular_kd`.)"""
+        return self.difference("general_kd", "no_kd", mode)
+
+    # ------------------------------------------------------------------------ tables
+    def table(self) -> list[dict[str, Any]]:
+        """One dict per (row, mode): counts, gamma, means (fractions) and the paired difference
+        modality-general KD - regular KD with its 95% interval."""
+        out = []
+        means = {
+            name: [s.mean for s in self.summary(name)]
+            for name in ("regular_teacher", "no_kd", "regular_kd")
+        }
+        recovery = [s.mean for s in self.summary("recovery")] if self._has_recovery() else None
+        for mode in self.modes:
+            general_teacher = self.summary("general_teacher", mode)
+            general_kd = self.summary("general_kd", mode)
+            gain = self.general_minus_regular_kd(mode)
+            for r, (a_only, shared) in enumerate(self.rows):
+                out.append({
+                    "mode": mode,
+                    "gamma": self.gammas[r],
+                    "a_only": a_only,
+                    "shared": shared,
+                    "selected": self.counts[r],
+                    "seeds": len(self.seeds),
+                    "regular_teacher": means["regular_teacher"][r],
+                    "general_teacher": general_teacher[r].mean,
+                    "no_kd": means["no_kd"][r],
+                    "regular_kd": means["regular_kd"][r],
+                    "general_kd": general_kd[r].mean,
+                    "general_minus_regular_kd": gain[r].mean,
+                    "general_minus_regular_kd_low": gain[r].low,
+                    "general_minus_regular_kd_high": gain[r].high,
+                    "recovery": recovery[r] if recovery is not None else math.nan,
+                    "chance_recovery": self.chance_recovery[r],
+                })
+        return out
+
+    def _has_recovery(self) -> bool:
+        return bool(np.isfinite(self.recovery).any())
+
+    def to_csv(self, path: str | Path) -> Path:
+        """Write :meth:`table` as CSV (accuracies and rates as fractions in [0, 1]; empty = NaN)."""
+        return write_csv(path, self.table())
+
+    def to_markdown(self) -> str:
+        """The table in percent, one block of rows per mode, as GitHub-flavoured Markdown."""
+        head = (
+            "| mode | gamma | (A, G) | regular teacher | mod.-general teacher | no KD | regular KD "
+            "| mod.-general KD | mod.-general KD - regular KD [95% CI] | recovery (chance) |"
+        )
+        lines = [head, "|" + "---|" * 10]
+        for row in self.table():
+            lines.append(
+                f"| {row['mode']} | {row['gamma']:.2f} | ({row['a_only']}, {row['shared']}) "
+                f"| {_pct(row['regular_teacher'])} | {_pct(row['general_teacher'])} "
+                f"| {_pct(row['no_kd'])} | {_pct(row['regular_kd'])} | {_pct(row['general_kd'])} "
+                f"| {_signed(row['general_minus_regular_kd'])} "
+                f"[{_signed(row['general_minus_regular_kd_low'])}, "
+                f"{_signed(row['general_minus_regular_kd_high'])}] "
+                f"| {_pct(row['recovery'])} ({_pct(row['chance_recovery'])}) |"
+            )
+        return "\n".join(lines) + "\n"
+
+    def __str__(self) -> str:
+        lines = [
+            f"Table 2 (modality-general teacher): {len(self.rows)} rows x {len(self.seeds)} seeds, "
+            "accuracies in %, gen.-reg. KD = mod.-general KD - regular KD (paired, 95% CI)",
+            f"{'mode':>17} {'gamma':>5} {'reg.T':>6} {'gen.T':>6} {'noKD':>6} {'regKD':>6} "
+            f"{'genKD':>6} {'gen.-reg. KD [95% CI]':>22} {'recov.':>7} {'chance':>6}",
+        ]
+        for row in self.table():
+            lines.append(
+                f"{row['mode']:>17} {row['gamma']:5.2f} {_pct(row['regular_teacher']):>6} "
+                f"{_pct(row['general_teacher']):>6} {_pct(row['no_kd']):>6} "
+                f"{_pct(row['regular_kd']):>6} {_pct(row['general_kd']):>6} "
+                f"{_signed(row['general_minus_regular_kd']):>6} "
+                f"[{_signed(row['general_minus_regular_kd_low'])},"
+                f"{_signed(row['general_minus_regular_kd_high'])}] {_pct(row['recovery']):>7} "
+                f"{_pct(row['chance_recovery']):>6}"
+            )
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+def _pct(value: float) -> str:
+    return "n/a" if not np.isfinite(value) else f"{100 * value:.2f}"
+
+
+def _signed(value: float) -> str:
+    return "n/a" if not np.isfinite(value) else f"{100 * value:+.2f}"
+
+
+
+
+
+
+# ---------------------------------------------------------------------------------- loading
+def from_store(store, *, partial: bool = False):
+    """The result held by an open :class:`mfh_sim.store.ResultStore` (see :func:`load`)."""
+    arrays, keep = store.gather(partial=partial)
+    manifest = store.manifest
+    if store.protocol.name == "table2":
+        return Table2Result.from_arrays(
+            [store.points[i] for i in keep], {name: values[keep] for name, values in arrays.items()},
+            store.seeds, int(manifest["root_seed"]),
+        )
+    theory = store.theory()
+    if theory is not None:
+        theory = {k: v[keep] for k, v in theory.items()}
+    return SweepResult(
+        configs=[store.points[i] for i in keep],
+        grid=[manifest["grid"][i] for i in keep],
+        arrays={name: values[keep] for name, values in arrays.items()},
+        seeds=store.seeds,
+        root_seed=int(manifest["root_seed"]),
+        theory=theory,
+        versions=manifest.get("versions", {}),
+    )
+
+
+def read_csv(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a CSV written by :func:`write_csv` (``to_csv`` of any result), one dict per
+    row: integers and floats parsed, empty cells as NaN, text as text."""
+    import csv
+
+    def cell(text: str) -> Any:
+        if text == "":
+            return math.nan
+        for kind in (int, float):
+            try:
+                return kind(text)
+            except ValueError:
+                pass
+        return text
+
+    with Path(path).open(newline="") as handle:
+        return [{k: cell(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+def load(path: str | Path, *, partial: bool = False):
+    """Open any saved result: a results directory (``sweep(out=DIR)`` or ``table2(out=DIR)``,
+    see :mod:`mfh_sim.store`), a ``.npz`` written by :meth:`SweepResult.save`, or a ``.csv``
+    written by ``to_csv`` (a summary: returned as its rows, see :func:`read_csv`).
+
+    ``partial`` (directories only): return the points whose every seed is stored instead of
+    refusing an unfinished directory.  Never unpickles anything.
+    """
+    path = Path(path)
+    if path.is_dir():
+        from mfh_sim.store import load as load_directory
+
+        return load_directory(path, partial=partial)
+    if not path.is_file():
+        raise ValueError(f"path={str(path)!r} is not allowed: no such file or results directory")
+    if path.suffix == ".csv":
+        return read_csv(path)
+    if path.suffix != ".npz":
+        raise ValueError(
+            f"path={str(path)!r} is not allowed: give a results directory, a .npz written by "
+            "SweepResult.save or a .csv written by to_csv"
+        )
+    return SweepResult.load(path)

@@ -43,8 +43,8 @@ import jax
 import jax.numpy as jnp
 
 from mfh_sim.losses import agreement_distance, cross_entropy
-from mfh_sim.models import Classifier, as_flax_params, make_model
-from mfh_sim.train import fit, make_optimizer
+from mfh_sim.models import Classifier, as_flax_params, make_model, torch_linear_layers
+from mfh_sim.train import descend, fit, make_optimizer
 
 #: Representations whose channels Algorithm 1 can score.
 SALIENCE_OF = ("a", "b", "hidden")
@@ -109,16 +109,8 @@ def init_pair(
     random call adds to the compile time, and this one sits on Algorithm 1's hot path.
     """
     if _is_torch_linear(model_a) and _is_torch_linear(model_b):
-        classes_a, classes_b = model_a.n_classes, model_b.n_classes
-        sizes = ((dim_a + 1) * classes_a, (dim_b + 1) * classes_b)
-        uniform = jax.random.uniform(key, (sum(sizes),), jnp.float32, -1.0, 1.0)
-        out = []
-        for block, dim, classes in (
-            (uniform[: sizes[0]], dim_a, classes_a), (uniform[sizes[0] :], dim_b, classes_b)
-        ):
-            block = block.reshape(dim + 1, classes) / jnp.sqrt(jnp.float32(dim))
-            out.append(_linear_params(block[:dim], block[dim]))
-        return out[0], out[1]
+        layers = torch_linear_layers(key, (dim_a, dim_b), (model_a.n_classes, model_b.n_classes))
+        return _linear_params(*layers[0]), _linear_params(*layers[1])
     key_a, key_b = jax.random.split(key)
     return (
         model_a.init(key_a, jnp.zeros((1, dim_a))),
@@ -177,22 +169,19 @@ def _train_joint_linear(params, x_a, x_b, labels, steps, learning_rate, momentum
     n, classes = x_a.shape[0], kernel_a.shape[1]
     onehot = jax.nn.one_hot(labels, classes, dtype=x_a.dtype)
 
-    def step(carry, _):
-        weights, velocity, diverged = carry
+    def gradient(weights):
         kernel_a, bias_a, kernel_b, bias_b = weights
         logits_a, logits_b = x_a @ kernel_a + bias_a, x_b @ kernel_b + bias_b
         agreement = 2.0 * (logits_a - logits_b) / (n * classes)
         grad_a = (jax.nn.softmax(logits_a) - onehot) / n + agreement
         grad_b = (jax.nn.softmax(logits_b) - onehot) / n - agreement
         grads = (x_a.T @ grad_a, jnp.sum(grad_a, 0), x_b.T @ grad_b, jnp.sum(grad_b, 0))
-        velocity = tuple(momentum * v + g for v, g in zip(velocity, grads))
-        weights = tuple(w - learning_rate * v for w, v in zip(weights, velocity))
         finite = jnp.all(jnp.isfinite(logits_a)) & jnp.all(jnp.isfinite(logits_b))
-        return (weights, velocity, diverged | ~finite), None
+        return grads, ~finite
 
-    weights = (kernel_a, bias_a, kernel_b, bias_b)
-    carry = (weights, tuple(jnp.zeros_like(w) for w in weights), jnp.asarray(False))
-    (weights, _, diverged), _ = jax.lax.scan(step, carry, None, length=steps)
+    # The one training loop (optax heavy-ball SGD) with the closed-form gradient plugged in.
+    weights, diverged = descend((kernel_a, bias_a, kernel_b, bias_b), gradient,
+                                make_optimizer("sgd", learning_rate, momentum), steps)
     kernel_a, bias_a, kernel_b, bias_b = weights
     final = joint_loss(x_a @ kernel_a + bias_a, x_b @ kernel_b + bias_b, labels)
     return JointModels(

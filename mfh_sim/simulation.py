@@ -16,6 +16,7 @@ import numpy as np
 from mfh_sim.config import SimConfig, make_config
 from mfh_sim.engine import execute
 from mfh_sim.progress import ProgressBar
+from mfh_sim.protocols.paper import PAPER, PaperProtocol
 from mfh_sim.results import ACCURACIES, FLAGS, SimulationResult, SweepResult, versions
 
 
@@ -93,7 +94,7 @@ def simulate(
     config = make_config(gamma=gamma, alpha=alpha, beta=beta, **knobs)
     seed_indices = validate_seeds(seeds)
     root_seed = _validate_root_seed(root_seed)
-    arrays = execute([config], seed_indices, root_seed, chunk_size=chunk_size, workers=workers)
+    arrays = execute(PAPER, [config], seed_indices, root_seed, chunk_size=chunk_size, workers=workers)
     requested = {k: v for k, v in dict(gamma=gamma, alpha=alpha, beta=beta, **knobs).items() if v is not None}
     return SimulationResult(
         config=config,
@@ -196,22 +197,22 @@ def sweep(
     varied_keys = [k for k in seen if len({repr(q.get(k)) for q in grid}) > 1]
     labels = [{k: p[k] for k in varied_keys if k in p} for p in grid]
     run_versions = versions()
+    protocol = PaperProtocol(common_random_numbers=common_random_numbers)
     store = None
     completed = []
     if out is not None:
         from mfh_sim.store import ResultStore
 
-        store = ResultStore.open(out, configs, labels, seed_indices, root_seed, resume=bool(resume),
-                                 versions=run_versions, common_random_numbers=common_random_numbers)
+        store = ResultStore.open(out, protocol, configs, labels, seed_indices, root_seed,
+                                 resume=bool(resume), versions=run_versions)
         completed = store.completed()
     total = len(configs) * len(seed_indices)
     already = sum(block.stop - block.start for block in completed)
     bar = ProgressBar(total - already, enabled=progress)
     try:
-        arrays = execute(configs, seed_indices, root_seed, chunk_size=chunk_size, workers=workers,
-                         progress=bar.update, devices=devices, completed=completed,
-                         on_block=store.write if store is not None else None,
-                         common_random_numbers=common_random_numbers)
+        arrays = execute(protocol, configs, seed_indices, root_seed, chunk_size=chunk_size,
+                         workers=workers, progress=bar.update, devices=devices, completed=completed,
+                         on_block=store.write if store is not None else None)
     finally:
         bar.close()
     theory_arrays = None

@@ -1,28 +1,35 @@
-"""A sweep's results directory: a manifest, then one file per finished block, written atomically.
+"""A results directory: a manifest, then one file per finished block, written atomically.
 
-Layout of ``sweep(..., out=DIR)``::
+Layout of ``sweep(..., out=DIR)`` and ``table2(..., out=DIR)``::
 
-    DIR/manifest.json        what the sweep is: every config in full, the grid, the seed indices,
-                             the root seed, a fingerprint of all of these, and the versions and
-                             backend that created it (written once, atomically)
-    DIR/chunks/gGGGG-SSSSSSSSSSSS-EEEEEEEEEEEE.HHHH....npz
-                             rows S:E of static group G (see :mod:`mfh_sim.engine`); HHHH... is
-                             the SHA-256 of the file's bytes, so a truncated or altered file is
-                             detected before it is opened
-    DIR/theory.json          the theory's prediction per point, once the sweep has finished
+    DIR/manifest.json        what the sweep is: the protocol (name and version) and the package
+                             version that compute it, every point in full, the grid, the seed
+                             indices, the root seed, a fingerprint of all of these, and the
+                             library versions and backend that created it (written once, atomically)
+    DIR/blocks/gGGGG-SSSSSSSSSSSS-EEEEEEEEEEEE.HHHH....npz
+                             rows S:E of static group G, one engine *block* (see
+                             :mod:`mfh_sim.engine`); HHHH... is the SHA-256 of the file's bytes,
+                             so a truncated or altered file is detected before it is opened
+    DIR/theory.json          the theory's prediction per point (paper protocol), once finished
 
-Every file is written to a temporary name in the same directory, flushed to disk, then renamed:
-a sweep killed at any instant leaves only whole files, and a re-run of the same call recomputes
-only the blocks that are missing (or fail their checksum, which are set aside as ``*.corrupt``).
-A directory whose manifest describes another sweep is refused, never mixed.
+Every file is written to a temporary name in the same directory, flushed to disk, then renamed
+(:func:`atomic_write`): a sweep killed at any instant leaves only whole files, and a re-run of the
+same call recomputes only the blocks that are missing (or fail their checksum, which are set
+aside as ``*.corrupt``).  A directory whose manifest describes another sweep, another protocol or
+protocol version, or another package version is refused, never mixed
+(:class:`ResultsMismatchError`).
 
-Nothing here unpickles: chunks are ``.npz`` archives of plain numeric arrays read with
+Directories of results format 1 (before protocols and versions were recorded: blocks in a
+``chunks/`` folder, the paper's configs under ``configs``) still load; resuming one is refused.
+
+Nothing here unpickles: blocks are ``.npz`` archives of plain numeric arrays read with
 ``allow_pickle=False`` and metadata is JSON, so opening a results directory cannot run code.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -32,20 +39,33 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mfh_sim.config import SimConfig
-from mfh_sim.engine import METRIC_DTYPES, Block, Group, block_cells, plan_groups
+from mfh_sim.engine import Block, Group, block_cells, metric_specs, plan_groups
+from mfh_sim.protocols import MetricSpec, Protocol, get as get_protocol
 from mfh_sim.validation import json_default
 
-FORMAT = "mfh_sim.sweep"
-FORMAT_VERSION = 1
+FORMAT = "mfh_sim.results"
+FORMAT_VERSION = 2
+#: Results format 1 (read only): the paper's sweeps before protocols and versions were recorded.
+LEGACY_FORMAT, LEGACY_FORMAT_VERSION = "mfh_sim.sweep", 1
 MANIFEST = "manifest.json"
 THEORY = "theory.json"
-CHUNKS = "chunks"
-_CHUNK_NAME = re.compile(r"^g(\d{4})-(\d{12})-(\d{12})\.([0-9a-f]{64})\.npz$")
+BLOCKS = "blocks"
+#: The block folder of results format 1.
+LEGACY_BLOCKS = "chunks"
+_BLOCK_NAME = re.compile(r"^g(\d{4})-(\d{12})-(\d{12})\.([0-9a-f]{64})\.npz$")
 
 
 class ResultsMismatchError(ValueError):
-    """The results directory holds a different sweep (config, grid, seeds or root seed)."""
+    """The results directory holds a different sweep (protocol, versions, points, seeds or root seed)."""
+
+
+def package_version() -> str:
+    """The version of this package, recorded in every manifest (resuming needs the same one)."""
+    try:
+        from mfh_sim._version import __version__
+    except ImportError:  # until the provenance module exists, the package face holds it
+        from mfh_sim import __version__
+    return str(__version__)
 
 
 def _canonical(value: Any) -> str:
@@ -56,8 +76,12 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that ``path`` is either absent or complete, never partial."""
+def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
+    """Write ``data`` to ``path`` so that ``path`` is either absent or complete, never partial:
+    write a temporary file in the same directory, flush it to disk, rename it over ``path``."""
+    path = Path(path)
+    if isinstance(data, str):
+        data = data.encode()
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as handle:
         handle.write(data)
@@ -72,40 +96,65 @@ def _atomic_write(path: Path, data: bytes) -> None:
             os.close(directory)
     except OSError:  # pragma: no cover - platforms without directory fsync
         pass
+    return path
 
 
-SWEEP_KEYS = ("configs", "grid", "seeds", "root_seed", "common_random_numbers")
+_atomic_write = atomic_write  # the name used before it was shared
+
+#: What a manifest's fingerprint covers: everything that fixes the stored numbers.
+SWEEP_KEYS = ("protocol", "package_version", "settings", "points", "grid", "seeds", "root_seed")
+LEGACY_SWEEP_KEYS = ("configs", "grid", "seeds", "root_seed", "common_random_numbers")
 
 
-def describe(configs: Sequence[SimConfig], grid: Sequence[dict], seeds: np.ndarray, root_seed: int,
-             common_random_numbers: bool = True) -> dict:
-    """The part of a manifest that defines the sweep's numbers (and its fingerprint)."""
+def describe(protocol: Protocol, points: Sequence[Any], grid: Sequence[dict], seeds: np.ndarray,
+             root_seed: int, version: str | None = None) -> dict:
+    """The part of a manifest that defines the sweep's numbers, with its fingerprint."""
     sweep = {
-        "configs": [c.as_dict() for c in configs],
+        "protocol": {"name": protocol.name, "version": int(protocol.version)},
+        "package_version": version if version is not None else package_version(),
+        "settings": json.loads(_canonical(protocol.settings())),
+        "points": json.loads(_canonical([protocol.describe(p) for p in points])),
         "grid": json.loads(_canonical(list(grid))),
         "seeds": [int(s) for s in seeds],
         "root_seed": int(root_seed),
-        "common_random_numbers": bool(common_random_numbers),
     }
     return {"fingerprint": _sha256(_canonical(sweep).encode()), **sweep}
+
+
+_FRESH = "choose another directory, or delete this one, to start fresh"
+
+
+def _code_differences(old: dict, new: dict) -> list[str]:
+    """What differs in the code that computes the numbers: protocol, its version, the package."""
+    found = []
+    old_protocol, new_protocol = old.get("protocol") or {}, new["protocol"]
+    if old_protocol.get("name") != new_protocol["name"]:
+        found.append(f"protocol {old_protocol.get('name')!r} there, {new_protocol['name']!r} here")
+    elif old_protocol.get("version") != new_protocol["version"]:
+        found.append(f"protocol {new_protocol['name']!r} version {old_protocol.get('version')} there, "
+                     f"{new_protocol['version']} here")
+    if old.get("package_version") != new["package_version"]:
+        found.append(f"mfh_sim {old.get('package_version')} there, {new['package_version']} here")
+    return found
 
 
 def _differences(old: dict, new: dict) -> list[str]:
     """Human-readable differences between two sweep descriptions (first few only)."""
     found = []
-    if old.get("common_random_numbers") != new["common_random_numbers"]:
-        found.append(f"common_random_numbers={old.get('common_random_numbers')} there, "
-                     f"{new['common_random_numbers']} here")
+    old_settings, new_settings = old.get("settings") or {}, new["settings"]
+    for key in sorted(set(old_settings) | set(new_settings)):
+        if old_settings.get(key) != new_settings.get(key):
+            found.append(f"{key}={old_settings.get(key)} there, {new_settings.get(key)} here")
     if old.get("root_seed") != new["root_seed"]:
         found.append(f"root_seed {old.get('root_seed')} there, {new['root_seed']} here")
     old_seeds, new_seeds = old.get("seeds", []), new["seeds"]
     if old_seeds != new_seeds:
         found.append(f"seeds: {len(old_seeds)} seed indices there, {len(new_seeds)} here"
                      + ("" if len(old_seeds) != len(new_seeds) else " (different indices)"))
-    old_configs, new_configs = old.get("configs", []), new["configs"]
-    if len(old_configs) != len(new_configs):
-        found.append(f"{len(old_configs)} grid points there, {len(new_configs)} here")
-    for index, (a, b) in enumerate(zip(old_configs, new_configs)):
+    old_points, new_points = old.get("points", []), new["points"]
+    if len(old_points) != len(new_points):
+        found.append(f"{len(old_points)} grid points there, {len(new_points)} here")
+    for index, (a, b) in enumerate(zip(old_points, new_points)):
         changed = [f"{k}={a.get(k)!r} there, {b.get(k)!r} here" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
         if changed:
             found.append(f"point {index}: " + "; ".join(changed[:4]))
@@ -119,49 +168,70 @@ def _differences(old: dict, new: dict) -> list[str]:
 class ResultStore:
     """An open results directory for one sweep (see the module docstring for the layout)."""
 
-    def __init__(self, path: Path, manifest: dict, configs: Sequence[SimConfig]):
+    def __init__(self, path: Path, manifest: dict, protocol: Protocol, points: Sequence[Any]):
         self.path = Path(path)
         self.manifest = manifest
-        self.configs = list(configs)
+        self.protocol = protocol
+        self.points = list(points)
         self.seeds = np.asarray(manifest["seeds"], dtype=np.int64)
-        self.groups: list[Group] = plan_groups(self.configs, bool(manifest["common_random_numbers"]))
+        self.groups: list[Group] = plan_groups(protocol, self.points)
+        self.metrics: dict[str, MetricSpec] = metric_specs(protocol, self.groups)
+        self.blocks_dir = self.path / (LEGACY_BLOCKS if is_legacy(manifest) else BLOCKS)
         # Only one process writes (with several hosts, process 0; the directory must be shared).
         import jax
 
         self.writer = jax.process_index() == 0
+
+    @property
+    def configs(self) -> list[Any]:
+        """The points (the name used when the store held only the paper's configs)."""
+        return self.points
 
     # ------------------------------------------------------------------------ opening
     @classmethod
     def open(
         cls,
         path: str | os.PathLike,
-        configs: Sequence[SimConfig],
+        protocol: Protocol,
+        points: Sequence[Any],
         grid: Sequence[dict],
         seeds: np.ndarray,
         root_seed: int,
         *,
         resume: bool = True,
         versions: dict[str, str] | None = None,
-        common_random_numbers: bool = True,
     ) -> "ResultStore":
         """Create ``path`` for this sweep, or reopen it if it already holds the same sweep.
 
         Raises :class:`ResultsMismatchError` (a ``ValueError``) if ``path`` holds another sweep,
-        or holds this one and ``resume`` is False; ``ValueError`` if ``path`` is a file or a
-        non-empty directory that is not a results directory.
+        one computed by another protocol, protocol version or package version, or one of an older
+        results format, or holds this one and ``resume`` is False; ``ValueError`` if ``path`` is a
+        file or a non-empty directory that is not a results directory.
         """
         path = Path(path)
-        wanted = describe(configs, grid, seeds, root_seed, common_random_numbers)
+        wanted = describe(protocol, points, grid, seeds, root_seed)
         if path.exists() and not path.is_dir():
             raise ValueError(f"out={str(path)!r} is not allowed: it is a file, not a directory")
         manifest_path = path / MANIFEST
         if manifest_path.exists():
             existing = read_manifest(path)
+            if is_legacy(existing):
+                raise ResultsMismatchError(
+                    f"out={str(path)!r} was written by an older mfh_sim (results format "
+                    f"{LEGACY_FORMAT_VERSION}, which did not record the protocol and package versions), "
+                    f"so its blocks cannot be trusted to match this code; it can still be loaded "
+                    f"(mfh_sim.results.load); {_FRESH}"
+                )
+            code = _code_differences(existing, wanted)
+            if code:
+                raise ResultsMismatchError(
+                    f"out={str(path)!r} holds results computed by other code ({'; '.join(code)}); "
+                    f"blocks of different code are never mixed: {_FRESH}"
+                )
             if existing["fingerprint"] != wanted["fingerprint"]:
                 details = "; ".join(_differences(existing, wanted))
                 raise ResultsMismatchError(
-                    f"out={str(path)!r} holds the results of a different sweep ({details}); "
-                    "choose another directory or delete this one"
+                    f"out={str(path)!r} holds the results of a different sweep ({details}); {_FRESH}"
                 )
             if not resume:
                 raise ResultsMismatchError(
@@ -173,28 +243,27 @@ class ResultStore:
                 changed = {k: (before.get(k), v) for k, v in versions.items() if before.get(k) != v}
                 if changed:
                     warnings.warn(
-                        f"{path}: resuming with other versions or backend than the sweep began with "
-                        f"({', '.join(f'{k}: {a} -> {b}' for k, (a, b) in changed.items())}); blocks "
-                        "computed by each may differ in rounding", RuntimeWarning, stacklevel=3,
+                        f"{path}: resuming with other library versions or backend than the sweep began "
+                        f"with ({', '.join(f'{k}: {a} -> {b}' for k, (a, b) in changed.items())}); "
+                        "blocks computed by each may differ in rounding", RuntimeWarning, stacklevel=3,
                     )
-            return cls(path, existing, configs)
+            return cls(path, existing, protocol, points)
         # (Hidden names are temporary files of a writer that is creating this directory now.)
-        if path.is_dir() and any(p.name != CHUNKS and not p.name.startswith(".") for p in path.iterdir()):
+        if path.is_dir() and any(p.name != BLOCKS and not p.name.startswith(".") for p in path.iterdir()):
             raise ValueError(
                 f"out={str(path)!r} is not allowed: it is a non-empty directory without a {MANIFEST}"
             )
         manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, **wanted,
                     "versions": dict(versions or {})}
-        store = cls(path, manifest, configs)
+        store = cls(path, manifest, protocol, points)
         if store.writer:
-            (path / CHUNKS).mkdir(parents=True, exist_ok=True)
-            _atomic_write(manifest_path, json.dumps(manifest, indent=1, default=json_default).encode())
+            (path / BLOCKS).mkdir(parents=True, exist_ok=True)
+            atomic_write(manifest_path, json.dumps(manifest, indent=1, default=json_default))
         return store
 
     # ------------------------------------------------------------------------ blocks
-    def _chunk_files(self) -> list[Path]:
-        directory = self.path / CHUNKS
-        return sorted(directory.glob("g*.npz")) if directory.is_dir() else []
+    def _block_files(self) -> list[Path]:
+        return sorted(self.blocks_dir.glob("g*.npz")) if self.blocks_dir.is_dir() else []
 
     def completed(self, set_aside: bool = True) -> list[Block]:
         """Every stored block that passes its checksum and matches this sweep.
@@ -204,7 +273,7 @@ class ResultStore:
         ``<name>.corrupt`` so that it is not read again.
         """
         blocks = []
-        for file in self._chunk_files():
+        for file in self._block_files():
             try:
                 blocks.append(self._read_block(file))
             except (ValueError, OSError, KeyError, EOFError) as error:
@@ -217,17 +286,15 @@ class ResultStore:
         return blocks
 
     def _read_block(self, file: Path) -> Block:
-        match = _CHUNK_NAME.match(file.name)
+        match = _BLOCK_NAME.match(file.name)
         if match is None:
-            raise ValueError("not a chunk file name")
+            raise ValueError("not a block file name")
         group, start, stop, digest = int(match[1]), int(match[2]), int(match[3]), match[4]
         data = file.read_bytes()
         if _sha256(data) != digest:
             raise ValueError("checksum mismatch (truncated or altered file)")
         if not 0 <= group < len(self.groups) or not 0 <= start < stop <= self.groups[group].rows(self.seeds.size):
             raise ValueError(f"rows {start}:{stop} of group {group} are not part of this sweep")
-        import io
-
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
             meta = json.loads(str(archive["meta"]))
             arrays = {name: archive[name] for name in archive.files if name != "meta"}
@@ -239,9 +306,9 @@ class ResultStore:
         if not (np.array_equal(arrays["point"], points) and np.array_equal(arrays["seed"], self.seeds[columns])):
             raise ValueError("the block's rows do not match this sweep's grid and seeds")
         metrics = {}
-        for name, dtype in METRIC_DTYPES.items():
+        for name, spec in self.metrics.items():
             values = arrays[name]
-            if values.shape != (stop - start,) or values.dtype != dtype:
+            if values.shape != (stop - start,) + spec.shape or values.dtype != spec.dtype:
                 raise ValueError(f"array {name!r} has shape {values.shape} and dtype {values.dtype}")
             metrics[name] = values
         return Block(group, start, stop, metrics)
@@ -250,34 +317,72 @@ class ResultStore:
         """Write one finished block atomically (a no-op on processes other than the writer)."""
         if not self.writer:
             return None
-        import io
-
         points, columns = block_cells(self.groups[block.group], self.seeds.size, block.start, block.stop)
         meta = {"fingerprint": self.manifest["fingerprint"], "group": block.group,
                 "start": block.start, "stop": block.stop}
         buffer = io.BytesIO()
         np.savez(buffer, meta=np.asarray(json.dumps(meta)), point=points, seed=self.seeds[columns],
-                 **{name: np.asarray(block.metrics[name], dtype=dtype) for name, dtype in METRIC_DTYPES.items()})
+                 **{name: np.asarray(block.metrics[name], dtype=spec.dtype) for name, spec in self.metrics.items()})
         data = buffer.getvalue()
         name = f"g{block.group:04d}-{block.start:012d}-{block.stop:012d}.{_sha256(data)}.npz"
-        path = self.path / CHUNKS / name
-        _atomic_write(path, data)
-        return path
+        self.blocks_dir.mkdir(parents=True, exist_ok=True)
+        return atomic_write(self.blocks_dir / name, data)
 
     def write_theory(self, theory: dict[str, np.ndarray] | None) -> None:
         if self.writer and theory is not None:
             payload = {k: [float(x) for x in np.asarray(v)] for k, v in theory.items()}
-            _atomic_write(self.path / THEORY, json.dumps(payload, indent=1).encode())
+            atomic_write(self.path / THEORY, json.dumps(payload, indent=1))
 
     def progress(self) -> tuple[int, int]:
         """(runs stored and valid, runs in the sweep), without renaming anything."""
-        total = len(self.configs) * self.seeds.size
+        total = len(self.points) * self.seeds.size
         done = 0
-        for file in self._chunk_files():
-            match = _CHUNK_NAME.match(file.name)
+        for file in self._block_files():
+            match = _BLOCK_NAME.match(file.name)
             if match and _sha256(file.read_bytes()) == match[4]:
                 done += int(match[3]) - int(match[2])
         return min(done, total), total
+
+    def gather(self, *, partial: bool = False) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Every stored metric as (points, seeds, *shape) arrays, and the indices of the points
+        whose every seed is stored.
+
+        Raises ``ValueError`` for an unfinished directory (re-run the same call to finish it)
+        unless ``partial``.  Reading changes nothing on disk.
+        """
+        n_points, n_seeds = len(self.points), self.seeds.size
+        arrays = {name: np.zeros((n_points, n_seeds) + spec.shape, dtype=spec.dtype)
+                  for name, spec in self.metrics.items()}
+        have = np.zeros((n_points, n_seeds), dtype=bool)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            blocks = self.completed(set_aside=False)
+        for warning in caught:
+            warnings.warn(str(warning.message), RuntimeWarning, stacklevel=3)
+        for block in blocks:
+            points, columns = block_cells(self.groups[block.group], n_seeds, block.start, block.stop)
+            for name in self.metrics:
+                arrays[name][points, columns] = block.metrics[name]
+            have[points, columns] = True
+        complete = have.all(axis=1)
+        if not complete.all() and not partial:
+            raise ValueError(
+                f"{str(self.path)!r} is unfinished: {int(have.sum())} of {have.size} runs are stored; "
+                "re-run the same call to finish it, or load(..., partial=True) for the finished points"
+            )
+        return arrays, np.flatnonzero(complete)
+
+    def theory(self) -> dict[str, np.ndarray] | None:
+        """The stored theory per point (all points), or None."""
+        file = self.path / THEORY
+        if not file.is_file():
+            return None
+        return {k: np.asarray(v, dtype=np.float64) for k, v in json.loads(file.read_text()).items()}
+
+
+def is_legacy(manifest: dict) -> bool:
+    """True for a manifest of results format 1 (read only)."""
+    return manifest.get("format") == LEGACY_FORMAT
 
 
 def read_manifest(path: str | os.PathLike) -> dict:
@@ -290,65 +395,47 @@ def read_manifest(path: str | os.PathLike) -> dict:
         manifest = json.loads(file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{file} is not valid JSON: {error}") from None
-    if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+    formats = {(FORMAT, FORMAT_VERSION): SWEEP_KEYS, (LEGACY_FORMAT, LEGACY_FORMAT_VERSION): LEGACY_SWEEP_KEYS}
+    keys = formats.get((manifest.get("format"), manifest.get("format_version")))
+    if keys is None:
         raise ValueError(
             f"{file}: format {manifest.get('format')!r} version {manifest.get('format_version')!r} is not "
             f"supported (expected {FORMAT!r} version {FORMAT_VERSION})"
         )
-    sweep = {k: manifest.get(k) for k in SWEEP_KEYS}
+    sweep = {k: manifest.get(k) for k in keys}
     if _sha256(_canonical(sweep).encode()) != manifest.get("fingerprint"):
         raise ValueError(f"{file}: the manifest does not match its fingerprint (edited or corrupted)")
     return manifest
 
 
 def open_existing(path: str | os.PathLike) -> ResultStore:
-    """Open results directory ``path`` for reading (its configs rebuilt from the manifest)."""
+    """Open results directory ``path`` for reading (its protocol and points rebuilt from the manifest)."""
     manifest = read_manifest(path)
-    configs = [SimConfig.from_dict(c) for c in manifest["configs"]]
-    return ResultStore(Path(path), manifest, configs)
+    if is_legacy(manifest):
+        # Format 1 held only the paper's sweeps.
+        protocol = get_protocol("paper", {"common_random_numbers": bool(manifest["common_random_numbers"])})
+        points = [protocol.point_from_dict(c) for c in manifest["configs"]]
+    else:
+        protocol = get_protocol(manifest["protocol"]["name"], manifest.get("settings"))
+        if int(manifest["protocol"]["version"]) != protocol.version:
+            warnings.warn(
+                f"{path}: written by protocol {protocol.name!r} version {manifest['protocol']['version']}, "
+                f"this code has version {protocol.version}; the stored numbers are read as they are",
+                RuntimeWarning, stacklevel=2,
+            )
+        points = [protocol.point_from_dict(p) for p in manifest["points"]]
+    return ResultStore(Path(path), manifest, protocol, points)
 
 
 def load(path: str | os.PathLike, *, partial: bool = False):
-    """The :class:`~mfh_sim.results.SweepResult` stored in results directory ``path``.
+    """The result stored in results directory ``path``: a :class:`~mfh_sim.results.SweepResult`
+    (paper protocol) or :class:`~mfh_sim.results.Table2Result` (Table 2); see
+    :func:`mfh_sim.results.load`, which also opens saved ``.npz`` files.
 
-    An unfinished directory raises ``ValueError`` (re-run the same ``sweep`` call to finish it),
-    unless ``partial`` is True: then only the grid points whose every seed is stored are
-    returned.  Never unpickles anything.
+    An unfinished directory raises ``ValueError`` (re-run the same call to finish it), unless
+    ``partial`` is True: then only the points whose every seed is stored are returned.  Never
+    unpickles anything.
     """
-    from mfh_sim.results import SweepResult
+    from mfh_sim.results import from_store
 
-    store = open_existing(path)
-    n_points, n_seeds = len(store.configs), store.seeds.size
-    arrays = {name: np.zeros((n_points, n_seeds), dtype=dtype) for name, dtype in METRIC_DTYPES.items()}
-    have = np.zeros((n_points, n_seeds), dtype=bool)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        blocks = store.completed(set_aside=False)  # reading changes nothing on disk
-    for warning in caught:
-        warnings.warn(str(warning.message), RuntimeWarning, stacklevel=2)
-    for block in blocks:
-        points, columns = block_cells(store.groups[block.group], n_seeds, block.start, block.stop)
-        for name in METRIC_DTYPES:
-            arrays[name][points, columns] = block.metrics[name]
-        have[points, columns] = True
-    complete = have.all(axis=1)
-    if not complete.all() and not partial:
-        raise ValueError(
-            f"{str(path)!r} is unfinished: {int(have.sum())} of {have.size} runs are stored; re-run "
-            "the same sweep call to finish it, or load(..., partial=True) for the finished points"
-        )
-    keep = np.flatnonzero(complete)
-    theory = None
-    theory_file = Path(path) / THEORY
-    if theory_file.is_file():
-        stored = json.loads(theory_file.read_text())
-        theory = {k: np.asarray(v, dtype=np.float64)[keep] for k, v in stored.items()}
-    return SweepResult(
-        configs=[store.configs[i] for i in keep],
-        grid=[store.manifest["grid"][i] for i in keep],
-        arrays={name: values[keep] for name, values in arrays.items()},
-        seeds=store.seeds,
-        root_seed=int(store.manifest["root_seed"]),
-        theory=theory,
-        versions=store.manifest.get("versions", {}),
-    )
+    return from_store(open_existing(path), partial=partial)

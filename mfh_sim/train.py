@@ -1,15 +1,24 @@
 """Pure training functions: a whole run of full-batch optimisation is one ``lax.scan``.
 
-``fit(key, model, x, loss_of_logits, optimizer, steps)`` initialises ``model`` on ``x``, runs
-``steps`` optimiser steps on ``loss_of_logits(model.apply(params, x))`` and returns the final
-parameters together with a divergence flag (the loss became non-finite at some step).  Nothing in
-it depends on Python values other than shapes and ``steps``, so it jits and vmaps over seeds and
-over grid points (learning rate, momentum and loss weights may be traced arrays).
+One loop, :func:`descend`: ``steps`` updates of an optax optimiser driven by a *gradient
+function* ``params -> (gradient, non-finite flag)``.  What differs between the models is only
+that function:
+
+* :func:`fit`: autodiff (``jax.value_and_grad``) of ``loss_of_logits(model.apply(params, x))``,
+  any flax model and optimiser;
+* :func:`fit_linear_margin`: the closed-form margin gradient of two-class linear models
+  (:func:`mfh_sim.losses.margin_gradient`), several heads on one input;
+* :func:`fit_linear_logits`: closed-form logit gradients of multi-class linear models
+  (:func:`mfh_sim.losses.logit_gradient`), several heads on one input;
+* Algorithm 1's joint pair (:mod:`mfh_sim.salience`).
+
+Nothing in it depends on Python values other than shapes and ``steps``, so it jits and vmaps over
+seeds and over grid points (learning rate, momentum and loss weights may be traced arrays).
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -33,6 +42,37 @@ def make_optimizer(
     raise ValueError(f"optimizer={optimizer!r} is not allowed: use one of {OPTIMIZERS}")
 
 
+def descend(
+    params: Any,
+    gradient: Callable[[Any], tuple[Any, jax.Array]],
+    optimizer: optax.GradientTransformation,
+    steps: int,
+) -> tuple[Any, jax.Array]:
+    """``steps`` full-batch steps of ``optimizer``: the one training loop.
+
+    ``gradient(params)`` returns ``(g, bad)``: g, the gradient of the loss at ``params`` (a pytree
+    like ``params``), and ``bad``, a boolean array (any shape, e.g. one flag per head) that is
+    True where the loss or the outputs it is computed from are non-finite.  Each step is
+
+        updates, state = optimizer.update(g, state, params);  params = params + updates,
+
+    and the flags are or-ed over the steps.  Returns ``(params, diverged)``: the final parameters
+    and the flags (the parameters of a flagged model are meaningless).
+    """
+    flags = jax.eval_shape(gradient, params)[1]
+
+    def step(carry, _):
+        params, state, diverged = carry
+        grads, bad = gradient(params)
+        updates, state = optimizer.update(grads, state, params)
+        params = optax.apply_updates(params, updates)
+        return (params, state, diverged | bad), None
+
+    carry = (params, optimizer.init(params), jnp.zeros(flags.shape, bool))
+    (params, _, diverged), _ = jax.lax.scan(step, carry, None, length=steps)
+    return params, diverged
+
+
 def fit(
     key: jax.Array,
     model,
@@ -51,15 +91,11 @@ def fit(
         params = model.init(key, x[:1])
     loss = lambda p: loss_of_logits(model.apply(p, x))
 
-    def step(carry, _):
-        params, opt_state, diverged = carry
-        value, grads = jax.value_and_grad(loss)(params)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)
-        return (params, opt_state, diverged | ~jnp.isfinite(value)), None
+    def gradient(p):
+        value, grads = jax.value_and_grad(loss)(p)
+        return grads, ~jnp.isfinite(value)
 
-    carry = (params, optimizer.init(params), jnp.asarray(False))
-    (params, _, diverged), _ = jax.lax.scan(step, carry, None, length=steps)
+    params, diverged = descend(params, gradient, optimizer, steps)
     diverged = diverged | ~jnp.isfinite(loss(params))
     return params, diverged
 
@@ -114,19 +150,16 @@ def fit_linear_margin(
     # a whole run of the paper's protocol is about 1.5x faster (benchmarks/RESULTS.md).
     x_t = jnp.transpose(x)
 
-    def step(carry, _):
-        weights, biases, velocity_w, velocity_b, diverged = carry
+    def gradient(params):
+        weights, biases = params
         margins = x @ weights + biases
         grad_margins = margin_gradient(margins)
-        velocity_w = momentum * velocity_w + 2.0 * (x_t @ grad_margins)
-        velocity_b = momentum * velocity_b + 2.0 * jnp.sum(grad_margins, axis=0)
-        weights = weights - learning_rate * velocity_w
-        biases = biases - learning_rate * velocity_b
-        return (weights, biases, velocity_w, velocity_b, diverged | ~finite(margins)), None
+        # The factor 2: the two-output layer's columns move oppositely, so v = w_1 - w_0 moves twice.
+        return (2.0 * (x_t @ grad_margins), 2.0 * jnp.sum(grad_margins, axis=0)), ~finite(margins)
 
-    heads = weights.shape[-1]
-    carry = (weights, biases, jnp.zeros_like(weights), jnp.zeros_like(biases), jnp.zeros(heads, bool))
-    (weights, biases, _, _, diverged), _ = jax.lax.scan(step, carry, None, length=steps)
+    (weights, biases), diverged = descend(
+        (weights, biases), gradient, make_optimizer("sgd", learning_rate, momentum), steps
+    )
     diverged = diverged | ~finite(x @ weights + biases)
     return weights, biases, diverged
 
@@ -158,19 +191,15 @@ def fit_linear_logits(
     finite = lambda logits: jnp.all(jnp.isfinite(logits), axis=(0, 1))
     logits_of = lambda w, b: jnp.einsum("nd,cdh->cnh", x, w) + b[:, None, :]
 
-    def step(carry, _):
-        w, b, velocity_w, velocity_b, diverged = carry
+    def descent_gradient(params):
+        w, b = params
         logits = logits_of(w, b)
         grad = gradient(logits)
-        velocity_w = momentum * velocity_w + jnp.einsum("nd,cnh->cdh", x, grad)
-        velocity_b = momentum * velocity_b + jnp.sum(grad, axis=1)
-        w = w - learning_rate * velocity_w
-        b = b - learning_rate * velocity_b
-        return (w, b, velocity_w, velocity_b, diverged | ~finite(logits)), None
+        return (jnp.einsum("nd,cnh->cdh", x, grad), jnp.sum(grad, axis=1)), ~finite(logits)
 
-    heads = weights.shape[-1]
-    carry = (weights, biases, jnp.zeros_like(weights), jnp.zeros_like(biases), jnp.zeros(heads, bool))
-    (weights, biases, _, _, diverged), _ = jax.lax.scan(step, carry, None, length=steps)
+    (weights, biases), diverged = descend(
+        (weights, biases), descent_gradient, make_optimizer("sgd", learning_rate, momentum), steps
+    )
     diverged = diverged | ~finite(logits_of(weights, biases))
     return weights, biases, diverged
 

@@ -10,22 +10,23 @@ import pytest
 import mfh_sim
 from mfh_sim import engine
 from mfh_sim.config import make_config
-from mfh_sim.protocol import inputs_of
+from mfh_sim.experiments.paper import fig2_point
+from mfh_sim.protocols.paper import METRIC_DTYPES, PAPER, PaperProtocol, bytes_per_run, inputs_of
 
 FAST = dict(steps=60, n_test=200)
 
 
 def fig2_points(overlaps=(0, 4, 10)):
-    return [make_config(shared=o, a_only=10 - o, b_only=10 - o, unseen=o, dim_a=25, **FAST) for o in overlaps]
+    return [make_config(**fig2_point(o), **FAST) for o in overlaps]
 
 
 def same(a, b):
-    return all(np.array_equal(a[name], b[name], equal_nan=True) for name in engine.METRIC_DTYPES)
+    return all(np.array_equal(a[name], b[name], equal_nan=True) for name in METRIC_DTYPES)
 
 
 @pytest.fixture(scope="module")
 def reference():
-    return engine.execute(fig2_points(), np.arange(11), root_seed=3, chunk_size=8)
+    return engine.execute(PAPER, fig2_points(), np.arange(11), root_seed=3, chunk_size=8)
 
 
 @pytest.mark.parametrize("crn", [True, False])
@@ -33,35 +34,36 @@ def test_keys_are_those_of_the_documented_formula(crn):
     # The engine derives keys inside the compiled call; they must be the documented
     # fold_in(fold_in(PRNGKey(root), identity or 0), seed), bit for bit.
     configs, seeds = fig2_points(), np.array([0, 5, 7])
-    result = engine.execute(configs, seeds, root_seed=3, chunk_size=8, common_random_numbers=crn)
+    protocol = PaperProtocol(common_random_numbers=crn)
+    result = engine.execute(protocol, configs, seeds, root_seed=3, chunk_size=8)
     config = configs[1]
-    layout, knobs = inputs_of(config)
     batch = lambda tree: jax.tree.map(lambda a: np.broadcast_to(a, (seeds.size,) + np.shape(a)).copy(), tree)
-    direct = engine.compiled_run(config.static_signature())(
-        engine.run_keys(config, seeds, 3, crn), batch(layout), batch(knobs))
-    for name in engine.METRIC_DTYPES:
+    assert protocol.identity_of(config) == (0 if crn else config.identity())
+    direct = engine.compiled_run(protocol, protocol.static_of(config))(
+        engine.run_keys(protocol.identity_of(config), seeds, 3), batch(inputs_of(config)))
+    for name in METRIC_DTYPES:
         np.testing.assert_array_equal(np.asarray(getattr(direct, name)), result[name][1])
 
 
 def test_chunking_workers_and_order_do_not_change_results(reference):
     configs = fig2_points()
     # Each chunk size is a separate compilation: two sizes (odd padding, threads) keep this quick.
-    assert same(engine.execute(configs, np.arange(11), 3, chunk_size=5, workers=2), reference)
-    backwards = engine.execute(configs[::-1], np.arange(11)[::-1], 3, chunk_size=8, workers=1)
+    assert same(engine.execute(PAPER, configs, np.arange(11), 3, chunk_size=5, workers=2), reference)
+    backwards = engine.execute(PAPER, configs[::-1], np.arange(11)[::-1], 3, chunk_size=8, workers=1)
     assert same({k: v[::-1, ::-1] for k, v in backwards.items()}, reference)
 
 
 def test_blocks_partition_the_rows_and_completed_blocks_are_not_recomputed(reference):
     configs, seeds = fig2_points(), np.arange(11)
     blocks = []
-    result = engine.execute(configs, seeds, 3, chunk_size=8, block_runs=10, on_block=blocks.append)
+    result = engine.execute(PAPER, configs, seeds, 3, chunk_size=8, block_runs=10, on_block=blocks.append)
     assert same(result, reference)
     covered = sorted((b.start, b.stop) for b in blocks)
     assert covered[0][0] == 0 and covered[-1][1] == 33 and all(a[1] == b[0] for a, b in zip(covered, covered[1:]))
     # Resume from every other block: only the rest is computed, and the result is the same.
     kept = blocks[::2]
     computed, new_blocks = [], []
-    resumed = engine.execute(configs, seeds, 3, chunk_size=8, completed=kept, progress=computed.append,
+    resumed = engine.execute(PAPER, configs, seeds, 3, chunk_size=8, completed=kept, progress=computed.append,
                              on_block=new_blocks.append)
     assert same(resumed, reference)
     assert sum(computed) == 33 - sum(b.stop - b.start for b in kept)
@@ -89,23 +91,25 @@ class FakeAccelerator:
 def test_chunks_are_sized_to_device_memory():
     small = make_config(gamma=0.5, alpha=0, n_train=200).static_signature()
     large = make_config(gamma=0.5, alpha=0, n_train=2000, n_test=10000).static_signature()
-    assert engine.bytes_per_run(large) > 5 * engine.bytes_per_run(small)
+    assert bytes_per_run(large) > 5 * bytes_per_run(small)
+    assert PAPER.bytes_per_run(small) == bytes_per_run(small)
     memory = 80 * 2**30
+    size_of = lambda static, device: engine.default_chunk_size(bytes_per_run(static), device)
     for static in (small, large):
-        size = engine.default_chunk_size(static, FakeAccelerator(memory))
+        size = size_of(static, FakeAccelerator(memory))
         assert size % 256 == 0 and 256 <= size <= engine.ACCELERATOR_CHUNK_CAP
         # The chunks in flight fit in the allowed share of memory.
-        assert engine.ACCELERATOR_WORKERS * size * engine.bytes_per_run(static) <= engine.MEMORY_FRACTION * memory
-    assert engine.default_chunk_size(large, FakeAccelerator(memory)) < engine.default_chunk_size(small, FakeAccelerator(memory))
-    assert engine.default_chunk_size(small, FakeAccelerator(2**50)) == engine.ACCELERATOR_CHUNK_CAP
-    assert engine.default_chunk_size(small, jax.devices("cpu")[0]) == engine.CPU_CHUNK
+        assert engine.ACCELERATOR_WORKERS * size * bytes_per_run(static) <= engine.MEMORY_FRACTION * memory
+    assert size_of(large, FakeAccelerator(memory)) < size_of(small, FakeAccelerator(memory))
+    assert size_of(small, FakeAccelerator(2**50)) == engine.ACCELERATOR_CHUNK_CAP
+    assert size_of(small, jax.devices("cpu")[0]) == engine.CPU_CHUNK
 
 
 @pytest.mark.parametrize("keyword, value", [("chunk_size", 0), ("chunk_size", 2.5), ("workers", 0),
                                             ("block_runs", -1), ("devices", 0), ("devices", 10**6)])
 def test_bad_execution_settings_are_refused(keyword, value):
     with pytest.raises(ValueError, match=keyword):
-        engine.execute(fig2_points((4,)), np.arange(2), **{keyword: value})
+        engine.execute(PAPER, fig2_points((4,)), np.arange(2), **{keyword: value})
 
 
 def test_diverged_runs_are_flagged_counted_and_excluded_with_a_warning():
@@ -126,3 +130,69 @@ def test_diverged_runs_are_flagged_counted_and_excluded_with_a_warning():
     # One point's summary over the finite seeds only: the diverged point has no finite seed.
     with pytest.warns(RuntimeWarning, match="6 of 6 runs diverged"):
         assert result.point(1).summary("kd_acc").n == 0
+
+
+# ------------------------------------------------------------------------------ any protocol
+from dataclasses import dataclass  # noqa: E402
+
+from mfh_sim.protocols import MetricSpec, Protocol  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Toy(Protocol):
+    """A protocol that is not the paper's: per-run vector metrics, two static groups."""
+
+    name = "toy"
+    version = 1
+
+    def static_of(self, point):
+        return point % 2  # two compiled programs
+
+    def inputs_of(self, point):
+        return np.float32(point)
+
+    def identity_of(self, point):
+        return 1000 + point
+
+    def make_run(self, static):
+        def run(key, scale):
+            return {"draw": jax.random.uniform(key, (3,)) * scale + static, "big": scale > 2}
+        return run
+
+    def metrics(self, static):
+        return {"draw": MetricSpec(np.float32, (3,)), "big": MetricSpec(np.bool_, ())}
+
+    def bytes_per_run(self, static):
+        return 64
+
+    def describe(self, point):
+        return {"point": point}
+
+    def point_from_dict(self, values):
+        return values["point"]
+
+
+def test_the_engine_runs_any_protocol_with_per_run_shapes_and_blocks():
+    toy, points, seeds = Toy(), [0, 1, 2, 3], np.array([4, 9, 2])
+    blocks = []
+    out = engine.execute(toy, points, seeds, root_seed=5, chunk_size=2, block_runs=2, on_block=blocks.append)
+    assert out["draw"].shape == (4, 3, 3) and out["draw"].dtype == np.float32
+    assert out["big"].dtype == np.bool_ and out["big"][3].all() and not out["big"][:3].any()
+    for point in points:  # keys: fold_in(fold_in(PRNGKey(5), identity), seed)
+        keys = engine.run_keys(toy.identity_of(point), seeds, 5)
+        expected = np.stack([np.asarray(jax.random.uniform(k, (3,))) for k in keys]) * point + point % 2
+        np.testing.assert_array_equal(out["draw"][point], expected.astype(np.float32))
+    resumed = engine.execute(toy, points, seeds, root_seed=5, chunk_size=2, completed=blocks[::2])
+    np.testing.assert_array_equal(resumed["draw"], out["draw"])
+
+
+def test_table2_chunks_are_sized_to_device_memory():
+    from mfh_sim.protocols.table2 import TABLE2, Table2Spec
+
+    memory = 80 * 2**30
+    paper_size = Table2Spec()
+    size = engine.default_chunk_size(TABLE2.bytes_per_run(paper_size), FakeAccelerator(memory))
+    assert 256 <= size <= engine.ACCELERATOR_CHUNK_CAP and size % 256 == 0
+    assert engine.ACCELERATOR_WORKERS * size * TABLE2.bytes_per_run(paper_size) <= engine.MEMORY_FRACTION * memory
+    bigger = Table2Spec(n_train=2000, n_test=10000)
+    assert TABLE2.bytes_per_run(bigger) > 10 * TABLE2.bytes_per_run(paper_size)

@@ -135,7 +135,7 @@ def test_padding_leaves_minimiser_unchanged():
 def test_simulate_erm_matches_protocol_run():
     import mfh_sim
     from mfh_sim.engine import run_keys
-    from mfh_sim.protocol import inputs_of
+    from mfh_sim.protocols.paper import inputs_of
 
     config = mfh_sim.make_config(shared=3, a_only=2, b_only=2, unseen=1, dim_a=8, dim_b=9, n_train=30,
                                  n_test=64, fresh_student_sample=True, kd_weight=1.5, temperature=2.0)

@@ -19,7 +19,7 @@ from mfh_sim.data import (
     sample,
     simplex_vertices,
 )
-from mfh_sim.families import deconfounded_gamma_sweep, paper_gamma_sweep
+from mfh_sim.experiments.families import deconfounded_gamma_sweep, paper_gamma_sweep
 from mfh_sim.venn import VennConfig
 
 VENN = VennConfig(shared=4, a_only=3, b_only=2, unseen=2, shared_nondecisive=3, a_nondecisive=2,
@@ -230,11 +230,12 @@ BEFORE_EXTENSIONS = {
 @pytest.mark.slow  # pinned numbers: a full simulation of several configs
 def test_default_knobs_reproduce_the_numbers_from_before_the_extensions():
     from mfh_sim.engine import execute
+    from mfh_sim.protocols.paper import PAPER
 
     configs = [make_config(gamma=0.5, alpha=1 / 3, steps=200),
                make_config(gamma=0.5, alpha=1 / 3, steps=200, model="mlp", hidden=(8,), optimizer="adam",
                            learning_rate=0.01)]
-    out = execute(configs, np.arange(4), workers=1)
+    out = execute(PAPER, configs, np.arange(4), workers=1)
     for name, expected in BEFORE_EXTENSIONS.items():
         # Accuracies are multiples of 1/1000 (n_test = 1000); a changed key or draw moves them by
         # several points, a float-rounding difference by at most one test sample.

@@ -11,7 +11,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from mfh_sim.cli import main
-from mfh_sim.hypotheses import (
+from mfh_sim.experiments.hypotheses import (
     FamilySpec,
     bootstrap_spearman,
     partial_spearman,

@@ -13,6 +13,7 @@ import pytest
 
 from mfh_sim.config import make_config
 from mfh_sim.engine import execute
+from mfh_sim.protocols.paper import PAPER
 from mfh_sim.losses import (
     distillation,
     feature_hint,
@@ -90,7 +91,7 @@ def test_multiclass_protocol_fast_path_equals_the_generic_path():
     # One multi-class run through the protocol's fast path, and the same run (same data, same
     # initial weights, same SGD) through the generic autodiff trainer: same accuracies.
     from mfh_sim.config import make_config
-    from mfh_sim.protocol import inputs_of, make_run
+    from mfh_sim.protocols.paper import inputs_of, make_run
 
     config = make_config(shared=3, a_only=2, b_only=2, unseen=1, dim_a=8, dim_b=8, n_train=40,
                          n_test=300, steps=80, n_classes=3, temperature=2.0, ce_weight=0.5)
@@ -107,7 +108,7 @@ def test_multiclass_protocol_fast_path_equals_the_generic_path():
 
 def _generic_multiclass(key, layout, knobs, static):
     # The same run through the generic flax path (optax SGD on autodiff gradients of the losses).
-    from mfh_sim.protocol import make_run
+    from mfh_sim.protocols.paper import make_run
 
     metrics = make_run(static, fast_path=False)(key, layout, knobs)
     return {name: getattr(metrics, name) for name in ("teacher_acc", "no_kd_acc", "kd_acc")}
@@ -150,7 +151,7 @@ SMALL = dict(shared=3, a_only=2, b_only=2, unseen=1, dim_a=8, dim_b=8, n_train=4
 ])
 def test_every_kd_variant_runs_end_to_end(variant):
     config = make_config(**SMALL, **variant)
-    out = execute([config], np.arange(3), workers=1)
+    out = execute(PAPER, [config], np.arange(3), workers=1)
     for name in ("teacher_acc", "no_kd_acc", "kd_acc"):
         assert np.all((out[name] >= 0) & (out[name] <= 1)), name
     assert not out["kd_diverged"].any()
@@ -165,7 +166,7 @@ def test_kd_weight_zero_leaves_the_kd_student_equal_to_no_kd():
     # With kd_weight = 0 and ce_weight = 1 both students minimise the same loss from the same init.
     # Same static signatures as the variants above, so nothing new compiles.
     for extra in (dict(kd_loss="mse"), dict(n_classes=3), dict(kd_loss="hint", model="mlp", hidden=(6,))):
-        out = execute([make_config(**SMALL, kd_weight=0.0, **extra)], np.arange(3), workers=1)
+        out = execute(PAPER, [make_config(**SMALL, kd_weight=0.0, **extra)], np.arange(3), workers=1)
         np.testing.assert_array_equal(out["kd_acc"], out["no_kd_acc"])
 
 

@@ -14,6 +14,7 @@ import pytest
 
 import mfh_sim
 from mfh_sim import engine, store
+from mfh_sim.protocols.paper import METRIC_DTYPES
 
 ROOT = Path(__file__).resolve().parents[1]
 # 4 points x 60 seeds = 240 runs in blocks of 8 (one chunk each): 30 chunk files.  One worker and
@@ -25,6 +26,7 @@ CHILD = textwrap.dedent(
     import sys
     import mfh_sim
     from mfh_sim import engine
+    from mfh_sim.protocols.paper import METRIC_DTYPES
     engine.CPU_BLOCK_RUNS = 8
     mfh_sim.sweep(out=sys.argv[1], **{sweep!r})
     """
@@ -32,7 +34,7 @@ CHILD = textwrap.dedent(
 
 
 def chunk_files(directory):
-    return sorted((directory / store.CHUNKS).glob("*.npz"))
+    return sorted((directory / store.BLOCKS).glob("*.npz"))
 
 
 def test_killed_sweep_resumes_to_identical_results(tmp_path, monkeypatch):
@@ -41,7 +43,7 @@ def test_killed_sweep_resumes_to_identical_results(tmp_path, monkeypatch):
     child = subprocess.Popen([sys.executable, "-c", CHILD.format(sweep=SWEEP), str(out)], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
-    while not (out / store.CHUNKS).is_dir() or len(chunk_files(out)) < 2:
+    while not (out / store.BLOCKS).is_dir() or len(chunk_files(out)) < 2:
         assert child.poll() is None, child.stderr.read().decode()
         assert time.monotonic() < deadline, "the child wrote no chunk in 120 s"
         time.sleep(0.005)
@@ -69,7 +71,7 @@ def test_killed_sweep_resumes_to_identical_results(tmp_path, monkeypatch):
 
     monkeypatch.setattr(mfh_sim.simulation, "execute", original)
     uninterrupted = mfh_sim.sweep(**SWEEP)
-    for name in engine.METRIC_DTYPES:
+    for name in METRIC_DTYPES:
         np.testing.assert_array_equal(resumed.arrays[name], uninterrupted.arrays[name])
         np.testing.assert_array_equal(store.load(out).arrays[name], uninterrupted.arrays[name])
 
@@ -82,5 +84,5 @@ def test_killed_sweep_resumes_to_identical_results(tmp_path, monkeypatch):
     with pytest.warns(RuntimeWarning, match="checksum mismatch"):
         repaired = mfh_sim.sweep(out=out, **SWEEP)
     assert sum(computed) == 8
-    for name in engine.METRIC_DTYPES:
+    for name in METRIC_DTYPES:
         np.testing.assert_array_equal(repaired.arrays[name], uninterrupted.arrays[name])

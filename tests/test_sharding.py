@@ -12,6 +12,7 @@ import numpy as np
 
 import mfh_sim
 from mfh_sim import engine
+from mfh_sim.protocols.paper import METRIC_DTYPES
 
 ROOT = Path(__file__).resolve().parents[1]
 # 3 points x 13 seeds = 39 runs; chunks of 4 runs per device (16 per call on 4 devices) leave a
@@ -23,14 +24,15 @@ CHILD = textwrap.dedent(
     import jax
     import mfh_sim
     from mfh_sim import engine
+    from mfh_sim.protocols.paper import METRIC_DTYPES
     sweep = {sweep!r}
     out = dict(devices=[str(d) for d in jax.devices()])
     for label, devices in (("all", None), ("two", 2)):
         result = mfh_sim.sweep(devices=devices, **sweep)
-        out[label] = {{k: result.arrays[k].tolist() for k in engine.METRIC_DTYPES}}
+        out[label] = {{k: result.arrays[k].tolist() for k in METRIC_DTYPES}}
     engine.CPU_BLOCK_RUNS = 8
     resumed = mfh_sim.sweep(devices=None, out=sys.argv[1], **sweep)
-    out["resumed"] = {{k: resumed.arrays[k].tolist() for k in engine.METRIC_DTYPES}}
+    out["resumed"] = {{k: resumed.arrays[k].tolist() for k in METRIC_DTYPES}}
     print(json.dumps(out))
     """
 )
@@ -41,7 +43,7 @@ def test_sharded_results_equal_single_device_results(tmp_path):
     # A results directory half written on one device, to be finished on four.
     partial = tmp_path / "run"
     mfh_sim.sweep(out=partial, **SWEEP)
-    chunks = sorted((partial / "chunks").glob("*.npz"))
+    chunks = sorted((partial / "blocks").glob("*.npz"))
     assert chunks
     for file in chunks[len(chunks) // 2 :]:
         file.unlink()
@@ -54,7 +56,7 @@ def test_sharded_results_equal_single_device_results(tmp_path):
     child = json.loads(completed.stdout.strip().splitlines()[-1])
     assert len(child["devices"]) == 4
     for label in ("all", "two", "resumed"):
-        for name in engine.METRIC_DTYPES:
+        for name in METRIC_DTYPES:
             np.testing.assert_array_equal(np.asarray(child[label][name]), single.arrays[name],
                                           err_msg=f"{label}: {name}")
 
@@ -67,9 +69,10 @@ HOST = textwrap.dedent(
     jax.distributed.initialize(coordinator_address=sys.argv[1], num_processes=2, process_id=int(sys.argv[2]))
     import mfh_sim
     from mfh_sim import engine
+    from mfh_sim.protocols.paper import METRIC_DTYPES
     result = mfh_sim.sweep(out=sys.argv[3], **{sweep!r})
     print(json.dumps(dict(devices=len(jax.devices()), local=len(jax.local_devices()),
-                          arrays={{k: result.arrays[k].tolist() for k in engine.METRIC_DTYPES}})))
+                          arrays={{k: result.arrays[k].tolist() for k in METRIC_DTYPES}})))
     """
 )
 
@@ -92,10 +95,10 @@ def test_two_processes_with_jax_distributed_equal_one_device(tmp_path):
         assert host.returncode == 0, stderr
         report = json.loads(stdout.strip().splitlines()[-1])
         assert (report["devices"], report["local"]) == (4, 2)
-        for name in engine.METRIC_DTYPES:
+        for name in METRIC_DTYPES:
             np.testing.assert_array_equal(np.asarray(report["arrays"][name]), single.arrays[name])
     # One writer (process 0): the directory holds this sweep, complete.
     from mfh_sim import store
 
-    for name in engine.METRIC_DTYPES:
+    for name in METRIC_DTYPES:
         np.testing.assert_array_equal(store.load(out).arrays[name], single.arrays[name])

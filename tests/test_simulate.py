@@ -6,7 +6,7 @@ import pytest
 
 import mfh_sim
 from mfh_sim.config import make_config
-from mfh_sim.protocol import inputs_of, make_run
+from mfh_sim.protocols.paper import inputs_of, make_run
 import jax
 
 # Short trainings keep these tests fast; the properties checked do not depend on the step count.

@@ -2,6 +2,7 @@
 without pickle, and the ``sweep`` / ``show`` commands that use it."""
 
 import json
+from pathlib import Path
 import warnings
 import zipfile
 
@@ -10,6 +11,7 @@ import pytest
 
 import mfh_sim
 from mfh_sim import engine, store
+from mfh_sim.protocols.paper import METRIC_DTYPES
 from mfh_sim.cli import main
 from mfh_sim.commands.sweep import parse_values
 
@@ -24,11 +26,11 @@ def small_blocks(monkeypatch):
 
 
 def same(a, b):
-    return all(np.array_equal(a.arrays[k], b.arrays[k], equal_nan=True) for k in engine.METRIC_DTYPES)
+    return all(np.array_equal(a.arrays[k], b.arrays[k], equal_nan=True) for k in METRIC_DTYPES)
 
 
 def chunk_files(directory):
-    return sorted((directory / store.CHUNKS).glob("*.npz"))
+    return sorted((directory / store.BLOCKS).glob("*.npz"))
 
 
 def test_directory_holds_manifest_and_checksummed_chunks_that_load_without_pickle(tmp_path, small_blocks):
@@ -36,7 +38,8 @@ def test_directory_holds_manifest_and_checksummed_chunks_that_load_without_pickl
     result = mfh_sim.sweep(**SWEEP, out=out)
     manifest = json.loads((out / store.MANIFEST).read_text())
     assert manifest["root_seed"] == 0 and manifest["seeds"] == list(range(7))
-    assert [c["steps"] for c in manifest["configs"]] == [60, 60, 60]
+    assert [c["steps"] for c in manifest["points"]] == [60, 60, 60]
+    assert manifest["protocol"] == {"name": "paper", "version": 1} and manifest["package_version"]
     assert manifest["versions"]["backend"] == "cpu" and "jax" in manifest["versions"]
     files = chunk_files(out)
     assert len(files) == 2
@@ -101,7 +104,7 @@ def test_a_chunk_from_another_directory_is_not_loaded(tmp_path, small_blocks):
     for file in chunk_files(first):
         if file.name.split(".")[0] == stray.name.split(".")[0]:
             file.unlink()
-    (first / store.CHUNKS / stray.name).write_bytes(stray.read_bytes())
+    (first / store.BLOCKS / stray.name).write_bytes(stray.read_bytes())
     with pytest.warns(RuntimeWarning, match="another sweep"):
         with pytest.raises(ValueError, match="unfinished"):
             store.load(first)
@@ -160,3 +163,58 @@ def test_cli_reports_diverged_runs(tmp_path, capsys):
     assert main(["show", str(out)]) == 0
     printed = capsys.readouterr()
     assert "diverged" in printed.err and "4 runs diverged" in printed.out
+
+
+# ------------------------------------------------------------------------------ versions
+LEGACY = Path(__file__).parent / "data" / "legacy_store"
+#: The legacy store: mfh_sim 0.1.0's sweep(gamma=[0, 1], alpha=0, seeds=3, steps=5, n_test=20,
+#: theory=False, out=...), results format 1 (blocks in chunks/, no protocol recorded).
+LEGACY_SWEEP = dict(gamma=[0.0, 1.0], alpha=0.0, seeds=3, steps=5, n_test=20, theory=False)
+
+
+def test_the_manifest_records_protocol_and_package_version_and_a_mismatch_is_refused(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    mfh_sim.sweep(**SWEEP, out=out)
+    manifest = json.loads((out / store.MANIFEST).read_text())
+    assert manifest["protocol"] == {"name": "paper", "version": 1}
+    assert manifest["package_version"] == store.package_version()
+    assert manifest["settings"] == {"common_random_numbers": True}
+    before = sorted(p.name for p in chunk_files(out))
+    monkeypatch.setattr(store, "package_version", lambda: "99.0")
+    with pytest.raises(store.ResultsMismatchError,
+                       match=rf"mfh_sim {manifest['package_version']} there, 99.0 here.*start fresh"):
+        mfh_sim.sweep(**SWEEP, out=out)
+    monkeypatch.undo()
+    from mfh_sim.protocols.paper import PaperProtocol
+
+    monkeypatch.setattr(PaperProtocol, "version", 2)
+    with pytest.raises(store.ResultsMismatchError, match="protocol 'paper' version 1 there, 2 here"):
+        mfh_sim.sweep(**SWEEP, out=out)
+    assert sorted(p.name for p in chunk_files(out)) == before  # nothing was mixed in
+
+
+def test_a_store_of_results_format_1_loads_but_is_not_resumed(tmp_path):
+    import shutil
+
+    from mfh_sim.results import load
+
+    legacy = load(LEGACY)
+    fresh = mfh_sim.sweep(**LEGACY_SWEEP)
+    assert same(legacy, fresh) and legacy.grid == fresh.grid
+    copy = tmp_path / "legacy"
+    shutil.copytree(LEGACY, copy)
+    with pytest.raises(store.ResultsMismatchError, match="results format 1.*start fresh"):
+        mfh_sim.sweep(**LEGACY_SWEEP, out=copy)
+
+
+def test_one_load_opens_directories_and_saved_files(tmp_path):
+    from mfh_sim.results import load
+
+    out = tmp_path / "run"
+    result = mfh_sim.sweep(**SWEEP, out=out)
+    saved = result.save(tmp_path / "saved.npz")
+    assert same(load(out), result) and same(load(saved), result)
+    rows = load(result.to_csv(tmp_path / "summary.csv"))
+    assert [row["kd_acc_mean"] for row in rows] == pytest.approx([row["kd_acc_mean"] for row in result.summary()])
+    with pytest.raises(ValueError, match="path="):
+        load(tmp_path / "missing")

@@ -1,4 +1,4 @@
-"""The modality-general teacher and the Table 2 protocol (mfh_sim.general_teacher)."""
+"""The modality-general teacher and the Table 2 protocol (mfh_sim.protocols.table2, experiments.table2)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mfh_sim.general_teacher import (
-    MODES,
-    PAPER_ROWS,
-    fit_teachers,
-    select_channels,
-    selection_mask,
-    table2,
-    teacher_init,
-    write_table2,
-)
+from mfh_sim.commands.reproduce import write_table2
+from mfh_sim.experiments.paper import PAPER_ROWS, table2
+from mfh_sim.protocols.table2 import MODES, fit_teachers, select_channels, selection_mask, teacher_init
 from mfh_sim.losses import margin_gradient
 from mfh_sim.train import fit_linear_margin
 
@@ -195,7 +188,7 @@ def test_modality_general_teacher_teaches_better():
     # 20 seeds the 95% interval of the gain (half-width about 0.45) excludes zero by ~10 SE.
     r = table2(seeds=20, rows=[(10, 10)], modes=("ground_truth", "algorithm1"))
     for mode in r.modes:
-        (gain,) = r.kd_gain(mode)
+        (gain,) = r.general_minus_regular_kd(mode)
         assert gain.low > 0, (mode, gain)
         (gap,) = r.difference("general_teacher", "regular_teacher", mode)
         assert gap.high < 0, (mode, gap)
@@ -229,9 +222,49 @@ def test_salience_figure_marks_the_channels():
 def test_table2_hyperplane_is_the_decisive_mask():
     # The run uses `layout.decisive` as w; that is what `data.hyperplane` gives for 'ones'.
     from mfh_sim.data import hyperplane
-    from mfh_sim.general_teacher import Table2Spec, row_inputs
+    from mfh_sim.protocols.table2 import Table2Spec, row_inputs
 
     layout = row_inputs(20, 10, Table2Spec()).layout
     w = hyperplane(jax.random.PRNGKey(0), layout)
     np.testing.assert_array_equal(np.asarray(w), layout.decisive)
     assert layout.decisive.sum() == 30 and layout.decisive.shape == (50,)
+
+
+# ------------------------------------------------------------------------------ the engine
+def test_table2_runs_through_the_engine_and_resumes_from_its_directory(cheap_result, tmp_path, monkeypatch):
+    # Table 2 is a protocol of the generic engine: keys are fold_in(fold_in(root, row_identity),
+    # seed), and table2(out=DIR) stores blocks and resumes like sweep(out=DIR).
+    from mfh_sim import engine, store
+    from mfh_sim.experiments.paper import table2 as entry
+    from mfh_sim.protocols.table2 import TABLE2, Table2Spec, row_identity, table2_point
+    from mfh_sim.results import Table2Result, load
+
+    spec = Table2Spec(**CHEAP, modes=MODES)
+    point = table2_point(*PAPER_ROWS[1], spec)
+    assert TABLE2.identity_of(point) == row_identity(*PAPER_ROWS[1], spec)
+    assert TABLE2.point_from_dict(TABLE2.describe(point)) == point
+    monkeypatch.setattr(engine, "CPU_BLOCK_RUNS", 2)  # blocks of one chunk of 2 runs
+    out = tmp_path / "t2"
+    stored = entry(seeds=3, rows=PAPER_ROWS[:2], out=out, chunk_size=2, **CHEAP)
+    for name in ("regular_teacher", "no_kd", "regular_kd", "general_teacher", "general_kd", "salience"):
+        np.testing.assert_array_equal(getattr(stored, name), getattr(cheap_result, name))
+    files = sorted((out / store.BLOCKS).glob("*.npz"))
+    assert len(files) == 3  # 6 runs in blocks of 2
+    files[1].unlink()
+    computed = []
+    original = engine.execute
+
+    def counting(*args, **kwargs):
+        user = kwargs.pop("progress")
+        return original(*args, progress=lambda n: (computed.append(n), user(n)), **kwargs)
+
+    monkeypatch.setattr(engine, "execute", counting)
+    resumed = entry(seeds=3, rows=PAPER_ROWS[:2], out=out, chunk_size=2, **CHEAP)
+    assert sum(computed) == 2
+    loaded = load(out)
+    assert isinstance(loaded, Table2Result) and loaded.rows == tuple(PAPER_ROWS[:2])
+    for result in (resumed, loaded):
+        np.testing.assert_array_equal(result.general_kd, cheap_result.general_kd)
+        assert result.to_markdown() == cheap_result.to_markdown()
+    with pytest.raises(store.ResultsMismatchError, match="root_seed 0 there, 1 here"):
+        entry(seeds=3, rows=PAPER_ROWS[:2], out=out, root_seed=1, chunk_size=2, **CHEAP)

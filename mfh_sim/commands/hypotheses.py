@@ -44,7 +44,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mfh_sim.hypotheses import FamilySpec, run_head_to_head
+    from mfh_sim.experiments.hypotheses import FamilySpec, run_head_to_head
 
     spec = FamilySpec(
         n_configs=args.configs, multiclass_share=args.multiclass_share,

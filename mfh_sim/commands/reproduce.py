@@ -45,9 +45,29 @@ def _fig3(out: Path, seeds: int, progress: bool) -> list[Path]:
                         "Fig. 3 geometry at s = 20")
 
 
-def _table2(out: Path, seeds: int, progress: bool) -> list[Path]:
-    from mfh_sim.general_teacher import write_table2
+def write_table2(out_dir: str | Path, seeds: int = 200, progress: bool = False, **options: Any) -> list[Path]:
+    """Run :func:`mfh_sim.experiments.table2` and write ``table2.csv``, ``table2.md`` and Algorithm
+    1's salience figure (``table2_salience.png`` and ``.pdf``) into ``out_dir`` (created if missing).
 
+    ``options`` go to :func:`~mfh_sim.experiments.table2` (for example fewer ``steps`` for a quick
+    look).  Returns the written paths.
+    """
+    from mfh_sim.experiments import table2, table2_markdown
+    from mfh_sim.plots.salience import plot_salience
+    from mfh_sim.plots.style import save_figure
+    from mfh_sim.store import atomic_write
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = table2(seeds=seeds, progress=progress, **options)
+    written = [result.to_csv(out_dir / "table2.csv"), atomic_write(out_dir / "table2.md", table2_markdown(result))]
+    figure = plot_salience(**result.salience_panels())
+    written.append(save_figure(figure, out_dir / "table2_salience.png", dpi=150, tight=True))
+    written.append(save_figure(figure, out_dir / "table2_salience.pdf", dpi=150, tight=True, close=True))
+    return written
+
+
+def _table2(out: Path, seeds: int, progress: bool) -> list[Path]:
     return write_table2(out, seeds=seeds, progress=progress)
 
 
@@ -85,7 +105,7 @@ def _phase(out: Path, seeds: int, progress: bool) -> list[Path]:
 
 
 def _hypotheses(out: Path, seeds: int, progress: bool) -> list[Path]:
-    from mfh_sim.hypotheses import FamilySpec, run_head_to_head
+    from mfh_sim.experiments.hypotheses import FamilySpec, run_head_to_head
     from mfh_sim.plots.hypotheses import plot_head_to_head
 
     result = run_head_to_head(FamilySpec(), seeds=seeds, progress=progress)

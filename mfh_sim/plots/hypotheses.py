@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from mfh_sim.hypotheses import PREDICTORS, SUBSETS, HeadToHead
+from mfh_sim.experiments.hypotheses import PREDICTORS, SUBSETS, HeadToHead
 
 
 def plot_head_to_head(result: HeadToHead):

@@ -38,11 +38,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats as scipy_stats
 
-from mfh_sim.config import SimConfig, make_config
+from mfh_sim.config import SimConfig
 from mfh_sim.engine import execute
-from mfh_sim.validation import json_default, require_integer, require_ratio
+from mfh_sim.protocols.paper import PAPER
+from mfh_sim.validation import json_default, require_integer
 
 #: Predictor name -> (label, direction the hypothesis claims: +1 larger predictor = larger gain,
 #: -1 the opposite, 0 no claim).
@@ -60,250 +60,21 @@ SUBSETS = ("all", "two-class", "multi-class")
 HEAD_TO_HEAD_CPU_CHUNK = 8
 
 
-# --------------------------------------------------------------------------------- family
-@dataclass(frozen=True)
-class FamilySpec:
-    """How the random family of Venn configs is drawn (validated on construction).
-
-    Attributes:
-        n_configs: configs in the family (>= 10).
-        multiclass_share: fraction in [0, 1] of configs with ``n_classes`` classes (the rest
-            have two); exactly round(multiclass_share * n_configs) of them.
-        n_classes: classes of the multi-class configs (>= 3).
-        n_visible: visible decisive latents |G u A u B| of every config (>= 2).
-        max_unseen: unseen decisive latents U drawn uniformly from 0..max_unseen (>= 0).
-        max_nondecisive: each non-decisive block (Gn, An, Bn) drawn from 0..max_nondecisive.
-        dim: channels of each modality (>= n_visible + 2 max_nondecisive).
-        n_train_values: training sizes (each >= 2), one drawn per config; each value is one
-            compiled program per class count.
-        n_test: test samples; steps: full-batch SGD steps (the paper's lr 0.1, linear models).
-        seed: seed of the host-side draw of the family (integer >= 0).
-
-    Per config: gamma ~ U(0, 1) sets G = round(gamma V); the remaining V - G visible latents
-    split between A and B at a uniform fraction (redrawn until both modalities see at least one
-    decisive latent); U and the non-decisive blocks are uniform integers; n_train uniform over
-    ``n_train_values``.  Every config has the same number of latents (the rest is padding), so
-    configs differ in static shape only through n_train and the class count.
-    """
-
-    n_configs: int = 240
-    multiclass_share: float = 0.2
-    n_classes: int = 3
-    n_visible: int = 16
-    max_unseen: int = 16
-    max_nondecisive: int = 6
-    dim: int = 32
-    n_train_values: tuple[int, ...] = (50, 100, 200)
-    n_test: int = 500
-    steps: int = 1000
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "n_configs", require_integer("n_configs", self.n_configs, minimum=10))
-        object.__setattr__(self, "multiclass_share", require_ratio("multiclass_share", self.multiclass_share))
-        object.__setattr__(self, "n_classes", require_integer("n_classes", self.n_classes, minimum=3))
-        object.__setattr__(self, "n_visible", require_integer("n_visible", self.n_visible, minimum=2))
-        object.__setattr__(self, "max_unseen", require_integer("max_unseen", self.max_unseen))
-        object.__setattr__(self, "max_nondecisive", require_integer("max_nondecisive", self.max_nondecisive))
-        object.__setattr__(self, "dim", require_integer("dim", self.dim, minimum=1))
-        object.__setattr__(self, "n_test", require_integer("n_test", self.n_test, minimum=1))
-        object.__setattr__(self, "steps", require_integer("steps", self.steps, minimum=1))
-        object.__setattr__(self, "seed", require_integer("seed", self.seed))
-        values = self.n_train_values
-        if isinstance(values, (int, np.integer)):
-            values = (values,)
-        try:
-            values = tuple(require_integer("n_train_values", v, minimum=2) for v in values)
-        except TypeError:
-            raise ValueError(f"n_train_values={self.n_train_values!r} is not allowed: give sizes >= 2") from None
-        if not values:
-            raise ValueError("n_train_values=() is not allowed: give at least one training size >= 2")
-        object.__setattr__(self, "n_train_values", values)
-        needed = self.n_visible + 2 * self.max_nondecisive
-        if self.dim < needed:
-            raise ValueError(
-                f"dim={self.dim} is not allowed: a modality may show n_visible + 2 max_nondecisive = "
-                f"{needed} latents, so dim >= {needed}"
-            )
-        if self.n_classes - 1 > self.n_visible:
-            raise ValueError(
-                f"n_classes={self.n_classes} is not allowed with n_visible={self.n_visible}: "
-                "it must be <= n_visible + 1"
-            )
-
-    @property
-    def n_latent(self) -> int:
-        """Latents of every config (blocks plus padding)."""
-        return self.n_visible + self.max_unseen + 3 * self.max_nondecisive
+# The random family lives with the other families; these names stay importable from here.
+from mfh_sim.experiments.families import FamilySpec, random_family  # noqa: E402,F401
 
 
-def random_family(spec: FamilySpec | None = None) -> list[SimConfig]:
-    """The family of configs ``spec`` describes (deterministic in ``spec.seed``)."""
-    spec = spec or FamilySpec()
-    rng = np.random.default_rng(spec.seed)
-    visible = spec.n_visible
-    n_multi = int(round(spec.multiclass_share * spec.n_configs))
-    multiclass = np.zeros(spec.n_configs, bool)
-    multiclass[rng.permutation(spec.n_configs)[:n_multi]] = True
-    configs = []
-    for index in range(spec.n_configs):
-        shared = int(round(rng.uniform() * visible))
-        while True:
-            a_only = int(round(rng.uniform() * (visible - shared)))
-            b_only = visible - shared - a_only
-            if shared + a_only >= 1 and shared + b_only >= 1:
-                break
-        unseen = int(rng.integers(0, spec.max_unseen + 1))
-        nondecisive = rng.integers(0, spec.max_nondecisive + 1, size=3)
-        n_train = int(rng.choice(spec.n_train_values))
-        blocks = visible + unseen + int(nondecisive.sum())
-        configs.append(make_config(
-            shared=shared, a_only=a_only, b_only=b_only, unseen=unseen,
-            shared_nondecisive=int(nondecisive[0]), a_nondecisive=int(nondecisive[1]),
-            b_nondecisive=int(nondecisive[2]), dim_a=spec.dim, dim_b=spec.dim,
-            n_train=n_train, n_test=spec.n_test, steps=spec.steps,
-            n_classes=spec.n_classes if multiclass[index] else 2,
-            latent_padding=spec.n_latent - blocks,
-        ))
-    return configs
+# Statistics live in mfh_sim.stats; these names stay importable from here.
+from mfh_sim.stats import (  # noqa: E402,F401
+    _partial_rows,
+    _spearman_rows,
+    bootstrap_spearman,
+    partial_spearman,
+    sign_agreement,
+    wilson_interval,
+)
 
 
-# ------------------------------------------------------------------------------ statistics
-def _spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Spearman's rho of each row pair of x, y (shape (rows, n)); NaN where a row is constant."""
-    rx = scipy_stats.rankdata(x, axis=-1)
-    ry = scipy_stats.rankdata(y, axis=-1)
-    rx = rx - rx.mean(axis=-1, keepdims=True)
-    ry = ry - ry.mean(axis=-1, keepdims=True)
-    denominator = np.sqrt((rx**2).sum(-1) * (ry**2).sum(-1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denominator > 0, (rx * ry).sum(-1) / denominator, np.nan)
-
-
-def bootstrap_spearman(
-    x: np.ndarray, y: np.ndarray, n_boot: int = 2000, level: float = 0.95, seed: int = 0
-) -> tuple[float, float, float]:
-    """Spearman's rho of (x, y) and a percentile bootstrap interval (resampling pairs).
-
-    Pairs with a NaN are left out (infinite values rank as the largest or smallest).  Returns
-    (rho, low, high); NaN if fewer than 3 pairs or either variable is constant.
-    """
-    n_boot = require_integer("n_boot", n_boot, minimum=10)
-    level = require_ratio("level", level)
-    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    keep = ~np.isnan(x) & ~np.isnan(y)
-    x, y = x[keep], y[keep]
-    if x.size < 3:
-        return (math.nan, math.nan, math.nan)
-    rho = float(_spearman_rows(x[None], y[None])[0])
-    if not math.isfinite(rho):
-        return (math.nan, math.nan, math.nan)
-    index = np.random.default_rng(seed).integers(0, x.size, size=(n_boot, x.size))
-    draws = _spearman_rows(x[index], y[index])
-    tail = 100 * (1 - level) / 2
-    low, high = np.nanpercentile(draws, [tail, 100 - tail])
-    return (rho, float(low), float(high))
-
-
-def _partial_rows(x: np.ndarray, y: np.ndarray, controls: np.ndarray) -> np.ndarray:
-    """Partial Spearman of rows: Pearson correlation of the ranks of x and y after the ranks of
-    the controls (shape (rows, k, n)) are regressed out by least squares (with an intercept)."""
-    rank = lambda a: scipy_stats.rankdata(a, axis=-1)
-    rx, ry = rank(x), rank(y)
-    design = np.concatenate([np.ones(x.shape[:-1] + (1, x.shape[-1])), rank(controls)], axis=-2)
-    gram = design @ np.swapaxes(design, -1, -2)  # (rows, k+1, k+1)
-
-    def residual(r):
-        coefficients = np.linalg.solve(gram, (design @ r[..., None]))  # (rows, k+1, 1)
-        return r - (np.swapaxes(design, -1, -2) @ coefficients)[..., 0]
-
-    ex, ey = residual(rx), residual(ry)
-    denominator = np.sqrt((ex**2).sum(-1) * (ey**2).sum(-1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denominator > 1e-9, (ex * ey).sum(-1) / denominator, np.nan)
-
-
-def partial_spearman(
-    x: np.ndarray, y: np.ndarray, controls: list[np.ndarray] | np.ndarray, n_boot: int = 2000,
-    level: float = 0.95, seed: int = 0,
-) -> tuple[float, float, float]:
-    """Partial Spearman correlation of x and y given ``controls``, with a percentile bootstrap interval.
-
-    The ranks of x and y are each regressed (least squares, with intercept) on the ranks of the
-    controls, and the residuals correlated: how much x tells about y beyond what the controls
-    already tell.  Rows with a NaN anywhere are left out.  Returns (rho, low, high).
-    """
-    n_boot = require_integer("n_boot", n_boot, minimum=10)
-    level = require_ratio("level", level)
-    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    controls = np.atleast_2d(np.asarray(controls, np.float64))
-    keep = ~np.isnan(x) & ~np.isnan(y) & ~np.isnan(controls).any(axis=0)
-    x, y, controls = x[keep], y[keep], controls[:, keep]
-    if x.size < controls.shape[0] + 3:
-        return (math.nan, math.nan, math.nan)
-    try:
-        rho = float(_partial_rows(x[None], y[None], controls[None])[0])
-        index = np.random.default_rng(seed).integers(0, x.size, size=(n_boot, x.size))
-        draws = _partial_rows(x[index], y[index], controls[:, index].transpose(1, 0, 2))
-    except np.linalg.LinAlgError:  # a constant control
-        return (math.nan, math.nan, math.nan)
-    tail = 100 * (1 - level) / 2
-    low, high = np.nanpercentile(draws, [tail, 100 - tail])
-    return (rho, float(low), float(high))
-
-
-def sign_agreement(
-    predictor: np.ndarray, gain: np.ndarray, folds: int = 5, seed: int = 0
-) -> tuple[float, float, int]:
-    """Cross-fitted sign agreement of a threshold rule, and the majority-sign baseline.
-
-    For each of ``folds`` folds, the rule "KD helps (gain > 0) iff o (predictor - t) > 0" whose
-    threshold t and orientation o in {+1, -1} agree best with the other folds is applied to the
-    held-out fold.  Returns (rate, baseline_rate, n): the fraction of held-out configs whose sign
-    the rule gets right, the same for "always the other folds' majority sign", and the number of
-    configs with a value (NaN left out; infinite values are allowed).
-    """
-    folds = require_integer("folds", folds, minimum=2)
-    x, g = np.asarray(predictor, np.float64), np.asarray(gain, np.float64)
-    keep = ~np.isnan(x) & np.isfinite(g)
-    x, helps = x[keep], g[keep] > 0
-    n = x.size
-    if n < folds:
-        return (math.nan, math.nan, n)
-    fold_of = np.random.default_rng(seed).permutation(n) % folds
-    right = right_baseline = 0
-    for fold in range(folds):
-        train, test = fold_of != fold, fold_of == fold
-        values = np.unique(x[train])
-        with np.errstate(invalid="ignore"):
-            middles = (values[:-1] + values[1:]) / 2  # inf where the upper value is inf
-        thresholds = np.concatenate([[-np.inf], middles, [np.inf]])
-        above = x[train][None, :] > thresholds[:, None]  # (thresholds, train)
-        score_up = (above == helps[train][None, :]).mean(axis=1)  # o = +1
-        score_down = (~above == helps[train][None, :]).mean(axis=1)  # o = -1
-        best_up, best_down = int(np.argmax(score_up)), int(np.argmax(score_down))
-        if score_up[best_up] >= score_down[best_down]:
-            predicted = x[test] > thresholds[best_up]
-        else:
-            predicted = ~(x[test] > thresholds[best_down])
-        right += int((predicted == helps[test]).sum())
-        majority = helps[train].mean() > 0.5
-        right_baseline += int((helps[test] == majority).sum())
-    return (right / n, right_baseline / n, n)
-
-
-def wilson_interval(successes: float, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion successes / n."""
-    if n == 0:
-        return (math.nan, math.nan)
-    z = float(scipy_stats.norm.ppf(0.5 + level / 2))
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (centre - half, centre + half)
-
-
-# ---------------------------------------------------------------------------- predictors
 def complementarity_of(config: SimConfig) -> float:
     """:func:`mfh_sim.theory.complementarity` of ``config`` (nats), NaN where not available."""
     try:
@@ -543,11 +314,11 @@ class HeadToHead:
         """Write ``hypotheses.json`` (table, configs, gains, predictors) and ``hypotheses.txt``."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        path = directory / "hypotheses.json"
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=1, default=json_default))
-        tmp.replace(path)
-        (directory / "hypotheses.txt").write_text(self.table() + "\n")
+        from mfh_sim.store import atomic_write
+
+        path = atomic_write(directory / "hypotheses.json",
+                            json.dumps(self.to_json(), indent=1, default=json_default))
+        atomic_write(directory / "hypotheses.txt", self.table() + "\n")
         return path
 
 
@@ -587,7 +358,7 @@ def run_head_to_head(
     seed_indices = np.arange(seeds)
     bar = ProgressBar(len(configs) * seeds, enabled=progress)
     try:
-        arrays = execute(configs, seed_indices, int(root_seed), chunk_size=chunk_size, workers=workers,
+        arrays = execute(PAPER, configs, seed_indices, int(root_seed), chunk_size=chunk_size, workers=workers,
                          progress=bar.update)
     finally:
         bar.close()

@@ -42,28 +42,29 @@ of :func:`mfh_sim.train.fit_linear_margin`.  Keys come from identity, as in
 :mod:`mfh_sim.engine`: run (row r, seed s) uses ``fold_in(fold_in(PRNGKey(root_seed),
 identity(r)), s)``, so a row's numbers do not depend on which rows, how many seeds, or which
 chunks it ran with.
+
+This module is the protocol only: :class:`Table2Protocol` runs it through the generic engine
+(:func:`mfh_sim.engine.execute`), so Table 2 gains devices, memory-sized chunks, the results store
+and resume; :func:`mfh_sim.experiments.paper.table2` is the entry point and
+:class:`mfh_sim.results.Table2Result` the result.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Iterable, NamedTuple, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from mfh_sim.data import Layout, make_layout, sample, split
-from mfh_sim.engine import default_workers
 from mfh_sim.losses import margin_gradient
-from mfh_sim.models import linear_init
+from mfh_sim.models import linear_init, torch_linear_layers
+from mfh_sim.protocols import MetricSpec, Protocol
 from mfh_sim.salience import algorithm1
-from mfh_sim.stats import Summary, summarize
 from mfh_sim.train import fit_linear_margin, margin_params
 from mfh_sim.venn import VennConfig
 
@@ -74,24 +75,6 @@ SALIENCE_MODES = ("algorithm1", "modality_specific")
 #: Which paired data Algorithm 1 runs on: the teachers' sample (as in the paper's code) or the
 #: teachers' and the students' samples together (all paired data available at training time).
 ALGORITHM1_DATA = ("teacher", "all")
-
-#: The paper's rows: (a_only, shared) decisive latents, gamma = shared / (shared + a_only).
-PAPER_ROWS: tuple[tuple[int, int], ...] = ((30, 10), (20, 10), (10, 10), (10, 20), (10, 30))
-
-#: The paper's Table 2 in percent: regular teacher, modality-general teacher, no KD, regular KD,
-#: modality-general KD (ground-truth channels), keyed by (a_only, shared).
-PAPER_TABLE2: dict[tuple[int, int], tuple[float, float, float, float, float]] = {
-    (30, 10): (89.70, 64.84, 59.29, 59.46, 61.01),
-    (20, 10): (89.41, 68.42, 61.98, 62.16, 64.50),
-    (10, 10): (89.62, 73.41, 67.64, 67.86, 70.25),
-    (10, 20): (89.82, 77.98, 73.48, 73.60, 75.43),
-    (10, 30): (89.70, 79.41, 76.46, 76.53, 77.70),
-}
-
-#: Runs per compiled chunk on a CPU (a run's Algorithm 1 intermediates are a few MB).
-CPU_CHUNK = 8
-#: Runs per chunk on an accelerator.
-ACCELERATOR_CHUNK = 1024
 
 # KD settings of the paper's synthetic experiments.
 _CE_WEIGHT, _KD_WEIGHT, _TEMPERATURE, _KD_REDUCTION = 1.0, 1.0, 1.0, "paper"
@@ -332,14 +315,7 @@ def _initial_margins(keys: jax.Array, dims: tuple[int, ...], init: str):
     """
     if init != "torch":
         return [margin_params(*linear_init(keys[i], dim, init)) for i, dim in enumerate(dims)]
-    sizes = [2 * (dim + 1) for dim in dims]
-    uniform = jax.random.uniform(keys[0], (sum(sizes),), jnp.float32, -1.0, 1.0)
-    layers, start = [], 0
-    for dim, size in zip(dims, sizes):
-        block = uniform[start : start + size].reshape(dim + 1, 2) / jnp.sqrt(jnp.float32(dim))
-        layers.append(margin_params(block[:dim], block[dim]))
-        start += size
-    return layers
+    return [margin_params(*layer) for layer in torch_linear_layers(keys[0], dims)]
 
 
 def fit_teachers(
@@ -482,17 +458,6 @@ def _uses_salience(modes: Sequence[str]) -> np.ndarray:
     return np.array([mode in SALIENCE_MODES for mode in modes])
 
 
-# ============================================================================ execution
-_COMPILED: dict[Table2Spec, Any] = {}
-
-
-def compiled_table2_run(spec: Table2Spec):
-    """``jit(vmap(run))`` for ``spec``, cached for the life of the process."""
-    if spec not in _COMPILED:
-        _COMPILED[spec] = jax.jit(jax.vmap(make_table2_run(spec)))
-    return _COMPILED[spec]
-
-
 def row_identity(a_only: int, shared: int, spec: Table2Spec, count: int | None = None) -> int:
     """32-bit integer fixed by the row's content and the protocol settings (not by its position)."""
     content = {"experiment": "table2", "a_only": int(a_only), "shared": int(shared),
@@ -501,442 +466,84 @@ def row_identity(a_only: int, shared: int, spec: Table2Spec, count: int | None =
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
 
 
-@jax.jit
-def _fold_keys(root: jax.Array, identity: jax.Array, seeds: jax.Array) -> jax.Array:
-    row_key = jax.random.fold_in(root, identity)
-    return jax.vmap(lambda s: jax.random.fold_in(row_key, s))(seeds)
 
 
-def _default_chunk() -> int:
-    return CPU_CHUNK if jax.default_backend() == "cpu" else ACCELERATOR_CHUNK
+# ============================================================================ the protocol
+class Table2Point(NamedTuple):
+    """One Table 2 row: ``a_only`` a-specific and ``shared`` shared decisive latents, ``count``
+    channels in the modality-general selection (the row's |G| = ``shared`` in the paper), run
+    under the static settings ``spec``."""
+
+    a_only: int
+    shared: int
+    count: int
+    spec: Table2Spec
 
 
-def execute_table2(
-    spec: Table2Spec,
-    rows: Sequence[tuple[int, int]],
-    seeds: np.ndarray,
-    root_seed: int = 0,
-    *,
-    count: int | None = None,
-    chunk_size: int | None = None,
-    workers: int | None = None,
-    progress=None,
-) -> dict[str, np.ndarray]:
-    """Run every row for every seed index; arrays with leading axes (rows, seeds).
+def table2_point(a_only: int, shared: int, spec: Table2Spec, count: int | None = None) -> Table2Point:
+    """The point of row (a_only, shared); ``count`` None means the row's true |G| = shared."""
+    return Table2Point(int(a_only), int(shared), int(shared if count is None else count), spec)
 
-    Rows and seeds are flattened into fixed-size chunks (the last one padded by repeating its
-    final run), each chunk one call of the compiled program; ``workers`` threads keep that many
-    chunks in flight (XLA runs one on each CPU core).  ``progress(n)`` is called per chunk.
+
+def bytes_per_run(spec: Table2Spec) -> int:
+    """Estimated device memory (bytes) of one Table 2 run while it executes.
+
+    Data: one normal draw of (2 n_train + n_test) x (n_latent + dim_a + dim_b) float32 with
+    n_latent padded to dim_a, three copies.  Algorithm 1 on n = n_train (2 n_train with
+    algorithm1_data='all') paired samples: the (n, n) average permutation matrix, the M x n
+    permutation orders and the joint training's activations, three copies each.  Teachers and
+    students: 2 + 2 x modes linear heads of dim_a + 1 weights with their margins on the samples.
+    Generous on purpose, so that chunks leave room for XLA's temporaries.
     """
-    chunk_size = chunk_size or _default_chunk()
-    workers = workers or default_workers()
-    n_rows, n_seeds = len(rows), len(seeds)
-    inputs = [row_inputs(a, g, spec, count) for a, g in rows]
-    stacked = jax.tree.map(lambda *leaves: np.stack(leaves), *inputs)
-    root = jax.random.PRNGKey(root_seed)
-    keys = np.stack([
-        np.asarray(_fold_keys(root, np.uint32(row_identity(a, g, spec, count)),
-                              np.asarray(seeds, np.uint32)))
-        for a, g in rows
-    ])  # (rows, seeds, 2)
-    n_modes, dim_a = len(spec.modes), spec.dim_a
-    shapes = {
-        "regular_teacher": (), "no_kd": (), "regular_kd": (), "general_teacher": (n_modes,),
-        "general_kd": (n_modes,), "recovery": (), "salience": (dim_a,),
-    }
-    out = {name: np.empty((n_rows, n_seeds) + shape, np.float32) for name, shape in shapes.items()}
-    flat = np.arange(n_rows * n_seeds)
-    row_of, seed_of = flat // n_seeds, flat % n_seeds
-    jobs = []
-    for start in range(0, flat.size, chunk_size):
-        chunk = flat[start : start + chunk_size]
-        padded = np.concatenate([chunk, np.repeat(chunk[-1:], chunk_size - chunk.size)])
-        jobs.append((
-            keys[row_of[padded], seed_of[padded]],
-            jax.tree.map(lambda leaf: leaf[row_of[padded]], stacked),
-            row_of[chunk], seed_of[chunk],
-        ))
-    program = compiled_table2_run(spec)
-
-    def work(job):
-        chunk_keys, chunk_rows, row_ids, seed_ids = job
-        metrics = jax.device_get(program(chunk_keys, chunk_rows))
-        for name in shapes:
-            out[name][row_ids, seed_ids] = np.asarray(getattr(metrics, name))[: row_ids.size]
-        if progress is not None:
-            progress(row_ids.size)
-
-    work(jobs[0])  # compile once before fanning out
-    if workers == 1 or len(jobs) <= 2:
-        for job in jobs[1:]:
-            work(job)
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(work, jobs[1:]))
-    return out
-
-
-# ============================================================================ results
-_COLUMNS = ("regular_teacher", "general_teacher", "no_kd", "regular_kd", "general_kd")
-_HEADERS = {
-    "regular_teacher": "regular teacher",
-    "general_teacher": "mod.-general teacher",
-    "no_kd": "no KD",
-    "regular_kd": "regular KD",
-    "general_kd": "mod.-general KD",
-}
+    n_samples = 2 * spec.n_train + spec.n_test
+    data = 3 * 4 * n_samples * (2 * spec.dim_a + spec.dim_b)
+    n_joint = spec.n_train * (2 if spec.algorithm1_data == "all" else 1)
+    salience = 3 * 4 * (n_joint * n_joint + spec.permutations * n_joint + n_joint * (spec.dim_a + spec.dim_b))
+    heads = 2 + 2 * len(spec.modes)
+    models = 3 * 4 * heads * ((spec.dim_a + 1) + n_samples)
+    return int(data + salience + models + 4096)
 
 
 @dataclass(frozen=True)
-class Table2Result:
-    """Per-seed Table 2 accuracies (fractions in [0, 1]; NaN = diverged) and Algorithm 1 output.
+class Table2Protocol(Protocol):
+    """The Table 2 protocol (:func:`make_table2_run`) for the engine: points are
+    :class:`Table2Point`; keys fold in :func:`row_identity`, a hash of the row's content and
+    settings (never its position)."""
 
-    Attributes:
-        rows: (a_only, shared) per row; gamma = shared / (shared + a_only).
-        modes: selection modes, in the order of the ``general_*`` arrays' second axis.
-        seeds: seed indices; root_seed: the root of every key; counts: |G| selected per row.
-        regular_teacher, no_kd, regular_kd: (rows, seeds).
-        general_teacher, general_kd: (rows, modes, seeds).
-        recovery: (rows, seeds), share of the shared channels among Algorithm 1's top |G|.
-        salience: (rows, seeds, dim_a), normalised Algorithm 1 salience of x^a's channels.
-        spec: the protocol's static settings.
-    """
+    name = "table2"
+    version = 1
 
-    rows: tuple[tuple[int, int], ...]
-    modes: tuple[str, ...]
-    seeds: np.ndarray
-    root_seed: int
-    counts: tuple[int, ...]
-    regular_teacher: np.ndarray
-    no_kd: np.ndarray
-    regular_kd: np.ndarray
-    general_teacher: np.ndarray
-    general_kd: np.ndarray
-    recovery: np.ndarray
-    salience: np.ndarray
-    spec: Table2Spec = field(default_factory=Table2Spec)
+    def static_of(self, point: Table2Point) -> Table2Spec:
+        return point.spec
 
-    @property
-    def gammas(self) -> tuple[float, ...]:
-        """gamma of the regular teacher per row: shared / (shared + a_only)."""
-        return tuple(g / (a + g) for a, g in self.rows)
+    def inputs_of(self, point: Table2Point) -> RowInputs:
+        return row_inputs(point.a_only, point.shared, point.spec, point.count)
 
-    @property
-    def chance_recovery(self) -> tuple[float, ...]:
-        """Expected recovery of a random top-|G| choice per row: |G| / dim_a."""
-        return tuple(g / self.spec.dim_a for _, g in self.rows)
+    def identity_of(self, point: Table2Point) -> int:
+        return row_identity(point.a_only, point.shared, point.spec, point.count)
 
-    def shared_channels(self, row: int) -> np.ndarray:
-        """Indices of the truly shared channels of x^a in row ``row``."""
-        a_only, shared = self.rows[row]
-        return table2_venn(a_only, shared, self.spec.dim_a, self.spec.dim_b).channels_of("G", "a")
+    def make_run(self, static: Table2Spec) -> Callable[[jax.Array, RowInputs], Table2Metrics]:
+        return make_table2_run(static)
 
-    def specific_channels(self, row: int) -> np.ndarray:
-        """Indices of the a-specific decisive channels of x^a in row ``row``."""
-        a_only, shared = self.rows[row]
-        return table2_venn(a_only, shared, self.spec.dim_a, self.spec.dim_b).channels_of("A", "a")
+    def metrics(self, static: Table2Spec) -> dict[str, MetricSpec]:
+        modes = len(static.modes)
+        shapes = {"regular_teacher": (), "no_kd": (), "regular_kd": (), "general_teacher": (modes,),
+                  "general_kd": (modes,), "recovery": (), "salience": (static.dim_a,)}
+        return {name: MetricSpec(np.float32, shapes[name]) for name in Table2Metrics._fields}
 
-    def _mode_index(self, mode: str) -> int:
-        if mode not in self.modes:
-            raise ValueError(f"mode={mode!r} is not allowed: this result holds {self.modes}")
-        return self.modes.index(mode)
+    def bytes_per_run(self, static: Table2Spec) -> int:
+        return bytes_per_run(static)
 
-    def values(self, column: str, mode: str | None = None) -> np.ndarray:
-        """Per-seed values (rows, seeds) of ``column`` (one of the five accuracy columns or
-        'recovery'); ``mode`` picks the selection for the two modality-general columns."""
-        if column in ("general_teacher", "general_kd"):
-            if mode is None:
-                raise ValueError(f"column={column!r} needs mode=one of {self.modes}")
-            return getattr(self, column)[:, self._mode_index(mode)]
-        if column in ("regular_teacher", "no_kd", "regular_kd", "recovery"):
-            return getattr(self, column)
-        raise ValueError(
-            f"column={column!r} is not allowed: use one of {_COLUMNS + ('recovery',)}"
-        )
+    def describe(self, point: Table2Point) -> dict[str, Any]:
+        spec = point.spec._asdict()
+        spec["modes"] = list(spec["modes"])
+        return {"a_only": point.a_only, "shared": point.shared, "count": point.count, "spec": spec}
 
-    def summary(self, column: str, mode: str | None = None) -> list[Summary]:
-        """Mean and 95% t-interval of ``column`` per row (diverged runs left out)."""
-        values = self.values(column, mode)
-        return [summarize(values[r], name=f"{column} row {self.rows[r]}") for r in range(len(self.rows))]
-
-    def difference(
-        self, column: str, baseline: str, mode: str | None = None, baseline_mode: str | None = None
-    ) -> list[Summary]:
-        """Paired per-seed difference ``column - baseline`` per row, with its 95% t-interval."""
-        first = self.values(column, mode).astype(np.float64)
-        second = self.values(baseline, baseline_mode).astype(np.float64)
-        return [
-            summarize(first[r] - second[r], name=f"{column} - {baseline} row {self.rows[r]}")
-            for r in range(len(self.rows))
-        ]
-
-    def kd_gain(self, mode: str) -> list[Summary]:
-        """Paired (modality-general KD - regular KD) per row: what the restricted teacher adds."""
-        return self.difference("general_kd", "regular_kd", mode)
-
-    # ------------------------------------------------------------------------ tables
-    def table(self) -> list[dict[str, Any]]:
-        """One dict per (row, mode): counts, gamma, means (fractions) and the paired KD gain."""
-        out = []
-        means = {
-            name: [s.mean for s in self.summary(name)]
-            for name in ("regular_teacher", "no_kd", "regular_kd")
-        }
-        recovery = [s.mean for s in self.summary("recovery")] if self._has_recovery() else None
-        for mode in self.modes:
-            general_teacher = self.summary("general_teacher", mode)
-            general_kd = self.summary("general_kd", mode)
-            gain = self.kd_gain(mode)
-            for r, (a_only, shared) in enumerate(self.rows):
-                out.append({
-                    "mode": mode,
-                    "gamma": self.gammas[r],
-                    "a_only": a_only,
-                    "shared": shared,
-                    "selected": self.counts[r],
-                    "seeds": len(self.seeds),
-                    "regular_teacher": means["regular_teacher"][r],
-                    "general_teacher": general_teacher[r].mean,
-                    "no_kd": means["no_kd"][r],
-                    "regular_kd": means["regular_kd"][r],
-                    "general_kd": general_kd[r].mean,
-                    "kd_gain": gain[r].mean,
-                    "kd_gain_low": gain[r].low,
-                    "kd_gain_high": gain[r].high,
-                    "recovery": recovery[r] if recovery is not None else math.nan,
-                    "chance_recovery": self.chance_recovery[r],
-                })
-        return out
-
-    def _has_recovery(self) -> bool:
-        return bool(np.isfinite(self.recovery).any())
-
-    def to_csv(self, path: str | Path) -> Path:
-        """Write :meth:`table` as CSV (accuracies and rates as fractions in [0, 1]; empty = NaN)."""
-        rows = self.table()
-        path = Path(path)
-        columns = list(rows[0])
-        lines = [",".join(columns)]
-        for row in rows:
-            lines.append(",".join(_csv_cell(row[c]) for c in columns))
-        path.write_text("\n".join(lines) + "\n")
-        return path
-
-    def to_markdown(self) -> str:
-        """The table in percent, one block of rows per mode, as GitHub-flavoured Markdown."""
-        head = (
-            "| mode | gamma | (A, G) | regular teacher | mod.-general teacher | no KD | regular KD "
-            "| mod.-general KD | mod.-general KD - regular KD [95% CI] | recovery (chance) |"
-        )
-        lines = [head, "|" + "---|" * 10]
-        for row in self.table():
-            lines.append(
-                f"| {row['mode']} | {row['gamma']:.2f} | ({row['a_only']}, {row['shared']}) "
-                f"| {_pct(row['regular_teacher'])} | {_pct(row['general_teacher'])} "
-                f"| {_pct(row['no_kd'])} | {_pct(row['regular_kd'])} | {_pct(row['general_kd'])} "
-                f"| {_signed(row['kd_gain'])} [{_signed(row['kd_gain_low'])}, "
-                f"{_signed(row['kd_gain_high'])}] "
-                f"| {_pct(row['recovery'])} ({_pct(row['chance_recovery'])}) |"
-            )
-        return "\n".join(lines) + "\n"
-
-    def __str__(self) -> str:
-        lines = [
-            f"Table 2 (modality-general teacher): {len(self.rows)} rows x {len(self.seeds)} seeds, "
-            "accuracies in %, KD gain = mod.-general KD - regular KD (paired, 95% CI)",
-            f"{'mode':>17} {'gamma':>5} {'reg.T':>6} {'gen.T':>6} {'noKD':>6} {'regKD':>6} "
-            f"{'genKD':>6} {'KD gain [95% CI]':>22} {'recov.':>7} {'chance':>6}",
-        ]
-        for row in self.table():
-            lines.append(
-                f"{row['mode']:>17} {row['gamma']:5.2f} {_pct(row['regular_teacher']):>6} "
-                f"{_pct(row['general_teacher']):>6} {_pct(row['no_kd']):>6} "
-                f"{_pct(row['regular_kd']):>6} {_pct(row['general_kd']):>6} "
-                f"{_signed(row['kd_gain']):>6} [{_signed(row['kd_gain_low'])},"
-                f"{_signed(row['kd_gain_high'])}] {_pct(row['recovery']):>7} "
-                f"{_pct(row['chance_recovery']):>6}"
-            )
-        return "\n".join(lines)
-
-    __repr__ = __str__
+    def point_from_dict(self, values: Mapping[str, Any]) -> Table2Point:
+        spec = dict(values["spec"])
+        spec["modes"] = tuple(spec["modes"])
+        return Table2Point(int(values["a_only"]), int(values["shared"]), int(values["count"]), Table2Spec(**spec))
 
 
-def _pct(value: float) -> str:
-    return "n/a" if not np.isfinite(value) else f"{100 * value:.2f}"
-
-
-def _signed(value: float) -> str:
-    return "n/a" if not np.isfinite(value) else f"{100 * value:+.2f}"
-
-
-def _csv_cell(value: Any) -> str:
-    if isinstance(value, float):
-        return "" if not math.isfinite(value) else repr(round(value, 10))
-    return str(value)
-
-
-# ============================================================================ public entry
-def _require_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name}={value!r} is not allowed: it must be an integer >= {minimum}")
-    return int(value)
-
-
-def _require_rows(rows: Any, dim_a: int, dim_b: int) -> tuple[tuple[int, int], ...]:
-    try:
-        rows = tuple(tuple(row) for row in rows)
-    except TypeError:
-        raise ValueError(f"rows={rows!r} is not allowed: give (a_only, shared) pairs") from None
-    if not rows or any(len(row) != 2 for row in rows):
-        raise ValueError(f"rows={rows!r} is not allowed: give at least one (a_only, shared) pair")
-    for a_only, shared in rows:
-        table2_venn(a_only, shared, dim_a, dim_b)  # validates counts against the dims
-    return tuple((int(a), int(g)) for a, g in rows)
-
-
-def table2(
-    seeds: int | Iterable[int] = 10,
-    root_seed: int = 0,
-    modes: Sequence[str] = MODES,
-    *,
-    rows: Sequence[tuple[int, int]] = PAPER_ROWS,
-    count: int | None = None,
-    dim_a: int = 50,
-    dim_b: int = 50,
-    n_train: int = 200,
-    n_test: int = 1000,
-    steps: int = 1000,
-    permutations: int = 100,
-    algorithm1_steps: int = 1000,
-    algorithm1_data: str = "all",
-    chunk_size: int | None = None,
-    workers: int | None = None,
-    progress: bool = False,
-) -> Table2Result:
-    """The paper's Table 2: regular vs modality-general teacher, and their crossmodal KD students.
-
-    Args:
-        seeds: number of seeds (>= 1) or distinct seed indices; each seed draws fresh data.
-        root_seed: integer in [0, 2**32), the root of every key.
-        modes: selection modes of the modality-general teacher, any of :data:`MODES`.
-        rows: (a_only, shared) decisive latents per row (default: the paper's five rows, gamma
-            0.25, 0.33, 0.5, 0.66, 0.75); a_only + shared <= dim_a, shared <= dim_b.
-        count: channels in the modality-general selection; None (default) = the true |G| of
-            each row, as in the paper.
-        dim_a, dim_b: channels of x^a and x^b.  n_train: size of the teachers' and of the
-            students' training samples; n_test: test sample size.
-        steps: GD steps (lr 0.1) of every teacher and student.  permutations, algorithm1_steps:
-            Algorithm 1's M and joint-training steps.  algorithm1_data: 'all' (default: the
-            teachers' and students' samples together, all the paired data there is at training
-            time) or 'teacher' (the teachers' sample only, as in the paper's code).
-        chunk_size, workers: runs per compiled call and threads (defaults suit the backend).
-        progress: print a progress bar to stderr.
-    Returns a :class:`Table2Result`.  Raises :class:`ValueError` on bad input, before any JAX
-    computation.
-    """
-    from mfh_sim.progress import ProgressBar
-    from mfh_sim.simulation import validate_seeds
-
-    seeds = validate_seeds(seeds)
-    if isinstance(root_seed, (bool, np.bool_)) or not isinstance(root_seed, (int, np.integer)) or not (
-        0 <= root_seed < 2**32
-    ):
-        raise ValueError(f"root_seed={root_seed!r} is not allowed: it must be an integer in [0, 2**32)")
-    modes = _require_modes(modes)
-    dim_a = _require_int("dim_a", dim_a, 1)
-    dim_b = _require_int("dim_b", dim_b, 1)
-    rows = _require_rows(rows, dim_a, dim_b)
-    if count is not None:
-        count = _require_count(count, dim_a, modes)
-    else:
-        for _, shared in rows:
-            _require_count(shared, dim_a, modes, name="shared")
-    if algorithm1_data not in ALGORITHM1_DATA:
-        raise ValueError(
-            f"algorithm1_data={algorithm1_data!r} is not allowed: use one of {ALGORITHM1_DATA}"
-        )
-    spec = Table2Spec(
-        dim_a=dim_a,
-        dim_b=dim_b,
-        n_train=_require_int("n_train", n_train, 2),
-        n_test=_require_int("n_test", n_test, 1),
-        steps=_require_int("steps", steps, 1),
-        permutations=_require_int("permutations", permutations, 1),
-        algorithm1_steps=_require_int("algorithm1_steps", algorithm1_steps, 1),
-        algorithm1_data=algorithm1_data,
-        modes=modes,
-    )
-    if chunk_size is not None:
-        chunk_size = _require_int("chunk_size", chunk_size, 1)
-    if workers is not None:
-        workers = _require_int("workers", workers, 1)
-    bar = ProgressBar(len(rows) * len(seeds), label="Table 2 runs", enabled=progress)
-    try:
-        out = execute_table2(
-            spec, rows, seeds, int(root_seed), count=count, chunk_size=chunk_size,
-            workers=workers, progress=bar.update,
-        )
-    finally:
-        bar.close()
-    return Table2Result(
-        rows=rows,
-        modes=modes,
-        seeds=seeds,
-        root_seed=int(root_seed),
-        counts=tuple(shared if count is None else count for _, shared in rows),
-        regular_teacher=out["regular_teacher"],
-        no_kd=out["no_kd"],
-        regular_kd=out["regular_kd"],
-        general_teacher=np.moveaxis(out["general_teacher"], 2, 1),
-        general_kd=np.moveaxis(out["general_kd"], 2, 1),
-        recovery=out["recovery"],
-        salience=out["salience"],
-        spec=spec,
-    )
-
-
-def write_table2(
-    out_dir: str | Path, seeds: int = 200, progress: bool = False, **options: Any
-) -> list[Path]:
-    """Run :func:`table2` and write ``table2.csv``, ``table2.md`` and the salience figure
-    (``table2_salience.png`` and ``.pdf``) into ``out_dir`` (created if missing).
-
-    ``options`` go to :func:`table2` (for example fewer ``steps`` for a quick look).  Returns the
-    written paths.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    from mfh_sim.plots.salience import plot_salience
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    result = table2(seeds=seeds, progress=progress, **options)
-    written = [result.to_csv(out_dir / "table2.csv")]
-    markdown = out_dir / "table2.md"
-    markdown.write_text(
-        "# Table 2: modality-general teacher (accuracies in %)\n\n"
-        f"{len(result.seeds)} seeds per row, root seed {result.root_seed}; KD gain is the paired "
-        "difference mod.-general KD - regular KD with its 95% t-interval; recovery is the share "
-        "of the truly shared channels among Algorithm 1's top |G|, beside chance |G|/dim_a.\n\n"
-        + result.to_markdown()
-    )
-    written.append(markdown)
-    figure = plot_salience(
-        [result.salience[r] for r in range(len(result.rows))],
-        [result.shared_channels(r) for r in range(len(result.rows))],
-        specific=[result.specific_channels(r) for r in range(len(result.rows))],
-        titles=[
-            f"gamma = {gamma:.2f} (A = {a}, G = {g})"
-            for gamma, (a, g) in zip(result.gammas, result.rows)
-        ],
-    )
-    for suffix in ("png", "pdf"):
-        path = out_dir / f"table2_salience.{suffix}"
-        metadata = {"CreationDate": None} if path.suffix == ".pdf" else None  # reproducible PDFs
-        figure.savefig(path, dpi=150, bbox_inches="tight", metadata=metadata)
-        written.append(path)
-    plt.close(figure)
-    return written
+#: The Table 2 protocol.
+TABLE2 = Table2Protocol()

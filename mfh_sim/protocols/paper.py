@@ -20,7 +20,8 @@ it would without the extensions.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -65,6 +66,7 @@ from mfh_sim.train import (
     margin_params,
     softmax_first,
 )
+from mfh_sim.protocols import MetricSpec, Protocol
 
 
 class Knobs(NamedTuple):
@@ -362,3 +364,78 @@ def _run_linear_sgd_multiclass(draws: RunDraws, knobs: Knobs, static: StaticSpec
         teacher_div, student_div[0], kd_div,
         nontarget,
     )
+
+
+# ------------------------------------------------------------------------------ the protocol
+#: Metrics ending in "_diverged" are flags; the others (accuracies, divergences) are float32.
+METRIC_DTYPES = {name: (np.bool_ if name.endswith("_diverged") else np.float32) for name in Metrics._fields}
+
+
+def bytes_per_run(static: StaticSpec) -> int:
+    """Estimated device memory (bytes) that one run of ``static`` needs while it executes.
+
+    The largest arrays of a run are its data: one normal draw of shape
+    (n_samples, n_latent + dim_a + dim_b) float32 (with n_samples = n_train, twice that with a
+    fresh student sample, plus n_test), the random bits it comes from, and the x^a / x^b views cut
+    from it; three copies bound them.  An MLP adds its activations and their gradients on the
+    training sample (about six (n_train, width) arrays per hidden layer and training, three
+    trainings) and its parameters with optimiser state.  The estimate is deliberately generous:
+    chunk sizes derived from it leave room for XLA's temporaries.
+    """
+    n_samples = static.n_train * (2 if static.fresh_student_sample else 1) + static.n_test
+    width = static.n_latent + static.dim_a + static.dim_b
+    data = 3 * 4 * n_samples * width
+    widths = tuple(static.hidden) if static.model == "mlp" else ()
+    activations = 3 * 6 * 4 * static.n_train * (sum(widths) + 2)
+    layer_sizes = (max(static.dim_a, static.dim_b),) + widths + (2,)
+    params = sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(layer_sizes[:-1], layer_sizes[1:]))
+    return int(data + activations + 3 * 4 * 4 * params + 4096)
+
+
+@dataclass(frozen=True)
+class PaperProtocol(Protocol):
+    """The paper's protocol (:func:`make_run`) for the engine: points are :class:`SimConfig`.
+
+    ``common_random_numbers`` (default True): every point's run for seed s takes the key
+    ``fold_in(fold_in(PRNGKey(root_seed), 0), s)``, so for a given seed every point sees the same
+    hyperplane, samples and initial weights and differences between points are paired (as in the
+    paper's Fig. 2, whose no-KD student is the same at every gamma).  False: the identity is
+    :meth:`SimConfig.identity`, a hash of the config's content, so every point draws its own.
+    """
+
+    common_random_numbers: bool = True
+
+    name = "paper"
+    version = 1
+
+    def static_of(self, point: SimConfig) -> StaticSpec:
+        return point.static_signature()
+
+    def inputs_of(self, point: SimConfig) -> tuple[Layout, Knobs]:
+        return inputs_of(point)
+
+    def identity_of(self, point: SimConfig) -> int:
+        return 0 if self.common_random_numbers else point.identity()
+
+    def make_run(self, static: StaticSpec) -> Callable[[jax.Array, tuple[Layout, Knobs]], Metrics]:
+        run = make_run(static)
+        return lambda key, inputs: run(key, *inputs)
+
+    def metrics(self, static: StaticSpec) -> dict[str, MetricSpec]:
+        return {name: MetricSpec(dtype, ()) for name, dtype in METRIC_DTYPES.items()}
+
+    def bytes_per_run(self, static: StaticSpec) -> int:
+        return bytes_per_run(static)
+
+    def describe(self, point: SimConfig) -> dict[str, Any]:
+        return point.as_dict()
+
+    def point_from_dict(self, values: Mapping[str, Any]) -> SimConfig:
+        return SimConfig.from_dict(dict(values))
+
+    def settings(self) -> dict[str, Any]:
+        return {"common_random_numbers": bool(self.common_random_numbers)}
+
+
+#: The paper's protocol with common random numbers (the default of every sweep).
+PAPER = PaperProtocol()
