@@ -18,7 +18,7 @@ import numpy as np
 
 from mfh_sim.venn import VennConfig
 
-HYPERPLANES = ("gaussian", "ones")
+from mfh_sim.choices import HYPERPLANES  # noqa: E402,F401  (the vocabulary lives in choices)
 
 
 class Layout(NamedTuple):

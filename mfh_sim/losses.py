@@ -8,9 +8,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-KD_REDUCTIONS = ("paper", "batchmean")
+from mfh_sim.choices import KD_LOSSES, KD_REDUCTIONS  # noqa: E402,F401  (the vocabulary lives in choices)
 #: What the KD term matches: softened probabilities ('kl'), logits ('mse') or hidden features ('hint').
-KD_LOSSES = ("kl", "mse", "hint")
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:

@@ -13,8 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-MODELS = ("linear", "mlp")
-INITS = ("torch", "lecun")
+from mfh_sim.choices import INITS, MODELS  # noqa: E402,F401  (the vocabulary lives in choices)
 
 
 def _torch_uniform(fan_in: int):

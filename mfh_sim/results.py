@@ -29,26 +29,7 @@ FLAGS = ("teacher_diverged", "no_kd_diverged", "kd_diverged")
 FORMAT_VERSION = 1
 
 
-def versions() -> dict[str, str]:
-    """Versions of Python and of the packages a result depends on, and JAX's backend."""
-    import flax
-    import jax
-    import jaxlib
-    import optax
-
-    from mfh_sim.store import package_version
-
-    return {
-        "mfh_sim": package_version(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "jax": jax.__version__,
-        "jaxlib": jaxlib.__version__,
-        "flax": flax.__version__,
-        "optax": optax.__version__,
-        "backend": jax.default_backend(),
-        "device": str(jax.devices()[0].device_kind),
-    }
+from mfh_sim._version import versions  # noqa: E402  (provenance lives in _version)
 
 
 def _paired_delta(kd: np.ndarray, no_kd: np.ndarray) -> np.ndarray:

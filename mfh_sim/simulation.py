@@ -18,34 +18,7 @@ from mfh_sim.engine import execute
 from mfh_sim.progress import ProgressBar
 from mfh_sim.protocols.paper import PAPER, PaperProtocol
 from mfh_sim.results import ACCURACIES, FLAGS, SimulationResult, SweepResult, versions
-
-
-def validate_seeds(seeds: int | Iterable[int]) -> np.ndarray:
-    """Seed indices: ``seeds`` >= 1 means 0..seeds-1; a sequence gives the indices themselves."""
-    if isinstance(seeds, (bool, np.bool_)):
-        raise ValueError(f"seeds={seeds!r} is not allowed: give a count >= 1 or a list of indices >= 0")
-    if isinstance(seeds, (int, np.integer)):
-        if seeds < 1:
-            raise ValueError(f"seeds={seeds!r} is not allowed: give a count >= 1 or a list of indices >= 0")
-        return np.arange(int(seeds), dtype=np.int64)
-    try:
-        indices = np.asarray(list(seeds))
-    except TypeError:
-        raise ValueError(f"seeds={seeds!r} is not allowed: give a count >= 1 or a list of indices >= 0") from None
-    if (indices.ndim != 1 or indices.size == 0 or not np.issubdtype(indices.dtype, np.integer)
-            or (indices < 0).any() or (indices >= 2**32).any() or np.unique(indices).size != indices.size):
-        raise ValueError(
-            f"seeds={seeds!r} is not allowed: give a count >= 1 or distinct integer indices in [0, 2**32)"
-        )
-    return indices.astype(np.int64)
-
-
-def _validate_root_seed(root_seed: Any) -> int:
-    if isinstance(root_seed, (bool, np.bool_)) or not isinstance(root_seed, (int, np.integer)) or not (
-        0 <= root_seed < 2**32
-    ):
-        raise ValueError(f"root_seed={root_seed!r} is not allowed: it must be an integer in [0, 2**32)")
-    return int(root_seed)
+from mfh_sim.validation import require_root_seed, require_seeds
 
 
 def theory_for(config: SimConfig) -> dict[str, float] | None:
@@ -92,8 +65,8 @@ def simulate(
     Returns a :class:`~mfh_sim.results.SimulationResult`; accuracies are fractions in [0, 1].
     """
     config = make_config(gamma=gamma, alpha=alpha, beta=beta, **knobs)
-    seed_indices = validate_seeds(seeds)
-    root_seed = _validate_root_seed(root_seed)
+    seed_indices = require_seeds(seeds)
+    root_seed = require_root_seed(root_seed)
     arrays = execute(PAPER, [config], seed_indices, root_seed, chunk_size=chunk_size, workers=workers)
     requested = {k: v for k, v in dict(gamma=gamma, alpha=alpha, beta=beta, **knobs).items() if v is not None}
     return SimulationResult(
@@ -183,8 +156,8 @@ def sweep(
         warnings.simplefilter("ignore", UserWarning)  # realised ratios are reported per point
         for point in grid:
             configs.append(make_config(**point))
-    seed_indices = validate_seeds(seeds)
-    root_seed = _validate_root_seed(root_seed)
+    seed_indices = require_seeds(seeds)
+    root_seed = require_root_seed(root_seed)
     for name, flag in (("resume", resume), ("common_random_numbers", common_random_numbers)):
         if not isinstance(flag, (bool, np.bool_)):
             raise ValueError(f"{name}={flag!r} is not allowed: use True or False")

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-OPTIMIZERS = ("sgd", "adam")
+from mfh_sim.choices import OPTIMIZERS  # noqa: E402,F401  (the vocabulary lives in choices)
 
 
 def make_optimizer(

@@ -14,14 +14,14 @@ from mfh_sim import experiments
 SEEDS = 200
 
 
-@pytest.fixture(scope="module")
-def fig2():
-    return experiments.fig2(seeds=SEEDS, theory=False)
+@pytest.fixture
+def fig2(paper_fig2):  # the session's one Fig. 2 at 200 seeds (conftest.py)
+    return paper_fig2
 
 
-@pytest.fixture(scope="module")
-def fig3():
-    return experiments.fig3(seeds=SEEDS, theory=False)
+@pytest.fixture
+def fig3(paper_fig3):
+    return paper_fig3
 
 
 def test_fig2_geometry(fig2):

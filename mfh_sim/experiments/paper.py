@@ -205,9 +205,9 @@ def table2(
     """
     from mfh_sim.engine import execute
     from mfh_sim.progress import ProgressBar
-    from mfh_sim.simulation import validate_seeds
+    from mfh_sim.validation import require_seeds
 
-    seeds = validate_seeds(seeds)
+    seeds = require_seeds(seeds)
     if isinstance(root_seed, (bool, np.bool_)) or not isinstance(root_seed, (int, np.integer)) or not (
         0 <= root_seed < 2**32
     ):
