@@ -11,9 +11,8 @@ after each config (so an interrupted build resumes where it stopped):
 
 * ``gd``: the paper's recipe (full-batch GD, learning rate 0.1, 1,000 steps, no ridge) through
   :func:`mfh_sim.sweep` with ``common_random_numbers=False`` (each config its own draws);
-* ``erm``: converged ridge-logistic ERM at ``l2`` (:func:`mfh_sim.erm.simulate_erm`) on exactly
-  the same draws: the engine's keys for the same config and seed, so the ERM and GD results of
-  one config are paired (same hyperplane and samples).
+* ``erm``: converged ridge-logistic ERM at ``l2`` (``optimizer='erm'``, :mod:`mfh_sim.erm`)
+  through the same engine (:func:`simulate_erm_point`).
 
 ``compare`` holds a predictor against the cache (:func:`compare`); the default predictor is
 ``mfh_sim.theory.predict`` (:func:`default_predictor`).  Accuracies are fractions in [0, 1]
@@ -168,14 +167,21 @@ def simulate_gd(points: Sequence[Mapping[str, Any]], seeds: int) -> list[dict[st
 
 
 def simulate_erm_point(point: Mapping[str, Any], seeds: int, l2: float) -> dict[str, Any]:
-    """Converged ERM at ``l2`` on the same draws as :func:`simulate_gd` (paired seeds)."""
+    """Converged ridge-logistic ERM at ``l2`` (``optimizer='erm'``) on ``point``, one summary.
+
+    Runs through the engine like :func:`simulate_gd`; the ERM config's keys come from its own
+    identity (it differs from the GD config by ``optimizer`` and ``l2``), so its draws are
+    independent of the GD run's.  (The committed cache's ERM records were computed before
+    ``optimizer='erm'`` joined the engine, by a batch solver on the GD configs' draws: the same
+    distribution, other draws.)
+    """
     import mfh_sim
-    from mfh_sim.erm import simulate_erm
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        config = mfh_sim.make_config(**config_kwargs(point))
-    return summarise(simulate_erm(config, seeds, l2=l2, root_seed=ROOT_SEED, common_random_numbers=False))
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = mfh_sim.sweep(points=[dict(config_kwargs(point), optimizer="erm", l2=l2)], seeds=seeds,
+                               root_seed=ROOT_SEED, theory=False, common_random_numbers=False)
+    return summarise({k: result.arrays[k][0] for k in LEVELS})
 
 
 def load_cache(path: Path = CACHE) -> dict[str, Any]:

@@ -20,8 +20,10 @@ MODELS: tuple[str, ...] = ("linear", "mlp")
 #: or 'lecun' (flax's default).
 INITS: tuple[str, ...] = ("torch", "lecun")
 
-#: Full-batch optimiser: 'sgd' (with heavy-ball momentum, the paper's at momentum 0) or 'adam'.
-OPTIMIZERS: tuple[str, ...] = ("sgd", "adam")
+#: How a model is trained: full-batch 'sgd' (with heavy-ball momentum, the paper's at momentum 0),
+#: 'adam', or 'erm': ridge-regularised logistic ERM solved to convergence by Newton's method
+#: (linear two-class models; the regime in which the theory is exact, see mfh_sim.erm).
+OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "erm")
 
 #: How the KL term of the KD loss is averaged: 'paper' (over batch and classes, as PyTorch's
 #: KLDivLoss 'mean' in the original code) or 'batchmean' (per-sample KL).

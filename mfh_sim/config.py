@@ -141,7 +141,9 @@ class SimConfig:
         "torch", "choice", "weight init: 'torch' (U(+-1/sqrt(fan_in)); the paper's) or 'lecun'",
         "static", choices=INITS)
     optimizer: str = knob(
-        "sgd", "choice", "full-batch optimiser: 'sgd' (heavy-ball momentum; the paper's) or 'adam'",
+        "sgd", "choice",
+        "training: full-batch 'sgd' (heavy-ball momentum; the paper's), 'adam', or 'erm' (ridge-logistic "
+        "ERM solved to convergence; linear two-class models, needs l2 > 0)",
         "static", choices=OPTIMIZERS)
     learning_rate: float = knob(0.1, "float", "step size, > 0", "traced")
     momentum: float = knob(0.0, "float", "heavy-ball momentum of 'sgd', in [0, 1) (0 with 'adam')", "traced")
@@ -170,6 +172,10 @@ class SimConfig:
     kd_loss: str = knob(
         "kl", "choice", "KD term: 'kl' (T^2 KL; the paper's), 'mse' (logits) or 'hint' (features; needs 'mlp')",
         "static", choices=KD_LOSSES, extension=True)
+    l2: float = knob(
+        0.0, "float",
+        "ridge weight of optimizer='erm': each fit minimises the mean loss + (l2/2)||theta||^2 "
+        "(bias unpenalised), > 0 there; 0 otherwise", "traced", extension=True)
     latent_padding: int = knob(
         0, "int", "extra latents no modality shows and the label ignores, >= 0 (to share one program)",
         "static", extension=True)
@@ -245,6 +251,28 @@ class SimConfig:
                 "hidden layers, so it needs model='mlp'"
             )
         object.__setattr__(self, "latent_padding", require_integer("latent_padding", self.latent_padding, 0))
+        self._validate_erm()
+
+    def _validate_erm(self) -> None:
+        l2 = require_real("l2", self.l2, 0.0, None)
+        object.__setattr__(self, "l2", l2)
+        if self.optimizer != "erm":
+            if l2 != 0.0:
+                raise ValueError(
+                    f"l2={self.l2!r} is not allowed with optimizer={self.optimizer!r}: the ridge is "
+                    "optimizer='erm''s; gradient training here has none (use l2=0)"
+                )
+            return
+        object.__setattr__(self, "l2", require_real("l2", self.l2, 0.0, None, open_low=True))
+        # The converged solver trains the paper's models only: a two-class linear layer with the
+        # KL distillation term (mfh_sim.erm).
+        for name, value, allowed in (("model", self.model, "linear"), ("n_classes", self.n_classes, 2),
+                                     ("kd_loss", self.kd_loss, "kl"), ("momentum", self.momentum, 0.0)):
+            if value != allowed:
+                raise ValueError(
+                    f"{name}={value!r} is not allowed with optimizer='erm': the converged ERM solver "
+                    f"trains {name}={allowed!r} only"
+                )
 
     # -------------------------------------------------------------- ratios, for convenience
     @property

@@ -63,6 +63,8 @@ def _two_values(name: str) -> list[str]:
         # Ratios that 20 visible decisive latents realise exactly (no rounding warning).
         return {"gamma": ["0.5", "1"], "alpha": ["0", repr(1 / 3)], "beta": ["0", repr(1 / 3)]}[name]
     default = knob.default if knob.default is not None else BASE[name]
+    if name == "l2":
+        return ["0.01", "0.125"]  # with optimizer='erm', which needs l2 > 0
     if knob.kind == "int":
         return [str(default), str(default + 2)]  # + 2: n_visible stays even, so gamma = 0.5 is exact
     # A real knob: its default and a value inside every range the docs state ([0, 1), > 0, ...).
@@ -81,6 +83,8 @@ def test_a_grid_of_values_of_every_option_reaches_valid_configs(name):
         fixed = {k: str(v) for k, v in BASE.items() if k != name}
         if name in ("hidden", "kd_loss"):
             fixed["model"] = "mlp"  # hidden widths and the feature hint need an MLP
+        if name == "l2":
+            fixed["optimizer"] = "erm"  # the ridge belongs to the converged ERM fits
     for key, value in fixed.items():
         words += [f"--{key.replace('_', '-')}", value]
     args = build_parser(only="sweep").parse_args(words)
@@ -107,6 +111,8 @@ def test_the_declared_role_is_the_static_signature(name):
     whether it is > 0 is static (its doc says so).
     """
     common = dict(BASE, model="mlp" if name in ("hidden", "kd_loss") else "linear")
+    if name == "l2":
+        common["optimizer"] = "erm"
     value = _variant(name)
     if KNOBS[name].role == "static":
         first, second = KNOBS[name].default, value

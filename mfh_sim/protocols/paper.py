@@ -66,6 +66,7 @@ from mfh_sim.train import (
     margin_params,
     softmax_first,
 )
+from mfh_sim import erm
 from mfh_sim.protocols import MetricSpec, Protocol
 
 
@@ -79,6 +80,7 @@ class Knobs(NamedTuple):
     temperature: jax.Array
     label_noise: jax.Array
     mixing_strength: jax.Array
+    l2: jax.Array
 
 
 #: Tags folded into a run's key for the extensions' draws (distinct from each other and from the
@@ -190,6 +192,8 @@ def make_run(static: StaticSpec, fast_path: bool = True):
         # Keys for flax's initialisation of non-linear models (linear layers use the draws).
         keys = jax.random.split(jax.random.fold_in(key, INIT_TAG), 6)
         train, students, test = draws.train, draws.students, draws.test
+        if static.optimizer == "erm":
+            return _run_linear_erm(draws, knobs, static)
         if fast_path and static.uses_margin_fast_path:
             return _run_linear_sgd(draws, knobs, static)
         if fast_path and static.model == "linear" and static.optimizer == "sgd" and static.kd_loss == "kl":
@@ -261,6 +265,35 @@ def _metrics(teacher_acc, no_kd_acc, kd_acc, teacher_div, no_kd_div, kd_div, non
         # Two classes: one non-target class, so the non-target divergence is 0 by definition.
         nontarget = jnp.where(teacher_div | no_kd_div, jnp.nan, 0.0).astype(jnp.float32)
     return Metrics(teacher_acc, no_kd_acc, kd_acc, teacher_div, no_kd_div, kd_div, nontarget)
+
+
+def _run_linear_erm(draws: RunDraws, knobs: Knobs, static: StaticSpec) -> Metrics:
+    """The protocol with every fit converged ridge-logistic ERM (:func:`mfh_sim.erm.newton_solve`).
+
+    Same draws as gradient training (the initial weights are drawn but unused): teacher on x^a of
+    the training sample, no-KD and KD students on x^b of the students' sample, accuracies on the
+    test sample.  A fit that does not reach the solver's tolerance is flagged ``*_diverged`` and
+    its accuracy is NaN, as a diverged gradient run's.
+    """
+    train, students, test = draws.train, draws.students, draws.test
+    iterations, tol = erm.DEFAULT_ITERATIONS, erm.DEFAULT_TOL
+    teacher = erm.newton_solve(train.x_a, train.labels, jnp.zeros(train.x_a.shape[0]), knobs.l2,
+                               1.0, 0.0, 1.0, iterations, tol)
+    teacher_margins = students.x_a @ teacher.theta + teacher.bias
+    no_kd = erm.newton_solve(students.x_b, students.labels, teacher_margins, knobs.l2, 1.0, 0.0, 1.0,
+                             iterations, tol)
+    kd = erm.newton_solve(students.x_b, students.labels, teacher_margins, knobs.l2, knobs.ce_weight,
+                          erm.effective_kd_weight(knobs.kd_weight, static.kd_reduction), knobs.temperature,
+                          iterations, tol)
+    positive = test.labels == 1
+
+    def test_acc(fit: erm.ErmFit, x: jax.Array, failed: jax.Array) -> jax.Array:
+        return jnp.where(failed, jnp.nan, jnp.mean(((x @ fit.theta + fit.bias) > 0) == positive))
+
+    teacher_failed, no_kd_failed = ~teacher.converged, ~no_kd.converged
+    kd_failed = ~kd.converged | teacher_failed
+    return _metrics(test_acc(teacher, test.x_a, teacher_failed), test_acc(no_kd, test.x_b, no_kd_failed),
+                    test_acc(kd, test.x_b, kd_failed), teacher_failed, no_kd_failed, kd_failed)
 
 
 def _run_linear_sgd(draws: "RunDraws", knobs: Knobs, static: StaticSpec) -> Metrics:
@@ -389,7 +422,10 @@ def bytes_per_run(static: StaticSpec) -> int:
     activations = 3 * 6 * 4 * static.n_train * (sum(widths) + 2)
     layer_sizes = (max(static.dim_a, static.dim_b),) + widths + (2,)
     params = sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(layer_sizes[:-1], layer_sizes[1:]))
-    return int(data + activations + 3 * 4 * 4 * params + 4096)
+    # Converged ERM holds a (d + 1)^2 Hessian and a few (n_train, d) products per Newton step.
+    erm_work = 3 * 4 * ((max(static.dim_a, static.dim_b) + 1) ** 2 + 4 * static.n_train * max(static.dim_a, static.dim_b)) \
+        if static.optimizer == "erm" else 0
+    return int(data + activations + 3 * 4 * 4 * params + erm_work + 4096)
 
 
 @dataclass(frozen=True)
