@@ -1,0 +1,338 @@
+"""Exact high-dimensional theory of ridge-regularised linear ERM on the simulator's data.
+
+Replica / Gaussian-covariate-model (GCM) fixed point (Aubin, Maillard, Barbier, Krzakala, Macris,
+Zdeborova, NeurIPS 2020; Loureiro, Gerbelot, Cui, Goldt, Krzakala, Mezard, Zdeborova, NeurIPS
+2021), written in the simulator's *natural units* (derivation: ``docs/theory.md``).
+
+Setting.  Inputs x in R^d with i.i.d. N(0, 1) entries; the margin is h = theta . x (no intercept:
+by symmetry it vanishes in the limit).  The estimator minimises
+
+    (1/n) sum_i loss(y_i, theta . x_i, t_i)  +  (l2 / 2) ||theta||^2                    (ERM)
+
+(mean over the n samples, ridge on the weights only).  The per-sample loss is
+
+    loss(y, h, t) = a * log(1 + exp(-y h))  +  k T^2 KL(sigma(t/T) || sigma(h/T)),
+
+the two-class margin form of ce_weight * CE + kd_weight * T^2 * KL (k = kd_weight / 2 for the
+'paper' reduction, kd_weight for 'batchmean'); y in {-1, +1}, t the teacher's margin.
+
+Label model.  L = w . z with ||w|| = 1 (so Var L = 1), y = sign(L).  The model's inputs see the
+directions u_1, ..., u_K in R^d (Gram matrix Omega = U^T U, O(1) entries); u_1 is the visible
+part of w (Omega_11 = rho, the visible share of ||w||^2), u_2 (KD only) the part of the teacher's
+weights that falls on channels the model shares with the teacher.  Everything else in L and t is
+independent of x (probit-like noise).  The channel sees the pair (L, T) (T = t, KD only) with
+covariance ``S`` = [[1, Cov(L, t)], [Cov(L, t), Var t]] and Cov(h, (L, T)) = m = U^T theta.
+
+Order parameters (n, d -> infinity, alpha = n / d fixed; lam' = alpha * l2):
+
+    prior:    V = 1 / (lam' + Vh),  m = V Omega mh,  q = V^2 (mh^T Omega mh + qh)
+    channel:  omega ~ N(0, q);  (L, T) | omega ~ N(m omega / q, C),  C = S - m m^T / q;
+              h* = prox_{V loss(y, ., t)}(omega),  f = (h* - omega) / V = -loss'(h*)
+              Vh = alpha E[loss''(h*) / (1 + V loss''(h*))]
+              qh = alpha E[f^2]
+              mh = alpha C^{-1} E[((L, T) - m omega / q) f]
+
+m = U^T theta are the overlaps of the weights with the directions, q = ||theta||^2 and V the
+linear response.  The test accuracy is 1 - arccos(m_1 / sqrt(q)) / pi (Sheppard: corr(h, L) =
+m_1 / sqrt(q), the label latent having unit variance).  The expectation over (omega, T) is a
+Gauss-Hermite product rule; the label is integrated in closed form given (omega, T).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import NamedTuple
+
+import numpy as np
+from scipy.special import expit, ndtr
+
+SQRT2PI = math.sqrt(2.0 * math.pi)
+#: Gauss-Hermite nodes for the cavity field omega and for the teacher's logit given omega.
+OMEGA_NODES = 32
+LOGIT_NODES = 12
+
+
+def _gauss_hermite(n: int) -> tuple[np.ndarray, np.ndarray]:
+    x, w = np.polynomial.hermite_e.hermegauss(n)
+    return x, w / w.sum()
+
+
+class Channel(NamedTuple):
+    """Per-problem parameters (arrays broadcast to one batch shape ``(P,)``).
+
+    alpha: n / d > 0.  l2: ridge weight >= 0 in the (ERM) normalisation above.
+    omega: (P, K, K) Gram matrix of the visible directions (K = 1 or 2).
+    s_lt, s_tt: Cov(L, t), Var(t) of the teacher's margin (K = 2 only; zeros otherwise).
+    ce, kd, temperature: a, k, T of the loss (kd = 0: plain logistic regression).
+    """
+
+    alpha: np.ndarray
+    l2: np.ndarray
+    omega: np.ndarray
+    s_lt: np.ndarray
+    s_tt: np.ndarray
+    ce: np.ndarray
+    kd: np.ndarray
+    temperature: np.ndarray
+    #: Same-sample KD only (zeros otherwise): the teacher's response V_T (its logit on a training
+    #: sample is t = prox_{V_T CE(y, .)}(omega_T), omega_T its cavity field, the Gaussian "T") and
+    #: the coefficient xi = V_T * shared_channels / dim_a of the teacher-student noise correlation.
+    v_t: np.ndarray | None = None
+    xi: np.ndarray | None = None
+
+
+class FixedPoint(NamedTuple):
+    """Solution of the fixed point, one entry per problem. ``accuracy`` is a fraction in [0, 1]."""
+
+    m: np.ndarray  # (P, K)
+    q: np.ndarray  # (P,)
+    V: np.ndarray  # (P,)
+    mh: np.ndarray  # (P, K)
+    qh: np.ndarray
+    Vh: np.ndarray
+    qh_st: np.ndarray  # same-sample KD: alpha E[f_S f_T] (zeros otherwise)
+    accuracy: np.ndarray
+    converged: np.ndarray
+
+
+def _prox(omega, y, t, V, a, k, T, iters: int = 40, start=None):
+    """h* = argmin_h (h - omega)^2 / (2V) + loss(y, h, t), elementwise; returns (h*, loss''(h*)).
+
+    Safeguarded Newton on F(h) = h - omega + V loss'(h), strictly increasing; |loss'| <= a + k T
+    gives the initial bracket, and a Newton step leaving the bracket is replaced by bisection.
+    """
+    span = V * (a + k * T) + 1e-12
+    lo, hi = omega - span, omega + span
+    # Warm start (the previous fixed-point iteration's solution) when given and inside the bracket.
+    h = omega.copy() if start is None else np.clip(start, lo, hi)
+    for _ in range(iters):
+        s = expit(-y * h)
+        sh = expit(h / T)
+        g = -a * y * s + k * T * (sh - expit(t / T))
+        gp = a * s * (1.0 - s) + k * sh * (1.0 - sh)
+        F = h - omega + V * g
+        if np.max(np.abs(F)) < 1e-11:
+            break
+        lo = np.where(F < 0, h, lo)
+        hi = np.where(F > 0, h, hi)
+        step = h - F / (1.0 + V * gp)
+        h = np.where((step > lo) & (step < hi), step, 0.5 * (lo + hi))
+    s = expit(-y * h)
+    sh = expit(h / T)
+    gp = a * s * (1.0 - s) + k * sh * (1.0 - sh)
+    return h, gp
+
+
+def _warm(cache: dict, key) -> dict:
+    """Newton from the previous iteration's prox (a few steps) or from scratch (many)."""
+    if key in cache:
+        return {"start": cache[key]}
+    return {"iters": 40}
+
+
+def _channel(ch: Channel, m: np.ndarray, q: np.ndarray, V: np.ndarray, kd_on: bool, cache: dict):
+    """Conjugates (Vh, qh, mh) from (m, q, V) for every problem; mh has shape (P, K)."""
+    xo, wo = _gauss_hermite(OMEGA_NODES)
+    xt, wt = _gauss_hermite(LOGIT_NODES) if kd_on else (np.zeros(1), np.ones(1))
+    P = q.shape[0]
+    q = np.maximum(q, 1e-300)
+    m1 = m[:, 0]
+    m2 = m[:, 1] if kd_on else np.zeros(P)
+    # Conditional covariance C of (L, T) given omega.
+    c_ll = np.maximum(1.0 - m1**2 / q, 1e-12)
+    c_lt = ch.s_lt - m1 * m2 / q
+    c_tt = np.maximum(ch.s_tt - m2**2 / q, 1e-12) if kd_on else np.ones(P)
+    shape = (P, xo.size, xt.size)
+    ex = lambda v: v[:, None, None]
+    omega = ex(np.sqrt(q)) * xo[None, :, None] * np.ones(shape)
+    mu_l = ex(m1 / q) * omega
+    mu_t = ex(m2 / q) * omega
+    dt = ex(np.sqrt(c_tt)) * xt[None, None, :] * np.ones(shape)  # T - E[T | omega]
+    t = mu_t + dt
+    # L | omega, T ~ N(mu_l + beta dt, s^2)
+    beta = c_lt / c_tt if kd_on else np.zeros(P)
+    s2 = np.maximum(c_ll - beta * c_lt, 1e-14) if kd_on else c_ll
+    s = ex(np.sqrt(s2))
+    a_mean = mu_l + ex(beta) * dt
+    p_plus = ndtr(a_mean / s)
+    dens = np.exp(-0.5 * (a_mean / s) ** 2) / SQRT2PI
+    weight = wo[None, :, None] * wt[None, None, :]
+    Vb, a, k, T = ex(V), ex(ch.ce), ex(ch.kd), ex(ch.temperature)
+    same = kd_on and ch.v_t is not None and bool(np.any(ch.v_t > 0))
+    qh_st = np.zeros(P)
+    vh = np.zeros(P)
+    qh = np.zeros(P)
+    e_l = np.zeros(P)  # E[(L - mu_l) f]
+    e_t = np.zeros(P)  # E[(T - mu_t) f]
+    for y, prob in ((1.0, p_plus), (-1.0, 1.0 - p_plus)):
+        if same:
+            # The teacher's in-sample logit: its cavity field moved by its own fit (V_T > 0).
+            vt = ex(ch.v_t)
+            zero = np.zeros_like(vt)
+            t_in, _ = _prox(t, y, t, vt, np.ones_like(vt), zero, np.ones_like(vt),
+                            **_warm(cache, ("t", y)))
+            cache[("t", y)] = t_in
+            f_t = (t_in - t) / vt
+        else:
+            t_in = t
+        h, gp = _prox(omega, y, t_in, Vb, a, k, T, **_warm(cache, ("s", y)))
+        cache[("s", y)] = h
+        f = (h - omega) / Vb
+        if same:
+            qh_st += np.sum(weight * prob * f * f_t, axis=(1, 2))
+        # E[(L - mu_l) 1{y} | omega, T] = beta dt P(y) + y s phi(a/s)
+        l_moment = ex(beta) * dt * prob + y * s * dens
+        vh += np.sum(weight * prob * gp / (1.0 + Vb * gp), axis=(1, 2))
+        qh += np.sum(weight * prob * f**2, axis=(1, 2))
+        e_l += np.sum(weight * l_moment * f, axis=(1, 2))
+        e_t += np.sum(weight * prob * dt * f, axis=(1, 2))
+    alpha = ch.alpha
+    if not kd_on:
+        return alpha * vh, alpha * qh, (alpha * e_l / c_ll)[:, None], qh_st
+    det = c_ll * c_tt - c_lt**2
+    mh1 = (c_tt * e_l - c_lt * e_t) / det
+    mh2 = (-c_lt * e_l + c_ll * e_t) / det
+    return alpha * vh, alpha * qh, alpha[:, None] * np.stack([mh1, mh2], axis=1), alpha * qh_st
+
+
+def solve(
+    ch: Channel,
+    *,
+    tol: float = 1e-8,
+    max_iter: int = 3000,
+    damping: float = 0.5,
+    label: str = "",
+) -> FixedPoint:
+    """Iterate prior and channel equations to the fixed point for a batch of problems.
+
+    Problems that do not converge within ``max_iter`` (for example the unregularised MLE where the
+    data are separable: ||theta|| grows without bound) get NaN accuracy and one warning naming
+    ``label``.  Damped iteration on the conjugates; convergence when the relative change of
+    (m, q, V) is below ``tol`` for every problem.
+    """
+    kd_on = bool(np.any(ch.kd > 0))
+    P = ch.alpha.shape[0]
+    K = ch.omega.shape[-1]
+    lam = ch.alpha * ch.l2
+    vh = np.ones(P)
+    qh = np.ones(P)
+    mh = np.full((P, K), 0.5)
+    qh_st = np.zeros(P)
+    xi = ch.xi if ch.xi is not None else np.zeros(P)
+    prev = None
+    cache: dict = {}
+    done = np.zeros(P, bool)
+    for _ in range(max_iter):
+        V = 1.0 / (lam + vh)
+        om = np.einsum("pij,pj->pi", ch.omega, mh)
+        m = V[:, None] * om
+        q = V**2 * (np.einsum("pi,pi->p", mh, om) + qh)
+        if K == 2:
+            # Same sample: the student's noise is correlated with the teacher's on shared channels.
+            m[:, 1] += V * xi * qh_st
+            q += V**2 * 2.0 * mh[:, 1] * xi * qh_st
+        state = np.concatenate([m, q[:, None], V[:, None]], axis=1)
+        if prev is not None:
+            rel = np.max(np.abs(state - prev) / (np.abs(state) + 1e-10), axis=1)
+            done = rel < tol
+            if done.all() or not np.isfinite(state).all() and np.all(done | ~np.isfinite(state).all(1)):
+                break
+        prev = state
+        new_vh, new_qh, new_mh, new_qh_st = _channel(ch, m, q, V, kd_on, cache)
+        qh_st = damping * qh_st + (1 - damping) * new_qh_st
+        vh = damping * vh + (1 - damping) * new_vh
+        qh = damping * qh + (1 - damping) * new_qh
+        mh = damping * mh + (1 - damping) * new_mh
+    acc = 1.0 - np.arccos(np.clip(m[:, 0] / np.sqrt(np.maximum(q, 1e-300)), -1, 1)) / math.pi
+    ok = done & np.isfinite(acc)
+    if not ok.all():
+        warnings.warn(
+            f"GCM fixed point did not converge for {int((~ok).sum())} of {P} problems ({label}): "
+            "NaN returned (separable data without ridge, or an extreme setting)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    acc = np.where(ok, acc, np.nan)
+    return FixedPoint(m, q, V, mh, qh, vh, qh_st, acc, ok)
+
+
+def logistic_erm(rho, alpha, l2, **kw) -> FixedPoint:
+    """Ridge logistic regression (no KD) seeing the visible share ``rho`` in [0, 1] of ||w||^2.
+
+    Arrays broadcast; ``alpha`` = n / d > 0, ``l2`` >= 0 in the (ERM) normalisation.
+    """
+    rho, alpha, l2 = (np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in (rho, alpha, l2))
+    rho, alpha, l2 = np.broadcast_arrays(rho, alpha, l2)
+    rho, alpha, l2 = (v.ravel().copy() for v in (rho, alpha, l2))
+    P = rho.size
+    ch = Channel(
+        alpha=alpha, l2=l2, omega=rho[:, None, None].copy(), s_lt=np.zeros(P), s_tt=np.ones(P),
+        ce=np.ones(P), kd=np.zeros(P), temperature=np.ones(P),
+    )
+    # A student that sees nothing has m = 0 and accuracy 1/2 exactly; keep rho > 0 for the algebra.
+    ch = ch._replace(omega=np.maximum(ch.omega, 1e-12))
+    return solve(ch, **kw)
+
+
+def _flat(*values):
+    arrays = np.broadcast_arrays(*(np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in values))
+    return [a.ravel().copy() for a in arrays]
+
+
+def teacher_projection(m_t, q_t, rho_t, p_g, shared_channels, dim_a):
+    """How a trained teacher's weights look from the student's channels.
+
+    The teacher's weights are c_T w_T + nu with c_T = m_T / rho_T (w_T its visible part of w,
+    ||w_T||^2 = rho_T) and nu isotropic in the (dim_a - 1) directions orthogonal to w_T, of squared
+    norm q_T - m_T^2 / rho_T.  A share (shared_channels - p_G / rho_T) / (dim_a - 1) of ||nu||^2
+    falls on the channels the student also sees (its expectation under that isotropy).
+
+    Returns (c_T, ||nu_S||^2): the coefficient on w_G and the squared norm of the teacher's noise
+    on shared channels.
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c_t = np.where(rho_t > 0, m_t / np.where(rho_t > 0, rho_t, 1.0), 0.0)
+        noise = np.maximum(q_t - c_t * m_t, 0.0)
+        share = np.where(
+            dim_a > 1,
+            (shared_channels - np.where(rho_t > 0, p_g / np.where(rho_t > 0, rho_t, 1.0), 0.0))
+            / np.maximum(dim_a - 1.0, 1.0),
+            0.0,
+        )
+    return c_t, noise * np.clip(share, 0.0, 1.0)
+
+
+def kd_erm(
+    p_g, p_a, p_b, m_t, q_t, *, alpha, l2, shared_channels, dim_a, ce, kd, temperature,
+    v_t=None, **kw
+) -> FixedPoint:
+    """KD student trained by ridge ERM on a sample independent of the teacher's training sample.
+
+    Shares p_G, p_A, p_B of ||w||^2 (fractions), the teacher's order parameters (m_T, q_T) from
+    :func:`logistic_erm` at rho_T = p_G + p_A, the student's alpha = n / dim_b and l2, the number of
+    channels shared with the teacher, the teacher's dim_a, and the loss weights a = ce, k = kd,
+    T = temperature.  The teacher's test-time logit t = theta_T . x^a is jointly Gaussian with the
+    label latent (Cov = m_T, Var = q_T) and with the student's inputs through two directions:
+    u_1 = w_G + w_B (the label) and u_2 = c_T w_G + nu_S (the teacher on shared channels).
+
+    ``v_t`` (the teacher's V_T) switches to the same-sample protocol: the student trains on the
+    teacher's own sample, whose logits are t_i = prox_{V_T CE(y_i, .)}(omega_T,i) (cavity
+    argument), and the student's noise on shared channels correlates with the teacher's through
+    qh_ST = alpha E[f_S f_T] (coefficient xi = V_T shared_channels / dim_a): the two-stage
+    replica structure of Takanami, Takahashi & Sakata (arXiv 2501.16226) on two views.
+    """
+    if v_t is None:
+        v_t = 0.0
+    p_g, p_a, p_b, m_t, q_t, alpha, l2, g_c, d_a, ce, kd, temperature, v_t = _flat(
+        p_g, p_a, p_b, m_t, q_t, alpha, l2, shared_channels, dim_a, ce, kd, temperature, v_t
+    )
+    c_t, nu_s = teacher_projection(m_t, q_t, p_g + p_a, p_g, g_c, d_a)
+    P = p_g.size
+    omega = np.empty((P, 2, 2))
+    omega[:, 0, 0] = np.maximum(p_g + p_b, 1e-12)
+    omega[:, 0, 1] = omega[:, 1, 0] = c_t * p_g
+    omega[:, 1, 1] = c_t**2 * p_g + nu_s
+    ch = Channel(alpha, l2, omega, m_t, np.maximum(q_t, 1e-12), ce, kd, temperature,
+                 v_t, v_t * g_c / d_a)
+    return solve(ch, **kw)

@@ -1,0 +1,131 @@
+"""Finite-sample accuracies of the linear teacher, no-KD and KD students from the GCM fixed point.
+
+Averages the fixed points of :mod:`mfh_sim.theory.gcm` over the hyperplane's block shares
+(Gauss-Jacobi rule of :mod:`mfh_sim.theory.quadrature`; exact for the 'ones' hyperplane) and maps
+the paper's optimiser (full-batch GD from a small init, no ridge) to an effective ridge.
+
+Normalisation of the ridge (the converged-ERM mode, ``optimizer='erm'``): each model minimises
+
+    (1/n) sum_{i=1..n} loss_i(margin_i)  +  (l2 / 2) * ||theta||^2,
+
+margin_i = theta . x_i + b in the two-class margin form (logit_1 - logit_0), the mean over the n
+training samples of the per-sample loss (CE; for the KD student ce_weight * CE + kd_weight *
+T^2 * KL with the config's reduction), ridge on the margin weights theta only, not on the bias b.
+(With two logits l_0, l_1 the margin weights are theta = w_1 - w_0; a ridge (l2'/2)(||w_0||^2 +
+||w_1||^2) on the logit weights equals (l2'/4)||theta||^2 at its optimum w_0 = -w_1, i.e.
+l2 = l2' / 2.)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+from scipy.special import roots_jacobi
+
+from mfh_sim.theory.gcm import kd_erm, logistic_erm
+from mfh_sim.theory.quadrature import Blocks, SplitRule, beta_rule, split_rule
+
+#: Gauss-Jacobi nodes per Beta variable for the finite-sample theory (the accuracies are smooth
+#: in the shares; 8 nodes per variable agree with 24 to ~1e-4, see tests).
+FINITE_NODES = 6
+#: Effective ridge of the paper's GD: l2_eff = GD_RIDGE_CONSTANT / (margin learning rate * steps).
+GD_RIDGE_CONSTANT = 1.0
+
+
+class Problem(NamedTuple):
+    """Sizes and loss of one config, as the finite-sample theory needs them.
+
+    n_train >= 2 samples; dim_a, dim_b >= 1 channels; shared_channels in [0, min(dims)] channels
+    of x^b that show a latent x^a also shows; l2_teacher, l2_student >= 0 ridge weights (ERM
+    normalisation above); ce >= 0, k >= 0 the CE weight and the effective KD weight (kd_weight / 2
+    for the 'paper' reduction); temperature T > 0; same_sample: students train on the teacher's
+    own training sample (True, the paper's Fig. 2/3) or on a fresh one (False, Table 2).
+    """
+
+    n_train: float
+    dim_a: float
+    dim_b: float
+    shared_channels: float
+    l2_teacher: float
+    l2_student: float
+    ce: float
+    k: float
+    temperature: float
+    same_sample: bool
+
+
+def gd_effective_l2(learning_rate: float, steps: int, *, margin: bool = True) -> float:
+    """Effective ridge (ERM normalisation) of full-batch GD from a small init, no weight decay.
+
+    Gradient flow on the mean loss for a time t = learning_rate * steps shrinks the directions of
+    the Hessian whose curvature is below ~1/t, like a ridge l2 ~ 1/t (exact in this sense for least
+    squares: Ali, Kolter & Tibshirani, AISTATS 2019).  The paper's two-logit SGD at ``learning_rate``
+    trains the margin at twice that rate (``margin=True``).  l2_eff = GD_RIDGE_CONSTANT / t.
+    """
+    if not learning_rate > 0:
+        raise ValueError(f"learning_rate={learning_rate!r} is not allowed: it must be > 0")
+    if not steps >= 1:
+        raise ValueError(f"steps={steps!r} is not allowed: it must be >= 1")
+    rate = 2.0 * learning_rate if margin else learning_rate
+    return GD_RIDGE_CONSTANT / (rate * steps)
+
+
+def shares_rule(blocks: Blocks, hyperplane: str, nodes: int = FINITE_NODES) -> SplitRule:
+    """The hyperplane rule over (p_G, p_A, p_B, p_U) used by the finite-sample theory."""
+    return split_rule(blocks, hyperplane, nodes)
+
+
+def _marginal_rule(a: float, b: float, hyperplane_share: float | None, nodes: int):
+    """Rule for a share ~ Beta(a, b) (Gaussian hyperplane) or the point ``hyperplane_share``."""
+    if hyperplane_share is not None:
+        return np.array([hyperplane_share]), np.ones(1)
+    return beta_rule(a, b, nodes)
+
+
+def finite_accuracies(
+    blocks: Blocks, hyperplane: str, problem: Problem, *, nodes: int = FINITE_NODES, label: str = ""
+) -> dict[str, float]:
+    """Expected test accuracies (fractions in [0, 1]) of teacher, no-KD and KD student.
+
+    Teacher: ridge logistic ERM on x^a (visible share rho_T = p_G + p_A); no-KD student: the same
+    on x^b (rho_S = p_G + p_B); KD student: :func:`~mfh_sim.theory.gcm.kd_erm` with the trained
+    teacher's order parameters, on the same sample or a fresh one.  Marginal Beta rules for the
+    teacher and no-KD student (their accuracy depends on one share only), the product rule for the
+    KD student.  NaN (with a warning) where a fixed point does not converge.
+    """
+    n = float(problem.n_train)
+    total = blocks.total
+    ones = hyperplane == "ones"
+    # Teacher and no-KD student: one-dimensional rules in their own visible share.
+    x_t, w_t = _marginal_rule((blocks.g + blocks.a) / 2, (blocks.b + blocks.u) / 2,
+                              (blocks.g + blocks.a) / total if ones else None, nodes)
+    x_s, w_s = _marginal_rule((blocks.g + blocks.b) / 2, (blocks.a + blocks.u) / 2,
+                              (blocks.g + blocks.b) / total if ones else None, nodes)
+    teacher = logistic_erm(x_t, n / problem.dim_a, problem.l2_teacher, label=f"{label} teacher")
+    no_kd = logistic_erm(x_s, n / problem.dim_b, problem.l2_student, label=f"{label} no-KD student")
+    out = {
+        "teacher_acc": float(np.sum(w_t * _seen(teacher.accuracy, x_t))),
+        "no_kd_acc": float(np.sum(w_s * _seen(no_kd.accuracy, x_s))),
+    }
+    rule = shares_rule(blocks, hyperplane, nodes)
+    # The KD student needs the teacher at every node's rho_T = X: solve once per distinct X.
+    xs, inverse = np.unique(rule.x, return_inverse=True)
+    t_fp = logistic_erm(xs, n / problem.dim_a, problem.l2_teacher, label=f"{label} teacher")
+    m_t, q_t, v_t = t_fp.m[:, 0][inverse], t_fp.q[inverse], t_fp.V[inverse]
+    m_t = np.where(xs[inverse] > 0, m_t, 0.0)
+    kd = kd_erm(
+        rule.p_g, rule.p_a, rule.p_b, m_t, q_t,
+        alpha=n / problem.dim_b, l2=problem.l2_student, shared_channels=problem.shared_channels,
+        dim_a=problem.dim_a, ce=problem.ce, kd=problem.k, temperature=problem.temperature,
+        v_t=v_t if problem.same_sample else None, label=f"{label} KD student",
+    )
+    out["kd_acc"] = float(np.sum(rule.weight * _seen(kd.accuracy, rule.p_g + rule.p_b)))
+    out["delta"] = out["kd_acc"] - out["no_kd_acc"]
+    return out
+
+
+def _seen(acc: np.ndarray, share: np.ndarray) -> np.ndarray:
+    """A model that sees none of w is at chance (1/2) exactly, whatever the algebra gives."""
+    return np.where(np.asarray(share) > 0, acc, 0.5)
