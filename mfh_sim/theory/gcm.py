@@ -49,8 +49,8 @@ from scipy.special import expit, ndtr
 
 SQRT2PI = math.sqrt(2.0 * math.pi)
 #: Gauss-Hermite nodes for the cavity field omega and for the teacher's logit given omega.
-OMEGA_NODES = 32
-LOGIT_NODES = 12
+OMEGA_NODES = 20
+LOGIT_NODES = 8
 
 
 def _gauss_hermite(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -112,12 +112,15 @@ def _prox(omega, y, t, V, a, k, T, iters: int = 40, start=None):
         g = -a * y * s + k * T * (sh - expit(t / T))
         gp = a * s * (1.0 - s) + k * sh * (1.0 - sh)
         F = h - omega + V * g
-        if np.max(np.abs(F)) < 1e-11:
+        if np.max(np.abs(F)) < 1e-11:  # every point solved
             break
         lo = np.where(F < 0, h, lo)
         hi = np.where(F > 0, h, hi)
         step = h - F / (1.0 + V * gp)
-        h = np.where((step > lo) & (step < hi), step, 0.5 * (lo + hi))
+        # Newton inside the bracket, bisection otherwise (Newton can cycle across the inflection
+        # of the logistic); points already solved stay put.
+        inside = (step > lo) & (step < hi) & (np.abs(step - h) < 0.5 * (hi - lo))
+        h = np.where(np.abs(F) < 1e-12, h, np.where(inside, step, 0.5 * (lo + hi)))
     s = expit(-y * h)
     sh = expit(h / T)
     gp = a * s * (1.0 - s) + k * sh * (1.0 - sh)
@@ -199,7 +202,7 @@ def _channel(ch: Channel, m: np.ndarray, q: np.ndarray, V: np.ndarray, kd_on: bo
 def solve(
     ch: Channel,
     *,
-    tol: float = 1e-8,
+    tol: float = 1e-6,
     max_iter: int = 3000,
     damping: float = 0.5,
     label: str = "",
@@ -220,9 +223,13 @@ def solve(
     mh = np.full((P, K), 0.5)
     qh_st = np.zeros(P)
     xi = ch.xi if ch.xi is not None else np.zeros(P)
-    prev = None
-    cache: dict = {}
+    prev = np.full((P, K + 2), np.nan)
     done = np.zeros(P, bool)
+    caches: dict = {}
+    active = np.arange(P)
+    m = np.zeros((P, K))
+    q = np.zeros(P)
+    V = np.zeros(P)
     for _ in range(max_iter):
         V = 1.0 / (lam + vh)
         om = np.einsum("pij,pj->pi", ch.omega, mh)
@@ -233,17 +240,25 @@ def solve(
             m[:, 1] += V * xi * qh_st
             q += V**2 * 2.0 * mh[:, 1] * xi * qh_st
         state = np.concatenate([m, q[:, None], V[:, None]], axis=1)
-        if prev is not None:
-            rel = np.max(np.abs(state - prev) / (np.abs(state) + 1e-10), axis=1)
-            done = rel < tol
-            if done.all() or not np.isfinite(state).all() and np.all(done | ~np.isfinite(state).all(1)):
-                break
+        rel = np.max(np.abs(state - prev) / (np.abs(state) + 1e-10), axis=1)
+        done = rel < tol
         prev = state
-        new_vh, new_qh, new_mh, new_qh_st = _channel(ch, m, q, V, kd_on, cache)
-        qh_st = damping * qh_st + (1 - damping) * new_qh_st
-        vh = damping * vh + (1 - damping) * new_vh
-        qh = damping * qh + (1 - damping) * new_qh
-        mh = damping * mh + (1 - damping) * new_mh
+        # Iterate only the problems still moving (and finite): one slow problem must not make
+        # the whole batch pay for its iterations.
+        still = ~done & np.isfinite(state).all(axis=1)
+        if not still.any():
+            break
+        if not np.array_equal(np.flatnonzero(still), active):
+            keep = np.flatnonzero(still)
+            pos = np.searchsorted(active, keep)
+            caches = {key: value[pos] for key, value in caches.items()}
+            active = keep
+        sub = Channel(*(None if f is None else f[active] for f in ch))
+        new_vh, new_qh, new_mh, new_qh_st = _channel(sub, m[active], q[active], V[active], kd_on, caches)
+        qh_st[active] = damping * qh_st[active] + (1 - damping) * new_qh_st
+        vh[active] = damping * vh[active] + (1 - damping) * new_vh
+        qh[active] = damping * qh[active] + (1 - damping) * new_qh
+        mh[active] = damping * mh[active] + (1 - damping) * new_mh
     acc = 1.0 - np.arccos(np.clip(m[:, 0] / np.sqrt(np.maximum(q, 1e-300)), -1, 1)) / math.pi
     ok = done & np.isfinite(acc)
     if not ok.all():
