@@ -78,9 +78,9 @@ def _check_config(config: object) -> SimConfig:
     return config  # type: ignore[return-value]
 
 
-def _check_nodes(nodes: object) -> int:
+def _check_nodes(nodes: object, name: str = "nodes") -> int:
     if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 2:
-        raise ValueError(f"nodes={nodes!r} is not allowed: it must be an integer >= 2")
+        raise ValueError(f"{name}={nodes!r} is not allowed: it must be an integer >= 2")
     return nodes
 
 
@@ -144,12 +144,33 @@ def predict(
     (converged ERM with l2 = 0 on separable data: the estimator does not exist).
     """
     config = _check_config(config)
+    _check_nodes(finite_nodes, "finite_nodes")
+    limit = predict_limit(config, teacher=teacher, nodes=nodes)
+    out = finite_accuracies(blocks_of(config), config.hyperplane, problem_of(config),
+                            nodes=finite_nodes, label=_describe(config))
+    out["l2_effective"] = effective_l2(config)
+    out.update({f"{k}_limit": v for k, v in limit.items()})
+    out.update({f"{k}_finite": out[k] for k in ("teacher_acc", "no_kd_acc", "kd_acc", "delta")})
+    return out
+
+
+def predict_limit(
+    config: SimConfig, *, teacher: str = "logistic", nodes: int = DEFAULT_NODES
+) -> dict[str, float]:
+    """The infinite-data (population) accuracies for ``config``, fractions in [0, 1], unsuffixed keys.
+
+    ``teacher_acc`` = E[1 - arccos(rho_T)/pi] (rho_T^2 = p_G + p_A), ``no_kd_acc`` likewise with
+    p_G + p_B, ``kd_acc`` the population minimiser of the KD loss with a population logistic
+    (``teacher='logistic'``) or Bayes (``'bayes'``) teacher, ``delta``, ``pure_kd_acc``; expected
+    over Gaussian hyperplanes by Gauss-Jacobi quadrature (``nodes`` per Beta variable), exact for
+    'ones'.  Fast (closed forms and one-dimensional solves).  :func:`predict` returns these with
+    the suffix ``_limit``.  Declines like :func:`predict`.
+    """
+    config = _check_config(config)
     if teacher not in TEACHERS:
         raise ValueError(f"teacher={teacher!r} is not allowed: use one of {TEACHERS}")
-    _check_nodes(finite_nodes)
-    blocks = blocks_of(config)
-    rule = split_rule(blocks, config.hyperplane, _check_nodes(nodes))
-    limit = population_accuracies(
+    rule = split_rule(blocks_of(config), config.hyperplane, _check_nodes(nodes))
+    return population_accuracies(
         rule,
         ce_weight=config.ce_weight,
         kd_weight=config.kd_weight,
@@ -157,12 +178,6 @@ def predict(
         kd_reduction=config.kd_reduction,
         teacher=teacher,
     )
-    out = finite_accuracies(blocks, config.hyperplane, problem_of(config), nodes=finite_nodes,
-                            label=_describe(config))
-    out["l2_effective"] = effective_l2(config)
-    out.update({f"{k}_limit": v for k, v in limit.items()})
-    out.update({f"{k}_finite": out[k] for k in ("teacher_acc", "no_kd_acc", "kd_acc", "delta")})
-    return out
 
 
 def _describe(config: SimConfig) -> str:

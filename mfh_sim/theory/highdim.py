@@ -129,3 +129,64 @@ def finite_accuracies(
 def _seen(acc: np.ndarray, share: np.ndarray) -> np.ndarray:
     """A model that sees none of w is at chance (1/2) exactly, whatever the algebra gives."""
     return np.where(np.asarray(share) > 0, acc, 0.5)
+
+
+def crossover_gamma_gcm(
+    blocks_of_overlap=None,
+    *,
+    n_train: float = 200,
+    dim_a: float = 25,
+    dim_b: float = 50,
+    overlap_max: float = 10.0,
+    l2: float | None = None,
+    ce: float = 1.0,
+    k: float = 0.5,
+    temperature: float = 1.0,
+    same_sample: bool = True,
+    hyperplane: str = "gaussian",
+    grid: int = 6,
+    nodes: int = 4,
+) -> float:
+    """The GCM theory's crossover gamma* of a one-parameter family of Venn diagrams.
+
+    ``blocks_of_overlap(o)`` gives the decisive blocks at a real overlap o in [0, overlap_max]
+    (default: the paper's Fig. 2, :func:`~mfh_sim.theory.finite.fig2_blocks`); the shared channels
+    are o.  The KD gain delta(o) of :func:`finite_accuracies` (ridge ``l2``, default the paper's GD
+    map) is evaluated on ``grid`` overlaps, its last negative-to-positive sign change refined by
+    Brent's method, and gamma* = G / (G + A + B) returned there.  0.0 if KD helps at every
+    overlap > 0, NaN if it never turns positive.
+    """
+    from scipy.optimize import brentq
+
+    from mfh_sim.theory.finite import fig2_blocks
+
+    if blocks_of_overlap is None:
+        blocks_of_overlap = fig2_blocks
+    if not n_train >= 2:
+        raise ValueError(f"n_train={n_train!r} is not allowed: it must be >= 2")
+    for name, value in (("dim_a", dim_a), ("dim_b", dim_b)):
+        if not value >= 1:
+            raise ValueError(f"{name}={value!r} is not allowed: it must be >= 1")
+    if l2 is None:
+        l2 = gd_effective_l2(0.1, 1000)
+
+    def delta(o: float) -> float:
+        problem = Problem(n_train, dim_a, dim_b, o, l2, l2, ce, k, temperature, same_sample)
+        return finite_accuracies(blocks_of_overlap(o), hyperplane, problem, nodes=nodes)["delta"]
+
+    def gamma_of(o: float) -> float:
+        b = blocks_of_overlap(o)
+        return b.g / (b.g + b.a + b.b)
+
+    overlaps = np.linspace(0.0, overlap_max, grid)
+    deltas = np.array([delta(o) for o in overlaps])
+    if np.isnan(deltas).any():
+        return math.nan
+    if (deltas[1:] > 0).all():
+        return 0.0
+    hits = np.flatnonzero((deltas[:-1] <= 0) & (deltas[1:] > 0))
+    if hits.size == 0:
+        return math.nan
+    i = hits[-1]
+    o_star = brentq(delta, overlaps[i], overlaps[i + 1], xtol=1e-3)
+    return gamma_of(o_star)
