@@ -204,7 +204,7 @@ def solve(
     *,
     tol: float = 1e-6,
     max_iter: int = 3000,
-    damping: float = 0.5,
+    damping: float = 0.2,
     label: str = "",
 ) -> FixedPoint:
     """Iterate prior and channel equations to the fixed point for a batch of problems.
