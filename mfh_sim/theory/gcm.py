@@ -49,8 +49,10 @@ from scipy.special import expit, ndtr
 
 SQRT2PI = math.sqrt(2.0 * math.pi)
 #: Gauss-Hermite nodes for the cavity field omega and for the teacher's logit given omega.
-OMEGA_NODES = 20
-LOGIT_NODES = 8
+OMEGA_NODES = 12
+LOGIT_NODES = 6
+#: Gauss-Legendre nodes for the label latent on each half-line.
+LABEL_NODES = 16
 
 
 def _gauss_hermite(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -134,46 +136,59 @@ def _warm(cache: dict, key) -> dict:
     return {"iters": 40}
 
 
+def _half_line_rule(n: int, top: float = 8.5) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights for E[g(|L|) ; L > 0], L ~ N(0, 1): Gauss-Legendre on (0, top)."""
+    x, w = np.polynomial.legendre.leggauss(n)
+    x = 0.5 * top * (x + 1.0)
+    return x, 0.5 * top * w * np.exp(-0.5 * x**2) / SQRT2PI
+
+
 def _channel(ch: Channel, m: np.ndarray, q: np.ndarray, V: np.ndarray, kd_on: bool, cache: dict):
-    """Conjugates (Vh, qh, mh) from (m, q, V) for every problem; mh has shape (P, K)."""
+    """Conjugates (Vh, qh, mh, qh_ST) from (m, q, V) for every problem; mh has shape (P, K).
+
+    The label latent L is integrated first, on each half-line separately (y = sign L exactly, so
+    the integrand is smooth on each), then the teacher's logit T given L (KD only), then the cavity
+    field omega given (L, T): all Gaussian conditionals of the covariance
+    [[1, s_lt, m_1], [s_lt, s_tt, m_2], [m_1, m_2, q]].  Integrating omega first would leave a step
+    of width ~sqrt(1 - m^2/q) in the integrand, which a Gauss-Hermite rule misses once the labels
+    are nearly deterministic given the model's view (high accuracy, large n).
+    """
+    xl, wl = _half_line_rule(LABEL_NODES)
     xo, wo = _gauss_hermite(OMEGA_NODES)
     xt, wt = _gauss_hermite(LOGIT_NODES) if kd_on else (np.zeros(1), np.ones(1))
     P = q.shape[0]
     q = np.maximum(q, 1e-300)
     m1 = m[:, 0]
     m2 = m[:, 1] if kd_on else np.zeros(P)
-    # Conditional covariance C of (L, T) given omega.
+    s_lt = ch.s_lt if kd_on else np.zeros(P)
+    s_tt = ch.s_tt if kd_on else np.ones(P)
+    # T | L ~ N(s_lt L, s_tt - s_lt^2); omega | L, T ~ N(b_l L + b_t T, sig2).
+    v_t = np.maximum(s_tt - s_lt**2, 1e-12)
+    det = np.maximum(s_tt - s_lt**2, 1e-12)
+    b_l = (m1 * s_tt - m2 * s_lt) / det
+    b_t = (m2 - m1 * s_lt) / det
+    sig2 = np.maximum(q - (b_l * m1 + b_t * m2), 1e-12 * q)
+    # C = Cov((L, T) | omega)
     c_ll = np.maximum(1.0 - m1**2 / q, 1e-12)
-    c_lt = ch.s_lt - m1 * m2 / q
-    c_tt = np.maximum(ch.s_tt - m2**2 / q, 1e-12) if kd_on else np.ones(P)
-    shape = (P, xo.size, xt.size)
-    ex = lambda v: v[:, None, None]
-    omega = ex(np.sqrt(q)) * xo[None, :, None] * np.ones(shape)
-    mu_l = ex(m1 / q) * omega
-    mu_t = ex(m2 / q) * omega
-    dt = ex(np.sqrt(c_tt)) * xt[None, None, :] * np.ones(shape)  # T - E[T | omega]
-    t = mu_t + dt
-    # L | omega, T ~ N(mu_l + beta dt, s^2)
-    beta = c_lt / c_tt if kd_on else np.zeros(P)
-    s2 = np.maximum(c_ll - beta * c_lt, 1e-14) if kd_on else c_ll
-    s = ex(np.sqrt(s2))
-    a_mean = mu_l + ex(beta) * dt
-    p_plus = ndtr(a_mean / s)
-    dens = np.exp(-0.5 * (a_mean / s) ** 2) / SQRT2PI
-    weight = wo[None, :, None] * wt[None, None, :]
+    c_lt = s_lt - m1 * m2 / q
+    c_tt = np.maximum(s_tt - m2**2 / q, 1e-12) if kd_on else np.ones(P)
+    ex = lambda v: v[:, None, None, None]
+    weight = (wl[:, None, None] * wt[None, :, None] * wo[None, None, :])[None]
     Vb, a, k, T = ex(V), ex(ch.ce), ex(ch.kd), ex(ch.temperature)
     same = kd_on and ch.v_t is not None and bool(np.any(ch.v_t > 0))
-    qh_st = np.zeros(P)
     vh = np.zeros(P)
     qh = np.zeros(P)
-    e_l = np.zeros(P)  # E[(L - mu_l) f]
-    e_t = np.zeros(P)  # E[(T - mu_t) f]
-    for y, prob in ((1.0, p_plus), (-1.0, 1.0 - p_plus)):
+    qh_st = np.zeros(P)
+    e_l = np.zeros(P)  # E[(L - m_1 omega / q) f]
+    e_t = np.zeros(P)  # E[(T - m_2 omega / q) f]
+    for y in (1.0, -1.0):
+        L = y * xl[None, :, None, None]
+        t = ex(s_lt) * L + ex(np.sqrt(v_t)) * xt[None, None, :, None]
+        omega = ex(b_l) * L + ex(b_t) * t + ex(np.sqrt(sig2)) * xo[None, None, None, :]
         if same:
             # The teacher's in-sample logit: its cavity field moved by its own fit (V_T > 0).
             vt = ex(ch.v_t)
-            zero = np.zeros_like(vt)
-            t_in, _ = _prox(t, y, t, vt, np.ones_like(vt), zero, np.ones_like(vt),
+            t_in, _ = _prox(t, y, t, vt, np.ones_like(vt), np.zeros_like(vt), np.ones_like(vt),
                             **_warm(cache, ("t", y)))
             cache[("t", y)] = t_in
             f_t = (t_in - t) / vt
@@ -182,20 +197,19 @@ def _channel(ch: Channel, m: np.ndarray, q: np.ndarray, V: np.ndarray, kd_on: bo
         h, gp = _prox(omega, y, t_in, Vb, a, k, T, **_warm(cache, ("s", y)))
         cache[("s", y)] = h
         f = (h - omega) / Vb
+        vh += np.sum(weight * gp / (1.0 + Vb * gp), axis=(1, 2, 3))
+        qh += np.sum(weight * f**2, axis=(1, 2, 3))
+        e_l += np.sum(weight * (L - ex(m1 / q) * omega) * f, axis=(1, 2, 3))
+        if kd_on:
+            e_t += np.sum(weight * (t - ex(m2 / q) * omega) * f, axis=(1, 2, 3))
         if same:
-            qh_st += np.sum(weight * prob * f * f_t, axis=(1, 2))
-        # E[(L - mu_l) 1{y} | omega, T] = beta dt P(y) + y s phi(a/s)
-        l_moment = ex(beta) * dt * prob + y * s * dens
-        vh += np.sum(weight * prob * gp / (1.0 + Vb * gp), axis=(1, 2))
-        qh += np.sum(weight * prob * f**2, axis=(1, 2))
-        e_l += np.sum(weight * l_moment * f, axis=(1, 2))
-        e_t += np.sum(weight * prob * dt * f, axis=(1, 2))
+            qh_st += np.sum(weight * f * f_t, axis=(1, 2, 3))
     alpha = ch.alpha
     if not kd_on:
         return alpha * vh, alpha * qh, (alpha * e_l / c_ll)[:, None], qh_st
-    det = c_ll * c_tt - c_lt**2
-    mh1 = (c_tt * e_l - c_lt * e_t) / det
-    mh2 = (-c_lt * e_l + c_ll * e_t) / det
+    det_c = c_ll * c_tt - c_lt**2
+    mh1 = (c_tt * e_l - c_lt * e_t) / det_c
+    mh2 = (-c_lt * e_l + c_ll * e_t) / det_c
     return alpha * vh, alpha * qh, alpha[:, None] * np.stack([mh1, mh2], axis=1), alpha * qh_st
 
 
