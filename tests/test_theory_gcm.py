@@ -208,6 +208,12 @@ def test_bad_arguments_name_the_parameter():
         gd_effective_l2(0.0, 10)
     with pytest.raises(ValueError, match="steps="):
         gd_effective_l2(0.1, 0)
+    from mfh_sim.theory import crossover_gamma_gcm
+
+    with pytest.raises(ValueError, match="n_train="):
+        crossover_gamma_gcm(n_train=1)
+    with pytest.raises(ValueError, match="dim_b="):
+        crossover_gamma_gcm(dim_b=0)
 
 
 if __name__ == "__main__":
