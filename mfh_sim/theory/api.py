@@ -145,13 +145,27 @@ def predict(
     """
     config = _check_config(config)
     _check_nodes(finite_nodes, "finite_nodes")
+    key = (config, teacher, nodes, finite_nodes)
+    try:
+        cached = _CACHE.get(key)
+    except TypeError:  # an unhashable config (never with SimConfig's frozen fields)
+        key, cached = None, None
+    if cached is not None:
+        return dict(cached)
     limit = predict_limit(config, teacher=teacher, nodes=nodes)
     out = finite_accuracies(blocks_of(config), config.hyperplane, problem_of(config),
                             nodes=finite_nodes, label=_describe(config))
     out["l2_effective"] = effective_l2(config)
     out.update({f"{k}_limit": v for k, v in limit.items()})
     out.update({f"{k}_finite": out[k] for k in ("teacher_acc", "no_kd_acc", "kd_acc", "delta")})
+    if key is not None and len(_CACHE) < 4096:
+        _CACHE[key] = dict(out)
     return out
+
+
+#: Memo of predict() by config: the finite-sample fixed points cost seconds per Gaussian config,
+#: and simulate/sweep/plots ask for the same config repeatedly.
+_CACHE: dict = {}
 
 
 def predict_limit(
