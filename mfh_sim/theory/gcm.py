@@ -40,6 +40,7 @@ Gauss-Hermite product rule; the label is integrated in closed form given (omega,
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from typing import NamedTuple
@@ -55,9 +56,12 @@ LOGIT_NODES = 6
 LABEL_NODES = 16
 
 
+@functools.lru_cache(maxsize=None)
 def _gauss_hermite(n: int) -> tuple[np.ndarray, np.ndarray]:
     x, w = np.polynomial.hermite_e.hermegauss(n)
-    return x, w / w.sum()
+    x, w = x, w / w.sum()
+    x.flags.writeable = w.flags.writeable = False
+    return x, w
 
 
 class Channel(NamedTuple):
@@ -136,11 +140,14 @@ def _warm(cache: dict, key) -> dict:
     return {"iters": 40}
 
 
+@functools.lru_cache(maxsize=None)
 def _half_line_rule(n: int, top: float = 8.5) -> tuple[np.ndarray, np.ndarray]:
     """Nodes and weights for E[g(|L|) ; L > 0], L ~ N(0, 1): Gauss-Legendre on (0, top)."""
     x, w = np.polynomial.legendre.leggauss(n)
     x = 0.5 * top * (x + 1.0)
-    return x, 0.5 * top * w * np.exp(-0.5 * x**2) / SQRT2PI
+    w = 0.5 * top * w * np.exp(-0.5 * x**2) / SQRT2PI
+    x.flags.writeable = w.flags.writeable = False
+    return x, w
 
 
 def _channel(ch: Channel, m: np.ndarray, q: np.ndarray, V: np.ndarray, kd_on: bool, cache: dict):
@@ -213,29 +220,64 @@ def _channel(ch: Channel, m: np.ndarray, q: np.ndarray, V: np.ndarray, kd_on: bo
     return alpha * vh, alpha * qh, alpha[:, None] * np.stack([mh1, mh2], axis=1), alpha * qh_st
 
 
+#: Anderson mixing of the outer iteration: memory (past residuals) and Tikhonov weight of its
+#: least-squares problem (relative to the residuals' scale).
+ANDERSON_MEMORY = 5
+ANDERSON_REG = 1e-10
+
+
+def _anderson_step(x, g, dx_hist, df_hist, damping):
+    """Anderson (type II) update for every problem: x, g (P, D) the iterate and its image.
+
+    dx_hist, df_hist (P, D, M): differences of past iterates and of past residuals f = g - x.
+    Falls back to the damped step where the mixing is not finite.
+    """
+    f = g - x
+    beta = 1.0 - damping
+    plain = x + beta * f
+    if dx_hist.shape[-1] == 0:
+        return plain
+    gram = np.einsum("pdi,pdj->pij", df_hist, df_hist)
+    scale = np.einsum("pii->p", gram)[:, None, None] / gram.shape[-1] + 1e-300
+    gram = gram + ANDERSON_REG * scale * np.eye(gram.shape[-1])
+    rhs = np.einsum("pdi,pd->pi", df_hist, f)
+    with np.errstate(all="ignore"):
+        gamma = np.linalg.solve(gram, rhs[..., None])[..., 0]
+        step = plain - np.einsum("pdi,pi->pd", dx_hist + beta * df_hist, gamma)
+    ok = np.isfinite(step).all(axis=1)
+    return np.where(ok[:, None], step, plain)
+
+
 def solve(
     ch: Channel,
     *,
     tol: float = 1e-6,
     max_iter: int = 3000,
     damping: float = 0.2,
-    label: str = "",
+    label: str | list = "",
+    anderson: int = ANDERSON_MEMORY,
 ) -> FixedPoint:
     """Iterate prior and channel equations to the fixed point for a batch of problems.
 
     Problems that do not converge within ``max_iter`` (for example the unregularised MLE where the
     data are separable: ||theta|| grows without bound) get NaN accuracy and one warning naming
-    ``label``.  Damped iteration on the conjugates; convergence when the relative change of
-    (m, q, V) is below ``tol`` for every problem.
+    ``label`` (a string for the batch, or one string per problem: the warning names the failing
+    problems' labels).  Anderson-mixed iteration (memory ``anderson``; 0: the plain damped
+    iteration, weight ``damping`` on the old conjugates) on the conjugates (Vh, qh, mh, qh_ST);
+    convergence when the relative change of (m, q, V) between two iterations is below ``tol``
+    for every problem.  Each problem's iteration is independent of the others in the batch.
     """
     kd_on = bool(np.any(ch.kd > 0))
     P = ch.alpha.shape[0]
     K = ch.omega.shape[-1]
     lam = ch.alpha * ch.l2
-    vh = np.ones(P)
-    qh = np.ones(P)
-    mh = np.full((P, K), 0.5)
-    qh_st = np.zeros(P)
+    D = K + 3
+    # Conjugates x = (Vh, qh, mh_1..mh_K, qh_ST), one row per problem.
+    x = np.empty((P, D))
+    x[:, 0] = 1.0
+    x[:, 1] = 1.0
+    x[:, 2:2 + K] = 0.5
+    x[:, -1] = 0.0
     xi = ch.xi if ch.xi is not None else np.zeros(P)
     prev = np.full((P, K + 2), np.nan)
     done = np.zeros(P, bool)
@@ -244,17 +286,29 @@ def solve(
     m = np.zeros((P, K))
     q = np.zeros(P)
     V = np.zeros(P)
-    for _ in range(max_iter):
-        V = 1.0 / (lam + vh)
-        om = np.einsum("pij,pj->pi", ch.omega, mh)
-        m = V[:, None] * om
-        q = V**2 * (np.einsum("pi,pi->p", mh, om) + qh)
+    memory = max(int(anderson), 0)
+    dx_hist = np.zeros((P, D, 0))
+    df_hist = np.zeros((P, D, 0))
+    last_x = last_f = None  # previous iterate and residual of the active problems
+
+    def prior(xa, sub_omega, sub_lam, sub_xi):
+        vh, qh, mh, qh_st = xa[:, 0], xa[:, 1], xa[:, 2:2 + K], xa[:, -1]
+        V_ = 1.0 / (sub_lam + vh)
+        om = np.einsum("pij,pj->pi", sub_omega, mh)
+        m_ = V_[:, None] * om
+        q_ = V_**2 * (np.einsum("pi,pi->p", mh, om) + qh)
         if K == 2:
             # Same sample: the student's noise is correlated with the teacher's on shared channels.
-            m[:, 1] += V * xi * qh_st
-            q += V**2 * 2.0 * mh[:, 1] * xi * qh_st
+            m_[:, 1] += V_ * sub_xi * qh_st
+            q_ += V_**2 * 2.0 * mh[:, 1] * sub_xi * qh_st
+        return m_, q_, V_
+
+    for _ in range(max_iter):
+        ma, qa, Va = prior(x[active], ch.omega[active], lam[active], xi[active])
+        m[active], q[active], V[active] = ma, qa, Va
         state = np.concatenate([m, q[:, None], V[:, None]], axis=1)
-        rel = np.max(np.abs(state - prev) / (np.abs(state) + 1e-10), axis=1)
+        with np.errstate(invalid="ignore"):
+            rel = np.max(np.abs(state - prev) / (np.abs(state) + 1e-10), axis=1)
         done = rel < tol
         prev = state
         # Iterate only the problems still moving (and finite): one slow problem must not make
@@ -266,18 +320,38 @@ def solve(
             keep = np.flatnonzero(still)
             pos = np.searchsorted(active, keep)
             caches = {key: value[pos] for key, value in caches.items()}
+            dx_hist, df_hist = dx_hist[pos], df_hist[pos]
+            last_x = None if last_x is None else last_x[pos]
+            last_f = None if last_f is None else last_f[pos]
             active = keep
         sub = Channel(*(None if f is None else f[active] for f in ch))
         new_vh, new_qh, new_mh, new_qh_st = _channel(sub, m[active], q[active], V[active], kd_on, caches)
-        qh_st[active] = damping * qh_st[active] + (1 - damping) * new_qh_st
-        vh[active] = damping * vh[active] + (1 - damping) * new_vh
-        qh[active] = damping * qh[active] + (1 - damping) * new_qh
-        mh[active] = damping * mh[active] + (1 - damping) * new_mh
+        g = np.concatenate([new_vh[:, None], new_qh[:, None], new_mh, new_qh_st[:, None]], axis=1)
+        xa = x[active]
+        fa = g - xa
+        if memory and last_x is not None:
+            dx_hist = np.concatenate([dx_hist, (xa - last_x)[..., None]], axis=2)[..., -memory:]
+            df_hist = np.concatenate([df_hist, (fa - last_f)[..., None]], axis=2)[..., -memory:]
+        last_x, last_f = xa, fa
+        new_x = _anderson_step(xa, g, dx_hist, df_hist, damping)
+        # The conjugates Vh, qh must stay positive: where the mixing leaves that cone, restart
+        # the problem's history from the damped step.
+        bad = ~((new_x[:, 0] > 0) & (new_x[:, 1] >= 0) & np.isfinite(new_x).all(axis=1))
+        if bad.any():
+            new_x[bad] = xa[bad] + (1.0 - damping) * fa[bad]
+            dx_hist[bad] = 0.0
+            df_hist[bad] = 0.0
+        x[active] = new_x
+    vh, qh, mh, qh_st = x[:, 0], x[:, 1], x[:, 2:2 + K], x[:, -1]
     acc = 1.0 - np.arccos(np.clip(m[:, 0] / np.sqrt(np.maximum(q, 1e-300)), -1, 1)) / math.pi
     ok = done & np.isfinite(acc)
     if not ok.all():
+        if isinstance(label, str):
+            names = label
+        else:
+            names = "; ".join(dict.fromkeys(str(label[i]) for i in np.flatnonzero(~ok)))
         warnings.warn(
-            f"GCM fixed point did not converge for {int((~ok).sum())} of {P} problems ({label}): "
+            f"GCM fixed point did not converge for {int((~ok).sum())} of {P} problems ({names}): "
             "NaN returned (separable data without ridge, or an extreme setting)",
             RuntimeWarning,
             stacklevel=2,
