@@ -112,13 +112,27 @@ def _prox(omega, y, t, V, a, k, T, iters: int = 40, start=None):
     lo, hi = omega - span, omega + span
     # Warm start (the previous fixed-point iteration's solution) when given and inside the bracket.
     h = omega.copy() if start is None else np.clip(start, lo, hi)
-    for _ in range(iters):
+    kd_on = np.any(k != 0)
+    # The teacher's soft label is fixed during the solve; at T = 1 sigma(h/T) is sigma(y h) up to
+    # a reflection (one logistic per Newton step instead of two).
+    target = k * T * expit(t / T) if kd_on else 0.0
+    unit_t = kd_on and np.all(T == 1.0)
+
+    def derivatives(h):
         s = expit(-y * h)
-        sh = expit(h / T)
-        g = -a * y * s + k * T * (sh - expit(t / T))
-        gp = a * s * (1.0 - s) + k * sh * (1.0 - sh)
+        g = -a * y * s
+        gp = a * s * (1.0 - s)
+        if kd_on:
+            sh = (1.0 - s if y > 0 else s) if unit_t else expit(h / T)
+            g = g + (k * T * sh - target)
+            gp = gp + k * sh * (1.0 - sh)
+        return g, gp
+
+    for _ in range(iters):
+        g, gp = derivatives(h)
         F = h - omega + V * g
-        if np.max(np.abs(F)) < 1e-11:  # every point solved
+        absF = np.abs(F)
+        if absF.max() < 1e-11:  # every point solved
             break
         lo = np.where(F < 0, h, lo)
         hi = np.where(F > 0, h, hi)
@@ -126,10 +140,9 @@ def _prox(omega, y, t, V, a, k, T, iters: int = 40, start=None):
         # Newton inside the bracket, bisection otherwise (Newton can cycle across the inflection
         # of the logistic); points already solved stay put.
         inside = (step > lo) & (step < hi) & (np.abs(step - h) < 0.5 * (hi - lo))
-        h = np.where(np.abs(F) < 1e-12, h, np.where(inside, step, 0.5 * (lo + hi)))
-    s = expit(-y * h)
-    sh = expit(h / T)
-    gp = a * s * (1.0 - s) + k * sh * (1.0 - sh)
+        h = np.where(absF < 1e-12, h, np.where(inside, step, 0.5 * (lo + hi)))
+    else:
+        g, gp = derivatives(h)
     return h, gp
 
 
@@ -193,12 +206,14 @@ def _channel(ch: Channel, m: np.ndarray, q: np.ndarray, V: np.ndarray, kd_on: bo
         t = ex(s_lt) * L + ex(np.sqrt(v_t)) * xt[None, None, :, None]
         omega = ex(b_l) * L + ex(b_t) * t + ex(np.sqrt(sig2)) * xo[None, None, None, :]
         if same:
-            # The teacher's in-sample logit: its cavity field moved by its own fit (V_T > 0).
-            vt = ex(ch.v_t)
-            t_in, _ = _prox(t, y, t, vt, np.ones_like(vt), np.zeros_like(vt), np.ones_like(vt),
-                            **_warm(cache, ("t", y)))
-            cache[("t", y)] = t_in
-            f_t = (t_in - t) / vt
+            # The teacher's in-sample logit: its cavity field moved by its own fit (V_T > 0).  It
+            # depends on the teacher only, so it is solved once per problem.
+            if ("t", y) not in cache:
+                vt = ex(ch.v_t)
+                cache[("t", y)], _ = _prox(t, y, t, vt, np.ones_like(vt), np.zeros_like(vt),
+                                           np.ones_like(vt), iters=60)
+            t_in = cache[("t", y)]
+            f_t = (t_in - t) / ex(ch.v_t)
         else:
             t_in = t
         h, gp = _prox(omega, y, t_in, Vb, a, k, T, **_warm(cache, ("s", y)))
@@ -326,6 +341,10 @@ def solve(
             active = keep
         sub = Channel(*(None if f is None else f[active] for f in ch))
         new_vh, new_qh, new_mh, new_qh_st = _channel(sub, m[active], q[active], V[active], kd_on, caches)
+        if new_mh.shape[1] < K:
+            # No KD term (k = 0) in a two-direction problem: the loss ignores the teacher, so the
+            # teacher direction's conjugate is 0 (the student is the plain logistic one).
+            new_mh = np.concatenate([new_mh, np.zeros((new_mh.shape[0], K - new_mh.shape[1]))], axis=1)
         g = np.concatenate([new_vh[:, None], new_qh[:, None], new_mh, new_qh_st[:, None]], axis=1)
         xa = x[active]
         fa = g - xa
