@@ -27,6 +27,7 @@ from mfh_sim.theory.api import (
     finite_prediction,
     predict,
     predict_limit,
+    predict_many,
 )
 from mfh_sim.theory.highdim import crossover_gamma_gcm, gd_effective_l2
 from mfh_sim.theory.finite import crossover_from_gains, crossover_gamma, fig2_blocks, fig2_delta, surrogate_lambda
@@ -41,6 +42,7 @@ __all__ = [
     "effective_l2",
     "gd_effective_l2",
     "predict_limit",
+    "predict_many",
     "crossover_from_gains",
     "crossover_gamma",
     "fig2_blocks",

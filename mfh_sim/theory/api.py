@@ -8,7 +8,7 @@ import math
 from mfh_sim.theory.criteria import LABELS, complementarity_gap
 from mfh_sim.theory.finite import least_squares_accuracies, surrogate_lambda
 from mfh_sim.theory.population import TEACHERS, population_accuracies
-from mfh_sim.theory.highdim import FINITE_NODES, Problem, finite_accuracies, gd_effective_l2
+from mfh_sim.theory.highdim import FINITE_NODES, Problem, finite_accuracies_many, gd_effective_l2
 from mfh_sim.theory.quadrature import DEFAULT_NODES, Blocks, split_rule
 
 
@@ -143,29 +143,73 @@ def predict(
     Values are NaN, with a RuntimeWarning naming the config, where a fixed point does not converge
     (converged ERM with l2 = 0 on separable data: the estimator does not exist).
     """
-    config = _check_config(config)
+    return predict_many([config], teacher=teacher, nodes=nodes, finite_nodes=finite_nodes)[0]
+
+
+def predict_many(
+    configs, *, teacher: str = "logistic", nodes: int = DEFAULT_NODES,
+    finite_nodes: int = FINITE_NODES,
+) -> list[dict[str, float]]:
+    """:func:`predict` for every config of ``configs`` (a sequence), as one vectorised solve.
+
+    Returns one dict per config, in order, with :func:`predict`'s keys and values.  Configs are
+    checked first (ValueError, :class:`TheoryDeclined` for the first bad one); configs that ask the
+    theory the same question (same blocks, hyperplane, sizes, ridge and loss: seeds and other
+    knobs the theory ignores do not count) are solved once; every distinct fixed point of every
+    config goes into one batched solve (:func:`~mfh_sim.theory.highdim.finite_accuracies_many`).
+    A non-converged fixed point gives NaN for its config only, with a warning naming it.
+    """
+    configs = [_check_config(config) for config in configs]
     _check_nodes(finite_nodes, "finite_nodes")
-    key = (config, teacher, nodes, finite_nodes)
-    try:
-        cached = _CACHE.get(key)
-    except TypeError:  # an unhashable config (never with SimConfig's frozen fields)
-        key, cached = None, None
-    if cached is not None:
-        return dict(cached)
-    limit = predict_limit(config, teacher=teacher, nodes=nodes)
-    out = finite_accuracies(blocks_of(config), config.hyperplane, problem_of(config),
-                            nodes=finite_nodes, label=_describe(config))
-    out["l2_effective"] = effective_l2(config)
-    out.update({f"{k}_limit": v for k, v in limit.items()})
-    out.update({f"{k}_finite": out[k] for k in ("teacher_acc", "no_kd_acc", "kd_acc", "delta")})
-    if key is not None and len(_CACHE) < 4096:
-        _CACHE[key] = dict(out)
-    return out
+    if teacher not in TEACHERS:
+        raise ValueError(f"teacher={teacher!r} is not allowed: use one of {TEACHERS}")
+    _check_nodes(nodes)
+    results: list = [None] * len(configs)
+    todo: dict = {}  # theory key -> indices of the configs that need it
+    for i, config in enumerate(configs):
+        cached = _CACHE.get((config, teacher, nodes, finite_nodes))
+        if cached is not None:
+            results[i] = dict(cached)
+        else:
+            todo.setdefault(_theory_key(config, teacher, nodes, finite_nodes), []).append(i)
+    if todo:
+        firsts = [configs[indices[0]] for indices in todo.values()]
+        finite = finite_accuracies_many(
+            [(blocks_of(c), c.hyperplane, problem_of(c), _describe(c)) for c in firsts],
+            nodes=finite_nodes,
+        )
+        for (key, indices), config, out in zip(todo.items(), firsts, finite):
+            limit = _LIMIT_CACHE.get(key[:2] + key[3:])
+            if limit is None:
+                limit = predict_limit(config, teacher=teacher, nodes=nodes)
+                _LIMIT_CACHE[key[:2] + key[3:]] = limit
+            out["l2_effective"] = effective_l2(config)
+            out.update({f"{k}_limit": v for k, v in limit.items()})
+            out.update({f"{k}_finite": out[k] for k in ("teacher_acc", "no_kd_acc", "kd_acc", "delta")})
+            for i in indices:
+                results[i] = dict(out)
+                if len(_CACHE) < 4096:
+                    _CACHE[(configs[i], teacher, nodes, finite_nodes)] = dict(out)
+    return results
+
+
+def _theory_key(config: SimConfig, teacher: str, nodes: int, finite_nodes: int) -> tuple:
+    """Everything :func:`predict` reads from ``config`` (configs with equal keys get equal values).
+
+    Positions 0, 1 and 3 onward also determine :func:`predict_limit`.
+    """
+    return (
+        blocks_of(config), config.hyperplane, problem_of(config), effective_l2(config),
+        config.ce_weight, config.kd_weight, config.temperature, config.kd_reduction, teacher,
+        nodes, finite_nodes,
+    )
 
 
 #: Memo of predict() by config: the finite-sample fixed points cost seconds per Gaussian config,
 #: and simulate/sweep/plots ask for the same config repeatedly.
 _CACHE: dict = {}
+#: Memo of predict_limit's values by what it reads (blocks, hyperplane, loss, teacher, nodes).
+_LIMIT_CACHE: dict = {}
 
 
 def predict_limit(

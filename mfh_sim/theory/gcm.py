@@ -107,43 +107,62 @@ def _prox(omega, y, t, V, a, k, T, iters: int = 40, start=None):
 
     Safeguarded Newton on F(h) = h - omega + V loss'(h), strictly increasing; |loss'| <= a + k T
     gives the initial bracket, and a Newton step leaving the bracket is replaced by bisection.
+    A point stops once |F| < 1e-11; the steps run on the points still unsolved only, so a large
+    batch costs what its points cost, not its slowest point's count times its size.
     """
+    shape = np.broadcast_shapes(np.shape(omega), np.shape(t), np.shape(V), np.shape(a),
+                                np.shape(k), np.shape(T), np.shape(start) if start is not None else ())
+    flat = lambda v: np.broadcast_to(np.asarray(v, dtype=np.float64), shape).ravel()
+    omega, t, V, a, k, T = (flat(v) for v in (omega, t, V, a, k, T))
     span = V * (a + k * T) + 1e-12
     lo, hi = omega - span, omega + span
     # Warm start (the previous fixed-point iteration's solution) when given and inside the bracket.
-    h = omega.copy() if start is None else np.clip(start, lo, hi)
-    kd_on = np.any(k != 0)
+    h = omega.copy() if start is None else np.clip(flat(start), lo, hi)
+    kd_on = bool(np.any(k != 0))
     # The teacher's soft label is fixed during the solve; at T = 1 sigma(h/T) is sigma(y h) up to
     # a reflection (one logistic per Newton step instead of two).
-    target = k * T * expit(t / T) if kd_on else 0.0
-    unit_t = kd_on and np.all(T == 1.0)
+    target = k * T * expit(t / T) if kd_on else None
+    unit_t = kd_on and bool(np.all(T == 1.0))
 
-    def derivatives(h):
+    def derivatives(h, i):
         s = expit(-y * h)
-        g = -a * y * s
-        gp = a * s * (1.0 - s)
+        a_i = a[i]
+        g = -a_i * y * s
+        gp = a_i * s * (1.0 - s)
         if kd_on:
-            sh = (1.0 - s if y > 0 else s) if unit_t else expit(h / T)
-            g = g + (k * T * sh - target)
-            gp = gp + k * sh * (1.0 - sh)
+            k_i = k[i]
+            sh = (1.0 - s if y > 0 else s) if unit_t else expit(h / T[i])
+            g = g + (k_i * T[i] * sh - target[i])
+            gp = gp + k_i * sh * (1.0 - sh)
         return g, gp
 
+    gp_out = np.empty(h.size)
+    idx = np.arange(h.size)
+    hh, ll, uu, om, vv = h, lo, hi, omega, V
     for _ in range(iters):
-        g, gp = derivatives(h)
-        F = h - omega + V * g
+        g, gp = derivatives(hh, idx)
+        F = hh - om + vv * g
         absF = np.abs(F)
-        if absF.max() < 1e-11:  # every point solved
-            break
-        lo = np.where(F < 0, h, lo)
-        hi = np.where(F > 0, h, hi)
-        step = h - F / (1.0 + V * gp)
+        solved = absF < 1e-11
+        if solved.any():
+            # Solved points stay put: store them and drop them from the working set.
+            h[idx[solved]] = hh[solved]
+            gp_out[idx[solved]] = gp[solved]
+            keep = ~solved
+            idx, hh, ll, uu, om, vv, F, gp = (v[keep] for v in (idx, hh, ll, uu, om, vv, F, gp))
+            if idx.size == 0:
+                break
+        ll = np.where(F < 0, hh, ll)
+        uu = np.where(F > 0, hh, uu)
+        step = hh - F / (1.0 + vv * gp)
         # Newton inside the bracket, bisection otherwise (Newton can cycle across the inflection
-        # of the logistic); points already solved stay put.
-        inside = (step > lo) & (step < hi) & (np.abs(step - h) < 0.5 * (hi - lo))
-        h = np.where(absF < 1e-12, h, np.where(inside, step, 0.5 * (lo + hi)))
-    else:
-        g, gp = derivatives(h)
-    return h, gp
+        # of the logistic).
+        inside = (step > ll) & (step < uu) & (np.abs(step - hh) < 0.5 * (uu - ll))
+        hh = np.where(inside, step, 0.5 * (ll + uu))
+    if idx.size:
+        h[idx] = hh
+        gp_out[idx] = derivatives(hh, idx)[1]
+    return h.reshape(shape), gp_out.reshape(shape)
 
 
 def _warm(cache: dict, key) -> dict:

@@ -96,35 +96,96 @@ def finite_accuracies(
     teacher and no-KD student (their accuracy depends on one share only), the product rule for the
     KD student.  NaN (with a warning) where a fixed point does not converge.
     """
-    n = float(problem.n_train)
-    total = blocks.total
-    ones = hyperplane == "ones"
-    # Teacher and no-KD student: one-dimensional rules in their own visible share.
-    x_t, w_t = _marginal_rule((blocks.g + blocks.a) / 2, (blocks.b + blocks.u) / 2,
-                              (blocks.g + blocks.a) / total if ones else None, nodes)
-    x_s, w_s = _marginal_rule((blocks.g + blocks.b) / 2, (blocks.a + blocks.u) / 2,
-                              (blocks.g + blocks.b) / total if ones else None, nodes)
-    teacher = logistic_erm(x_t, n / problem.dim_a, problem.l2_teacher, label=f"{label} teacher")
-    no_kd = logistic_erm(x_s, n / problem.dim_b, problem.l2_student, label=f"{label} no-KD student")
-    out = {
-        "teacher_acc": float(np.sum(w_t * _seen(teacher.accuracy, x_t))),
-        "no_kd_acc": float(np.sum(w_s * _seen(no_kd.accuracy, x_s))),
-    }
-    rule = shares_rule(blocks, hyperplane, nodes)
-    # The KD student needs the teacher at every node's rho_T = X: solve once per distinct X.
-    xs, inverse = np.unique(rule.x, return_inverse=True)
-    t_fp = logistic_erm(xs, n / problem.dim_a, problem.l2_teacher, label=f"{label} teacher")
-    m_t, q_t, v_t = t_fp.m[:, 0][inverse], t_fp.q[inverse], t_fp.V[inverse]
-    m_t = np.where(xs[inverse] > 0, m_t, 0.0)
-    kd = kd_erm(
-        rule.p_g, rule.p_a, rule.p_b, m_t, q_t,
-        alpha=n / problem.dim_b, l2=problem.l2_student, shared_channels=problem.shared_channels,
-        dim_a=problem.dim_a, ce=problem.ce, kd=problem.k, temperature=problem.temperature,
-        v_t=v_t if problem.same_sample else None, label=f"{label} KD student",
-    )
-    out["kd_acc"] = float(np.sum(rule.weight * _seen(kd.accuracy, rule.p_g + rule.p_b)))
-    out["delta"] = out["kd_acc"] - out["no_kd_acc"]
-    return out
+    return finite_accuracies_many([(blocks, hyperplane, problem, label)], nodes=nodes)[0]
+
+
+def finite_accuracies_many(items, *, nodes: int = FINITE_NODES) -> list[dict[str, float]]:
+    """:func:`finite_accuracies` for many ``(blocks, hyperplane, problem, label)`` at once.
+
+    Two vectorised solves for the whole list: every distinct logistic fixed point (teacher and
+    no-KD student at every hyperplane node of every item) in one batch, then every KD student in
+    one batch per protocol (same or fresh sample, with or without a KD term).  Each problem's
+    iteration is independent of the batch, so the values equal the one-item calls'.
+    """
+    preps = []
+    rows = []  # (rho, alpha, l2) of every logistic problem, with its label
+    row_labels = []
+
+    def request(x, alpha, l2, label):
+        start = len(rows)
+        rows.extend((float(v), float(alpha), float(l2)) for v in x)
+        row_labels.extend([label] * len(x))
+        return slice(start, len(rows))
+
+    for blocks, hyperplane, problem, label in items:
+        n = float(problem.n_train)
+        total = blocks.total
+        ones = hyperplane == "ones"
+        # Teacher and no-KD student: one-dimensional rules in their own visible share.
+        x_t, w_t = _marginal_rule((blocks.g + blocks.a) / 2, (blocks.b + blocks.u) / 2,
+                                  (blocks.g + blocks.a) / total if ones else None, nodes)
+        x_s, w_s = _marginal_rule((blocks.g + blocks.b) / 2, (blocks.a + blocks.u) / 2,
+                                  (blocks.g + blocks.b) / total if ones else None, nodes)
+        rule = shares_rule(blocks, hyperplane, nodes)
+        # The KD student needs the teacher at every node's rho_T = X: solve once per distinct X.
+        xs, inverse = np.unique(rule.x, return_inverse=True)
+        preps.append(dict(
+            n=n, problem=problem, label=label, x_t=x_t, w_t=w_t, x_s=x_s, w_s=w_s, rule=rule,
+            xs=xs, inverse=inverse,
+            teacher=request(x_t, n / problem.dim_a, problem.l2_teacher, f"{label} teacher"),
+            no_kd=request(x_s, n / problem.dim_b, problem.l2_student, f"{label} no-KD student"),
+            kd_teacher=request(xs, n / problem.dim_a, problem.l2_teacher, f"{label} teacher"),
+        ))
+    table = np.array(rows, dtype=np.float64).reshape(-1, 3)
+    distinct, where = np.unique(table, axis=0, return_inverse=True)
+    where = where.ravel()
+    first = np.zeros(len(distinct), dtype=int)
+    first[where[::-1]] = np.arange(len(where))[::-1]  # a row of each distinct problem, for labels
+    fp = logistic_erm(distinct[:, 0], distinct[:, 1], distinct[:, 2],
+                      label=[row_labels[i] for i in first])
+    acc, m_all, q_all, v_all = (arr[where] for arr in (fp.accuracy, fp.m[:, 0], fp.q, fp.V))
+
+    outs = []
+    groups: dict = {}
+    for i, prep in enumerate(preps):
+        out = {
+            "teacher_acc": float(np.sum(prep["w_t"] * _seen(acc[prep["teacher"]], prep["x_t"]))),
+            "no_kd_acc": float(np.sum(prep["w_s"] * _seen(acc[prep["no_kd"]], prep["x_s"]))),
+        }
+        outs.append(out)
+        problem, rule, xs, inverse = prep["problem"], prep["rule"], prep["xs"], prep["inverse"]
+        sl = prep["kd_teacher"]
+        m_t, q_t, v_t = m_all[sl][inverse], q_all[sl][inverse], v_all[sl][inverse]
+        m_t = np.where(xs[inverse] > 0, m_t, 0.0)
+        size = rule.p_g.size
+        full = lambda v: np.full(size, float(v))
+        kd_args = dict(
+            p_g=rule.p_g, p_a=rule.p_a, p_b=rule.p_b, m_t=m_t, q_t=q_t,
+            alpha=full(prep["n"] / problem.dim_b), l2=full(problem.l2_student),
+            shared_channels=full(problem.shared_channels), dim_a=full(problem.dim_a),
+            ce=full(problem.ce), kd=full(problem.k), temperature=full(problem.temperature),
+            v_t=v_t if problem.same_sample else np.zeros(size),
+        )
+        key = (bool(problem.same_sample), bool(problem.k > 0))
+        groups.setdefault(key, []).append((i, kd_args, [f"{prep['label']} KD student"] * size))
+    for (same, _), members in groups.items():
+        cat = {name: np.concatenate([args[name] for _, args, _ in members])
+               for name in members[0][1]}
+        labels = [lab for _, _, labs in members for lab in labs]
+        v_t = cat.pop("v_t") if same else None
+        if not same:
+            cat.pop("v_t")
+        p_g, p_a, p_b, m_t, q_t = (cat.pop(name) for name in ("p_g", "p_a", "p_b", "m_t", "q_t"))
+        kd = kd_erm(p_g, p_a, p_b, m_t, q_t, v_t=v_t, label=labels, **cat)
+        start = 0
+        for i, args, _ in members:
+            size = args["p_g"].size
+            rule = preps[i]["rule"]
+            accs = kd.accuracy[start:start + size]
+            start += size
+            outs[i]["kd_acc"] = float(np.sum(rule.weight * _seen(accs, rule.p_g + rule.p_b)))
+            outs[i]["delta"] = outs[i]["kd_acc"] - outs[i]["no_kd_acc"]
+    return outs
 
 
 def _seen(acc: np.ndarray, share: np.ndarray) -> np.ndarray:
