@@ -22,7 +22,10 @@ from scipy.optimize import minimize_scalar
 from scipy.special import expit
 
 import mfh_sim
-from mfh_sim.theory import TheoryDeclined, decline_reason, effective_l2, gd_effective_l2, predict
+from mfh_sim.theory import (
+    TheoryDeclined, decline_reason, effective_l2, gd_effective_l2, predict, predict_many,
+)
+from mfh_sim.theory import api
 from mfh_sim.theory import gcm
 from mfh_sim.theory.gcm import kd_erm, logistic_erm
 
@@ -214,6 +217,57 @@ def test_bad_arguments_name_the_parameter():
         crossover_gamma_gcm(n_train=1)
     with pytest.raises(ValueError, match="dim_b="):
         crossover_gamma_gcm(dim_b=0)
+
+
+# ------------------------------------------------------------------------------- batched entry
+def test_predict_many_equals_predict_config_by_config():
+    configs = [mfh_sim.make_config(**knobs) for knobs in CASES.values()] + [
+        mfh_sim.make_config(shared=o, a_only=10 - o, b_only=10 - o, unseen=o, dim_a=25, dim_b=50,
+                            n_train=n, fresh_student_sample=fresh)
+        for o, n, fresh in ((2, 200, False), (6, 100, True))
+    ] + [mfh_sim.make_config(shared=3, a_only=2, b_only=2, hyperplane="ones", kd_weight=0.0)]
+    configs.append(configs[0])  # a repeated config is solved once and returned twice
+    api._CACHE.clear()
+    many = predict_many(configs)
+    assert len(many) == len(configs)
+    for config, got in zip(configs, many):
+        api._CACHE.clear()
+        api._LIMIT_CACHE.clear()
+        one = predict(config)
+        assert set(got) == set(one)
+        for key, value in one.items():
+            assert got[key] == pytest.approx(value, abs=1e-9, nan_ok=True), key
+    assert many[-1] == many[0]
+    assert predict_many([]) == []
+
+
+def test_kd_weight_zero_student_is_the_no_kd_student():
+    # k = 0: the KD student's loss is plain CE, so it is the no-KD student (up to the product
+    # versus marginal hyperplane rule).  Before the fix its teacher-direction conjugate copied the
+    # label one and delta came out at +1.6 points.
+    config = mfh_sim.make_config(shared=6, a_only=4, b_only=4, unseen=6, dim_a=25, dim_b=50,
+                                 kd_weight=0.0)
+    out = predict(config)
+    assert abs(out["delta"]) < 1e-4
+
+
+def test_predict_many_nan_names_only_the_failing_config():
+    good = mfh_sim.make_config(shared=3, a_only=2, b_only=2, hyperplane="ones")
+    # Converged ERM without ridge on separable data (the teacher sees every decisive latent).
+    bad = mfh_sim.make_config(shared=4, a_only=0, b_only=0, unseen=0, hyperplane="ones",
+                              n_train=400, dim_a=20, dim_b=20)
+    object.__setattr__(bad, "optimizer", "erm")
+    object.__setattr__(bad, "l2", 0.0)
+    api._CACHE.clear()
+    with pytest.warns(RuntimeWarning, match="G=4 A=0") as record:
+        out = predict_many([good, bad])
+    assert not any("G=3 A=2" in str(w.message) for w in record)
+    assert math.isnan(out[1]["teacher_acc"]) and math.isfinite(out[0]["kd_acc"])
+    api._CACHE.clear()
+    with pytest.raises(TheoryDeclined):
+        predict_many([good, mfh_sim.make_config(model="mlp", shared=3, a_only=2, b_only=2)])
+    with pytest.raises(ValueError, match="teacher="):
+        predict_many([good], teacher="oracle")
 
 
 if __name__ == "__main__":

@@ -258,6 +258,8 @@ def _channel(ch: Channel, m: np.ndarray, q: np.ndarray, V: np.ndarray, kd_on: bo
 #: least-squares problem (relative to the residuals' scale).
 ANDERSON_MEMORY = 5
 ANDERSON_REG = 1e-10
+#: A problem whose q = ||theta||^2 or V exceeds this is declared divergent (NaN, with the warning).
+DIVERGED = 1e12
 
 
 def _anderson_step(x, g, dx_hist, df_hist, damping):
@@ -338,7 +340,8 @@ def solve(
         return m_, q_, V_
 
     for _ in range(max_iter):
-        ma, qa, Va = prior(x[active], ch.omega[active], lam[active], xi[active])
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverging problem goes non-finite
+            ma, qa, Va = prior(x[active], ch.omega[active], lam[active], xi[active])
         m[active], q[active], V[active] = ma, qa, Va
         state = np.concatenate([m, q[:, None], V[:, None]], axis=1)
         with np.errstate(invalid="ignore"):
@@ -347,7 +350,10 @@ def solve(
         prev = state
         # Iterate only the problems still moving (and finite): one slow problem must not make
         # the whole batch pay for its iterations.
-        still = ~done & np.isfinite(state).all(axis=1)
+        # q = ||theta||^2 or the response V past DIVERGED (natural units: O(1) at the fixed
+        # points met in practice, V <= 1 / (alpha l2) with a ridge) means the estimator runs off
+        # to infinity (separable data without ridge): stop there, NaN.
+        still = ~done & np.isfinite(state).all(axis=1) & (q < DIVERGED) & (V < DIVERGED)
         if not still.any():
             break
         if not np.array_equal(np.flatnonzero(still), active):
