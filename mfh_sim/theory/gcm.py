@@ -124,15 +124,20 @@ def _prox(omega, y, t, V, a, k, T, iters: int = 40, start=None):
     target = k * T * expit(t / T) if kd_on else None
     unit_t = kd_on and bool(np.all(T == 1.0))
 
-    def derivatives(h, i):
+    if kd_on:
+        cols = [a, k, T, target]
+    else:
+        cols = [a]
+
+    def derivatives(h, cols):
         s = expit(-y * h)
-        a_i = a[i]
+        a_i = cols[0]
         g = -a_i * y * s
         gp = a_i * s * (1.0 - s)
         if kd_on:
-            k_i = k[i]
-            sh = (1.0 - s if y > 0 else s) if unit_t else expit(h / T[i])
-            g = g + (k_i * T[i] * sh - target[i])
+            _, k_i, T_i, target_i = cols
+            sh = (1.0 - s if y > 0 else s) if unit_t else expit(h / T_i)
+            g = g + (k_i * T_i * sh - target_i)
             gp = gp + k_i * sh * (1.0 - sh)
         return g, gp
 
@@ -140,7 +145,7 @@ def _prox(omega, y, t, V, a, k, T, iters: int = 40, start=None):
     idx = np.arange(h.size)
     hh, ll, uu, om, vv = h, lo, hi, omega, V
     for _ in range(iters):
-        g, gp = derivatives(hh, idx)
+        g, gp = derivatives(hh, cols)
         F = hh - om + vv * g
         absF = np.abs(F)
         solved = absF < 1e-11
@@ -148,10 +153,12 @@ def _prox(omega, y, t, V, a, k, T, iters: int = 40, start=None):
             # Solved points stay put: store them and drop them from the working set.
             h[idx[solved]] = hh[solved]
             gp_out[idx[solved]] = gp[solved]
-            keep = ~solved
-            idx, hh, ll, uu, om, vv, F, gp = (v[keep] for v in (idx, hh, ll, uu, om, vv, F, gp))
-            if idx.size == 0:
+            keep = np.flatnonzero(~solved)
+            if keep.size == 0:
+                idx = keep
                 break
+            idx, hh, ll, uu, om, vv, F, gp = (v[keep] for v in (idx, hh, ll, uu, om, vv, F, gp))
+            cols = [c[keep] for c in cols]
         ll = np.where(F < 0, hh, ll)
         uu = np.where(F > 0, hh, uu)
         step = hh - F / (1.0 + vv * gp)
@@ -161,7 +168,7 @@ def _prox(omega, y, t, V, a, k, T, iters: int = 40, start=None):
         hh = np.where(inside, step, 0.5 * (ll + uu))
     if idx.size:
         h[idx] = hh
-        gp_out[idx] = derivatives(hh, idx)[1]
+        gp_out[idx] = derivatives(hh, cols)[1]
     return h.reshape(shape), gp_out.reshape(shape)
 
 
