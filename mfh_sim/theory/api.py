@@ -138,6 +138,8 @@ def predict(
 
     Deprecated aliases kept for the plotting code: ``<key>_finite`` = ``<key>``.
 
+    Many configs: :func:`predict_many` (one batched solve; this function calls it with one).
+
     Raises ValueError for a bad argument and :class:`TheoryDeclined` (a NotImplementedError whose
     ``reason`` attribute is :func:`decline_reason`'s text) for configs the theory does not model.
     Values are NaN, with a RuntimeWarning naming the config, where a fixed point does not converge
@@ -167,7 +169,10 @@ def predict_many(
     results: list = [None] * len(configs)
     todo: dict = {}  # theory key -> indices of the configs that need it
     for i, config in enumerate(configs):
-        cached = _CACHE.get((config, teacher, nodes, finite_nodes))
+        try:
+            cached = _CACHE.get((config, teacher, nodes, finite_nodes))
+        except TypeError:  # an unhashable config (never with SimConfig's frozen fields)
+            cached = None
         if cached is not None:
             results[i] = dict(cached)
         else:
@@ -189,7 +194,10 @@ def predict_many(
             for i in indices:
                 results[i] = dict(out)
                 if len(_CACHE) < 4096:
-                    _CACHE[(configs[i], teacher, nodes, finite_nodes)] = dict(out)
+                    try:
+                        _CACHE[(configs[i], teacher, nodes, finite_nodes)] = dict(out)
+                    except TypeError:
+                        pass
     return results
 
 
