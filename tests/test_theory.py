@@ -15,6 +15,7 @@ from mfh_sim.theory import (
     crossover_gamma,
     linear_student,
     predict,
+    predict_limit,
     sheppard_accuracy,
     simulate_least_squares,
 )
@@ -33,12 +34,12 @@ def fig2(o: int, **knobs):
 def test_symmetric_teacher_is_three_quarters():
     # X ~ Beta(5, 5) and arccos(sqrt(X)) + arccos(sqrt(1 - X)) = pi/2, so E[arccos sqrt X] = pi/4.
     for o in (0, 3, 10):
-        assert predict(fig2(o))["teacher_acc"] == pytest.approx(0.75, abs=1e-9)
+        assert predict_limit(fig2(o))["teacher_acc"] == pytest.approx(0.75, abs=1e-9)
 
 
 def test_ones_hyperplane_is_exact_sheppard():
     config = mfh_sim.make_config(shared=3, a_only=5, b_only=2, unseen=4, hyperplane="ones")
-    p = predict(config)
+    p = predict_limit(config)
     assert p["teacher_acc"] == pytest.approx(1 - math.acos(math.sqrt(8 / 14)) / math.pi, abs=1e-12)
     assert p["no_kd_acc"] == pytest.approx(1 - math.acos(math.sqrt(5 / 14)) / math.pi, abs=1e-12)
     # Mixed KD at T = 1 (paper: k = 1/2) loads 1.5 on w_G and 1 on w_B.
@@ -137,34 +138,34 @@ def test_kd_student_is_a_stationary_point(ce, kd, temperature, reduction):
 def test_pure_kd_reaches_shared_ceiling(teacher, temperature):
     # ce_weight = 0: 1 - arccos(||w_G|| / ||w||) / pi whatever the teacher's scale or temperature.
     for hyperplane in ("ones", "gaussian"):
-        p = predict(fig2(4, ce_weight=0.0, temperature=temperature, hyperplane=hyperplane), teacher=teacher)
+        p = predict_limit(fig2(4, ce_weight=0.0, temperature=temperature, hyperplane=hyperplane), teacher=teacher)
         assert p["kd_acc"] == pytest.approx(p["pure_kd_acc"], abs=1e-12)
-    p = predict(fig2(4, ce_weight=0.0, hyperplane="ones"))
+    p = predict_limit(fig2(4, ce_weight=0.0, hyperplane="ones"))
     assert p["kd_acc"] == pytest.approx(1 - math.acos(math.sqrt(4 / 20)) / math.pi, abs=1e-12)
 
 
 def test_bayes_and_logistic_teachers_agree_at_unit_temperature():
     for o in (2, 6):
-        a, b = predict(fig2(o), teacher="logistic"), predict(fig2(o), teacher="bayes")
+        a, b = predict_limit(fig2(o), teacher="logistic"), predict_limit(fig2(o), teacher="bayes")
         assert a["kd_acc"] == pytest.approx(b["kd_acc"], abs=1e-6)
 
 
 def test_kd_never_beats_no_kd_in_population():
     for o in range(11):
         for kd in (0.5, 1.0, 4.0):
-            assert predict(fig2(o, kd_weight=kd))["delta"] <= 1e-12
+            assert predict_limit(fig2(o, kd_weight=kd))["delta"] <= 1e-12
 
 
 def test_no_kd_does_not_depend_on_training_knobs():
-    a = predict(fig2(3))
-    b = predict(fig2(3, kd_weight=3.0, temperature=2.0, learning_rate=0.5, steps=10))
+    a = predict_limit(fig2(3))
+    b = predict_limit(fig2(3, kd_weight=3.0, temperature=2.0, learning_rate=0.5, steps=10))
     assert a["teacher_acc"] == b["teacher_acc"] and a["no_kd_acc"] == b["no_kd_acc"]
 
 
-def test_predict_is_fast():
+def test_predict_limit_is_fast():
     start = time.perf_counter()
     for o in range(11):
-        predict(fig2(o, temperature=2.0))
+        predict_limit(fig2(o, temperature=2.0))
     assert (time.perf_counter() - start) / 11 < 0.5
 
 
@@ -172,7 +173,7 @@ def test_predict_is_fast():
 def test_least_squares_recovers_population_as_n_grows():
     rule = split_rule(Blocks(4, 6, 6, 4), "gaussian")
     big = least_squares_accuracies(rule, 0.0, n_train=1e12, dim_a=25, dim_b=50, shared_channels=4)
-    pop = predict(fig2(4))
+    pop = predict_limit(fig2(4))
     assert big["teacher_acc"] == pytest.approx(pop["teacher_acc"], abs=1e-5)
     assert big["no_kd_acc"] == pytest.approx(pop["no_kd_acc"], abs=1e-5)
     for same in (True, False):
@@ -240,21 +241,21 @@ def test_theory_for_returns_none_where_not_covered():
     from mfh_sim.simulation import theory_for
 
     assert theory_for(fig2(2, model="mlp")) is None
-    assert theory_for(fig2(2))["kd_acc"] == predict(fig2(2))["kd_acc"]
+    assert theory_for(fig2(2, hyperplane="ones"))["kd_acc"] == predict(fig2(2, hyperplane="ones"))["kd_acc"]
 
 
-def test_finite_keys_are_nan_where_the_surrogate_does_not_apply():
-    p = predict(fig2(2, temperature=2.0))
-    assert math.isnan(p["kd_acc_finite"]) and not math.isnan(p["kd_acc"])
-    p = predict(fig2(2, n_train=40))
-    assert math.isnan(p["no_kd_acc_finite"])
+def test_surrogate_is_nan_where_it_does_not_apply():
+    from mfh_sim.theory import finite_prediction
+
+    assert math.isnan(finite_prediction(fig2(2, temperature=2.0))["kd_acc"])
+    assert math.isnan(finite_prediction(fig2(2, n_train=40))["no_kd_acc"])
 
 
 def test_results_carry_theory():
     r = mfh_sim.simulate(shared=2, a_only=3, b_only=3, unseen=2, dim_a=8, dim_b=8, seeds=2, steps=5)
-    assert set(r.theory) >= {"teacher_acc", "no_kd_acc", "kd_acc", "delta", "delta_finite"}
+    assert set(r.theory) >= {"teacher_acc", "no_kd_acc", "kd_acc", "delta", "delta_limit"}
     s = mfh_sim.sweep(points=[dict(shared=o, a_only=4 - o, b_only=4 - o, unseen=o) for o in (0, 2)],
-                      dim_a=8, dim_b=8, seeds=2, steps=5)
+                      dim_a=8, dim_b=8, seeds=2, steps=5, hyperplane="ones")
     assert s.theory["kd_acc"].shape == (2,)
     assert s.theory["kd_acc"][1] == pytest.approx(predict(s.configs[1])["kd_acc"])
 

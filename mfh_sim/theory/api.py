@@ -8,31 +8,79 @@ import math
 from mfh_sim.theory.criteria import LABELS, complementarity_gap
 from mfh_sim.theory.finite import least_squares_accuracies, surrogate_lambda
 from mfh_sim.theory.population import TEACHERS, population_accuracies
+from mfh_sim.theory.highdim import FINITE_NODES, Problem, finite_accuracies_many, gd_effective_l2
 from mfh_sim.theory.quadrature import DEFAULT_NODES, Blocks, split_rule
 
 
-def _check_config(config: object) -> SimConfig:
+class TheoryDeclined(NotImplementedError):
+    """The theory does not model this config; ``reason`` says why, in words a user can read.
+
+    A subclass of NotImplementedError, so callers that treat "not covered" as "no theory"
+    (``mfh_sim.simulation.theory_for``) keep working.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def decline_reason(config: object) -> str | None:
+    """Why the theory does not model ``config``, or None if it does.
+
+    Modelled: linear two-class models (``model='linear'``, ``n_classes=2``) on the linear Gaussian
+    generator (``mixing_depth=0``, ``label_noise=0``), the KL distillation loss (``kd_loss='kl'``),
+    trained by full-batch plain GD (``optimizer='sgd'`` with ``momentum=0``, the paper's recipe,
+    through an effective ridge) or by converged ridge ERM (``optimizer='erm'`` with ridge
+    ``config.l2``), both hyperplanes, both student-sample protocols.
+    """
     if not isinstance(config, SimConfig):
         raise ValueError(
             f"config={config!r} is not allowed: it must be a SimConfig (build one with "
             "mfh_sim.make_config)"
         )
-    if config.model != "linear":
-        raise NotImplementedError(
-            f"model={config.model!r} is not covered by the theory: it treats linear models "
-            "(model='linear') on Gaussian inputs only"
-        )
-    if config.ce_weight == 0.0 and config.kd_weight == 0.0:
-        raise NotImplementedError(
-            "ce_weight=0 with kd_weight=0 is not covered by the theory: the KD student's loss is "
-            "identically zero, so it stays at its random initialisation"
-        )
-    return config
+    optimizer = getattr(config, "optimizer", "sgd")
+    checks = (
+        (config.model != "linear",
+         f"model={config.model!r}: the theory treats linear models (model='linear') only"),
+        (getattr(config, "n_classes", 2) != 2,
+         f"n_classes={getattr(config, 'n_classes', 2)}: the theory treats two classes only"),
+        (getattr(config, "label_noise", 0.0) > 0,
+         f"label_noise={getattr(config, 'label_noise', 0.0)}: flipped labels are not modelled"),
+        (getattr(config, "mixing_depth", 0) > 0,
+         f"mixing_depth={getattr(config, 'mixing_depth', 0)}: the theory needs Gaussian channels "
+         "(mixing_depth=0)"),
+        (getattr(config, "kd_loss", "kl") != "kl",
+         f"kd_loss={getattr(config, 'kd_loss', 'kl')!r}: only the KL distillation loss (kd_loss='kl') "
+         "is modelled"),
+        (optimizer not in ("sgd", "erm"),
+         f"optimizer={optimizer!r}: only plain full-batch GD (optimizer='sgd', momentum=0) and "
+         "converged ridge ERM (optimizer='erm') are modelled"),
+        (optimizer == "sgd" and getattr(config, "momentum", 0.0) != 0.0,
+         f"momentum={getattr(config, 'momentum', 0.0)}: heavy-ball GD is not modelled (momentum=0 "
+         "only)"),
+        (config.ce_weight == 0.0 and config.kd_weight == 0.0,
+         "ce_weight=0 with kd_weight=0: the KD student's loss is identically zero"),
+    )
+    for bad, reason in checks:
+        if bad:
+            return f"the theory does not model this config: {reason}"
+    if optimizer == "erm":
+        l2 = getattr(config, "l2", 0.0)
+        if not (isinstance(l2, (int, float)) and math.isfinite(l2) and l2 >= 0):
+            raise ValueError(f"l2={l2!r} is not allowed: it must be a finite number >= 0")
+    return None
 
 
-def _check_nodes(nodes: object) -> int:
+def _check_config(config: object) -> SimConfig:
+    reason = decline_reason(config)
+    if reason is not None:
+        raise TheoryDeclined(reason)
+    return config  # type: ignore[return-value]
+
+
+def _check_nodes(nodes: object, name: str = "nodes") -> int:
     if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 2:
-        raise ValueError(f"nodes={nodes!r} is not allowed: it must be an integer >= 2")
+        raise ValueError(f"{name}={nodes!r} is not allowed: it must be an integer >= 2")
     return nodes
 
 
@@ -42,33 +90,153 @@ def blocks_of(config: SimConfig) -> Blocks:
     return Blocks(float(v.shared), float(v.a_only), float(v.b_only), float(v.unseen))
 
 
+def effective_l2(config: SimConfig) -> float:
+    """The ridge weight the finite-sample theory uses for ``config`` (ERM normalisation).
+
+    ``optimizer='erm'``: ``config.l2``.  Plain GD (the paper's recipe): the effective ridge
+    :func:`~mfh_sim.theory.highdim.gd_effective_l2` of ``steps`` steps at ``learning_rate``.
+    """
+    if getattr(config, "optimizer", "sgd") == "erm":
+        return float(getattr(config, "l2", 0.0))
+    return gd_effective_l2(config.learning_rate, config.steps)
+
+
+def problem_of(config: SimConfig) -> Problem:
+    """The sizes and loss of ``config`` for :func:`~mfh_sim.theory.highdim.finite_accuracies`."""
+    v = config.venn
+    l2 = effective_l2(config)
+    k = config.kd_weight / (2.0 if config.kd_reduction == "paper" else 1.0)
+    return Problem(
+        n_train=float(config.n_train), dim_a=float(v.dim_a), dim_b=float(v.dim_b),
+        shared_channels=float(v.shared + v.shared_nondecisive), l2_teacher=l2, l2_student=l2,
+        ce=config.ce_weight, k=k, temperature=config.temperature,
+        same_sample=not config.fresh_student_sample,
+    )
+
+
 def predict(
-    config: SimConfig, *, teacher: str = "logistic", nodes: int = DEFAULT_NODES
+    config: SimConfig, *, teacher: str = "logistic", nodes: int = DEFAULT_NODES,
+    finite_nodes: int = FINITE_NODES,
 ) -> dict[str, float]:
     """The theory's accuracies (fractions in [0, 1]) for ``config``.
 
-    Population (infinite n_train) keys, expected over Gaussian hyperplanes by Gauss-Jacobi
-    quadrature when ``config.hyperplane == 'gaussian'`` and exact for 'ones':
+    Finite-sample keys (the config's n_train, channel dims and optimiser; high-dimensional GCM
+    fixed point, :mod:`mfh_sim.theory.gcm`, averaged over hyperplanes):
 
-    * ``teacher_acc``: 1 - arccos(rho_T)/pi, rho_T^2 = p_G + p_A (Bayes = population logistic).
-    * ``no_kd_acc``: 1 - arccos(rho_S)/pi, rho_S^2 = p_G + p_B.
-    * ``kd_acc``: the population minimiser of ce_weight CE + kd_weight T^2 KL (with the config's
-      reduction and temperature), with a population logistic teacher (``teacher='logistic'``) or
-      the Bayes posterior teacher (``teacher='bayes'``).
-    * ``delta`` = kd_acc - no_kd_acc; ``pure_kd_acc``: the KD-only ceiling 1 - arccos(||w_G||)/pi.
+    * ``teacher_acc``, ``no_kd_acc``, ``kd_acc`` and ``delta`` = kd_acc - no_kd_acc;
+    * ``l2_effective``: the ridge weight used (``config.l2`` for ``optimizer='erm'``, the GD
+      map :func:`~mfh_sim.theory.highdim.gd_effective_l2` for the paper's GD).
 
-    Finite-sample keys ``teacher_acc_finite``, ``no_kd_acc_finite``, ``kd_acc_finite``,
-    ``delta_finite`` come from the least-squares surrogate at the config's n_train and channel
-    dims (:func:`finite_prediction`; NaN where it does not apply).
+    ERM normalisation (what ``optimizer='erm'`` must minimise for the theory to apply): each
+    model minimises (1/n) sum_i loss_i + (l2/2) ||theta||^2, the mean over the n training samples
+    of the per-sample loss in the two-class margin form, ridge on the margin weights
+    theta = w_1 - w_0 only (not the bias); see :mod:`mfh_sim.theory.highdim`.
 
-    Raises ValueError for a bad argument, NotImplementedError for configs the theory does not
-    cover (a non-linear model; an all-zero student loss).
+    Infinite-data limit (population minimisers, Gauss-Jacobi over hyperplanes with ``nodes``
+    per Beta variable): ``teacher_acc_limit``, ``no_kd_acc_limit``, ``kd_acc_limit``,
+    ``delta_limit``, ``pure_kd_acc_limit`` (the KD-only ceiling 1 - arccos(||w_G||/||w||)/pi).
+
+    Deprecated aliases kept for the plotting code: ``<key>_finite`` = ``<key>``.
+
+    Many configs: :func:`predict_many` (one batched solve; this function calls it with one).
+
+    Raises ValueError for a bad argument and :class:`TheoryDeclined` (a NotImplementedError whose
+    ``reason`` attribute is :func:`decline_reason`'s text) for configs the theory does not model.
+    Values are NaN, with a RuntimeWarning naming the config, where a fixed point does not converge
+    (converged ERM with l2 = 0 on separable data: the estimator does not exist).
+    """
+    return predict_many([config], teacher=teacher, nodes=nodes, finite_nodes=finite_nodes)[0]
+
+
+def predict_many(
+    configs, *, teacher: str = "logistic", nodes: int = DEFAULT_NODES,
+    finite_nodes: int = FINITE_NODES,
+) -> list[dict[str, float]]:
+    """:func:`predict` for every config of ``configs`` (a sequence), as one vectorised solve.
+
+    Returns one dict per config, in order, with :func:`predict`'s keys and values.  Configs are
+    checked first (ValueError, :class:`TheoryDeclined` for the first bad one); configs that ask the
+    theory the same question (same blocks, hyperplane, sizes, ridge and loss: seeds and other
+    knobs the theory ignores do not count) are solved once; every distinct fixed point of every
+    config goes into one batched solve (:func:`~mfh_sim.theory.highdim.finite_accuracies_many`).
+    A non-converged fixed point gives NaN for its config only, with a warning naming it.
+    """
+    configs = [_check_config(config) for config in configs]
+    _check_nodes(finite_nodes, "finite_nodes")
+    if teacher not in TEACHERS:
+        raise ValueError(f"teacher={teacher!r} is not allowed: use one of {TEACHERS}")
+    _check_nodes(nodes)
+    results: list = [None] * len(configs)
+    todo: dict = {}  # theory key -> indices of the configs that need it
+    for i, config in enumerate(configs):
+        try:
+            cached = _CACHE.get((config, teacher, nodes, finite_nodes))
+        except TypeError:  # an unhashable config (never with SimConfig's frozen fields)
+            cached = None
+        if cached is not None:
+            results[i] = dict(cached)
+        else:
+            todo.setdefault(_theory_key(config, teacher, nodes, finite_nodes), []).append(i)
+    if todo:
+        firsts = [configs[indices[0]] for indices in todo.values()]
+        finite = finite_accuracies_many(
+            [(blocks_of(c), c.hyperplane, problem_of(c), _describe(c)) for c in firsts],
+            nodes=finite_nodes,
+        )
+        for (key, indices), config, out in zip(todo.items(), firsts, finite):
+            limit = _LIMIT_CACHE.get(key[:2] + key[3:])
+            if limit is None:
+                limit = predict_limit(config, teacher=teacher, nodes=nodes)
+                _LIMIT_CACHE[key[:2] + key[3:]] = limit
+            out["l2_effective"] = effective_l2(config)
+            out.update({f"{k}_limit": v for k, v in limit.items()})
+            out.update({f"{k}_finite": out[k] for k in ("teacher_acc", "no_kd_acc", "kd_acc", "delta")})
+            for i in indices:
+                results[i] = dict(out)
+                if len(_CACHE) < 4096:
+                    try:
+                        _CACHE[(configs[i], teacher, nodes, finite_nodes)] = dict(out)
+                    except TypeError:
+                        pass
+    return results
+
+
+def _theory_key(config: SimConfig, teacher: str, nodes: int, finite_nodes: int) -> tuple:
+    """Everything :func:`predict` reads from ``config`` (configs with equal keys get equal values).
+
+    Positions 0, 1 and 3 onward also determine :func:`predict_limit`.
+    """
+    return (
+        blocks_of(config), config.hyperplane, problem_of(config), effective_l2(config),
+        config.ce_weight, config.kd_weight, config.temperature, config.kd_reduction, teacher,
+        nodes, finite_nodes,
+    )
+
+
+#: Memo of predict() by config: the finite-sample fixed points cost seconds per Gaussian config,
+#: and simulate/sweep/plots ask for the same config repeatedly.
+_CACHE: dict = {}
+#: Memo of predict_limit's values by what it reads (blocks, hyperplane, loss, teacher, nodes).
+_LIMIT_CACHE: dict = {}
+
+
+def predict_limit(
+    config: SimConfig, *, teacher: str = "logistic", nodes: int = DEFAULT_NODES
+) -> dict[str, float]:
+    """The infinite-data (population) accuracies for ``config``, fractions in [0, 1], unsuffixed keys.
+
+    ``teacher_acc`` = E[1 - arccos(rho_T)/pi] (rho_T^2 = p_G + p_A), ``no_kd_acc`` likewise with
+    p_G + p_B, ``kd_acc`` the population minimiser of the KD loss with a population logistic
+    (``teacher='logistic'``) or Bayes (``'bayes'``) teacher, ``delta``, ``pure_kd_acc``; expected
+    over Gaussian hyperplanes by Gauss-Jacobi quadrature (``nodes`` per Beta variable), exact for
+    'ones'.  Fast (closed forms and one-dimensional solves).  :func:`predict` returns these with
+    the suffix ``_limit``.  Declines like :func:`predict`.
     """
     config = _check_config(config)
     if teacher not in TEACHERS:
         raise ValueError(f"teacher={teacher!r} is not allowed: use one of {TEACHERS}")
     rule = split_rule(blocks_of(config), config.hyperplane, _check_nodes(nodes))
-    out = population_accuracies(
+    return population_accuracies(
         rule,
         ce_weight=config.ce_weight,
         kd_weight=config.kd_weight,
@@ -76,17 +244,19 @@ def predict(
         kd_reduction=config.kd_reduction,
         teacher=teacher,
     )
-    out.update({f"{k}_finite": v for k, v in finite_prediction(config, rule).items()})
-    return out
+
+
+def _describe(config: SimConfig) -> str:
+    v = config.venn
+    return (f"config G={v.shared} A={v.a_only} B={v.b_only} U={v.unseen} dim_a={v.dim_a} "
+            f"dim_b={v.dim_b} n_train={config.n_train} optimizer={getattr(config, 'optimizer', 'sgd')}")
 
 
 def finite_prediction(config: SimConfig, rule=None) -> dict[str, float]:
-    """The least-squares surrogate's accuracies at the config's n_train and dims (fractions).
+    """The least-squares surrogate's accuracies (fractions; kept for comparison, not used by predict).
 
-    Keys ``teacher_acc``, ``no_kd_acc``, ``kd_acc``, ``delta``.  The KD student mixes labels and
-    teacher logits with lam = k / (ce_weight + k) (:func:`~mfh_sim.theory.finite.surrogate_lambda`),
-    which matches the CE + KD population direction at temperature 1 only: for temperature != 1, and
-    where n_train <= max(dim_a, dim_b) + 1 (no inverse-Wishart mean), the values are NaN.
+    Keys ``teacher_acc``, ``no_kd_acc``, ``kd_acc``, ``delta``; NaN for temperature != 1 or
+    n_train <= max(dim_a, dim_b) + 1.  Superseded by the GCM theory in :func:`predict`.
     """
     config = _check_config(config)
     if rule is None:

@@ -1,0 +1,492 @@
+"""Exact high-dimensional theory of ridge-regularised linear ERM on the simulator's data.
+
+Replica / Gaussian-covariate-model (GCM) fixed point (Aubin, Maillard, Barbier, Krzakala, Macris,
+Zdeborova, NeurIPS 2020; Loureiro, Gerbelot, Cui, Goldt, Krzakala, Mezard, Zdeborova, NeurIPS
+2021), written in the simulator's *natural units* (derivation: ``docs/theory.md``).
+
+Setting.  Inputs x in R^d with i.i.d. N(0, 1) entries; the margin is h = theta . x (no intercept:
+by symmetry it vanishes in the limit).  The estimator minimises
+
+    (1/n) sum_i loss(y_i, theta . x_i, t_i)  +  (l2 / 2) ||theta||^2                    (ERM)
+
+(mean over the n samples, ridge on the weights only).  The per-sample loss is
+
+    loss(y, h, t) = a * log(1 + exp(-y h))  +  k T^2 KL(sigma(t/T) || sigma(h/T)),
+
+the two-class margin form of ce_weight * CE + kd_weight * T^2 * KL (k = kd_weight / 2 for the
+'paper' reduction, kd_weight for 'batchmean'); y in {-1, +1}, t the teacher's margin.
+
+Label model.  L = w . z with ||w|| = 1 (so Var L = 1), y = sign(L).  The model's inputs see the
+directions u_1, ..., u_K in R^d (Gram matrix Omega = U^T U, O(1) entries); u_1 is the visible
+part of w (Omega_11 = rho, the visible share of ||w||^2), u_2 (KD only) the part of the teacher's
+weights that falls on channels the model shares with the teacher.  Everything else in L and t is
+independent of x (probit-like noise).  The channel sees the pair (L, T) (T = t, KD only) with
+covariance ``S`` = [[1, Cov(L, t)], [Cov(L, t), Var t]] and Cov(h, (L, T)) = m = U^T theta.
+
+Order parameters (n, d -> infinity, alpha = n / d fixed; lam' = alpha * l2):
+
+    prior:    V = 1 / (lam' + Vh),  m = V Omega mh,  q = V^2 (mh^T Omega mh + qh)
+    channel:  omega ~ N(0, q);  (L, T) | omega ~ N(m omega / q, C),  C = S - m m^T / q;
+              h* = prox_{V loss(y, ., t)}(omega),  f = (h* - omega) / V = -loss'(h*)
+              Vh = alpha E[loss''(h*) / (1 + V loss''(h*))]
+              qh = alpha E[f^2]
+              mh = alpha C^{-1} E[((L, T) - m omega / q) f]
+
+m = U^T theta are the overlaps of the weights with the directions, q = ||theta||^2 and V the
+linear response.  The test accuracy is 1 - arccos(m_1 / sqrt(q)) / pi (Sheppard: corr(h, L) =
+m_1 / sqrt(q), the label latent having unit variance).  The expectation over (omega, T) is a
+Gauss-Hermite product rule; the label is integrated in closed form given (omega, T).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+from typing import NamedTuple
+
+import numpy as np
+from scipy.special import expit, ndtr
+
+SQRT2PI = math.sqrt(2.0 * math.pi)
+#: Gauss-Hermite nodes for the cavity field omega and for the teacher's logit given omega.
+OMEGA_NODES = 12
+LOGIT_NODES = 6
+#: Gauss-Legendre nodes for the label latent on each half-line.
+LABEL_NODES = 16
+
+
+@functools.lru_cache(maxsize=None)
+def _gauss_hermite(n: int) -> tuple[np.ndarray, np.ndarray]:
+    x, w = np.polynomial.hermite_e.hermegauss(n)
+    x, w = x, w / w.sum()
+    x.flags.writeable = w.flags.writeable = False
+    return x, w
+
+
+class Channel(NamedTuple):
+    """Per-problem parameters (arrays broadcast to one batch shape ``(P,)``).
+
+    alpha: n / d > 0.  l2: ridge weight >= 0 in the (ERM) normalisation above.
+    omega: (P, K, K) Gram matrix of the visible directions (K = 1 or 2).
+    s_lt, s_tt: Cov(L, t), Var(t) of the teacher's margin (K = 2 only; zeros otherwise).
+    ce, kd, temperature: a, k, T of the loss (kd = 0: plain logistic regression).
+    """
+
+    alpha: np.ndarray
+    l2: np.ndarray
+    omega: np.ndarray
+    s_lt: np.ndarray
+    s_tt: np.ndarray
+    ce: np.ndarray
+    kd: np.ndarray
+    temperature: np.ndarray
+    #: Same-sample KD only (zeros otherwise): the teacher's response V_T (its logit on a training
+    #: sample is t = prox_{V_T CE(y, .)}(omega_T), omega_T its cavity field, the Gaussian "T") and
+    #: the coefficient xi = V_T * shared_channels / dim_a of the teacher-student noise correlation.
+    v_t: np.ndarray | None = None
+    xi: np.ndarray | None = None
+
+
+class FixedPoint(NamedTuple):
+    """Solution of the fixed point, one entry per problem. ``accuracy`` is a fraction in [0, 1]."""
+
+    m: np.ndarray  # (P, K)
+    q: np.ndarray  # (P,)
+    V: np.ndarray  # (P,)
+    mh: np.ndarray  # (P, K)
+    qh: np.ndarray
+    Vh: np.ndarray
+    qh_st: np.ndarray  # same-sample KD: alpha E[f_S f_T] (zeros otherwise)
+    accuracy: np.ndarray
+    converged: np.ndarray
+
+
+def _prox(omega, y, t, V, a, k, T, iters: int = 40, start=None):
+    """h* = argmin_h (h - omega)^2 / (2V) + loss(y, h, t), elementwise; returns (h*, loss''(h*)).
+
+    Safeguarded Newton on F(h) = h - omega + V loss'(h), strictly increasing; |loss'| <= a + k T
+    gives the initial bracket, and a Newton step leaving the bracket is replaced by bisection.
+    A point stops once |F| < 1e-11; the steps run on the points still unsolved only, so a large
+    batch costs what its points cost, not its slowest point's count times its size.
+    """
+    shape = np.broadcast_shapes(np.shape(omega), np.shape(t), np.shape(V), np.shape(a),
+                                np.shape(k), np.shape(T), np.shape(start) if start is not None else ())
+    flat = lambda v: np.broadcast_to(np.asarray(v, dtype=np.float64), shape).ravel()
+    omega, t, V, a, k, T = (flat(v) for v in (omega, t, V, a, k, T))
+    span = V * (a + k * T) + 1e-12
+    lo, hi = omega - span, omega + span
+    # Warm start (the previous fixed-point iteration's solution) when given and inside the bracket.
+    h = omega.copy() if start is None else np.clip(flat(start), lo, hi)
+    kd_on = bool(np.any(k != 0))
+    # The teacher's soft label is fixed during the solve; at T = 1 sigma(h/T) is sigma(y h) up to
+    # a reflection (one logistic per Newton step instead of two).
+    target = k * T * expit(t / T) if kd_on else None
+    unit_t = kd_on and bool(np.all(T == 1.0))
+
+    if kd_on:
+        cols = [a, k, T, target]
+    else:
+        cols = [a]
+
+    def derivatives(h, cols):
+        s = expit(-y * h)
+        a_i = cols[0]
+        g = -a_i * y * s
+        gp = a_i * s * (1.0 - s)
+        if kd_on:
+            _, k_i, T_i, target_i = cols
+            sh = (1.0 - s if y > 0 else s) if unit_t else expit(h / T_i)
+            g = g + (k_i * T_i * sh - target_i)
+            gp = gp + k_i * sh * (1.0 - sh)
+        return g, gp
+
+    gp_out = np.empty(h.size)
+    idx = np.arange(h.size)
+    hh, ll, uu, om, vv = h, lo, hi, omega, V
+    for _ in range(iters):
+        g, gp = derivatives(hh, cols)
+        F = hh - om + vv * g
+        absF = np.abs(F)
+        solved = absF < 1e-11
+        if solved.any():
+            # Solved points stay put: store them and drop them from the working set.
+            h[idx[solved]] = hh[solved]
+            gp_out[idx[solved]] = gp[solved]
+            keep = np.flatnonzero(~solved)
+            if keep.size == 0:
+                idx = keep
+                break
+            idx, hh, ll, uu, om, vv, F, gp = (v[keep] for v in (idx, hh, ll, uu, om, vv, F, gp))
+            cols = [c[keep] for c in cols]
+        ll = np.where(F < 0, hh, ll)
+        uu = np.where(F > 0, hh, uu)
+        step = hh - F / (1.0 + vv * gp)
+        # Newton inside the bracket, bisection otherwise (Newton can cycle across the inflection
+        # of the logistic).
+        inside = (step > ll) & (step < uu) & (np.abs(step - hh) < 0.5 * (uu - ll))
+        hh = np.where(inside, step, 0.5 * (ll + uu))
+    if idx.size:
+        h[idx] = hh
+        gp_out[idx] = derivatives(hh, cols)[1]
+    return h.reshape(shape), gp_out.reshape(shape)
+
+
+def _warm(cache: dict, key) -> dict:
+    """Newton from the previous iteration's prox (a few steps) or from scratch (many)."""
+    if key in cache:
+        return {"start": cache[key]}
+    return {"iters": 40}
+
+
+@functools.lru_cache(maxsize=None)
+def _half_line_rule(n: int, top: float = 8.5) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights for E[g(|L|) ; L > 0], L ~ N(0, 1): Gauss-Legendre on (0, top)."""
+    x, w = np.polynomial.legendre.leggauss(n)
+    x = 0.5 * top * (x + 1.0)
+    w = 0.5 * top * w * np.exp(-0.5 * x**2) / SQRT2PI
+    x.flags.writeable = w.flags.writeable = False
+    return x, w
+
+
+def _channel(ch: Channel, m: np.ndarray, q: np.ndarray, V: np.ndarray, kd_on: bool, cache: dict):
+    """Conjugates (Vh, qh, mh, qh_ST) from (m, q, V) for every problem; mh has shape (P, K).
+
+    The label latent L is integrated first, on each half-line separately (y = sign L exactly, so
+    the integrand is smooth on each), then the teacher's logit T given L (KD only), then the cavity
+    field omega given (L, T): all Gaussian conditionals of the covariance
+    [[1, s_lt, m_1], [s_lt, s_tt, m_2], [m_1, m_2, q]].  Integrating omega first would leave a step
+    of width ~sqrt(1 - m^2/q) in the integrand, which a Gauss-Hermite rule misses once the labels
+    are nearly deterministic given the model's view (high accuracy, large n).
+    """
+    xl, wl = _half_line_rule(LABEL_NODES)
+    xo, wo = _gauss_hermite(OMEGA_NODES)
+    xt, wt = _gauss_hermite(LOGIT_NODES) if kd_on else (np.zeros(1), np.ones(1))
+    P = q.shape[0]
+    q = np.maximum(q, 1e-300)
+    m1 = m[:, 0]
+    m2 = m[:, 1] if kd_on else np.zeros(P)
+    s_lt = ch.s_lt if kd_on else np.zeros(P)
+    s_tt = ch.s_tt if kd_on else np.ones(P)
+    # T | L ~ N(s_lt L, s_tt - s_lt^2); omega | L, T ~ N(b_l L + b_t T, sig2).
+    v_t = np.maximum(s_tt - s_lt**2, 1e-12)
+    det = np.maximum(s_tt - s_lt**2, 1e-12)
+    b_l = (m1 * s_tt - m2 * s_lt) / det
+    b_t = (m2 - m1 * s_lt) / det
+    sig2 = np.maximum(q - (b_l * m1 + b_t * m2), 1e-12 * q)
+    # C = Cov((L, T) | omega)
+    c_ll = np.maximum(1.0 - m1**2 / q, 1e-12)
+    c_lt = s_lt - m1 * m2 / q
+    c_tt = np.maximum(s_tt - m2**2 / q, 1e-12) if kd_on else np.ones(P)
+    ex = lambda v: v[:, None, None, None]
+    weight = (wl[:, None, None] * wt[None, :, None] * wo[None, None, :])[None]
+    Vb, a, k, T = ex(V), ex(ch.ce), ex(ch.kd), ex(ch.temperature)
+    same = kd_on and ch.v_t is not None and bool(np.any(ch.v_t > 0))
+    vh = np.zeros(P)
+    qh = np.zeros(P)
+    qh_st = np.zeros(P)
+    e_l = np.zeros(P)  # E[(L - m_1 omega / q) f]
+    e_t = np.zeros(P)  # E[(T - m_2 omega / q) f]
+    for y in (1.0, -1.0):
+        L = y * xl[None, :, None, None]
+        t = ex(s_lt) * L + ex(np.sqrt(v_t)) * xt[None, None, :, None]
+        omega = ex(b_l) * L + ex(b_t) * t + ex(np.sqrt(sig2)) * xo[None, None, None, :]
+        if same:
+            # The teacher's in-sample logit: its cavity field moved by its own fit (V_T > 0).  It
+            # depends on the teacher only, so it is solved once per problem.
+            if ("t", y) not in cache:
+                vt = ex(ch.v_t)
+                cache[("t", y)], _ = _prox(t, y, t, vt, np.ones_like(vt), np.zeros_like(vt),
+                                           np.ones_like(vt), iters=60)
+            t_in = cache[("t", y)]
+            f_t = (t_in - t) / ex(ch.v_t)
+        else:
+            t_in = t
+        h, gp = _prox(omega, y, t_in, Vb, a, k, T, **_warm(cache, ("s", y)))
+        cache[("s", y)] = h
+        f = (h - omega) / Vb
+        vh += np.sum(weight * gp / (1.0 + Vb * gp), axis=(1, 2, 3))
+        qh += np.sum(weight * f**2, axis=(1, 2, 3))
+        e_l += np.sum(weight * (L - ex(m1 / q) * omega) * f, axis=(1, 2, 3))
+        if kd_on:
+            e_t += np.sum(weight * (t - ex(m2 / q) * omega) * f, axis=(1, 2, 3))
+        if same:
+            qh_st += np.sum(weight * f * f_t, axis=(1, 2, 3))
+    alpha = ch.alpha
+    if not kd_on:
+        return alpha * vh, alpha * qh, (alpha * e_l / c_ll)[:, None], qh_st
+    det_c = c_ll * c_tt - c_lt**2
+    mh1 = (c_tt * e_l - c_lt * e_t) / det_c
+    mh2 = (-c_lt * e_l + c_ll * e_t) / det_c
+    return alpha * vh, alpha * qh, alpha[:, None] * np.stack([mh1, mh2], axis=1), alpha * qh_st
+
+
+#: Anderson mixing of the outer iteration: memory (past residuals) and Tikhonov weight of its
+#: least-squares problem (relative to the residuals' scale).
+ANDERSON_MEMORY = 5
+ANDERSON_REG = 1e-10
+#: A problem whose q = ||theta||^2 or V exceeds this is declared divergent (NaN, with the warning).
+DIVERGED = 1e12
+
+
+def _anderson_step(x, g, dx_hist, df_hist, damping):
+    """Anderson (type II) update for every problem: x, g (P, D) the iterate and its image.
+
+    dx_hist, df_hist (P, D, M): differences of past iterates and of past residuals f = g - x.
+    Falls back to the damped step where the mixing is not finite.
+    """
+    f = g - x
+    beta = 1.0 - damping
+    plain = x + beta * f
+    if dx_hist.shape[-1] == 0:
+        return plain
+    gram = np.einsum("pdi,pdj->pij", df_hist, df_hist)
+    scale = np.einsum("pii->p", gram)[:, None, None] / gram.shape[-1] + 1e-300
+    gram = gram + ANDERSON_REG * scale * np.eye(gram.shape[-1])
+    rhs = np.einsum("pdi,pd->pi", df_hist, f)
+    with np.errstate(all="ignore"):
+        gamma = np.linalg.solve(gram, rhs[..., None])[..., 0]
+        step = plain - np.einsum("pdi,pi->pd", dx_hist + beta * df_hist, gamma)
+    ok = np.isfinite(step).all(axis=1)
+    return np.where(ok[:, None], step, plain)
+
+
+def solve(
+    ch: Channel,
+    *,
+    tol: float = 1e-6,
+    max_iter: int = 3000,
+    damping: float = 0.2,
+    label: str | list = "",
+    anderson: int = ANDERSON_MEMORY,
+) -> FixedPoint:
+    """Iterate prior and channel equations to the fixed point for a batch of problems.
+
+    Problems that do not converge within ``max_iter`` (for example the unregularised MLE where the
+    data are separable: ||theta|| grows without bound) get NaN accuracy and one warning naming
+    ``label`` (a string for the batch, or one string per problem: the warning names the failing
+    problems' labels).  Anderson-mixed iteration (memory ``anderson``; 0: the plain damped
+    iteration, weight ``damping`` on the old conjugates) on the conjugates (Vh, qh, mh, qh_ST);
+    convergence when the relative change of (m, q, V) between two iterations is below ``tol``
+    for every problem.  Each problem's iteration is independent of the others in the batch.
+    """
+    kd_on = bool(np.any(ch.kd > 0))
+    P = ch.alpha.shape[0]
+    K = ch.omega.shape[-1]
+    lam = ch.alpha * ch.l2
+    D = K + 3
+    # Conjugates x = (Vh, qh, mh_1..mh_K, qh_ST), one row per problem.
+    x = np.empty((P, D))
+    x[:, 0] = 1.0
+    x[:, 1] = 1.0
+    x[:, 2:2 + K] = 0.5
+    x[:, -1] = 0.0
+    xi = ch.xi if ch.xi is not None else np.zeros(P)
+    prev = np.full((P, K + 2), np.nan)
+    done = np.zeros(P, bool)
+    caches: dict = {}
+    active = np.arange(P)
+    m = np.zeros((P, K))
+    q = np.zeros(P)
+    V = np.zeros(P)
+    memory = max(int(anderson), 0)
+    dx_hist = np.zeros((P, D, 0))
+    df_hist = np.zeros((P, D, 0))
+    last_x = last_f = None  # previous iterate and residual of the active problems
+
+    def prior(xa, sub_omega, sub_lam, sub_xi):
+        vh, qh, mh, qh_st = xa[:, 0], xa[:, 1], xa[:, 2:2 + K], xa[:, -1]
+        V_ = 1.0 / (sub_lam + vh)
+        om = np.einsum("pij,pj->pi", sub_omega, mh)
+        m_ = V_[:, None] * om
+        q_ = V_**2 * (np.einsum("pi,pi->p", mh, om) + qh)
+        if K == 2:
+            # Same sample: the student's noise is correlated with the teacher's on shared channels.
+            m_[:, 1] += V_ * sub_xi * qh_st
+            q_ += V_**2 * 2.0 * mh[:, 1] * sub_xi * qh_st
+        return m_, q_, V_
+
+    for _ in range(max_iter):
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverging problem goes non-finite
+            ma, qa, Va = prior(x[active], ch.omega[active], lam[active], xi[active])
+        m[active], q[active], V[active] = ma, qa, Va
+        state = np.concatenate([m, q[:, None], V[:, None]], axis=1)
+        with np.errstate(invalid="ignore"):
+            rel = np.max(np.abs(state - prev) / (np.abs(state) + 1e-10), axis=1)
+        done = rel < tol
+        prev = state
+        # Iterate only the problems still moving (and finite): one slow problem must not make
+        # the whole batch pay for its iterations.
+        # q = ||theta||^2 or the response V past DIVERGED (natural units: O(1) at the fixed
+        # points met in practice, V <= 1 / (alpha l2) with a ridge) means the estimator runs off
+        # to infinity (separable data without ridge): stop there, NaN.
+        still = ~done & np.isfinite(state).all(axis=1) & (q < DIVERGED) & (V < DIVERGED)
+        if not still.any():
+            break
+        if not np.array_equal(np.flatnonzero(still), active):
+            keep = np.flatnonzero(still)
+            pos = np.searchsorted(active, keep)
+            caches = {key: value[pos] for key, value in caches.items()}
+            dx_hist, df_hist = dx_hist[pos], df_hist[pos]
+            last_x = None if last_x is None else last_x[pos]
+            last_f = None if last_f is None else last_f[pos]
+            active = keep
+        sub = Channel(*(None if f is None else f[active] for f in ch))
+        new_vh, new_qh, new_mh, new_qh_st = _channel(sub, m[active], q[active], V[active], kd_on, caches)
+        if new_mh.shape[1] < K:
+            # No KD term (k = 0) in a two-direction problem: the loss ignores the teacher, so the
+            # teacher direction's conjugate is 0 (the student is the plain logistic one).
+            new_mh = np.concatenate([new_mh, np.zeros((new_mh.shape[0], K - new_mh.shape[1]))], axis=1)
+        g = np.concatenate([new_vh[:, None], new_qh[:, None], new_mh, new_qh_st[:, None]], axis=1)
+        xa = x[active]
+        fa = g - xa
+        if memory and last_x is not None:
+            dx_hist = np.concatenate([dx_hist, (xa - last_x)[..., None]], axis=2)[..., -memory:]
+            df_hist = np.concatenate([df_hist, (fa - last_f)[..., None]], axis=2)[..., -memory:]
+        last_x, last_f = xa, fa
+        new_x = _anderson_step(xa, g, dx_hist, df_hist, damping)
+        # The conjugates Vh, qh must stay positive: where the mixing leaves that cone, restart
+        # the problem's history from the damped step.
+        bad = ~((new_x[:, 0] > 0) & (new_x[:, 1] >= 0) & np.isfinite(new_x).all(axis=1))
+        if bad.any():
+            new_x[bad] = xa[bad] + (1.0 - damping) * fa[bad]
+            dx_hist[bad] = 0.0
+            df_hist[bad] = 0.0
+        x[active] = new_x
+    vh, qh, mh, qh_st = x[:, 0], x[:, 1], x[:, 2:2 + K], x[:, -1]
+    acc = 1.0 - np.arccos(np.clip(m[:, 0] / np.sqrt(np.maximum(q, 1e-300)), -1, 1)) / math.pi
+    ok = done & np.isfinite(acc)
+    if not ok.all():
+        if isinstance(label, str):
+            names = label
+        else:
+            names = "; ".join(dict.fromkeys(str(label[i]) for i in np.flatnonzero(~ok)))
+        warnings.warn(
+            f"GCM fixed point did not converge for {int((~ok).sum())} of {P} problems ({names}): "
+            "NaN returned (separable data without ridge, or an extreme setting)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    acc = np.where(ok, acc, np.nan)
+    return FixedPoint(m, q, V, mh, qh, vh, qh_st, acc, ok)
+
+
+def logistic_erm(rho, alpha, l2, **kw) -> FixedPoint:
+    """Ridge logistic regression (no KD) seeing the visible share ``rho`` in [0, 1] of ||w||^2.
+
+    Arrays broadcast; ``alpha`` = n / d > 0, ``l2`` >= 0 in the (ERM) normalisation.
+    """
+    rho, alpha, l2 = (np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in (rho, alpha, l2))
+    rho, alpha, l2 = np.broadcast_arrays(rho, alpha, l2)
+    rho, alpha, l2 = (v.ravel().copy() for v in (rho, alpha, l2))
+    P = rho.size
+    ch = Channel(
+        alpha=alpha, l2=l2, omega=rho[:, None, None].copy(), s_lt=np.zeros(P), s_tt=np.ones(P),
+        ce=np.ones(P), kd=np.zeros(P), temperature=np.ones(P),
+    )
+    # A student that sees nothing has m = 0 and accuracy 1/2 exactly; keep rho > 0 for the algebra.
+    ch = ch._replace(omega=np.maximum(ch.omega, 1e-12))
+    return solve(ch, **kw)
+
+
+def _flat(*values):
+    arrays = np.broadcast_arrays(*(np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in values))
+    return [a.ravel().copy() for a in arrays]
+
+
+def teacher_projection(m_t, q_t, rho_t, p_g, shared_channels, dim_a):
+    """How a trained teacher's weights look from the student's channels.
+
+    The teacher's weights are c_T w_T + nu with c_T = m_T / rho_T (w_T its visible part of w,
+    ||w_T||^2 = rho_T) and nu isotropic in the (dim_a - 1) directions orthogonal to w_T, of squared
+    norm q_T - m_T^2 / rho_T.  A share (shared_channels - p_G / rho_T) / (dim_a - 1) of ||nu||^2
+    falls on the channels the student also sees (its expectation under that isotropy).
+
+    Returns (c_T, ||nu_S||^2): the coefficient on w_G and the squared norm of the teacher's noise
+    on shared channels.
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c_t = np.where(rho_t > 0, m_t / np.where(rho_t > 0, rho_t, 1.0), 0.0)
+        noise = np.maximum(q_t - c_t * m_t, 0.0)
+        share = np.where(
+            dim_a > 1,
+            (shared_channels - np.where(rho_t > 0, p_g / np.where(rho_t > 0, rho_t, 1.0), 0.0))
+            / np.maximum(dim_a - 1.0, 1.0),
+            0.0,
+        )
+    return c_t, noise * np.clip(share, 0.0, 1.0)
+
+
+def kd_erm(
+    p_g, p_a, p_b, m_t, q_t, *, alpha, l2, shared_channels, dim_a, ce, kd, temperature,
+    v_t=None, **kw
+) -> FixedPoint:
+    """KD student trained by ridge ERM on a sample independent of the teacher's training sample.
+
+    Shares p_G, p_A, p_B of ||w||^2 (fractions), the teacher's order parameters (m_T, q_T) from
+    :func:`logistic_erm` at rho_T = p_G + p_A, the student's alpha = n / dim_b and l2, the number of
+    channels shared with the teacher, the teacher's dim_a, and the loss weights a = ce, k = kd,
+    T = temperature.  The teacher's test-time logit t = theta_T . x^a is jointly Gaussian with the
+    label latent (Cov = m_T, Var = q_T) and with the student's inputs through two directions:
+    u_1 = w_G + w_B (the label) and u_2 = c_T w_G + nu_S (the teacher on shared channels).
+
+    ``v_t`` (the teacher's V_T) switches to the same-sample protocol: the student trains on the
+    teacher's own sample, whose logits are t_i = prox_{V_T CE(y_i, .)}(omega_T,i) (cavity
+    argument), and the student's noise on shared channels correlates with the teacher's through
+    qh_ST = alpha E[f_S f_T] (coefficient xi = V_T shared_channels / dim_a): the two-stage
+    replica structure of Takanami, Takahashi & Sakata (arXiv 2501.16226) on two views.
+    """
+    if v_t is None:
+        v_t = 0.0
+    p_g, p_a, p_b, m_t, q_t, alpha, l2, g_c, d_a, ce, kd, temperature, v_t = _flat(
+        p_g, p_a, p_b, m_t, q_t, alpha, l2, shared_channels, dim_a, ce, kd, temperature, v_t
+    )
+    c_t, nu_s = teacher_projection(m_t, q_t, p_g + p_a, p_g, g_c, d_a)
+    P = p_g.size
+    omega = np.empty((P, 2, 2))
+    omega[:, 0, 0] = np.maximum(p_g + p_b, 1e-12)
+    omega[:, 0, 1] = omega[:, 1, 0] = c_t * p_g
+    omega[:, 1, 1] = c_t**2 * p_g + nu_s
+    ch = Channel(alpha, l2, omega, m_t, np.maximum(q_t, 1e-12), ce, kd, temperature,
+                 v_t, v_t * g_c / d_a)
+    return solve(ch, **kw)
