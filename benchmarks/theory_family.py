@@ -245,40 +245,28 @@ def build(gd_seeds: int, erm_seeds: int, large_gd_seeds: int, large_erm_seeds: i
 Predictor = Callable[[Mapping[str, Any], str], Mapping[str, float]]
 
 
-def default_predictor(keys: str = "auto") -> Predictor:
+def default_predictor(keys: str = "plain") -> Predictor:
     """``mfh_sim.theory.predict`` as a predictor ``(config_kwargs, mode) -> accuracies``.
 
-    ``mode`` is 'gd' or 'erm'; for 'erm' the kwargs carry ``l2``.  For 'erm' the predictor first
-    asks for a config with ``optimizer='erm', l2=...`` (the planned wiring), then
-    ``predict(config, l2=...)``, then the plain ``predict(config)``.  ``keys``: 'plain' reads
-    ``teacher_acc, no_kd_acc, kd_acc, delta``; 'finite' reads the ``*_finite`` keys (the
-    least-squares surrogate of the current API); 'auto' reads the ``*_finite`` keys when the
-    prediction has them (today's API, whose plain keys are population values) and the plain ones
-    otherwise (the new finite-sample ``predict``).
+    ``mode`` is 'gd' (the paper's recipe: the theory's GD map) or 'erm' (the kwargs carry ``l2``:
+    the config is built with ``optimizer='erm', l2=...``, where the theory is exact in the
+    proportional limit).  ``keys``: 'plain' reads the finite-sample keys ``teacher_acc, no_kd_acc,
+    kd_acc, delta``; 'limit' reads the infinite-data ``*_limit`` keys (a baseline).
     """
-    if keys not in ("auto", "plain", "finite"):
-        raise ValueError(f"keys={keys!r} is not allowed: use 'auto', 'plain' or 'finite'")
+    if keys not in ("plain", "limit"):
+        raise ValueError(f"keys={keys!r} is not allowed: use 'plain' or 'limit'")
     import mfh_sim
     from mfh_sim import theory
 
     def predictor(kwargs: Mapping[str, Any], mode: str) -> dict[str, float]:
         kwargs = dict(kwargs)
         l2 = kwargs.pop("l2", None)
+        if mode == "erm":
+            kwargs.update(optimizer="erm", l2=l2)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            prediction = None
-            if mode == "erm":
-                try:
-                    prediction = theory.predict(mfh_sim.make_config(**kwargs, optimizer="erm", l2=l2))
-                except (ValueError, TypeError):
-                    config = mfh_sim.make_config(**kwargs)
-                    try:
-                        prediction = theory.predict(config, l2=l2)
-                    except TypeError:
-                        prediction = None
-            if prediction is None:
-                prediction = theory.predict(mfh_sim.make_config(**kwargs))
-        suffix = "_finite" if keys == "finite" or (keys == "auto" and "delta_finite" in prediction) else ""
+            prediction = theory.predict(mfh_sim.make_config(**kwargs))
+        suffix = "_limit" if keys == "limit" else ""
         return {name: float(prediction[name + suffix]) for name in QUANTITIES}
 
     return predictor
@@ -406,7 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--l2", type=float, nargs="+", default=[L2])
     b.add_argument("--cache", type=Path, default=CACHE)
     c = sub.add_parser("compare", help="hold mfh_sim.theory.predict to the cache")
-    c.add_argument("--keys", choices=("auto", "plain", "finite"), default="auto")
+    c.add_argument("--keys", choices=("plain", "limit"), default="plain")
     c.add_argument("--cache", type=Path, default=CACHE)
     c.add_argument("--summary-only", action="store_true")
     f = sub.add_parser("family", help="print the family")

@@ -61,6 +61,7 @@ class SimulationResult:
     no_kd_diverged: np.ndarray | None = None
     kd_diverged: np.ndarray | None = None
     theory: dict[str, Any] | None = None
+    theory_declined: str | None = None
     versions: dict[str, str] = field(default_factory=dict)
     requested: dict[str, Any] = field(default_factory=dict)
 
@@ -110,7 +111,8 @@ class SimulationResult:
             f"mfh_sim simulation: gamma={venn.gamma:.3f}, alpha={venn.alpha:.3f}, beta={venn.beta:.3f} "
             f"(G={venn.shared}, A={venn.a_only}, B={venn.b_only}, unseen={venn.unseen}), "
             f"n_train={self.config.n_train}, {len(self.seeds)} seeds",
-            f"{'':>10} {'mean %':>8} {'std':>6} {'95% CI':>17}" + ("   theory %" if self.theory else ""),
+            f"{'':>10} {'mean %':>8} {'std':>6} {'95% CI':>17}"
+            + (f"   {'theory %':>8}   {'limit %':>8}" if self.theory else ""),
         ]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -121,7 +123,14 @@ class SimulationResult:
                        f"[{100 * s.low:6.2f}, {100 * s.high:6.2f}]")
                 if self.theory and self.theory.get(name) is not None:
                     row += f"   {100 * self.theory[name]:8.2f}"
+                    limit = self.theory.get(f"{name}_limit")
+                    row += f"   {100 * limit:8.2f}" if limit is not None else ""
                 lines.append(row)
+        if self.theory:
+            lines.append(f"theory %: the finite-sample theory at n_train={self.config.n_train} "
+                         "(mfh_sim.theory.predict); limit %: the same with infinite data")
+        elif self.theory_declined:
+            lines.append(f"theory: declined, {self.theory_declined}")
         if self.n_diverged:
             lines.append(f"{self.n_diverged} seeds diverged and are excluded from the summaries")
         return "\n".join(lines)
@@ -204,6 +213,8 @@ class SweepResult:
                                 f"{name}_low": s.low, f"{name}_high": s.high})
                     if self.theory is not None and name in self.theory:
                         row[f"{name}_theory"] = float(self.theory[name][index])
+                        if f"{name}_limit" in self.theory:
+                            row[f"{name}_theory_limit"] = float(self.theory[f"{name}_limit"][index])
                 flags = [self.arrays[f][index] for f in FLAGS if f in self.arrays]
                 # A run counts once, whichever of its trainings diverged.
                 row["n_diverged"] = int(np.any(np.stack(flags), axis=0).sum()) if flags else 0

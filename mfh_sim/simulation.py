@@ -23,12 +23,25 @@ from mfh_sim.validation import require_root_seed, require_seeds
 
 def theory_for(config: SimConfig) -> dict[str, float] | None:
     """The theory's prediction for ``config``, or None where the theory does not cover it."""
+    return theory_for_many([config])[0]
+
+
+def theory_for_many(configs: Sequence[SimConfig]) -> list[dict[str, float] | None]:
+    """The theory's predictions for ``configs`` (one batched solve), None for each config the
+    theory declines (:func:`mfh_sim.theory.decline_reason` says why)."""
     from mfh_sim import theory
 
-    try:
-        return theory.predict(config)
-    except NotImplementedError:
-        return None
+    covered = [i for i, config in enumerate(configs) if theory.decline_reason(config) is None]
+    out: list[dict[str, float] | None] = [None] * len(configs)
+    for i, prediction in zip(covered, theory.predict_many([configs[i] for i in covered])):
+        out[i] = prediction
+    return out
+
+
+def _decline_reason(config: SimConfig) -> str | None:
+    from mfh_sim import theory
+
+    return theory.decline_reason(config)
 
 
 def simulate(
@@ -51,13 +64,12 @@ def simulate(
             ``b_only``) or ``venn=VennConfig(...)``.
         seeds: number of seeds (>= 1) or explicit seed indices.
         root_seed: integer in [0, 2**32); with the config it fixes every number.
-        theory: attach the theory's prediction (``result.theory``).
-        knobs: any :func:`mfh_sim.config.make_config` keyword: ``n_visible``, ``unseen``,
-            non-decisive block sizes, ``dim_a``, ``dim_b``, ``hyperplane``, ``n_train``,
-            ``n_test``, ``fresh_student_sample``, ``model``, ``hidden``, ``init``, ``optimizer``,
-            ``learning_rate``, ``momentum``, ``steps``, ``ce_weight``, ``kd_weight``,
-            ``temperature``, ``kd_reduction``; beyond the paper ``n_classes``, ``label_noise``,
-            ``mixing_depth``, ``mixing_strength``, ``kd_loss``, ``latent_padding``.  Defaults
+        theory: attach the theory's prediction (``result.theory``: finite-sample keys
+            ``teacher_acc`` ... ``delta`` and the infinite-data ``*_limit`` keys, see
+            :func:`mfh_sim.theory.predict`); for a config the theory does not model it is None
+            and ``result.theory_declined`` says why.
+        knobs: any :func:`mfh_sim.config.make_config` keyword (every one, with its range and
+            unit, is in :data:`mfh_sim.config.KNOBS` and the README's knob table).  Defaults
             follow the paper's protocol (linear models, full-batch GD at learning rate 0.1 for
             1000 steps, n_train=200, n_test=1000, CE + KL with the paper's reduction) with 20
             visible decisive latents and 50 channels per modality.
@@ -75,6 +87,7 @@ def simulate(
         seeds=seed_indices,
         root_seed=root_seed,
         theory=theory_for(config) if theory else None,
+        theory_declined=_decline_reason(config) if theory else None,
         versions=versions(),
         requested=requested,
     )
@@ -190,10 +203,12 @@ def sweep(
         bar.close()
     theory_arrays = None
     if theory:
-        predictions = [theory_for(c) for c in configs]
-        if all(p is not None for p in predictions):
-            theory_arrays = {k: np.asarray([p[k] for p in predictions], dtype=np.float64)
-                             for k in predictions[0]}
+        # Declined configs (the theory does not model them) get NaN, covered ones their prediction.
+        predictions = theory_for_many(configs)
+        known = next((p for p in predictions if p is not None), None)
+        if known is not None:
+            theory_arrays = {k: np.asarray([np.nan if p is None else p[k] for p in predictions], dtype=np.float64)
+                             for k in known}
     if store is not None:
         store.write_theory(theory_arrays)
     diverged = np.zeros((len(configs), len(seed_indices)), dtype=bool)

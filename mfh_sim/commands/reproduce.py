@@ -76,13 +76,13 @@ def _theory(out: Path, seeds: int, progress: bool) -> list[Path]:
 
     from mfh_sim import experiments
     from mfh_sim.plots.theory import crossover_curve, theory_vs_simulation
-    from mfh_sim.theory import crossover_from_gains, crossover_gamma
+    from mfh_sim.theory import crossover_from_gains, crossover_gamma_gcm
 
     result = experiments.fig2(seeds=seeds, progress=progress)
     accuracies = theory_vs_simulation(result, "gamma", title=f"Fig. 2 geometry: theory and simulation ({seeds} seeds)")
     gain = theory_vs_simulation(result, "gamma", keys=("delta",), title="KD gain: theory and simulation")
-    sizes = np.geomspace(100, 5000, 25)
-    predicted = [crossover_gamma(n_train=float(n)) for n in sizes]
+    sizes = np.geomspace(100, 5000, 13)
+    predicted = [crossover_gamma_gcm(n_train=int(n)) for n in sizes]
     simulated = crossover_from_gains(np.asarray(experiments.FIG2_OVERLAPS), result.delta)
     crossover = crossover_curve(sizes, predicted, simulated=([200], [simulated]))
     crossover.axes[0].set_title("Fig. 2 geometry: where KD starts to help", fontsize=10)
@@ -99,7 +99,7 @@ def _phase(out: Path, seeds: int, progress: bool) -> list[Path]:
     points = [dict(gamma=float(g), alpha=float(a))
               for a in np.linspace(0.0, 0.8, 5) for g in np.linspace(0.1, 1.0, 10) if g <= 1 - a + 1e-9]
     plane = sweep(points=points, seeds=seeds, progress=progress)
-    fig = plot_gain_heatmap(plane, "gamma", "alpha", contour=plane.theory["delta_finite"],
+    fig = plot_gain_heatmap(plane, "gamma", "alpha", contour=plane.theory["delta"],
                             title=f"KD gain (points), n_train = 200, {seeds} seeds")
     return _save(fig, out, "phase_gamma_alpha") + [plane.to_csv(out / "phase_gamma_alpha.csv")]
 

@@ -28,12 +28,12 @@ def _nan_stats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _theory_line(result: SweepResult, name: str, kind: str | bool) -> np.ndarray | None:
     if not kind or result.theory is None:
         return None
-    if kind == "finite" and f"{name}_finite" in result.theory:
-        line = np.asarray(result.theory[f"{name}_finite"], dtype=float)
-        return line if np.isfinite(line).all() else None
-    if kind == "population" and name in result.theory:
-        return np.asarray(result.theory[name], dtype=float)
-    return None
+    # Finite-sample predictions carry the plain keys, the infinite-data limit the *_limit keys.
+    key = name if kind == "finite" else f"{name}_limit"
+    if key not in result.theory:
+        return None
+    line = np.asarray(result.theory[key], dtype=float)
+    return line if np.isfinite(line).all() else None
 
 
 def plot_curves(
@@ -50,7 +50,7 @@ def plot_curves(
 
     Draws the teacher, the KD student with a ±1 standard-deviation band over seeds (as the paper
     does), the no-KD student dashed, the theory's prediction as thin dotted lines where the
-    result carries one (``theory='finite'``: the finite-sample least-squares prediction, drawn
+    result carries one (``theory='finite'``: the finite-sample prediction of :func:`mfh_sim.theory.predict`, drawn
     only where it is defined at every point; ``'population'``: the infinite-data
     prediction; ``False``: none), and the paper's reported means as open markers when ``paper``
     (a mapping with the key ``x`` and accuracy keys in percent) is given.  Returns the figure.

@@ -30,8 +30,8 @@ def theory_vs_simulation(
 ):
     """Simulated means (markers, 95% t-intervals) with the theory's lines, in percent, against ``x``.
 
-    Solid lines: the finite-sample (least-squares surrogate) prediction, keys ``<key>_finite``;
-    dashed: the population prediction.  ``x`` is a ratio ('gamma', 'alpha', 'beta') or any grid
+    Solid lines: the finite-sample prediction (:func:`mfh_sim.theory.predict`, keys ``<key>``);
+    dashed: the infinite-data limit (keys ``<key>_limit``).  ``x`` is a ratio ('gamma', 'alpha', 'beta') or any grid
     keyword or config attribute (e.g. 'n_train').  ``keys`` may include 'delta'.
     """
     if result.theory is None:
@@ -49,12 +49,12 @@ def theory_vs_simulation(
         high = np.array([s.high for s in stats]) * 100
         ax.errorbar(xs[order], mean[order], yerr=[(mean - low)[order], (high - mean)[order]], fmt="o",
                     color=colour, ms=4, capsize=2, label=f"{LABELS.get(key, key)} (simulated)")
-        if finite and f"{key}_finite" in result.theory:
-            ax.plot(xs[order], 100 * result.theory[f"{key}_finite"][order], "-", color=colour, lw=1.4,
+        if finite and key in result.theory:
+            ax.plot(xs[order], 100 * result.theory[key][order], "-", color=colour, lw=1.4,
                     label=f"{LABELS.get(key, key)} (finite-n theory)")
-        if population and key in result.theory:
-            ax.plot(xs[order], 100 * result.theory[key][order], "--", color=colour, lw=1.0, alpha=0.8,
-                    label=f"{LABELS.get(key, key)} (population)")
+        if population and f"{key}_limit" in result.theory:
+            ax.plot(xs[order], 100 * result.theory[f"{key}_limit"][order], "--", color=colour, lw=1.0, alpha=0.8,
+                    label=f"{LABELS.get(key, key)} (infinite data)")
     ax.set_xlabel(x)
     ax.set_ylabel("accuracy (%)" if "delta" not in keys else "percentage points")
     if title:
@@ -68,7 +68,7 @@ def crossover_curve(n_values: Sequence[float], gammas: Sequence[float], *, simul
     """The predicted crossover gamma* against n_train (log x), optional simulated (n, gamma*) markers."""
     fig = ax.figure if ax is not None else plt.figure(figsize=(4.6, 3.4))
     ax = ax if ax is not None else fig.add_subplot(1, 1, 1)
-    ax.plot(n_values, gammas, "-", color="tab:red", label="least-squares theory")
+    ax.plot(n_values, gammas, "-", color="tab:red", label="high-dimensional theory")
     if simulated is not None:
         n_sim, g_sim = simulated
         ax.plot(n_sim, g_sim, "o", color="k", ms=4, label="simulated (CE + KL)")
