@@ -21,8 +21,8 @@ def small_sweep():
     configs = [make_config(shared=o, a_only=10 - o, b_only=10 - o, unseen=o, dim_a=25, dim_b=50) for o in (2, 4, 8)]
     arrays = {key: rng.uniform(0.6, 0.7, (3, 5)) for key in KEYS}
     theory = {key: np.full(3, 0.65) for key in KEYS}
-    theory.update({f"{key}_finite": np.full(3, 0.66) for key in KEYS})
-    theory["delta"], theory["delta_finite"] = np.zeros(3), np.zeros(3)
+    theory.update({f"{key}_limit": np.full(3, 0.66) for key in KEYS})
+    theory["delta"], theory["delta_limit"] = np.zeros(3), np.zeros(3)
     return SweepResult(configs=configs, grid=[{} for _ in configs], arrays=arrays, seeds=np.arange(5), root_seed=0,
                        theory=theory)
 

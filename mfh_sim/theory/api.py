@@ -136,8 +136,6 @@ def predict(
     per Beta variable): ``teacher_acc_limit``, ``no_kd_acc_limit``, ``kd_acc_limit``,
     ``delta_limit``, ``pure_kd_acc_limit`` (the KD-only ceiling 1 - arccos(||w_G||/||w||)/pi).
 
-    Deprecated aliases kept for the plotting code: ``<key>_finite`` = ``<key>``.
-
     Many configs: :func:`predict_many` (one batched solve; this function calls it with one).
 
     Raises ValueError for a bad argument and :class:`TheoryDeclined` (a NotImplementedError whose
@@ -190,7 +188,6 @@ def predict_many(
                 _LIMIT_CACHE[key[:2] + key[3:]] = limit
             out["l2_effective"] = effective_l2(config)
             out.update({f"{k}_limit": v for k, v in limit.items()})
-            out.update({f"{k}_finite": out[k] for k in ("teacher_acc", "no_kd_acc", "kd_acc", "delta")})
             for i in indices:
                 results[i] = dict(out)
                 if len(_CACHE) < 4096:
