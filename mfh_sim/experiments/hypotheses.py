@@ -8,6 +8,8 @@ kd_acc - no_kd_acc) is set against candidate predictors:
     gamma            the Modality Focusing Hypothesis (Xue et al., ICLR 2023): larger gamma, larger gain
     teacher_acc      the naive view: a more accurate teacher makes a better student
     alpha, beta      the other two Venn ratios
+    theory_gain      the finite-sample theory's predicted KD gain (:func:`mfh_sim.theory.predict_many`;
+                     two-class linear configs only; positive: KD predicted to help)
     complementarity  I(h_T; h_S) - I(h_S; Y) from :mod:`mfh_sim.theory` (positive: KD predicted to
                      help; +inf where both modalities see the same decisive latents; computed
                      for the binary label, so for multi-class configs it is an approximation)
@@ -52,6 +54,7 @@ PREDICTORS: dict[str, tuple[str, int]] = {
     "alpha": ("alpha", -1),
     "beta": ("beta", 0),
     "complementarity": ("complementarity I(hT;hS)-I(hS;Y)", +1),
+    "theory_gain": ("theory's predicted KD gain", +1),
     "nontarget_kl": ("non-target divergence (NTDH)", -1),
     "unseen_share": ("unseen decisive share", 0),
 }
@@ -99,6 +102,20 @@ def _complementarities(configs: list[SimConfig]) -> np.ndarray:
     return np.asarray(values, np.float64)
 
 
+def theory_gains(configs: list[SimConfig]) -> np.ndarray:
+    """The finite-sample theory's KD gain (:func:`mfh_sim.theory.predict_many`, fraction) of each
+    config; NaN for the configs the theory declines (multi-class, label noise, MLPs, ...)."""
+    from mfh_sim.theory import decline_reason, predict_many
+
+    out = np.full(len(configs), np.nan)
+    covered = [i for i, c in enumerate(configs) if decline_reason(c) is None]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a non-converged fixed point stays NaN
+        for i, prediction in zip(covered, predict_many([configs[i] for i in covered])):
+            out[i] = prediction["delta"]
+    return out
+
+
 def complementarity_available() -> bool:
     """Whether :mod:`mfh_sim.theory` provides ``complementarity``."""
     try:
@@ -121,6 +138,7 @@ def predictors_of(configs: list[SimConfig], arrays: dict[str, np.ndarray]) -> di
         "alpha": np.asarray([c.alpha for c in configs]),
         "beta": np.asarray([c.beta for c in configs]),
         "complementarity": _complementarities(configs),
+        "theory_gain": theory_gains(configs),
         "nontarget_kl": np.where(multiclass, nontarget, np.nan).astype(np.float64),
         "unseen_share": np.asarray([c.venn.unseen_share for c in configs]),
     }
@@ -148,7 +166,7 @@ class Score:
 
 
 #: Predictors whose hypothesis names a threshold: KD helps iff the predictor is positive.
-ZERO_THRESHOLD = ("complementarity",)
+ZERO_THRESHOLD = ("complementarity", "theory_gain")
 
 
 def score_predictors(
