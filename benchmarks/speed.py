@@ -29,11 +29,11 @@ import jax
 import numpy as np
 
 import mfh_sim
+from mfh_sim._version import versions
 from mfh_sim.config import make_config
-from mfh_sim.experiments.paper import fig2_point
 from mfh_sim.engine import run_keys
+from mfh_sim.experiments.paper import fig2_point
 from mfh_sim.protocols.paper import PAPER, inputs_of, make_run
-from mfh_sim.results import versions
 
 
 def fig2_points(overlaps):

@@ -21,7 +21,8 @@ everywhere in the code; printed tables are in percentage points.
 The family.  Ten *shapes* (dim_a, dim_b in [20, 60], n_train log-uniform in
 [max(dim_a, dim_b) + 5, 400], protocol alternating: students on the teacher's own sample, then on
 a fresh sample), each with four random Venn diagrams: every block count (shared, a_only, b_only,
-unseen, shared / a / b non-decisive) random, gamma spread over [0, 1] (:func:`_draw_counts`), kd_weight uniform in [0.5, 2], Gaussian
+unseen, shared / a / b non-decisive) random, gamma spread over [0, 1] (:func:`_draw_counts`),
+kd_weight uniform in [0.5, 2], Gaussian
 hyperplane, temperature 1, the paper's 'paper' KD reduction.  Grouping four diagrams per shape
 (with ``latent_padding`` equalising the number of latents, which changes no distribution) lets
 them share one compiled program: on a shared two-core machine compilation would otherwise cost
@@ -38,8 +39,9 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -397,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     c.add_argument("--keys", choices=("plain", "limit"), default="plain")
     c.add_argument("--cache", type=Path, default=CACHE)
     c.add_argument("--summary-only", action="store_true")
-    f = sub.add_parser("family", help="print the family")
+    sub.add_parser("family", help="print the family")
     args = parser.parse_args(argv)
     if args.command == "build":
         build(args.gd_seeds, args.erm_seeds, args.large_gd_seeds, args.large_erm_seeds, args.l2, args.cache,

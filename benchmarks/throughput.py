@@ -34,9 +34,9 @@ import numpy as np
 
 import mfh_sim
 from mfh_sim import engine
+from mfh_sim._version import versions
 from mfh_sim.experiments.paper import fig2_point
 from mfh_sim.protocols.paper import bytes_per_run
-from mfh_sim.results import versions
 
 TRAININGS_PER_SIMULATION = 3
 
@@ -90,7 +90,8 @@ def chunks_mode(args) -> None:
     for _ in range(args.repeat):
         for size in args.sizes:
             times[size].append(timed_sweep(seeds, chunk_size=size, steps=args.steps)[0])
-    print("| runs per chunk | compile s | best s | simulations/s (best) | training runs/s (best) | training runs/s (median) |")
+    print("| runs per chunk | compile s | best s | simulations/s (best) | training runs/s (best) "
+          "| training runs/s (median) |")
     print("|---:|---:|---:|---:|---:|---:|")
     for size in args.sizes:
         best, median = min(times[size]), float(np.median(times[size]))
@@ -153,7 +154,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     modes = parser.add_subparsers(dest="mode", required=True)
     chunks = modes.add_parser("chunks", help="throughput against chunk size")
-    chunks.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[2, 4, 8, 16, 24, 32, 64, 128])
+    chunks.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")],
+                        default=[2, 4, 8, 16, 24, 32, 64, 128])
     chunks.add_argument("--simulations", type=int, default=550, help="simulations per timing (default 550)")
     chunks.add_argument("--steps", type=int, default=1000)
     chunks.add_argument("--repeat", type=int, default=3, help="interleaved rounds; the best is kept")

@@ -16,9 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mfh_sim.venn import VennConfig
-
 from mfh_sim.choices import HYPERPLANES  # noqa: E402,F401  (the vocabulary lives in choices)
+from mfh_sim.venn import VennConfig
 
 
 class Layout(NamedTuple):

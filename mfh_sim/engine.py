@@ -37,9 +37,10 @@ from __future__ import annotations
 import functools
 import math
 import os
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any, Callable, Hashable, Iterable, Iterator, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -129,7 +130,7 @@ def run_keys(identity: int, seeds: np.ndarray, root_seed: int) -> np.ndarray:
 _WARM_PROGRAMS: set = set()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compiled_run(protocol: Protocol, static: Hashable) -> Callable:
     """``jit(vmap(run))`` over explicit keys for one static part (cached for the process)."""
     return jax.jit(jax.vmap(protocol.make_run(static)))
@@ -231,7 +232,7 @@ def resolve_devices(devices: Sequence[jax.Device] | int | None = None) -> list[j
     return chosen
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _chunk_program(protocol: Protocol, static: Hashable, devices: tuple[jax.Device, ...]) -> Callable:
     """Compiled ``(root, identity, seed, inputs) -> metrics`` over a chunk of rows.
 
@@ -370,7 +371,7 @@ def execute(
 
     # Blocks: the missing rows of each group, cut into whole numbers of chunks.
     blocks: list[tuple[int, int, int]] = []
-    for index, group in enumerate(groups):
+    for index in range(len(groups)):
         call_rows = sizes[index] * len(chosen)
         if block_runs is not None:
             per_block = int(block_runs)

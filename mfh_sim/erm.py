@@ -283,7 +283,9 @@ def validate_erm_args(
         raise ValueError(f"x of shape {getattr(x, 'shape', None)} is not allowed: it must be an (n, d) array")
     n = x.shape[0]
     if getattr(y, "shape", None) != (n,):
-        raise ValueError(f"y of shape {getattr(y, 'shape', None)} is not allowed: it must be ({n},), one label per row of x")
+        raise ValueError(
+            f"y of shape {getattr(y, 'shape', None)} is not allowed: it must be ({n},), one label per row of x"
+        )
     if _is_concrete(y):
         labels = np.asarray(y)
         if not np.all((labels == 0) | (labels == 1)):

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from mfh_sim.choices import KD_LOSSES, KD_REDUCTIONS  # noqa: E402,F401  (the vocabulary lives in choices)
+
 #: What the KD term matches: softened probabilities ('kl'), logits ('mse') or hidden features ('hint').
 
 

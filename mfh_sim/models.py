@@ -7,7 +7,7 @@ flax's LeCun-normal kernels with zero biases.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax

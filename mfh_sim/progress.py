@@ -54,7 +54,8 @@ class _LineWriter:
     tqdm redraws a bar by writing ``"\\r" + status + padding``; a log file keeps every such
     write on one ever-growing physical line.  Here each write's non-blank segments become
     lines of their own, the padding is stripped, and a line whose count is the previous one's
-    is dropped (on close tqdm redraws the final state, differing only in the rate).  It has no ``encoding``, so tqdm draws
+    is dropped (on close tqdm redraws the final state, differing only in the rate).  It has no
+    ``encoding``, so tqdm draws
     an ASCII bar, which suits logs.
     """
 
@@ -139,7 +140,7 @@ class ProgressBar:
                 self._bar.close()
                 self._bar = None
 
-    def __enter__(self) -> "ProgressBar":
+    def __enter__(self) -> ProgressBar:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -10,26 +10,25 @@ from __future__ import annotations
 
 import json
 import math
-import platform
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from mfh_sim.config import SimConfig
 from mfh_sim.protocols.table2 import Table2Spec, table2_venn
 from mfh_sim.stats import Summary, summarize
-from mfh_sim.venn import VennConfig
 from mfh_sim.validation import json_default
+from mfh_sim.venn import VennConfig
 
 ACCURACIES = ("teacher_acc", "no_kd_acc", "kd_acc")
 FLAGS = ("teacher_diverged", "no_kd_diverged", "kd_diverged")
 FORMAT_VERSION = 1
 
 
-from mfh_sim._version import versions  # noqa: E402  (provenance lives in _version)
 
 
 def _paired_delta(kd: np.ndarray, no_kd: np.ndarray) -> np.ndarray:
@@ -279,7 +278,7 @@ class SweepResult:
         return atomic_write(path, buffer.getvalue())
 
     @classmethod
-    def load(cls, path: str | Path) -> "SweepResult":
+    def load(cls, path: str | Path) -> SweepResult:
         """Load a result written by :meth:`save` (never unpickles anything)."""
         with np.load(Path(path), allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
@@ -309,7 +308,8 @@ class SweepResult:
         for row in rows:
             cells = " ".join(f"{_short(row.get(k, '')):>10}" for k in varied)
             lines.append(
-                f"{cells} {row['gamma']:6.3f} {row['alpha']:6.3f} {row['beta']:6.3f} {100 * row['teacher_acc_mean']:8.2f} "
+                f"{cells} {row['gamma']:6.3f} {row['alpha']:6.3f} {row['beta']:6.3f} "
+                f"{100 * row['teacher_acc_mean']:8.2f} "
                 f"{100 * row['no_kd_acc_mean']:8.2f} {100 * row['kd_acc_mean']:8.2f} "
                 f"{100 * row['delta_mean']:+6.2f} [{100 * row['delta_low']:+.2f},{100 * row['delta_high']:+.2f}]"
             )
@@ -394,7 +394,7 @@ class Table2Result:
 
     @classmethod
     def from_arrays(cls, points: Sequence[Any], arrays: dict[str, np.ndarray], seeds: np.ndarray,
-                    root_seed: int) -> "Table2Result":
+                    root_seed: int) -> Table2Result:
         """The result of the engine's arrays (points, seeds, *shape) for Table 2 ``points``
         (:class:`~mfh_sim.protocols.table2.Table2Point`, all with one spec)."""
         spec = points[0].spec

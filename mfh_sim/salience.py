@@ -37,7 +37,8 @@ touches JAX, so bad input raises :class:`ValueError`, never a JAX traceback.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp

@@ -9,15 +9,17 @@ from __future__ import annotations
 import itertools
 import os
 import warnings
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
+from mfh_sim._version import versions
 from mfh_sim.config import SimConfig, make_config
 from mfh_sim.engine import execute
 from mfh_sim.progress import ProgressBar
 from mfh_sim.protocols.paper import PAPER, PaperProtocol
-from mfh_sim.results import ACCURACIES, FLAGS, SimulationResult, SweepResult, versions
+from mfh_sim.results import ACCURACIES, FLAGS, SimulationResult, SweepResult
 from mfh_sim.validation import require_root_seed, require_seeds
 
 

@@ -34,13 +34,15 @@ import json
 import os
 import re
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from mfh_sim.engine import Block, Group, block_cells, metric_specs, plan_groups
-from mfh_sim.protocols import MetricSpec, Protocol, get as get_protocol
+from mfh_sim.protocols import MetricSpec, Protocol
+from mfh_sim.protocols import get as get_protocol
 from mfh_sim.validation import json_default
 
 FORMAT = "mfh_sim.results"
@@ -155,7 +157,8 @@ def _differences(old: dict, new: dict) -> list[str]:
     if len(old_points) != len(new_points):
         found.append(f"{len(old_points)} grid points there, {len(new_points)} here")
     for index, (a, b) in enumerate(zip(old_points, new_points)):
-        changed = [f"{k}={a.get(k)!r} there, {b.get(k)!r} here" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        changed = [f"{k}={a.get(k)!r} there, {b.get(k)!r} here"
+                   for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
         if changed:
             found.append(f"point {index}: " + "; ".join(changed[:4]))
         if len(found) >= 5:
@@ -200,7 +203,7 @@ class ResultStore:
         *,
         resume: bool = True,
         versions: dict[str, str] | None = None,
-    ) -> "ResultStore":
+    ) -> ResultStore:
         """Create ``path`` for this sweep, or reopen it if it already holds the same sweep.
 
         Raises :class:`ResultsMismatchError` (a ``ValueError``) if ``path`` holds another sweep,

@@ -18,7 +18,8 @@ seeds and over grid points (learning rate, momentum and loss weights may be trac
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp

@@ -14,7 +14,6 @@ from mfh_sim import erm
 from mfh_sim.losses import distillation
 from mfh_sim.train import margin_logits
 
-
 #: One problem shape for most tests: each new shape compiles the solver again (seconds each).
 N, D = 80, 10
 

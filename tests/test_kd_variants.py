@@ -13,7 +13,6 @@ import pytest
 
 from mfh_sim.config import make_config
 from mfh_sim.engine import execute
-from mfh_sim.protocols.paper import PAPER
 from mfh_sim.losses import (
     distillation,
     feature_hint,
@@ -22,9 +21,9 @@ from mfh_sim.losses import (
     logit_mse,
     nontarget_divergence,
 )
-from mfh_sim.models import linear_init, make_model, as_flax_params
-from mfh_sim.train import fit_linear_logits
-from mfh_sim.train import fit
+from mfh_sim.models import as_flax_params, linear_init, make_model
+from mfh_sim.protocols.paper import PAPER
+from mfh_sim.train import fit, fit_linear_logits
 
 STUDENT = jnp.array([[1.0, 0.0, -1.0], [0.5, 2.0, 0.0]])
 TEACHER = jnp.array([[2.0, 0.0, 0.0], [0.0, 1.0, 1.0]])

@@ -87,7 +87,6 @@ def test_margin_fast_path_equals_two_output_flax_training(momentum):
 
 def test_fit_flags_divergence():
     x = jnp.ones((8, 3)) * 1e20
-    labels = jnp.zeros(8, jnp.int32)
     # A quadratic loss on enormous inputs overflows float32 within a few steps.
     loss = lambda logits: jnp.mean((logits - 1.0) ** 2)
     _, diverged = fit(jax.random.PRNGKey(0), make_model("linear"), x, loss, make_optimizer("sgd", 1.0), 5)

@@ -170,7 +170,7 @@ def test_algorithm1_is_the_same_under_vmap():
     batched = np.asarray(jax.jit(jax.vmap(run))(keys, data))
     single_run = jax.jit(run)
     for index in range(3):
-        single = single_run(keys[index], jax.tree.map(lambda leaf: leaf[index], data))
+        single = single_run(keys[index], jax.tree.map(lambda leaf, index=index: leaf[index], data))
         np.testing.assert_allclose(batched[index], np.asarray(single), rtol=1e-5, atol=1e-6)
 
 

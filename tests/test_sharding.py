@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 
 import mfh_sim
-from mfh_sim import engine
 from mfh_sim.protocols.paper import METRIC_DTYPES
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,13 +1,13 @@
 import json
 import warnings
 
+import jax
 import numpy as np
 import pytest
 
 import mfh_sim
 from mfh_sim.config import make_config
 from mfh_sim.protocols.paper import inputs_of, make_run
-import jax
 
 # Short trainings keep these tests fast; the properties checked do not depend on the step count.
 FAST = dict(steps=50, n_test=200)

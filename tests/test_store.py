@@ -3,17 +3,15 @@ without pickle, and the ``sweep`` / ``show`` commands that use it."""
 
 import json
 from pathlib import Path
-import warnings
-import zipfile
 
 import numpy as np
 import pytest
 
 import mfh_sim
 from mfh_sim import engine, store
-from mfh_sim.protocols.paper import METRIC_DTYPES
 from mfh_sim.cli import main
 from mfh_sim.commands.sweep import parse_values
+from mfh_sim.protocols.paper import METRIC_DTYPES
 
 FAST = dict(steps=60, n_test=200)
 SWEEP = dict(gamma=[0.0, 0.5, 1.0], alpha=0.0, seeds=7, theory=False, chunk_size=8, **FAST)

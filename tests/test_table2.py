@@ -11,8 +11,8 @@ import pytest
 
 from mfh_sim.commands.reproduce import write_table2
 from mfh_sim.experiments.paper import PAPER_ROWS, table2
-from mfh_sim.protocols.table2 import MODES, fit_teachers, select_channels, selection_mask, teacher_init
 from mfh_sim.losses import margin_gradient
+from mfh_sim.protocols.table2 import MODES, fit_teachers, select_channels, selection_mask, teacher_init
 from mfh_sim.train import fit_linear_margin
 
 # A cheap protocol (fewer steps, smaller samples) for the properties that do not need the

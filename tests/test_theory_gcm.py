@@ -23,10 +23,15 @@ from scipy.special import expit
 
 import mfh_sim
 from mfh_sim.theory import (
-    TheoryDeclined, decline_reason, effective_l2, gd_effective_l2, predict, predict_many,
+    TheoryDeclined,
+    api,
+    decline_reason,
+    effective_l2,
+    gcm,
+    gd_effective_l2,
+    predict,
+    predict_many,
 )
-from mfh_sim.theory import api
-from mfh_sim.theory import gcm
 from mfh_sim.theory.gcm import kd_erm, logistic_erm
 
 GOLDEN = Path(__file__).parent / "data" / "theory_gcm_golden.json"
@@ -39,7 +44,7 @@ def test_prox_matches_scalar_minimiser():
     for V, y, a, k, T in ((0.3, 1.0, 1.0, 0.0, 1.0), (5.0, -1.0, 1.0, 0.5, 2.0), (20.0, 1.0, 0.0, 1.0, 1.0)):
         h, _ = gcm._prox(omega, y, t, V, a, k, T)
         for i in range(omega.size):
-            def obj(x):
+            def obj(x, i=i, V=V, y=y, a=a, k=k, T=T):  # bound now: minimised in this iteration
                 p, r = expit(t[i] / T), expit(x / T)
                 kl = p * math.log(p / r) + (1 - p) * math.log((1 - p) / (1 - r))
                 return (x - omega[i]) ** 2 / (2 * V) + a * math.log1p(math.exp(-y * x)) + k * T**2 * kl

@@ -28,7 +28,7 @@ def test_require_real(value, kwargs, ok):
 
 def test_require_choice_names_the_allowed_values():
     validation.require_choice("optimizer", "adam", OPTIMIZERS)
-    with pytest.raises(ValueError, match=r"optimizer='adamw' is not allowed: use one of \('sgd', 'adam'\)"):
+    with pytest.raises(ValueError, match=re.escape(f"optimizer='adamw' is not allowed: use one of {OPTIMIZERS}")):
         validation.require_choice("optimizer", "adamw", OPTIMIZERS)
 
 

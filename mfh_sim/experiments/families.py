@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from mfh_sim.config import SimConfig, make_config
+from mfh_sim.experiments.paper import FIG2_OVERLAPS as PAPER_OVERLAPS  # noqa: E402
+from mfh_sim.experiments.paper import fig2_point
 from mfh_sim.validation import require_integer, require_ratio
-
-from mfh_sim.experiments.paper import FIG2_OVERLAPS as PAPER_OVERLAPS, fig2_point  # noqa: E402
 
 
 def paper_gamma_sweep(overlaps: tuple[int, ...] = PAPER_OVERLAPS) -> list[dict[str, Any]]:

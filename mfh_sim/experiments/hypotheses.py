@@ -66,7 +66,6 @@ HEAD_TO_HEAD_CPU_CHUNK = 8
 # The random family lives with the other families; these names stay importable from here.
 from mfh_sim.experiments.families import FamilySpec, random_family  # noqa: E402,F401
 
-
 # Statistics live in mfh_sim.stats; these names stay importable from here.
 from mfh_sim.stats import (  # noqa: E402,F401
     _partial_rows,
@@ -356,10 +355,10 @@ def run_head_to_head(
     ``seeds`` >= 2 (seed indices 0..seeds-1), ``root_seed`` in [0, 2**32), ``n_boot`` >= 10
     bootstrap resamples, ``folds`` >= 2 for the cross-fitted sign agreement.
     """
-    from mfh_sim.progress import ProgressBar
-    from mfh_sim.results import versions as package_versions
-
     import jax
+
+    from mfh_sim._version import versions as package_versions
+    from mfh_sim.progress import ProgressBar
 
     spec = spec or FamilySpec()
     seeds = require_integer("seeds", seeds, minimum=2)

@@ -26,8 +26,8 @@ from here.
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -43,7 +43,6 @@ from mfh_sim.protocols.table2 import (
 )
 from mfh_sim.results import SweepResult, Table2Result
 from mfh_sim.simulation import sweep
-from mfh_sim.store import atomic_write
 
 __all__ = ["FIG2_OVERLAPS", "FIG3_EXTRA", "PAPER_FIG2", "PAPER_FIG3", "PAPER_RECIPE", "PAPER_ROWS",
            "PAPER_TABLE2", "fig2", "fig2_point", "fig2_points", "fig3", "fig3_points", "table2", "table2_markdown"]
@@ -245,7 +244,7 @@ def table2(
     points = [table2_point(a_only, shared, spec, count) for a_only, shared in rows]
     store, completed = None, []
     if out is not None:
-        from mfh_sim.results import versions
+        from mfh_sim._version import versions
         from mfh_sim.store import ResultStore
 
         grid = [{"a_only": a_only, "shared": shared} for a_only, shared in rows]

@@ -29,7 +29,8 @@ or the package face.
 from __future__ import annotations
 
 import abc
-from typing import Any, Callable, ClassVar, Hashable, Mapping, NamedTuple
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 

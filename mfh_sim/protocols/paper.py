@@ -20,13 +20,15 @@ it would without the extensions.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mfh_sim import erm
 from mfh_sim.config import SimConfig, StaticSpec
 from mfh_sim.data import (
     Layout,
@@ -57,6 +59,7 @@ from mfh_sim.models import (
     linear_init_size,
     make_model,
 )
+from mfh_sim.protocols import MetricSpec, Protocol
 from mfh_sim.train import (
     accuracy,
     fit,
@@ -66,8 +69,6 @@ from mfh_sim.train import (
     margin_params,
     softmax_first,
 )
-from mfh_sim import erm
-from mfh_sim.protocols import MetricSpec, Protocol
 
 
 class Knobs(NamedTuple):
@@ -296,7 +297,7 @@ def _run_linear_erm(draws: RunDraws, knobs: Knobs, static: StaticSpec) -> Metric
                     test_acc(kd, test.x_b, kd_failed), teacher_failed, no_kd_failed, kd_failed)
 
 
-def _run_linear_sgd(draws: "RunDraws", knobs: Knobs, static: StaticSpec) -> Metrics:
+def _run_linear_sgd(draws: RunDraws, knobs: Knobs, static: StaticSpec) -> Metrics:
     """The paper's linear models under full-batch SGD, trained in margin form (exactly equivalent;
     see :func:`mfh_sim.train.fit_linear_margin`) with both students in one pass over x^b."""
     train, students, test = draws.train, draws.students, draws.test
@@ -423,8 +424,8 @@ def bytes_per_run(static: StaticSpec) -> int:
     layer_sizes = (max(static.dim_a, static.dim_b),) + widths + (2,)
     params = sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(layer_sizes[:-1], layer_sizes[1:]))
     # Converged ERM holds a (d + 1)^2 Hessian and a few (n_train, d) products per Newton step.
-    erm_work = 3 * 4 * ((max(static.dim_a, static.dim_b) + 1) ** 2 + 4 * static.n_train * max(static.dim_a, static.dim_b)) \
-        if static.optimizer == "erm" else 0
+    widest = max(static.dim_a, static.dim_b)
+    erm_work = 3 * 4 * ((widest + 1) ** 2 + 4 * static.n_train * widest) if static.optimizer == "erm" else 0
     return int(data + activations + 3 * 4 * 4 * params + erm_work + 4096)
 
 

@@ -29,8 +29,8 @@ from mfh_sim.theory.api import (
     predict_limit,
     predict_many,
 )
-from mfh_sim.theory.highdim import crossover_gamma_gcm, gd_effective_l2
 from mfh_sim.theory.finite import crossover_from_gains, crossover_gamma, fig2_blocks, fig2_delta, surrogate_lambda
+from mfh_sim.theory.highdim import crossover_gamma_gcm, gd_effective_l2
 from mfh_sim.theory.least_squares import simulate_least_squares
 from mfh_sim.theory.population import linear_student, sheppard_accuracy
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from mfh_sim.config import SimConfig
 import math
 
+from mfh_sim.config import SimConfig
 from mfh_sim.theory.criteria import LABELS, complementarity_gap
 from mfh_sim.theory.finite import least_squares_accuracies, surrogate_lambda
-from mfh_sim.theory.population import TEACHERS, population_accuracies
 from mfh_sim.theory.highdim import FINITE_NODES, Problem, finite_accuracies_many, gd_effective_l2
+from mfh_sim.theory.population import TEACHERS, population_accuracies
 from mfh_sim.theory.quadrature import DEFAULT_NODES, Blocks, split_rule
 
 

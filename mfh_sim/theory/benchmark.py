@@ -42,7 +42,7 @@ def _timed(label: str, fn) -> None:
 def main() -> None:
     for label, knobs in SINGLE.items():
         config = mfh_sim.make_config(**knobs)
-        _timed(f"predict: {label}", lambda: api.predict(config))
+        _timed(f"predict: {label}", lambda config=config: api.predict(config))
     grid = [mfh_sim.make_config(shared=o, a_only=10 - o, b_only=10 - o, unseen=o, dim_a=25,
                                 dim_b=50, n_train=n, fresh_student_sample=fresh)
             for o in range(11) for n in (100, 200, 400) for fresh in (False, True)]

@@ -46,7 +46,7 @@ import warnings
 from typing import NamedTuple
 
 import numpy as np
-from scipy.special import expit, ndtr
+from scipy.special import expit
 
 SQRT2PI = math.sqrt(2.0 * math.pi)
 #: Gauss-Hermite nodes for the cavity field omega and for the teacher's logit given omega.
@@ -56,7 +56,7 @@ LOGIT_NODES = 6
 LABEL_NODES = 16
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _gauss_hermite(n: int) -> tuple[np.ndarray, np.ndarray]:
     x, w = np.polynomial.hermite_e.hermegauss(n)
     x, w = x, w / w.sum()
@@ -179,7 +179,7 @@ def _warm(cache: dict, key) -> dict:
     return {"iters": 40}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _half_line_rule(n: int, top: float = 8.5) -> tuple[np.ndarray, np.ndarray]:
     """Nodes and weights for E[g(|L|) ; L > 0], L ~ N(0, 1): Gauss-Legendre on (0, top)."""
     x, w = np.polynomial.legendre.leggauss(n)

@@ -22,7 +22,6 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from scipy.special import roots_jacobi
 
 from mfh_sim.theory.gcm import kd_erm, logistic_erm
 from mfh_sim.theory.quadrature import Blocks, SplitRule, beta_rule, split_rule
@@ -158,7 +157,7 @@ def finite_accuracies_many(items, *, nodes: int = FINITE_NODES) -> list[dict[str
         m_t, q_t, v_t = m_all[sl][inverse], q_all[sl][inverse], v_all[sl][inverse]
         m_t = np.where(xs[inverse] > 0, m_t, 0.0)
         size = rule.p_g.size
-        full = lambda v: np.full(size, float(v))
+        full = lambda v, size=size: np.full(size, float(v))
         kd_args = dict(
             p_g=rule.p_g, p_a=rule.p_a, p_b=rule.p_b, m_t=m_t, q_t=q_t,
             alpha=full(prep["n"] / problem.dim_b), l2=full(problem.l2_student),

@@ -105,7 +105,8 @@ def simulate_least_squares(
     """
     if not isinstance(venn, VennConfig):
         raise ValueError(f"venn={venn!r} is not allowed: it must be a VennConfig")
-    if isinstance(n_train, bool) or not isinstance(n_train, (int, np.integer)) or n_train <= max(venn.dim_a, venn.dim_b):
+    widest = max(venn.dim_a, venn.dim_b)
+    if isinstance(n_train, bool) or not isinstance(n_train, (int, np.integer)) or n_train <= widest:
         raise ValueError(
             f"n_train={n_train!r} is not allowed: least squares needs an integer > max(dim_a, dim_b) "
             f"= {max(venn.dim_a, venn.dim_b)}"

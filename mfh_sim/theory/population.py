@@ -193,7 +193,8 @@ def linear_student(
         direction = label_a / max(np.linalg.norm(label_a), 1e-300)
         teacher = direction * (scale if np.isfinite(scale) else 1.0)
         if np.isfinite(scale):
-            kd_target_scale = temperature * float(logistic_slope_times_scale(scale / temperature)) / scale if scale > 0 else 0.0
+            kd_target_scale = (temperature * float(logistic_slope_times_scale(scale / temperature)) / scale
+                               if scale > 0 else 0.0)
             carried = teacher * kd_target_scale
         else:  # separable teacher: sigma(t/T) is the label's step in the teacher's score
             carried = direction * temperature * PHI0
