@@ -31,6 +31,34 @@ FORMAT_VERSION = 1
 
 
 
+def complete_seeds(teacher: np.ndarray, no_kd: np.ndarray, kd: np.ndarray) -> np.ndarray:
+    """Mask of the seeds where teacher, no-KD and KD student all trained to a finite result.
+
+    Divergence is caused by the treatment (a KD student fails where its no-KD twin does not, or
+    its teacher fails), so a summary that dropped NaNs column by column would compare different
+    seeds.  Every summary is taken over these seeds only, so that kd_acc_mean - no_kd_acc_mean
+    equals delta_mean exactly.
+    """
+    return np.isfinite(teacher) & np.isfinite(no_kd) & np.isfinite(kd)
+
+
+def divergence_counts(teacher: np.ndarray, no_kd: np.ndarray, kd: np.ndarray) -> dict[str, int]:
+    """Seeds (last axis) on which each model has no finite result: ``teacher_diverged``,
+    ``no_kd_diverged``, ``kd_diverged`` (a KD student whose teacher diverged counts too), and
+    ``n_complete``, the seeds where all three are finite."""
+    return {"teacher_diverged": int((~np.isfinite(teacher)).sum()),
+            "no_kd_diverged": int((~np.isfinite(no_kd)).sum()),
+            "kd_diverged": int((~np.isfinite(kd)).sum()),
+            "n_complete": int(complete_seeds(teacher, no_kd, kd).sum())}
+
+
+def _divergence_warning(where: str, counts: dict[str, int], seeds: int) -> str:
+    return (f"{where}: {seeds - counts['n_complete']} of {seeds} seeds have a diverged model "
+            f"(teacher {counts['teacher_diverged']}, no-KD {counts['no_kd_diverged']}, KD "
+            f"{counts['kd_diverged']}); every summary is over the {counts['n_complete']} seeds where "
+            "all three are finite")
+
+
 def _paired_delta(kd: np.ndarray, no_kd: np.ndarray) -> np.ndarray:
     return kd.astype(np.float64) - no_kd.astype(np.float64)
 
@@ -85,10 +113,24 @@ class SimulationResult:
         return self.config.venn.beta
 
     def summary(self, name: str) -> Summary:
-        """:class:`Summary` of ``teacher_acc``, ``no_kd_acc``, ``kd_acc`` or ``delta`` (paired)."""
+        """:class:`Summary` of ``teacher_acc``, ``no_kd_acc``, ``kd_acc`` or ``delta`` (paired),
+        over the seeds where all three models are finite (:func:`complete_seeds`; a warning
+        naming the config and the per-model counts when any seed is left out)."""
         if name not in ACCURACIES + ("delta",):
             raise ValueError(f"name={name!r} is not allowed: use one of {ACCURACIES + ('delta',)}")
-        return summarize(getattr(self, name), name=name)
+        complete = complete_seeds(self.teacher_acc, self.no_kd_acc, self.kd_acc)
+        if not complete.all():
+            warnings.warn(_divergence_warning(self._where(), self.divergence, complete.size),
+                          RuntimeWarning, stacklevel=2)
+        return summarize(np.asarray(getattr(self, name))[complete], name=name)
+
+    @property
+    def divergence(self) -> dict[str, int]:
+        """Per-model divergence counts over the seeds (:func:`divergence_counts`)."""
+        return divergence_counts(self.teacher_acc, self.no_kd_acc, self.kd_acc)
+
+    def _where(self) -> str:
+        return _config_label(self.config)
 
     @property
     def n_diverged(self) -> int:
@@ -130,8 +172,11 @@ class SimulationResult:
                          "(mfh_sim.theory.predict); limit %: the same with infinite data")
         elif self.theory_declined:
             lines.append(f"theory: declined, {self.theory_declined}")
-        if self.n_diverged:
-            lines.append(f"{self.n_diverged} seeds diverged and are excluded from the summaries")
+        counts = self.divergence
+        if counts["n_complete"] < len(self.seeds):
+            lines.append(f"diverged: teacher {counts['teacher_diverged']}, no-KD {counts['no_kd_diverged']}, "
+                         f"KD {counts['kd_diverged']} of {len(self.seeds)} seeds; every row is over the "
+                         f"{counts['n_complete']} seeds where all three are finite")
         return "\n".join(lines)
 
     __repr__ = __str__
@@ -205,9 +250,11 @@ class SweepResult:
             for index, config in enumerate(self.configs):
                 row: dict[str, Any] = dict(self.grid[index])
                 row.update(gamma=config.venn.gamma, alpha=config.venn.alpha, beta=config.venn.beta)
+                teacher, no_kd, kd = (self.arrays[name][index] for name in ACCURACIES)
+                complete = complete_seeds(teacher, no_kd, kd)
                 for name in ACCURACIES + ("delta",):
                     values = self.delta[index] if name == "delta" else self.arrays[name][index]
-                    s = summarize(values)
+                    s = summarize(values[complete])
                     row.update({f"{name}_mean": s.mean, f"{name}_std": s.std,
                                 f"{name}_low": s.low, f"{name}_high": s.high})
                     if self.theory is not None and name in self.theory:
@@ -217,12 +264,18 @@ class SweepResult:
                 flags = [self.arrays[f][index] for f in FLAGS if f in self.arrays]
                 # A run counts once, whichever of its trainings diverged.
                 row["n_diverged"] = int(np.any(np.stack(flags), axis=0).sum()) if flags else 0
+                row.update(divergence_counts(teacher, no_kd, kd))
                 rows.append(row)
         diverged = self.n_diverged
         if diverged:
+            named = [f"{_point_label(self.grid[i], self.configs[i])} ({_divergence_text(r)})"
+                     for i, r in enumerate(rows) if r["n_complete"] < len(self.seeds)]
             warnings.warn(
-                f"{diverged} of {self.arrays['kd_acc'].size} runs diverged (non-finite loss) and are "
-                "excluded from the summaries (column n_diverged)", RuntimeWarning, stacklevel=2,
+                f"{diverged} of {self.arrays['kd_acc'].size} runs diverged (non-finite loss): "
+                + "; ".join(named[:5]) + ("; ..." if len(named) > 5 else "")
+                + ". Each point's summaries are over its seeds where teacher, no-KD and KD are all "
+                "finite (columns n_complete, teacher_diverged, no_kd_diverged, kd_diverged)",
+                RuntimeWarning, stacklevel=2,
             )
         return rows
 
@@ -315,10 +368,31 @@ class SweepResult:
             )
         diverged = self.n_diverged
         if diverged:
-            lines.append(f"{diverged} runs diverged (non-finite loss) and are excluded from the summaries")
+            lines.append(f"{diverged} runs diverged (non-finite loss); each point's row is over its seeds "
+                         "where teacher, no-KD and KD are all finite:")
+            for index, row in enumerate(rows):
+                if row["n_complete"] < len(self.seeds):
+                    lines.append(f"  {_point_label(self.grid[index], self.configs[index])}: "
+                                 f"{_divergence_text(row)} of {len(self.seeds)} seeds")
         return "\n".join(lines)
 
     __repr__ = __str__
+
+
+def _config_label(config: SimConfig) -> str:
+    v = config.venn
+    return (f"config gamma={v.gamma:.3f}, alpha={v.alpha:.3f}, beta={v.beta:.3f}, "
+            f"n_train={config.n_train}, learning_rate={config.learning_rate}")
+
+
+def _point_label(grid: dict[str, Any], config: SimConfig) -> str:
+    shown = ", ".join(f"{k}={_short(v)}" for k, v in grid.items())
+    return f"{shown} ({_config_label(config)})" if shown else _config_label(config)
+
+
+def _divergence_text(row: dict[str, Any]) -> str:
+    return (f"diverged: teacher {row['teacher_diverged']}, no-KD {row['no_kd_diverged']}, "
+            f"KD {row['kd_diverged']}")
 
 
 def _short(value: Any) -> str:
