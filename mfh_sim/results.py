@@ -466,6 +466,10 @@ class Table2Result:
     salience: np.ndarray
     spec: Table2Spec = field(default_factory=Table2Spec)
 
+    def __len__(self) -> int:
+        """Number of Table 2 rows (Venn diagrams)."""
+        return len(self.rows)
+
     @classmethod
     def from_arrays(cls, points: Sequence[Any], arrays: dict[str, np.ndarray], seeds: np.ndarray,
                     root_seed: int) -> Table2Result:

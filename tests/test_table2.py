@@ -231,7 +231,7 @@ def test_table2_hyperplane_is_the_decisive_mask():
 
 
 # ------------------------------------------------------------------------------ the engine
-def test_table2_runs_through_the_engine_and_resumes_from_its_directory(cheap_result, tmp_path, monkeypatch):
+def test_table2_runs_through_the_engine_and_resumes_from_its_directory(cheap_result, tmp_path, monkeypatch, capsys):
     # Table 2 is a protocol of the generic engine: keys are fold_in(fold_in(root, row_identity),
     # seed), and table2(out=DIR) stores blocks and resumes like sweep(out=DIR).
     from mfh_sim import engine, store
@@ -268,3 +268,11 @@ def test_table2_runs_through_the_engine_and_resumes_from_its_directory(cheap_res
         assert result.to_markdown() == cheap_result.to_markdown()
     with pytest.raises(store.ResultsMismatchError, match="root_seed 0 there, 1 here"):
         entry(seeds=3, rows=PAPER_ROWS[:2], out=out, root_seed=1, chunk_size=2, **CHEAP)
+    # `mfh-sim show` prints a Table 2 directory and refuses to plot it in one line.
+    from mfh_sim.cli import main
+
+    assert main(["show", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert "6 of 6 runs stored" in shown and "mod.-general" in shown
+    assert main(["show", str(out), "--plot", str(tmp_path / "gain.png")]) == 2
+    assert "holds Table 2 results" in capsys.readouterr().err

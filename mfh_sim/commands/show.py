@@ -36,11 +36,15 @@ def run(args: argparse.Namespace) -> int:
 
     store = open_existing(args.directory)
     stored, total = store.progress()
+    from mfh_sim.results import SweepResult
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = load(args.directory, partial=True)
         table = str(result) if len(result) else ""
-        rows = result.summary() if len(result) else []
+        # A Table 2 directory prints its table; only a sweep has per-point summary rows to plot.
+        sweep = isinstance(result, SweepResult)
+        rows = result.summary() if sweep and len(result) else []
     report_warnings(caught)
     versions = store.manifest.get("versions", {})
     print(f"{args.directory}: {stored} of {total} runs stored"
@@ -49,10 +53,12 @@ def run(args: argparse.Namespace) -> int:
              f" ({versions.get('device')})" if versions else ""))
     if table:
         print(table)
-    if args.csv and rows:
+    if args.csv and table:
         result.to_csv(args.csv)
         print(f"summary written to {args.csv}", file=sys.stderr)
     if args.plot:
+        if not sweep:
+            raise ValueError(f"--plot draws a sweep's KD gain; {args.directory!r} holds Table 2 results")
         if not rows:
             raise ValueError(f"{args.directory!r} has no finished grid point to plot yet")
         plot_gain(result, rows, args.plot, args.x)
