@@ -40,7 +40,10 @@ def theory_for_many(configs: Sequence[SimConfig]) -> list[dict[str, float] | Non
     return out
 
 
-def _decline_reason(config: SimConfig) -> str | None:
+def _decline_reason(config: SimConfig, prediction: dict[str, float] | None) -> str | None:
+    """Why the theory declines ``config`` (asked only where it gave no prediction)."""
+    if prediction is not None:
+        return None
     from mfh_sim import theory
 
     return theory.decline_reason(config)
@@ -83,13 +86,14 @@ def simulate(
     root_seed = require_root_seed(root_seed)
     arrays = execute(PAPER, [config], seed_indices, root_seed, chunk_size=chunk_size, workers=workers)
     requested = {k: v for k, v in dict(gamma=gamma, alpha=alpha, beta=beta, **knobs).items() if v is not None}
+    prediction = theory_for(config) if theory else None
     return SimulationResult(
         config=config,
         **{name: arrays[name][0] for name in ACCURACIES + FLAGS},
         seeds=seed_indices,
         root_seed=root_seed,
-        theory=theory_for(config) if theory else None,
-        theory_declined=_decline_reason(config) if theory else None,
+        theory=prediction,
+        theory_declined=_decline_reason(config, prediction) if theory else None,
         versions=versions(),
         requested=requested,
     )

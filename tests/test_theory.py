@@ -236,6 +236,16 @@ def test_theory_for_returns_none_where_not_covered():
     assert theory_for(fig2(2, hyperplane="ones"))["kd_acc"] == predict(fig2(2, hyperplane="ones"))["kd_acc"]
 
 
+def test_a_declined_simulation_carries_the_reason_not_numbers():
+    import mfh_sim
+
+    declined = mfh_sim.simulate(gamma=1.0, alpha=0.0, model="mlp", hidden=4, steps=2, n_test=20, seeds=2)
+    assert declined.theory is None and "mlp" in declined.theory_declined
+    assert f"theory: declined, {declined.theory_declined}" in str(declined)
+    covered = mfh_sim.simulate(gamma=1.0, alpha=0.0, steps=2, n_test=20, seeds=2)
+    assert covered.theory_declined is None and covered.theory["delta_limit"] == 0.0
+
+
 def test_surrogate_is_nan_where_it_does_not_apply():
     from mfh_sim.theory import finite_prediction
 

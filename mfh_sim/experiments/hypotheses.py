@@ -104,15 +104,12 @@ def _complementarities(configs: list[SimConfig]) -> np.ndarray:
 def theory_gains(configs: list[SimConfig]) -> np.ndarray:
     """The finite-sample theory's KD gain (:func:`mfh_sim.theory.predict_many`, fraction) of each
     config; NaN for the configs the theory declines (multi-class, label noise, MLPs, ...)."""
-    from mfh_sim.theory import decline_reason, predict_many
+    from mfh_sim.simulation import theory_for_many
 
-    out = np.full(len(configs), np.nan)
-    covered = [i for i, c in enumerate(configs) if decline_reason(c) is None]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a non-converged fixed point stays NaN
-        for i, prediction in zip(covered, predict_many([configs[i] for i in covered])):
-            out[i] = prediction["delta"]
-    return out
+        predictions = theory_for_many(configs)
+    return np.asarray([np.nan if p is None else p["delta"] for p in predictions], np.float64)
 
 
 def complementarity_available() -> bool:
