@@ -11,7 +11,7 @@ import mfh_sim
 from mfh_sim import engine, store
 from mfh_sim.cli import main
 from mfh_sim.commands.sweep import parse_values
-from mfh_sim.protocols.paper import METRIC_DTYPES
+from mfh_sim.protocols.paper import METRIC_DTYPES, PAPER
 
 FAST = dict(steps=60, n_test=200)
 SWEEP = dict(gamma=[0.0, 0.5, 1.0], alpha=0.0, seeds=7, theory=False, chunk_size=8, **FAST)
@@ -37,7 +37,7 @@ def test_directory_holds_manifest_and_checksummed_chunks_that_load_without_pickl
     manifest = json.loads((out / store.MANIFEST).read_text())
     assert manifest["root_seed"] == 0 and manifest["seeds"] == list(range(7))
     assert [c["steps"] for c in manifest["points"]] == [60, 60, 60]
-    assert manifest["protocol"] == {"name": "paper", "version": 1} and manifest["package_version"]
+    assert manifest["protocol"] == {"name": "paper", "version": PAPER.version} and manifest["package_version"]
     assert manifest["versions"]["backend"] == "cpu" and "jax" in manifest["versions"]
     files = chunk_files(out)
     assert len(files) == 2
@@ -174,7 +174,7 @@ def test_the_manifest_records_protocol_and_package_version_and_a_mismatch_is_ref
     out = tmp_path / "run"
     mfh_sim.sweep(**SWEEP, out=out)
     manifest = json.loads((out / store.MANIFEST).read_text())
-    assert manifest["protocol"] == {"name": "paper", "version": 1}
+    assert manifest["protocol"] == {"name": "paper", "version": PAPER.version}
     assert manifest["package_version"] == store.package_version()
     assert manifest["settings"] == {"common_random_numbers": True}
     before = sorted(p.name for p in chunk_files(out))
@@ -185,8 +185,10 @@ def test_the_manifest_records_protocol_and_package_version_and_a_mismatch_is_ref
     monkeypatch.undo()
     from mfh_sim.protocols.paper import PaperProtocol
 
-    monkeypatch.setattr(PaperProtocol, "version", 2)
-    with pytest.raises(store.ResultsMismatchError, match="protocol 'paper' version 1 there, 2 here"):
+    version = PAPER.version
+    monkeypatch.setattr(PaperProtocol, "version", version + 1)
+    with pytest.raises(store.ResultsMismatchError,
+                       match=f"protocol 'paper' version {version} there, {version + 1} here"):
         mfh_sim.sweep(**SWEEP, out=out)
     assert sorted(p.name for p in chunk_files(out)) == before  # nothing was mixed in
 
@@ -198,7 +200,10 @@ def test_a_store_of_results_format_1_loads_but_is_not_resumed(tmp_path):
 
     legacy = load(LEGACY)
     fresh = mfh_sim.sweep(**LEGACY_SWEEP)
-    assert same(legacy, fresh) and legacy.grid == fresh.grid
+    assert legacy.grid == fresh.grid and legacy.teacher_acc.shape == fresh.teacher_acc.shape
+    # What format 1 wrote (protocol version 1's draws, which the current protocol no longer makes).
+    np.testing.assert_allclose(legacy.teacher_acc, [[0.60, 0.40, 0.45], [0.50, 0.40, 0.60]], atol=1e-6)
+    np.testing.assert_allclose(legacy.kd_acc, [[0.45, 0.60, 0.70], [0.45, 0.60, 0.70]], atol=1e-6)
     copy = tmp_path / "legacy"
     shutil.copytree(LEGACY, copy)
     with pytest.raises(store.ResultsMismatchError, match="results format 1.*start fresh"):

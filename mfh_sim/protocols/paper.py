@@ -84,13 +84,26 @@ class Knobs(NamedTuple):
     l2: jax.Array
 
 
-#: Tags folded into a run's key for the extensions' draws (distinct from each other and from the
-#: six keys the paper's draws split off).
-LABEL_NOISE_TAG = 0x4C4E  # "LN"
-MIXING_TAG = 0x4D58  # "MX"
-HINT_TAG = 0x4854  # "HT"
-CLASSES_TAG = 0x434C  # "CL"
-INIT_TAG = 1  # flax initialisation of non-linear models
+class RunKeys(NamedTuple):
+    """A run's key split once into one key per purpose (no key is used for two draws).
+
+    ``draws`` gives the paper's normals (:func:`draw_run`); the extensions (class directions,
+    label noise, channel mixing) and the non-linear models' initialisation each have their own
+    key, so switching an extension on never moves the paper's draws.
+    """
+
+    draws: jax.Array
+    classes: jax.Array
+    label_noise: jax.Array
+    mixing: jax.Array
+    teacher_init: jax.Array
+    student_init: jax.Array
+    hint: jax.Array
+
+
+def split_run_key(key: jax.Array) -> RunKeys:
+    """``key`` split into a :class:`RunKeys` (the same children every time it is called)."""
+    return RunKeys(*jax.random.split(key, len(RunKeys._fields)))
 
 
 class Metrics(NamedTuple):
@@ -135,10 +148,12 @@ def draw_run(key: jax.Array, layout: Layout, knobs: Knobs, static: StaticSpec) -
     (train, the students' fresh sample if any, test; each row the latents then both modalities'
     noise channels) and the teacher's and students' initial linear weights.  A single threefry
     call compiles several times faster on a CPU than one per quantity, and the cut is fixed by
-    the static shapes, so every quantity keeps its own independent normals.  The extensions
-    (class directions, label noise, channel mixing) draw from the run's key folded with their
-    own tags, after the paper's draws, which they leave as they are.
+    the static shapes, so every quantity keeps its own independent normals.  ``key`` is the
+    run's key; it is split first (:func:`split_run_key`) and the normals come from its
+    ``draws`` child, the extensions (class directions, label noise, channel mixing) from their
+    own children, so no draw shares a key with another.
     """
+    keys = split_run_key(key)
     n_latent = layout.decisive.shape[-1]
     width = sample_width(layout)
     sizes = (static.n_train,) * (2 if static.fresh_student_sample else 1) + (static.n_test,)
@@ -146,19 +161,19 @@ def draw_run(key: jax.Array, layout: Layout, knobs: Knobs, static: StaticSpec) -
     init_a = linear_init_size(static.dim_a, static.n_classes)
     init_b = linear_init_size(static.dim_b, static.n_classes)
     parts = (n_latent, rows * width, init_a, init_b)
-    normals = jax.random.normal(key, (sum(parts),))
+    normals = jax.random.normal(keys.draws, (sum(parts),))
     hyper, data, teacher_init, student_init = jnp.split(normals, np.cumsum(parts)[:-1])
     if static.n_classes == 2:
         w = hyperplane_from_normals(hyper, layout)
     else:
-        w = class_directions(jax.random.fold_in(key, CLASSES_TAG), layout, static.n_classes)
+        w = class_directions(keys.classes, layout, static.n_classes)
     data = sample_from_normals(data.reshape(rows, width), layout, w)
     if static.label_noise:
-        labels = corrupt_labels(jax.random.fold_in(key, LABEL_NOISE_TAG), data.labels,
+        labels = corrupt_labels(keys.label_noise, data.labels,
                                 knobs.label_noise, static.n_classes)
         data = data._replace(labels=labels)
     if static.mixing_depth:
-        key_a, key_b = jax.random.split(jax.random.fold_in(key, MIXING_TAG))
+        key_a, key_b = jax.random.split(keys.mixing)
         mixed = lambda k, x, channels: mix_channels(
             x, channels, mixing_weights(k, x.shape[-1], static.mixing_depth), knobs.mixing_strength
         )
@@ -191,7 +206,7 @@ def make_run(static: StaticSpec, fast_path: bool = True):
     def run(key: jax.Array, layout: Layout, knobs: Knobs) -> Metrics:
         draws = draw_run(key, layout, knobs, static)
         # Keys for flax's initialisation of non-linear models (linear layers use the draws).
-        keys = jax.random.split(jax.random.fold_in(key, INIT_TAG), 6)
+        keys = split_run_key(key)
         train, students, test = draws.train, draws.students, draws.test
         if static.optimizer == "erm":
             return _run_linear_erm(draws, knobs, static)
@@ -201,16 +216,16 @@ def make_run(static: StaticSpec, fast_path: bool = True):
             return _run_linear_sgd_multiclass(draws, knobs, static)
         optimizer = make_optimizer(static.optimizer, knobs.learning_rate, knobs.momentum)
         teacher, teacher_diverged = fit(
-            keys[4], model, train.x_a,
+            keys.teacher_init, model, train.x_a,
             lambda logits: cross_entropy(logits, train.labels), optimizer, static.steps,
-            params=initial_params(keys[4], draws.teacher_init, static.dim_a),
+            params=initial_params(keys.teacher_init, draws.teacher_init, static.dim_a),
         )
         teacher_logits = model.apply(teacher, students.x_a)
         # Both students start from the same initial weights: their difference is then the effect
         # of KD alone, which makes the paired interval of the KD gain tighter.
-        student_init = initial_params(keys[5], draws.student_init, static.dim_b)
+        student_init = initial_params(keys.student_init, draws.student_init, static.dim_b)
         no_kd, no_kd_diverged = fit(
-            keys[5], model, students.x_b,
+            keys.student_init, model, students.x_b,
             lambda logits: cross_entropy(logits, students.labels), optimizer, static.steps,
             params=student_init,
         )
@@ -229,13 +244,13 @@ def make_run(static: StaticSpec, fast_path: bool = True):
             teacher_features = model.apply(teacher, students.x_a, features=True)
             kd_model = HintStudent(n_classes, static.hidden, static.hidden[-1], static.init)
             kd_init = hint_student_params(
-                model.init(keys[5], students.x_b[:1]), jax.random.fold_in(keys[5], HINT_TAG),
+                model.init(keys.student_init, students.x_b[:1]), keys.hint,
                 static.hidden, static.hidden[-1], static.init,
             )
             kd_loss = lambda outputs: ce(outputs[0]) + knobs.kd_weight * feature_hint(
                 outputs[1], teacher_features
             )
-        kd, kd_diverged = fit(keys[5], kd_model, students.x_b, kd_loss, optimizer, static.steps,
+        kd, kd_diverged = fit(keys.student_init, kd_model, students.x_b, kd_loss, optimizer, static.steps,
                               params=student_init if kd_init is None else kd_init)
         kd_logits = kd_model.apply(kd, test.x_b)
         if kd_loss_kind == "hint":
@@ -443,7 +458,9 @@ class PaperProtocol(Protocol):
     common_random_numbers: bool = True
 
     name = "paper"
-    version = 1
+    #: 2: the run key is split before any draw (version 1 drew the normals from the run key and
+    #: folded tags into that same key), so every number differs from version 1.
+    version = 2
 
     def static_of(self, point: SimConfig) -> StaticSpec:
         return point.static_signature()
