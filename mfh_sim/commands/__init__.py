@@ -132,7 +132,7 @@ def writable_folder(path: str | os.PathLike, option: str) -> Path:
         _probe(ancestor)
     except OSError as error:
         where = "it" if ancestor == path.absolute() else f"{str(ancestor)!r}"
-        raise UsageError(f"{shown}: nothing can be written in {where} ({error.strerror}); "
+        raise UsageError(f"{shown}: nothing can be written in {where} (the system says: {error.strerror}); "
                          "give a folder you can write to") from None
     return path
 
@@ -154,5 +154,6 @@ def writable_file(path: str | os.PathLike, option: str, suffixes: tuple[str, ...
     try:
         _probe(folder)
     except OSError as error:
-        raise UsageError(f"{shown}: nothing can be written in {str(path.parent)!r} ({error.strerror})") from None
+        raise UsageError(f"{shown}: nothing can be written in {str(path.parent)!r} "
+                         f"(the system says: {error.strerror})") from None
     return path

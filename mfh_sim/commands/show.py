@@ -37,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
     from mfh_sim.results import SweepResult
     from mfh_sim.store import load
 
+    if args.x is not None and not args.plot:
+        raise UsageError(f"--x {args.x!r} picks the x axis of the plot: give --plot PATH too")
     store = open_results(args.directory)
     if args.csv:
         writable_file(args.csv, "--csv")
