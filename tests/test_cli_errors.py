@@ -11,6 +11,7 @@ A bug, on the other hand, must keep its traceback.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -56,6 +57,8 @@ def _knob_cases() -> list:
 
 
 SWEEP = ["sweep", "--gamma", "0.5", "--alpha", "0"]
+#: /proc refuses new entries even to root (permission bits do not: root passes them).
+PROC = pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
 
 #: (argv, a substring of the one line): ``{new}`` is a path that does not exist, ``{file}`` a
 #: file, ``{tmp}`` the test's folder, the others results directories made by the fixtures.
@@ -114,7 +117,7 @@ CASES = [
     pytest.param([*SWEEP, "--out", "{file}/sub"], "is a file, so no folder can be created",
                  id="sweep --out under file"),
     pytest.param([*SWEEP, "--out", "/proc/mfh-sim-test"], "--out '/proc/mfh-sim-test' is not allowed: nothing can be",
-                 id="sweep --out unwritable"),
+                 id="sweep --out unwritable", marks=PROC),
     pytest.param([*SWEEP, "--out", "{notresults}"], "non-empty folder without a manifest.json",
                  id="sweep --out other folder"),
     pytest.param([*SWEEP, "--out", "{badmanifest}"], "--out: ", id="sweep --out broken manifest"),
@@ -132,7 +135,7 @@ CASES = [
     pytest.param(["reproduce", "--seeds", "x"], "--seeds: 'x'", id="reproduce --seeds x"),
     pytest.param(["reproduce", "--out", "{file}"], "--out '{file}' is not allowed", id="reproduce --out file"),
     pytest.param(["reproduce", "--out", "/proc/mfh-sim-test"], "--out '/proc/mfh-sim-test'",
-                 id="reproduce --out unwritable"),
+                 id="reproduce --out unwritable", marks=PROC),
     pytest.param(["reproduce", "--quiet", "extra"], "unrecognized arguments: extra", id="reproduce extra word"),
     # hypotheses.
     pytest.param(["hypotheses", "--configs", "3"], "--configs: n_configs=3", id="hypotheses --configs 3"),
@@ -168,7 +171,7 @@ CASES = [
     pytest.param(["show", "{results}", "--plot", "{tmp}/none/gain.png"], "its folder '{tmp}/none' does not exist",
                  id="show --plot folder missing"),
     pytest.param(["show", "{results}", "--plot", "/proc/gain.png"], "--plot '/proc/gain.png'",
-                 id="show --plot unwritable"),
+                 id="show --plot unwritable", marks=PROC),
     pytest.param(["show", "{results}", "--csv", "{tmp}"], "--csv '{tmp}' is not allowed: it is a folder",
                  id="show --csv folder"),
     pytest.param(["show", "{results}", "--csv", "{tmp}/s.csv", "--plot", "{tmp}/g.png", "--x", "nope"], "--x:",
@@ -272,6 +275,21 @@ def test_a_mistake_is_one_line_with_status_2_and_leaves_nothing(argv, expected, 
     assert not (work / "new").exists()
     assert _tree(work) == before_work, "the mistake left files behind"
     assert _tree(Path(places["inputs"])) == before_inputs, "the mistake changed its input"
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_folder_is_refused_before_anything_runs(tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        assert main([*SWEEP, "--out", str(locked / "run")]) == 2
+        assert main(["reproduce", "--out", str(locked)]) == 2
+        lines = capsys.readouterr().err.splitlines()
+        assert len(lines) == 2 and all("nothing can be written" in line for line in lines), lines
+        assert list(locked.iterdir()) == []
+    finally:
+        locked.chmod(0o755)
 
 
 def test_every_knob_has_a_case_of_each_kind_of_mistake():
