@@ -9,6 +9,13 @@ numpy and :mod:`mfh_sim.config`; JAX, the simulator and matplotlib are imported 
 function that runs the command.  So ``mfh-sim --help`` and ``mfh-sim sweep --help`` load
 neither JAX nor matplotlib (a test checks it), and ``mfh-sim sweep ...`` imports only the
 ``sweep`` command's module before it runs.
+
+Every mistake on the command line ends the same way, whichever command it is in: exit status 2
+and one line on stderr, ``mfh-sim COMMAND: error: ...``, naming the option and what is allowed.
+argparse's own errors come through :class:`Parser` (every subcommand's parser is one, so a new
+command gets it for free); a command reports the rest by raising
+:class:`mfh_sim.commands.UsageError` (or through :func:`mfh_sim.commands.user_input`) before it
+computes or writes anything.  Any other exception is a bug: it keeps its traceback (exit 1).
 """
 
 from __future__ import annotations
@@ -18,13 +25,24 @@ import importlib
 import pkgutil
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 import mfh_sim.commands
+from mfh_sim.commands import UsageError, one_line
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, but a mistake raises :class:`UsageError` (one line, exit status 2)
+    instead of printing the usage block and exiting; subparsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
 
 
 def command_names() -> list[str]:
     """The subcommands: the modules of :mod:`mfh_sim.commands`, found without importing them."""
-    return sorted(info.name for info in pkgutil.iter_modules(mfh_sim.commands.__path__))
+    return sorted(info.name for info in pkgutil.iter_modules(mfh_sim.commands.__path__)
+                  if not info.name.startswith("_"))
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -33,7 +51,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     Registering one subcommand imports one command module; the full parser (for ``--help``)
     imports them all, which is cheap by the rule above.
     """
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="mfh-sim",
         description="Simulate crossmodal knowledge distillation on modality Venn diagrams.",
     )
@@ -48,17 +66,21 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``mfh-sim`` with ``argv`` (default: the process's arguments); return the exit status.
 
-    A :class:`ValueError` from a command (a bad option value) is printed as one line on stderr
-    with exit status 2, never as a traceback.
+    A mistake on the command line (:class:`UsageError`, from argparse or from a command) is
+    printed as one line on stderr, ``mfh-sim COMMAND: error: ...``, with exit status 2, never as a
+    traceback.  Every other exception propagates: it is a bug, not the user's mistake.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     # The first word that is not an option names the command; only its module is needed.
     first = next((word for word in argv if not word.startswith("-")), None)
-    args = build_parser(only=first).parse_args(argv)
+    command = first if first in command_names() else None
     try:
+        if first is None and not {"-h", "--help"} & set(argv):
+            raise UsageError(f"give a command: one of {', '.join(command_names())} (mfh-sim --help says more)")
+        args = build_parser(only=first).parse_args(argv)
         return int(args.func(args) or 0)
-    except ValueError as error:
-        print(f"mfh-sim {args.command}: error: {error}", file=sys.stderr)
+    except UsageError as error:
+        print(f"mfh-sim{' ' + command if command else ''}: error: {one_line(error)}", file=sys.stderr)
         return 2
 
 

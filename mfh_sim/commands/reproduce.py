@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mfh_sim.commands import integer, writable_folder
+
 # Heavy imports (JAX through the simulator, matplotlib through the plots) happen inside the
 # producers, so that `mfh-sim --help` loads neither; the backend is chosen in run(), never at
 # import, so importing this module leaves a notebook's backend alone.
@@ -126,16 +128,12 @@ PRODUCERS: dict[str, tuple[Callable[[Path, int, bool], list[Path]], int]] = {
 
 
 def run(args: argparse.Namespace) -> int:
+    # --only and --seeds are checked by the parser; the folder before anything is created.
     names = args.only or list(PRODUCERS)
-    for name in names:
-        if name not in PRODUCERS:
-            raise ValueError(f"--only {name!r} is not allowed: use one of {sorted(PRODUCERS)}")
-    if args.seeds is not None and args.seeds < 2:
-        raise ValueError(f"--seeds {args.seeds} is not allowed: it must be >= 2")
+    out = writable_folder(args.out, "--out")
     from mfh_sim.plots.style import use_file_backend
 
     use_file_backend()  # after the checks: a typo is reported without loading matplotlib
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for name in names:
         start = time.perf_counter()
@@ -155,10 +153,10 @@ def add_parser(subparsers) -> None:
         "reproduce", help="regenerate the paper's figures and tables (PNG, PDF, CSV) into a folder"
     )
     parser.add_argument("--out", default="figures", help="output folder (default: figures)")
-    parser.add_argument("--seeds", type=int, default=None,
-                        help="seeds per grid point for every item (default: 200 for fig2, fig3 and "
+    parser.add_argument("--seeds", type=integer(2), default=None,
+                        help="seeds per grid point for every item, >= 2 (default: 200 for fig2, fig3 and "
                              "table2; 100 for theory and hypotheses; 40 for phase)")
-    parser.add_argument("--only", action="append", metavar="NAME",
+    parser.add_argument("--only", action="append", metavar="NAME", choices=list(PRODUCERS),
                         help=f"produce only this item (repeatable): {', '.join(PRODUCERS)}")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.set_defaults(func=run)

@@ -14,6 +14,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from mfh_sim.commands import UsageError, user_input, writable_file
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -32,12 +34,19 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mfh_sim.commands.sweep import report_warnings
-    from mfh_sim.store import load, open_existing
-
-    store = open_existing(args.directory)
-    stored, total = store.progress()
     from mfh_sim.results import SweepResult
+    from mfh_sim.store import load
 
+    if args.x is not None and not args.plot:
+        raise UsageError(f"--x {args.x!r} picks the x axis of the plot: give --plot PATH too")
+    store = open_results(args.directory)
+    if args.csv:
+        writable_file(args.csv, "--csv")
+    if args.plot:
+        from mfh_sim.plots.style import FORMATS
+
+        writable_file(args.plot, "--plot", FORMATS)
+    stored, total = store.progress()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = load(args.directory, partial=True)
@@ -46,6 +55,16 @@ def run(args: argparse.Namespace) -> int:
         sweep = isinstance(result, SweepResult)
         rows = result.summary() if sweep and len(result) else []
     report_warnings(caught)
+    x_name = None
+    if args.plot:  # everything about the plot is checked before any file is written
+        if not sweep:
+            raise UsageError(f"--plot draws a sweep's KD gain; {args.directory!r} holds Table 2 results")
+        if not rows:
+            raise UsageError(f"--plot: {args.directory!r} has no finished grid point to plot yet")
+        from mfh_sim.plots.gain import gain_axis
+
+        with user_input("--x"):
+            x_name = gain_axis(result, rows, args.x)
     versions = store.manifest.get("versions", {})
     print(f"{args.directory}: {stored} of {total} runs stored"
           + ("" if stored == total else " (unfinished: re-run the same sweep to finish it)")
@@ -57,13 +76,23 @@ def run(args: argparse.Namespace) -> int:
         result.to_csv(args.csv)
         print(f"summary written to {args.csv}", file=sys.stderr)
     if args.plot:
-        if not sweep:
-            raise ValueError(f"--plot draws a sweep's KD gain; {args.directory!r} holds Table 2 results")
-        if not rows:
-            raise ValueError(f"{args.directory!r} has no finished grid point to plot yet")
-        plot_gain(result, rows, args.plot, args.x)
+        plot_gain(result, rows, args.plot, x_name)
         print(f"plot written to {args.plot}", file=sys.stderr)
     return 0
+
+
+def open_results(text: str):
+    """The results directory ``text`` opened for reading, or a one-line :class:`UsageError`."""
+    path = Path(text)
+    if not path.exists():
+        raise UsageError(f"directory {text!r} does not exist: give a results directory written by "
+                         "`mfh-sim sweep` or sweep(out=...)")
+    if not path.is_dir():
+        raise UsageError(f"directory {text!r} is a file, not a results directory (a folder holding a manifest.json)")
+    from mfh_sim.store import open_existing
+
+    with user_input("directory"):
+        return open_existing(path)
 
 
 def plot_gain(result, rows: list[dict], path: str, x_name: str | None = None) -> Path:

@@ -14,11 +14,13 @@ import argparse
 import sys
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mfh_sim.config import KNOBS, Knob
+from mfh_sim.commands import UsageError, integer, one_line, options_in, user_input, writable_folder
+from mfh_sim.config import COUNT_KEYS, KNOBS, RATIO_KEYS, Knob
 
 #: Spellings of a boolean value on the command line.
 _TRUE = ("true", "1", "yes")
@@ -147,13 +149,14 @@ def add_parser(subparsers) -> None:
     for name, knob in KNOBS.items():
         groups[knob.group].add_argument(knob.option, dest=name, metavar=_metavar(knob), help=_help(knob))
     running = parser.add_argument_group("running")
-    running.add_argument("--seeds", type=int, default=100, help="seeds per grid point (default 100)")
-    running.add_argument("--root-seed", type=int, default=0, help="root of every key (default 0)")
+    running.add_argument("--seeds", type=integer(1), default=100, help="seeds per grid point, >= 1 (default 100)")
+    running.add_argument("--root-seed", type=integer(0, 2**32 - 1), default=0,
+                         help="root of every key, in [0, 2**32) (default 0)")
     running.add_argument("--out", required=True, help="results directory (created, or resumed)")
-    running.add_argument("--chunk-size", type=int, default=None,
-                        help="runs per compiled call per device (default: sized to the device)")
-    running.add_argument("--devices", type=int, default=None,
-                        help="use the first N devices (default: all that JAX sees)")
+    running.add_argument("--chunk-size", type=integer(1), default=None,
+                         help="runs per compiled call per device, >= 1 (default: sized to the device)")
+    running.add_argument("--devices", type=integer(1), default=None,
+                         help="use the first N devices (default: all that JAX sees)")
     running.add_argument("--no-theory", action="store_true", help="do not attach the theory's prediction")
     running.add_argument("--no-progress", action="store_true", help="no progress bar")
     running.add_argument("--quiet", action="store_true", help="do not print the summary table")
@@ -161,22 +164,31 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace, sweep: Callable | None = None) -> int:
-    from mfh_sim.simulation import sweep as default_sweep
+    # Every check runs before anything is computed or written: a mistake leaves no folder behind.
+    with user_input():
+        keywords = grid_keywords(args)
+    out = results_folder(args.out)
+    check_grid(keywords)
+    if args.devices is not None:
+        from mfh_sim.engine import resolve_devices
 
-    keywords = grid_keywords(args)
+        with user_input("--devices"):
+            resolve_devices(args.devices)
+    from mfh_sim.simulation import sweep as default_sweep
+    from mfh_sim.store import ResultsMismatchError
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             result = (sweep or default_sweep)(
-                seeds=args.seeds, root_seed=args.root_seed, out=args.out, chunk_size=args.chunk_size,
+                seeds=args.seeds, root_seed=args.root_seed, out=out, chunk_size=args.chunk_size,
                 devices=args.devices, theory=not args.no_theory, progress=not args.no_progress, **keywords,
             )
+        except ResultsMismatchError as error:
+            # Raised when the store is opened, before anything runs: another sweep, protocol or version.
+            raise UsageError(f"--out: {one_line(error)}") from None
         except KeyboardInterrupt:
-            from mfh_sim.store import open_existing
-
-            stored, total = open_existing(args.out).progress()
-            print(f"\ninterrupted: {stored} of {total} runs are stored in {args.out}; run the same "
-                  "command again to finish the sweep", file=sys.stderr)
+            _report_interrupt(out)
             return 130
         table = str(result)
     report_warnings(caught)
@@ -184,6 +196,61 @@ def run(args: argparse.Namespace, sweep: Callable | None = None) -> int:
         print(table)
     print(f"results in {args.out} (open with: mfh-sim show {args.out})", file=sys.stderr)
     return 0
+
+
+def _report_interrupt(out: Path) -> None:
+    from mfh_sim.store import open_existing
+
+    try:
+        stored, total = open_existing(out).progress()
+    except ValueError:  # interrupted before the manifest was written
+        print(f"\ninterrupted before anything was stored in {out}", file=sys.stderr)
+        return
+    print(f"\ninterrupted: {stored} of {total} runs are stored in {out}; run the same "
+          "command again to finish the sweep", file=sys.stderr)
+
+
+def results_folder(text: str) -> Path:
+    """``--out``: a new folder, an empty one, or a results directory to resume (whose manifest is
+    read here; whether it holds this very sweep is checked when the store opens it)."""
+    out = writable_folder(text, "--out")
+    if out.is_dir():
+        from mfh_sim.store import BLOCKS, MANIFEST, read_manifest
+
+        if (out / MANIFEST).exists():
+            with user_input("--out"):
+                read_manifest(out)
+        elif any(p.name != BLOCKS and not p.name.startswith(".") for p in out.iterdir()):
+            raise UsageError(f"--out {text!r} is not allowed: it is a non-empty folder without a {MANIFEST}, "
+                             "not a results directory; give a new or empty folder, or a results directory to resume")
+    return out
+
+
+def check_grid(keywords: dict[str, Any]) -> None:
+    """Build the config of every grid point on the host (:func:`mfh_sim.config.make_config`, as the
+    sweep will), so that an impossible one is refused, naming its options, before anything runs."""
+    if not any(name in keywords for name in RATIO_KEYS + COUNT_KEYS):
+        raise UsageError("no Venn diagram: give two of --gamma, --alpha, --beta (ratios), or the counts "
+                         "--shared, --a-only, --b-only")
+    from mfh_sim.config import make_config
+    from mfh_sim.simulation import expand_grid
+
+    with user_input():
+        grid = expand_grid(**keywords)
+    options = {name: knob.option for name, knob in KNOBS.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the sweep reports realised ratios itself
+        for index, point in enumerate(grid):
+            try:
+                make_config(**point)
+            except ValueError as error:
+                message = one_line(error)
+                named = options_in(message, options)
+                words = " ".join(f"{KNOBS[k].option} {_show_default(v)}" for k, v in point.items())
+                raise UsageError(
+                    f"{', '.join(named) or 'impossible grid point'}: {message} (grid point {index + 1} of "
+                    f"{len(grid)}: {words}; every point is checked before anything runs)"
+                ) from None
 
 
 def report_warnings(caught) -> None:
