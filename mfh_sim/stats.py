@@ -13,7 +13,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as scipy_stats
+from scipy.special import ndtri, stdtrit
 
 from mfh_sim.validation import require_integer, require_ratio
 
@@ -56,15 +56,17 @@ def summarize(values: np.ndarray, level: float = 0.95, name: str = "values") -> 
         return Summary(mean, math.nan, math.nan, math.nan, math.nan, 1, level)
     std = float(finite.std(ddof=1))
     sem = std / math.sqrt(n)
-    half = float(scipy_stats.t.ppf(0.5 + level / 2.0, n - 1)) * sem
+    half = float(stdtrit(n - 1, 0.5 + level / 2.0)) * sem  # Student's t quantile
     return Summary(mean, std, sem, mean - half, mean + half, n, level)
 
 
 # ------------------------------------------------------------- rank correlations and signs
 def _spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Spearman's rho of each row pair of x, y (shape (rows, n)); NaN where a row is constant."""
-    rx = scipy_stats.rankdata(x, axis=-1)
-    ry = scipy_stats.rankdata(y, axis=-1)
+    from scipy.stats import rankdata  # scipy.stats costs a second to import: only where ranks are
+
+    rx = rankdata(x, axis=-1)
+    ry = rankdata(y, axis=-1)
     rx = rx - rx.mean(axis=-1, keepdims=True)
     ry = ry - ry.mean(axis=-1, keepdims=True)
     denominator = np.sqrt((rx**2).sum(-1) * (ry**2).sum(-1))
@@ -100,7 +102,9 @@ def bootstrap_spearman(
 def _partial_rows(x: np.ndarray, y: np.ndarray, controls: np.ndarray) -> np.ndarray:
     """Partial Spearman of rows: Pearson correlation of the ranks of x and y after the ranks of
     the controls (shape (rows, k, n)) are regressed out by least squares (with an intercept)."""
-    rank = lambda a: scipy_stats.rankdata(a, axis=-1)
+    from scipy.stats import rankdata
+
+    rank = lambda a: rankdata(a, axis=-1)
     rx, ry = rank(x), rank(y)
     design = np.concatenate([np.ones(x.shape[:-1] + (1, x.shape[-1])), rank(controls)], axis=-2)
     gram = design @ np.swapaxes(design, -1, -2)  # (rows, k+1, k+1)
@@ -188,7 +192,7 @@ def wilson_interval(successes: float, n: int, level: float = 0.95) -> tuple[floa
     """Wilson score interval of a binomial proportion successes / n."""
     if n == 0:
         return (math.nan, math.nan)
-    z = float(scipy_stats.norm.ppf(0.5 + level / 2))
+    z = float(ndtri(0.5 + level / 2))  # the normal quantile
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
