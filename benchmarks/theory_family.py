@@ -189,9 +189,18 @@ def simulate_erm_point(point: Mapping[str, Any], seeds: int, l2: float) -> dict[
 def load_cache(path: Path = CACHE) -> dict[str, Any]:
     """The cache: ``{"family": [...], "large_n": [...], "records": [...], ...}`` (or an empty one)."""
     if path.exists():
-        return json.loads(path.read_text())
-    return {"family_seed": FAMILY_SEED, "root_seed": ROOT_SEED, "family": draw_family(),
-            "large_n": large_n_set(), "records": []}
+        cache = json.loads(path.read_text())
+        cache.setdefault("protocol_version", 1)  # caches from before the version was recorded
+        return cache
+    return {"family_seed": FAMILY_SEED, "root_seed": ROOT_SEED, "protocol_version": _protocol_version(),
+            "family": draw_family(), "large_n": large_n_set(), "records": []}
+
+
+def _protocol_version() -> int:
+    """The paper protocol's version (its draws): a cache never mixes simulations of two versions."""
+    from mfh_sim.protocols.paper import PAPER
+
+    return int(PAPER.version)
 
 
 def save_cache(cache: Mapping[str, Any], path: Path = CACHE) -> None:
@@ -212,6 +221,9 @@ def build(gd_seeds: int, erm_seeds: int, large_gd_seeds: int, large_erm_seeds: i
     cache = load_cache(path)
     if cache["family"] != json.loads(json.dumps(draw_family())):
         raise ValueError(f"{path} holds another family: move it away or delete it")
+    if cache["protocol_version"] != _protocol_version():
+        raise ValueError(f"{path} holds simulations of the paper protocol's version {cache['protocol_version']}, "
+                         f"this code draws version {_protocol_version()}: build into another --cache or delete it")
 
     def record(set_name, index, mode, l2, stats, seconds):
         cache["records"].append(dict(set=set_name, index=index, mode=mode, l2=l2, seconds=round(seconds, 1),
@@ -406,6 +418,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               log=lambda text: print(time.strftime("%H:%M:%S"), text, flush=True))
     elif args.command == "compare":
         sims = load_cache(args.cache)
+        print(f"simulations: {args.cache.name}, paper protocol version {sims['protocol_version']}")
         print(format_table(compare(default_predictor(args.keys), sims), per_config=not args.summary_only))
     else:
         for point in draw_family() + large_n_set():
