@@ -38,6 +38,7 @@ from mfh_sim.protocols.table2 import (
     Table2Spec,
     _require_count,
     _require_modes,
+    require_optimizer,
     table2_point,
     table2_venn,
 )
@@ -170,6 +171,8 @@ def table2(
     permutations: int = 100,
     algorithm1_steps: int = 1000,
     algorithm1_data: str = "all",
+    optimizer: str = "sgd",
+    l2: float = 0.0,
     chunk_size: int | None = None,
     workers: int | None = None,
     progress: bool = False,
@@ -193,6 +196,10 @@ def table2(
             Algorithm 1's M and joint-training steps.  algorithm1_data: 'all' (default: the
             teachers' and students' samples together, all the paired data there is at training
             time) or 'teacher' (the teachers' sample only, as in the paper's code).
+        optimizer, l2: how teachers and students are trained: 'sgd' (default, the paper's
+            full-batch GD, ``steps`` steps, l2 must be 0) or 'erm' (converged ridge-logistic ERM
+            by Newton's method, :mod:`mfh_sim.erm`: mean loss + l2/2 ||theta||^2 with l2 > 0;
+            ``steps`` is then unused by them).  Same data draws either way (paired).
         chunk_size, workers: runs per compiled call per device and chunks in flight (default:
             cache-sized on a CPU, sized to the device's memory on accelerators).
         progress: print a progress bar to stderr.
@@ -224,6 +231,7 @@ def table2(
         raise ValueError(
             f"algorithm1_data={algorithm1_data!r} is not allowed: use one of {ALGORITHM1_DATA}"
         )
+    optimizer, l2 = require_optimizer(optimizer, l2)
     spec = Table2Spec(
         dim_a=dim_a,
         dim_b=dim_b,
@@ -234,6 +242,8 @@ def table2(
         algorithm1_steps=_require_int("algorithm1_steps", algorithm1_steps, 1),
         algorithm1_data=algorithm1_data,
         modes=modes,
+        optimizer=optimizer,
+        l2=l2,
     )
     if chunk_size is not None:
         chunk_size = _require_int("chunk_size", chunk_size, 1)

@@ -61,12 +61,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mfh_sim import erm
 from mfh_sim.data import Layout, make_layout, sample, split
 from mfh_sim.losses import margin_gradient
 from mfh_sim.models import linear_init, torch_linear_layers
 from mfh_sim.protocols import MetricSpec, Protocol
 from mfh_sim.salience import algorithm1
 from mfh_sim.train import fit_linear_margin, margin_params
+from mfh_sim.validation import require_real
 from mfh_sim.venn import VennConfig
 
 #: Ways to choose the channels of the modality-general teacher.
@@ -76,6 +78,10 @@ SALIENCE_MODES = ("algorithm1", "modality_specific")
 #: Which paired data Algorithm 1 runs on: the teachers' sample (as in the paper's code) or the
 #: teachers' and the students' samples together (all paired data available at training time).
 ALGORITHM1_DATA = ("teacher", "all")
+#: How teachers and students are trained: the paper's full-batch GD ('sgd', ``steps`` steps at
+#: ``learning_rate``, no ridge) or converged ridge-logistic ERM ('erm', :mod:`mfh_sim.erm`, ridge
+#: ``l2`` > 0 on the margin weights).  Algorithm 1's joint training is SGD with momentum either way.
+OPTIMIZERS = ("sgd", "erm")
 
 # KD settings of the paper's synthetic experiments.
 _CE_WEIGHT, _KD_WEIGHT, _TEMPERATURE, _KD_REDUCTION = 1.0, 1.0, 1.0, "paper"
@@ -217,13 +223,42 @@ class Table2Spec(NamedTuple):
     algorithm1_data: str = "all"
     modes: tuple[str, ...] = MODES
     init: str = "torch"
+    optimizer: str = "sgd"
+    l2: float = 0.0
 
     def identity_fields(self) -> dict[str, Any]:
-        """Everything that fixes a run's random draws and arithmetic, except the modes (each mode
-        draws from its own key, so running fewer modes leaves the others' numbers as they are)."""
+        """Everything that fixes a run's random draws, except the modes (each mode draws from its
+        own key, so running fewer modes leaves the others' numbers as they are) and the optimiser
+        (``optimizer``, ``l2`` draw nothing: an 'erm' run sees the data of the 'sgd' run of the same
+        row and seed, a paired comparison, and 'sgd' rows keep the keys they had before the
+        option existed)."""
         fields = self._asdict()
-        fields.pop("modes")
+        for name in ("modes", "optimizer", "l2"):
+            fields.pop(name)
         return fields
+
+
+def require_optimizer(optimizer: Any, l2: Any) -> tuple[str, float]:
+    """Checked (optimizer, l2) of Table 2: 'sgd' with l2 = 0, or 'erm' with a finite l2 > 0.
+
+    Raises :class:`ValueError` naming the parameter, its value and what is allowed.
+    """
+    if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer={optimizer!r} is not allowed: use one of {OPTIMIZERS}")
+    if isinstance(l2, (bool, np.bool_)):
+        raise ValueError(f"l2={l2!r} is not allowed: it must be a number")
+    l2 = require_real("l2", l2, 0.0, None)
+    if optimizer == "sgd" and l2 != 0.0:
+        raise ValueError(
+            f"l2={l2!r} is not allowed with optimizer='sgd': the ridge is optimizer='erm''s; the "
+            "paper's gradient training has none (use l2=0)"
+        )
+    if optimizer == "erm" and l2 == 0.0:
+        raise ValueError(
+            "l2=0.0 is not allowed with optimizer='erm': without a ridge the logistic minimiser does "
+            "not exist on separable data; give l2 > 0 (for example 0.01)"
+        )
+    return optimizer, l2
 
 
 class RowInputs(NamedTuple):
@@ -347,6 +382,49 @@ def fit_teachers(
     return jax.vmap(fit_one)(masks, weights, biases)
 
 
+def fit_teachers_erm(
+    x: jax.Array, labels: jax.Array, masks: jax.Array, l2: float | jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Converged ridge-logistic teachers (:func:`mfh_sim.erm.newton_solve`), teacher t on ``x * masks[t]``.
+
+    x: (n, dim); labels: (n,) in {0, 1}; masks: (teachers, dim) 0/1; l2 > 0 the ridge on the margin
+    weights (mean loss + l2/2 ||theta||^2, bias free).  A masked channel is a zero column, whose
+    weight the ridge holds at exactly 0, so teacher t is the minimiser on its selected channels.
+    Returns (weights (teachers, dim), biases (teachers,), failed (teachers,)): failed where the
+    solve did not reach :data:`mfh_sim.erm.DEFAULT_TOL`.
+    """
+    zeros = jnp.zeros(x.shape[0], x.dtype)
+
+    def fit_one(mask):
+        fit = erm.newton_solve(x * mask, labels, zeros, l2, 1.0, 0.0, 1.0,
+                               erm.DEFAULT_ITERATIONS, erm.DEFAULT_TOL)
+        return fit.theta, fit.bias, ~fit.converged
+
+    return jax.vmap(fit_one)(masks)
+
+
+def fit_students_erm(
+    x: jax.Array, labels: jax.Array, soft_targets: jax.Array, kd_weights: jax.Array, l2: float | jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Converged ridge-logistic students, one per head: head j minimises CE + KD toward
+    ``soft_targets[:, j]`` with the simulator's KD weight ``kd_weights[j]`` (0: the no-KD student)
+    under Table 2's loss (CE weight 1, temperature 1, 'paper' reduction).
+
+    x: (n, dim_b); labels: (n,); soft_targets: (n, heads) teacher margins; kd_weights: (heads,).
+    Returns (weights (dim_b, heads), biases (heads,), failed (heads,)), the layout of
+    :func:`mfh_sim.train.fit_linear_margin`'s heads.
+    """
+    k = erm.effective_kd_weight(kd_weights, _KD_REDUCTION)
+
+    def fit_one(targets, k_j):
+        fit = erm.newton_solve(x, labels, targets, l2, _CE_WEIGHT, k_j, _TEMPERATURE,
+                               erm.DEFAULT_ITERATIONS, erm.DEFAULT_TOL)
+        return fit.theta, fit.bias, ~fit.converged
+
+    weights, biases, failed = jax.vmap(fit_one)(soft_targets.T, k)
+    return weights.T, biases, failed
+
+
 def make_table2_run(spec: Table2Spec):
     """A pure ``run(key, row: RowInputs) -> Table2Metrics`` for the static settings ``spec``.
 
@@ -401,16 +479,21 @@ def make_table2_run(spec: Table2Spec):
         # Teacher 0 is the regular teacher (all channels), then one per mode; the modality-general
         # teachers share one draw, rescaled to each selection's fan-in.
         teacher_masks = jnp.concatenate([jnp.ones((1, dim_a), jnp.float32), masks])
-        (regular_w, regular_b), (general_w, general_b), (student_w, student_b) = _initial_margins(
-            keys[2:5], (dim_a, dim_a, spec.dim_b), spec.init
-        )
-        general_w, general_b = restrict_to_selection(general_w, general_b, masks)
-        teacher_w, teacher_b, teacher_div = fit_teachers(
-            teachers_data.x_a, teachers_data.labels, teacher_masks,
-            jnp.concatenate([regular_w[None], general_w]),
-            jnp.concatenate([regular_b[None], general_b]),
-            spec.learning_rate, spec.steps,
-        )
+        if spec.optimizer == "erm":
+            teacher_w, teacher_b, teacher_div = fit_teachers_erm(
+                teachers_data.x_a, teachers_data.labels, teacher_masks, spec.l2
+            )
+        else:
+            (regular_w, regular_b), (general_w, general_b), (student_w, student_b) = _initial_margins(
+                keys[2:5], (dim_a, dim_a, spec.dim_b), spec.init
+            )
+            general_w, general_b = restrict_to_selection(general_w, general_b, masks)
+            teacher_w, teacher_b, teacher_div = fit_teachers(
+                teachers_data.x_a, teachers_data.labels, teacher_masks,
+                jnp.concatenate([regular_w[None], general_w]),
+                jnp.concatenate([regular_b[None], general_b]),
+                spec.learning_rate, spec.steps,
+            )
         teacher_div = teacher_div.at[1:].set(
             teacher_div[1:] | (salience_diverged & _uses_salience(modes))
         )
@@ -423,15 +506,20 @@ def make_table2_run(spec: Table2Spec):
         heads = 1 + teacher_w.shape[0]
         soft_targets = jnp.concatenate([jnp.zeros_like(teacher_margins[:, :1]), teacher_margins], 1)
         kd_weights = jnp.concatenate([jnp.zeros(1), jnp.full(heads - 1, _KD_WEIGHT)])
-        student_labels = students_data.labels.astype(jnp.float32)[:, None]
-        gradient = lambda m: margin_gradient(
-            m, student_labels, soft_targets, ce_weight=_CE_WEIGHT, kd_weight=kd_weights,
-            temperature=_TEMPERATURE, reduction=_KD_REDUCTION,
-        )
-        both_w, both_b, student_div = fit_linear_margin(
-            students_data.x_b, jnp.tile(student_w[:, None], (1, heads)),
-            jnp.tile(student_b[None], heads), gradient, spec.learning_rate, 0.0, spec.steps,
-        )
+        if spec.optimizer == "erm":
+            both_w, both_b, student_div = fit_students_erm(
+                students_data.x_b, students_data.labels, soft_targets, kd_weights, spec.l2
+            )
+        else:
+            student_labels = students_data.labels.astype(jnp.float32)[:, None]
+            gradient = lambda m: margin_gradient(
+                m, student_labels, soft_targets, ce_weight=_CE_WEIGHT, kd_weight=kd_weights,
+                temperature=_TEMPERATURE, reduction=_KD_REDUCTION,
+            )
+            both_w, both_b, student_div = fit_linear_margin(
+                students_data.x_b, jnp.tile(student_w[:, None], (1, heads)),
+                jnp.tile(student_b[None], heads), gradient, spec.learning_rate, 0.0, spec.steps,
+            )
         student_div = student_div | jnp.concatenate([jnp.zeros(1, bool), teacher_div])
 
         test_y = test.labels == 1
@@ -502,7 +590,11 @@ def bytes_per_run(spec: Table2Spec) -> int:
     salience = 3 * 4 * (n_joint * n_joint + spec.permutations * n_joint + n_joint * (spec.dim_a + spec.dim_b))
     heads = 2 + 2 * len(spec.modes)
     models = 3 * 4 * heads * ((spec.dim_a + 1) + n_samples)
-    return int(data + salience + models + 4096)
+    # Converged ERM: every head's (d + 1)^2 Hessian, its Cholesky factor and the line search's
+    # candidate margins, all heads at once under vmap.
+    width = max(spec.dim_a, spec.dim_b) + 1
+    newton = 3 * 4 * heads * (2 * width * width + 25 * spec.n_train) if spec.optimizer == "erm" else 0
+    return int(data + salience + models + newton + 4096)
 
 
 @dataclass(frozen=True)
@@ -538,6 +630,10 @@ class Table2Protocol(Protocol):
     def describe(self, point: Table2Point) -> dict[str, Any]:
         spec = point.spec._asdict()
         spec["modes"] = list(spec["modes"])
+        if spec["optimizer"] == "sgd" and spec["l2"] == 0.0:
+            # The default optimiser is left out, so directories written before the option existed
+            # describe the same sweep (and resume) unchanged.
+            del spec["optimizer"], spec["l2"]
         return {"a_only": point.a_only, "shared": point.shared, "count": point.count, "spec": spec}
 
     def point_from_dict(self, values: Mapping[str, Any]) -> Table2Point:

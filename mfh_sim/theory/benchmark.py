@@ -2,20 +2,27 @@
 
 Prints wall and CPU (process) time of :func:`~mfh_sim.theory.api.predict` for single configs
 (memo cleared, so every call solves), and of :func:`~mfh_sim.theory.api.predict_many` on a
-66-config grid (Fig. 2 overlaps 0-10 x n_train 100/200/400 x both protocols) and on a
-1,000-config sweep that asks 10 distinct theory questions (a grid of 10 overlaps x 100 values of
-a knob the theory ignores, ``n_test``).
+66-config grid (Fig. 2 overlaps 0-10 x n_train 100/200/400 x both protocols), on a 1,000-config
+sweep that asks 10 distinct theory questions (a grid of 10 overlaps x 100 values of a knob the
+theory ignores, ``n_test``) and on 1,000 configs of which 100 are distinct 'ones' questions.
+
+``--compare`` repeats every line with the coarse first phase of the fixed point switched off
+(``gcm.COARSE_NODES = None``), so the two columns come from one run on the same (possibly shared)
+machine.  ``--skip-grid`` leaves out the 66-config grid (the slowest line).
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 
 import mfh_sim
-from mfh_sim.theory import api
+from mfh_sim.theory import api, gcm
 
 SINGLE = {
-    "fig2 o=5 (gaussian)": dict(shared=5, a_only=5, b_only=5, unseen=5, dim_a=25, dim_b=50),
+    "fig2 o=5 (gaussian, same sample)": dict(shared=5, a_only=5, b_only=5, unseen=5, dim_a=25, dim_b=50),
+    "fig2 o=5 (gaussian, fresh sample)": dict(shared=5, a_only=5, b_only=5, unseen=5, dim_a=25, dim_b=50,
+                                              fresh_student_sample=True),
     "n=100, 50 student channels (gaussian)": dict(shared=4, a_only=4, b_only=4, unseen=2,
                                                   shared_nondecisive=3, dim_a=30, dim_b=50,
                                                   n_train=100),
@@ -24,6 +31,8 @@ SINGLE = {
                                      kd_weight=2.0, temperature=4.0, kd_reduction="batchmean"),
     "table2 (ones, fresh)": dict(shared=10, a_only=10, b_only=0, hyperplane="ones",
                                  fresh_student_sample=True),
+    "fig2 o=5 (ones, same sample)": dict(shared=5, a_only=5, b_only=5, unseen=5, dim_a=25, dim_b=50,
+                                         hyperplane="ones"),
 }
 
 
@@ -32,26 +41,56 @@ def _clear() -> None:
     getattr(api, "_LIMIT_CACHE", {}).clear()
 
 
-def _timed(label: str, fn) -> None:
+def _timed(fn) -> tuple[float, float]:
     _clear()
     w, c = time.perf_counter(), time.process_time()
     fn()
-    print(f"{label:55s} wall {time.perf_counter() - w:6.2f} s  cpu {time.process_time() - c:6.2f} s")
+    return time.perf_counter() - w, time.process_time() - c
 
 
-def main() -> None:
+def cases(skip_grid: bool = False) -> list[tuple[str, object]]:
+    """(label, zero-argument callable) for every timed line."""
+    out: list[tuple[str, object]] = []
     for label, knobs in SINGLE.items():
         config = mfh_sim.make_config(**knobs)
-        _timed(f"predict: {label}", lambda config=config: api.predict(config))
-    grid = [mfh_sim.make_config(shared=o, a_only=10 - o, b_only=10 - o, unseen=o, dim_a=25,
-                                dim_b=50, n_train=n, fresh_student_sample=fresh)
-            for o in range(11) for n in (100, 200, 400) for fresh in (False, True)]
-    many = getattr(api, "predict_many", lambda cs: [api.predict(c) for c in cs])
-    _timed(f"predict_many: {len(grid)}-config grid", lambda: many(grid))
+        out.append((f"predict: {label}", lambda config=config: api.predict(config)))
+    if not skip_grid:
+        grid = [mfh_sim.make_config(shared=o, a_only=10 - o, b_only=10 - o, unseen=o, dim_a=25,
+                                    dim_b=50, n_train=n, fresh_student_sample=fresh)
+                for o in range(11) for n in (100, 200, 400) for fresh in (False, True)]
+        out.append((f"predict_many: {len(grid)}-config grid", lambda: api.predict_many(grid)))
     sweep = [mfh_sim.make_config(shared=o, a_only=10 - o, b_only=10 - o, unseen=o, dim_a=25,
                                  dim_b=50, n_test=1000 + j)
              for o in range(10) for j in range(100)]
-    _timed(f"predict_many: {len(sweep)}-config sweep (10 distinct)", lambda: many(sweep))
+    out.append((f"predict_many: {len(sweep)}-config sweep (10 distinct, gaussian)",
+                lambda: api.predict_many(sweep)))
+    ones = [mfh_sim.make_config(shared=o, a_only=10 - o, b_only=10 - o, unseen=o, dim_a=25, dim_b=50,
+                                n_train=60 + 10 * n, hyperplane="ones", n_test=1000 + j,
+                                fresh_student_sample=bool(n % 2))
+            for o in range(10) for n in range(10) for j in range(10)]
+    out.append((f"predict_many: {len(ones)}-config sweep (100 distinct, ones)",
+                lambda: api.predict_many(ones)))
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--compare", action="store_true",
+                        help="also time every line with the coarse first phase off")
+    parser.add_argument("--skip-grid", action="store_true", help="leave out the 66-config grid")
+    args = parser.parse_args(argv)
+    default = getattr(gcm, "COARSE_NODES", None)
+    for label, fn in cases(args.skip_grid):
+        wall, cpu = _timed(fn)
+        line = f"{label:62s} wall {wall:6.2f} s  cpu {cpu:6.2f} s"
+        if args.compare:
+            gcm.COARSE_NODES = None
+            try:
+                wall0, cpu0 = _timed(fn)
+            finally:
+                gcm.COARSE_NODES = default
+            line += f"   | coarse phase off: wall {wall0:6.2f} s  cpu {cpu0:6.2f} s"
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

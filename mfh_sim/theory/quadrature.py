@@ -129,6 +129,27 @@ def logistic_slope_times_scale(scale: np.ndarray | float) -> np.ndarray:
     return np.where(np.isinf(s), PHI0, out)
 
 
+def _slope_curvature(s: np.ndarray) -> np.ndarray:
+    """E[sigma'(s xi) xi^2] for xi ~ N(0, 1), s > 0: the derivative of s E[sigma'(s xi)] in s.
+
+    The same two rules as :func:`logistic_slope` (Gauss-Hermite for s <= 2, the trapezoid rule on
+    integral sigma'(x) phi(x/s) x^2 / s^3 dx above), so Newton's method sees the derivative of the
+    function it solves; only the step, never the root, depends on it.
+    """
+    out = np.empty_like(s)
+    small = s <= 2.0
+    if small.any():
+        z = s[small, None] * _GH_T[None, :]
+        out[small] = (0.25 / np.cosh(z / 2.0) ** 2) @ (_GH_W * _GH_T**2)
+    big = ~small
+    if big.any():
+        sb = s[big, None]
+        u = _X_GRID[None, :] / sb
+        gauss = np.exp(-0.5 * u**2) * PHI0 * u**2 / sb
+        out[big] = (gauss * _LOGISTIC_DENSITY[None, :]).sum(axis=1) * _X_STEP
+    return out
+
+
 def solve_teacher_scale(rho: np.ndarray | float) -> np.ndarray:
     """Standard deviation s of the population logistic teacher's logit, for visible share rho.
 
@@ -139,18 +160,42 @@ def solve_teacher_scale(rho: np.ndarray | float) -> np.ndarray:
         s E[sigma'(s xi)] = phi(0) rho.
 
     The left side increases from 0 to phi(0), so s is unique; s = 0 at rho = 0 and s = inf at
-    rho = 1 (separable data: the logistic minimiser does not exist).  Solved by bisection in log s.
+    rho = 1 (separable data: the logistic minimiser does not exist).  Solved in u = log s by
+    Newton's method inside a bisection bracket (a step leaving the bracket bisects instead): the
+    root of the same discretised left side that 80 plain bisections found before, to ~1e-15
+    relative, in about a tenth of the evaluations (this solve was ~90% of predict_limit's time).
     """
     rho = np.atleast_1d(np.asarray(rho, dtype=np.float64))
     target = PHI0 * rho
-    low = np.full_like(rho, -30.0)
-    high = np.full_like(rho, 40.0)
-    for _ in range(80):
-        mid = 0.5 * (low + high)
-        above = logistic_slope_times_scale(np.exp(mid)) > target
-        high = np.where(above, mid, high)
-        low = np.where(above, low, mid)
-    s = np.exp(0.5 * (low + high))
-    s = np.where(rho <= 0.0, 0.0, s)
+    inner = (rho > 0.0) & (rho < 1.0)
+    low = np.full(int(inner.sum()), -30.0)
+    high = np.full_like(low, 40.0)
+    goal = target[inner]
+    # A start near the root: s phi(0) / sqrt(1 + (pi/8) s^2)... inverted (probit approximation of
+    # the logistic slope), clipped into the bracket.
+    ratio = np.clip(goal / PHI0, 0.0, 1.0 - 1e-16)
+    u = np.log(np.maximum(ratio / np.sqrt(np.maximum(1.0 - ratio**2, 1e-300) * math.pi / 8.0), 1e-13))
+    u = np.clip(u, -29.0, 39.0)
+    todo = np.arange(low.size)
+    for _ in range(100):
+        if todo.size == 0:
+            break
+        s = np.exp(u[todo])
+        value = logistic_slope_times_scale(s) - goal[todo]
+        above = value > 0
+        high[todo] = np.where(above, u[todo], high[todo])
+        low[todo] = np.where(above, low[todo], u[todo])
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            step = u[todo] - value / (s * _slope_curvature(s))
+        mid = 0.5 * (low[todo] + high[todo])
+        ok = np.isfinite(step) & (step >= low[todo]) & (step <= high[todo])
+        new = np.where(ok, step, mid)
+        moved = np.abs(new - u[todo]) > 1e-14 * np.maximum(1.0, np.abs(u[todo]))
+        u[todo] = new
+        # Where the left side is flat (large s) its rounding noise, not the root, sets the step:
+        # stop once the residual is at that noise level.
+        todo = todo[moved & (high[todo] - low[todo] > 1e-14) & (np.abs(value) > 1e-15 * goal[todo])]
+    s = np.zeros_like(rho)
+    s[inner] = np.exp(u)
     s = np.where(rho >= 1.0, np.inf, s)
     return s
