@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mutate: {error}", file=sys.stderr)
         return 2
     print()
-    print("| mutation | file | caught | first failing test | s |")
+    print("| mutation | file | caught | failing test (the first; all with --thorough) | s |")
     print("|---|---|---|---|---|")
     for m, caught, by, seconds in rows:
         print(f"| {m.name} | {m.path} | {'yes' if caught else 'NO'} | {by} | {seconds:.0f} |")
