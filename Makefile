@@ -4,12 +4,13 @@
 # and, for the inner loop of a change:
 #   make test-fast   the suite without the tests marked slow
 #   make lint        ruff, configured in pyproject.toml
+#   make mutate      would the suite catch a bug? deliberate bugs, one at a time (minutes; not CI)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: reproduce test test-fast lint venv bench clean
+.PHONY: reproduce test test-fast lint mutate venv bench clean
 
 venv: $(STAMP)
 
@@ -31,6 +32,9 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+mutate: $(STAMP)
+	PYTHONPATH=. $(BIN)/python benchmarks/mutate.py
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
