@@ -284,6 +284,7 @@ def accuracy_curves(alphas: np.ndarray, l2: float) -> tuple[np.ndarray, np.ndarr
     from mfh_sim.theory.gcm import logistic_erm
 
     shares = np.cos(np.pi * (1.0 - _GRID_ACC)) ** 2
+    shares[0] = 0.0  # cos(pi/2)^2 is 4e-33 in floating point, not 0
     alphas = np.asarray(alphas, np.float64)
     fp = logistic_erm(np.tile(shares, alphas.size), np.repeat(alphas, shares.size), l2)
     acc = np.where(np.repeat(alphas, shares.size) > 0, fp.accuracy, 0.5).reshape(alphas.size, shares.size)
