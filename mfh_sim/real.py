@@ -126,12 +126,17 @@ def check_paired(x_a: Any, x_b: Any, y: Any, n_train: int, folds: int = 2) -> tu
     two classes, a class with fewer than 2 samples, ``n_train`` not an integer >= 2 * folds, or
     fewer samples than n_train + MIN_TEST.
     """
-    x_a = np.asarray(x_a, dtype=np.float64) if np.asarray(x_a).dtype != object else np.asarray(x_a)
-    x_b = np.asarray(x_b, dtype=np.float64) if np.asarray(x_b).dtype != object else np.asarray(x_b)
+    def as_float(name: str, value: Any) -> np.ndarray:
+        try:
+            return np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} is not allowed: its features must be numbers (a numeric 2-D array)") from None
+
+    x_a, x_b = as_float("x_a", x_a), as_float("x_b", x_b)
     for name, x in (("x_a", x_a), ("x_b", x_b)):
         if x.ndim == 1:
             x = x[:, None]
-        if x.ndim != 2 or x.shape[1] < 1 or x.dtype == object:
+        if x.ndim != 2 or x.shape[1] < 1:
             raise ValueError(f"{name} of shape {x.shape} is not allowed: give a 2-D array (samples, channels)")
         if not np.all(np.isfinite(x)):
             bad = int(np.sum(~np.isfinite(x)))

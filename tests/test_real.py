@@ -55,6 +55,7 @@ def _data(n=60, seed=0):
     (lambda a, b, y: (a, b, y % 3 + (np.arange(y.size) % 3)), "exactly two classes"),
     (lambda a, b, y: (a[:45], b[:45], y[:45]), "n_train=40 is not allowed with 45 samples"),
     (lambda a, b, y: (a[:, :, None], b, y), "x_a of shape"),
+    (lambda a, b, y: (a.astype(str).astype(object) + "x", b, y), "x_a is not allowed: its features must be numbers"),
 ])
 def test_bad_paired_data_raises_naming_the_argument(change, match):
     with pytest.raises(ValueError, match=match):
