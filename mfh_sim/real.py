@@ -532,11 +532,14 @@ def score(rows: dict[str, np.ndarray], n_boot: int = 2000, seed: int = 0) -> dic
         rho, lo, hi = bootstrap_spearman(x, gain, n_boot=n_boot, seed=seed)
         agree = (_helps(name, rows) == (gain > 0)).astype(np.float64)
         agree[~np.isfinite(x) & ~np.isinf(x)] = np.nan
-        boot = np.nanmean(agree[index], axis=1)
+        with warnings.catch_warnings():  # a predictor that is NaN in every resampled row
+            warnings.simplefilter("ignore", RuntimeWarning)
+            boot = np.nanmean(agree[index], axis=1)
         crossfit, baseline, _ = sign_agreement(x, gain, seed=seed)
         scores[name] = {"spearman": rho, "spearman_low": lo, "spearman_high": hi,
-                        "sign": float(np.nanmean(agree)), "sign_low": float(np.percentile(boot, 2.5)),
-                        "sign_high": float(np.percentile(boot, 97.5)),
+                        "sign": float(np.nanmean(agree)) if np.isfinite(agree).any() else math.nan,
+                        "sign_low": float(np.nanpercentile(boot, 2.5)) if np.isfinite(boot).any() else math.nan,
+                        "sign_high": float(np.nanpercentile(boot, 97.5)) if np.isfinite(boot).any() else math.nan,
                         "crossfit_sign": crossfit, "crossfit_baseline": baseline}
     return scores
 

@@ -96,8 +96,9 @@ def run(args: argparse.Namespace) -> int:
     print(table)
     elapsed = time.perf_counter() - start
     summary += ["## Predicting the KD gain on real data", "", table, "",
-                f"Wall time {elapsed:.0f} s for the whole command (real-data runs {result.seconds['runs']:.0f} s, "
-                f"estimator and theory {result.seconds['estimate_and_theory']:.0f} s)."]
+                f"Wall time {elapsed:.0f} s for this invocation (real-data runs {result.seconds['runs']:.0f} s, "
+                f"estimator and theory {result.seconds['estimate_and_theory']:.0f} s; runs already stored "
+                f"under --out are read back, not recomputed)."]
     (out / "real_summary.md").write_text("\n".join(summary) + "\n")
     (out / "real_scores.json").write_text(json.dumps(result.scores, indent=1))
     use_file_backend()
