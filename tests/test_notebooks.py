@@ -24,6 +24,7 @@ EXPECTED = {
     "theory.ipynb",
     "phase_diagram.ipynb",
     "hypotheses.ipynb",
+    "real_data.ipynb",
 }
 
 
