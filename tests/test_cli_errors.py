@@ -155,6 +155,16 @@ CASES = [
     pytest.param(["hypotheses", "--root-seed", "-1"], "--root-seed: '-1'", id="hypotheses --root-seed -1"),
     pytest.param(["hypotheses", "--family-seed", "-1"], "--family-seed: '-1'", id="hypotheses --family-seed -1"),
     pytest.param(["hypotheses", "--out", "{file}"], "--out '{file}' is not allowed", id="hypotheses --out file"),
+    # real (every mistake before the estimator's validation or any split runs).
+    pytest.param(["real", "--tasks", "6x9", "--out", "{new}"], "--tasks '6x9' is not allowed", id="real --tasks 6x9"),
+    pytest.param(["real", "--views", "nope", "--out", "{new}"], "--views: views='nope'", id="real --views nope"),
+    pytest.param(["real", "--splits", "1", "--out", "{new}"], "--splits: '1' is not allowed", id="real --splits 1"),
+    pytest.param(["real", "--n-train", "5000", "--out", "{new}"], "--n-train: n_train=5000", id="real --n-train 5000"),
+    pytest.param(["real", "--validate", "2", "--out", "{new}"], "--validate: 2 is not allowed", id="real --validate 2"),
+    pytest.param(["real", "--data", "{new}.npz", "--out", "{new}"], "--data:", id="real --data missing"),
+    pytest.param(["real", "--data", "{file}", "--tasks", "6v9", "--out", "{new}"], "--data is not allowed with --tasks",
+                 id="real --data with --tasks"),
+    pytest.param(["real", "--out", "{file}"], "--out '{file}' is not allowed", id="real --out file"),
     # show.
     pytest.param(["show"], "required: directory", id="show without directory"),
     pytest.param(["show", "{new}"], "directory '{new}' does not exist", id="show missing"),

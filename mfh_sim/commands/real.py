@@ -7,6 +7,8 @@ import json
 import time
 from pathlib import Path
 
+from mfh_sim.commands import UsageError, integer, user_input, writable_folder
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -27,14 +29,14 @@ def add_parser(subparsers) -> None:
                         help="Multiple Features views (default all six: fourier profile karhunen pixel zernike morph)")
     parser.add_argument("--data", type=Path, default=None,
                         help="your own paired data: an .npz holding x_a, x_b, y (two classes) instead of the digits")
-    parser.add_argument("--splits", type=int, default=100, help="random splits per point (>= 2; default 100)")
-    parser.add_argument("--n-train", type=int, default=100, help="training samples per split (default 100)")
-    parser.add_argument("--folds", type=int, default=2, help="cross-validation folds of the probes (default 2)")
-    parser.add_argument("--steps", type=int, default=1000, help="GD steps per training (default 1000)")
-    parser.add_argument("--validate", type=int, default=24,
-                        help="simulated diagrams to validate the estimator on first (0: skip; default 24)")
-    parser.add_argument("--root-seed", type=int, default=0, help="root seed (default 0)")
-    parser.add_argument("--workers", type=int, default=None, help="threads (default: one per core)")
+    parser.add_argument("--splits", type=integer(2), default=100, help="random splits per point (>= 2; default 100)")
+    parser.add_argument("--n-train", type=integer(4), default=100, help="training samples per split (default 100)")
+    parser.add_argument("--folds", type=integer(2), default=2, help="cross-validation folds of the probes (default 2)")
+    parser.add_argument("--steps", type=integer(1), default=1000, help="GD steps per training (default 1000)")
+    parser.add_argument("--validate", type=integer(0), default=24,
+                        help="simulated diagrams to validate the estimator on first (0: skip, else >= 3; default 24)")
+    parser.add_argument("--root-seed", type=integer(0, 2**32 - 1), default=0, help="root seed (default 0)")
+    parser.add_argument("--workers", type=integer(1), default=None, help="threads (default: one per core)")
     parser.add_argument("--out", type=Path, default=Path("results/real"), help="output folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
@@ -45,7 +47,7 @@ def _parse_tasks(words):
     for word in words:
         parts = word.lower().split("v")
         if len(parts) != 2 or not all(p.isdigit() and len(p) == 1 for p in parts) or parts[0] == parts[1]:
-            raise ValueError(f"--tasks {word!r} is not allowed: write a digit pair such as 6v9")
+            raise UsageError(f"--tasks {word!r} is not allowed: write a digit pair such as 6v9")
         pairs.append((int(parts[0]), int(parts[1])))
     return pairs
 
@@ -55,12 +57,26 @@ def run(args: argparse.Namespace) -> int:
     from mfh_sim.plots.real import plot_real_check
     from mfh_sim.plots.style import save_figure, use_file_backend
 
-    if args.splits < 2:
-        raise ValueError(f"--splits={args.splits} is not allowed: it must be >= 2")
-    if args.validate < 0 or args.validate in (1, 2):
-        raise ValueError(f"--validate={args.validate} is not allowed: 0 (skip) or >= 3 diagrams")
+    # Every input is checked before anything is computed or written (one line, exit 2).
+    if args.validate in (1, 2):
+        raise UsageError(f"--validate: {args.validate} is not allowed: 0 (skip) or >= 3 diagrams")
+    out = writable_folder(args.out, "--out")
+    if args.data is not None:
+        if args.tasks or args.views:
+            raise UsageError("--data is not allowed with --tasks or --views: they choose among the digits")
+        with user_input("--data"):
+            x_a, x_b, y = real.load_paired(args.data)
+            x_a, x_b, y = real.check_paired(x_a, x_b, y, args.n_train, args.folds)
+        tasks = [real.Task(args.data.stem, {"a": x_a, "b": x_b}, y)]
+        pairs = [("a", "b"), ("b", "a")]
+    else:
+        pairs_wanted = _parse_tasks(args.tasks) if args.tasks else real.DEFAULT_TASKS
+        with user_input(names={"views": "--views", "tasks": "--tasks", "task": "--tasks", "n_train": "--n-train"}):
+            tasks = real.digit_tasks(pairs_wanted, args.views)
+        pairs = None
+    with user_input(names={"n_train": "--n-train", "folds": "--folds", "steps": "--steps", "pairs": "--views"}):
+        points = real.make_points(tasks, args.n_train, pairs=pairs, steps=args.steps, folds=args.folds)
     start = time.perf_counter()
-    out = args.out
     out.mkdir(parents=True, exist_ok=True)
     summary = []
     if args.validate:
@@ -78,17 +94,6 @@ def run(args: argparse.Namespace) -> int:
                 values = [validation.truth[k][i] for k in keys] + est + [
                     validation.rows["predicted_gain"][i], validation.rows["real_gain"][i]]
                 handle.write(",".join(f"{float(v):.6g}" for v in values) + "\n")
-    if args.data is not None:
-        if args.tasks or args.views:
-            raise ValueError("--data is not allowed with --tasks or --views: they choose among the digits")
-        x_a, x_b, y = real.load_paired(args.data)
-        x_a, x_b, y = real.check_paired(x_a, x_b, y, args.n_train, args.folds)
-        tasks = [real.Task(args.data.stem, {"a": x_a, "b": x_b}, y)]
-        pairs = [("a", "b"), ("b", "a")]
-    else:
-        tasks = real.digit_tasks(_parse_tasks(args.tasks) if args.tasks else real.DEFAULT_TASKS, args.views)
-        pairs = None
-    points = real.make_points(tasks, args.n_train, pairs=pairs, steps=args.steps, folds=args.folds)
     result = real.check(points, args.splits, root_seed=args.root_seed, out=out / "runs",
                         workers=args.workers, progress=not args.quiet)
     result.write_csv(out / "real_kd.csv")
