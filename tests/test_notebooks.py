@@ -9,10 +9,9 @@ import os
 import re
 from pathlib import Path
 
+import nbclient  # test dependencies (pyproject's [test]): a missing one fails, never skips
+import nbformat
 import pytest
-
-nbclient = pytest.importorskip("nbclient")
-nbformat = pytest.importorskip("nbformat")
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
