@@ -365,6 +365,8 @@ def execute(
     if jax.process_count() > 1:
         # Every host must issue the same sharded calls in the same order: one chunk at a time.
         workers = 1
+    if not all(protocol.runs_concurrently(group.static) for group in groups):
+        workers = 1  # see Protocol.runs_concurrently: concurrent executions would deadlock
     if block_runs is not None and (isinstance(block_runs, (bool, np.bool_))
                                    or not isinstance(block_runs, (int, np.integer)) or block_runs < 1):
         raise ValueError(f"block_runs={block_runs!r} is not allowed: it must be an integer >= 1")

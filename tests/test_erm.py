@@ -273,3 +273,35 @@ def test_compare_scores_a_perfect_and_a_biased_predictor():
     # 1 pt off: beyond 0.15 pt + 3 SE (0.3 pt) for the gain and 0.3 pt + 0.3 pt for the levels.
     assert summary["gain_rmse"] == pytest.approx(0.01) and summary["pass_gain"] == 0 and summary["pass_levels"] == 0
     assert "pt" in tf.format_table(tf.compare(perfect, sims))
+
+
+# A LAPACK call (the Newton step's Cholesky) inside a loop deadlocks on JAX's CPU runtime when two
+# executions are in flight at once, so the engine runs ERM sweeps in one thread
+# (Protocol.runs_concurrently).  Run in a child process with a deadline: a deadlock fails the test
+# instead of hanging the suite.
+CONCURRENT_ERM = """
+import numpy as np, mfh_sim
+from mfh_sim.experiments.paper import PAPER_ROWS, table2
+one = dict(gamma=0.5, alpha=1 / 3, optimizer="erm", l2=0.05, n_test=100, theory=False)
+a = mfh_sim.sweep(**one, seeds=16, chunk_size=2, workers=2)
+b = mfh_sim.sweep(**one, seeds=16, chunk_size=16, workers=1)
+assert all(np.array_equal(a.arrays[k], b.arrays[k], equal_nan=True) for k in a.arrays)
+t = table2(seeds=8, rows=PAPER_ROWS[:1], n_train=100, n_test=100, steps=50, permutations=5,
+           algorithm1_steps=20, optimizer="erm", l2=0.05, chunk_size=2, workers=2)
+assert np.isfinite(t.general_kd).all()
+print("finished")
+"""
+
+
+def test_erm_sweeps_with_several_workers_finish():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, JAX_PLATFORMS="cpu",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
+    done = subprocess.run([sys.executable, "-c", CONCURRENT_ERM], env=env, capture_output=True, text=True,
+                          timeout=240, cwd=root)
+    assert done.returncode == 0 and "finished" in done.stdout, done.stderr[-3000:]

@@ -89,6 +89,16 @@ class Protocol(abc.ABC):
         """Protocol-wide options that change numbers (recorded in a results manifest)."""
         return {}
 
+    def runs_concurrently(self, static: Hashable) -> bool:
+        """Whether chunks of ``static``'s program may execute in several threads at once.
+
+        False for programs that call LAPACK (a Cholesky factorisation, say) inside a loop: on
+        JAX's CPU runtime (jaxlib 0.10) two such executions in flight together deadlock, so the
+        engine then runs every chunk of the sweep in one thread (XLA still uses every core within
+        a chunk).
+        """
+        return True
+
 
 def as_metric_dict(metrics: Any) -> dict[str, Any]:
     """A run's metrics (NamedTuple or mapping) as a dict of arrays."""

@@ -490,6 +490,10 @@ class PaperProtocol(Protocol):
     def settings(self) -> dict[str, Any]:
         return {"common_random_numbers": bool(self.common_random_numbers)}
 
+    def runs_concurrently(self, static: StaticSpec) -> bool:
+        # Converged ERM factorises its Hessian (Cholesky) inside the Newton loop.
+        return static.optimizer != "erm"
+
 
 #: The paper's protocol with common random numbers (the default of every sweep).
 PAPER = PaperProtocol()

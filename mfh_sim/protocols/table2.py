@@ -624,6 +624,10 @@ class Table2Protocol(Protocol):
                   "general_kd": (modes,), "recovery": (), "salience": (static.dim_a,)}
         return {name: MetricSpec(np.float32, shapes[name]) for name in Table2Metrics._fields}
 
+    def runs_concurrently(self, static: Table2Spec) -> bool:
+        # Converged ERM factorises its Hessians (Cholesky) inside the Newton loop.
+        return static.optimizer != "erm"
+
     def bytes_per_run(self, static: Table2Spec) -> int:
         return bytes_per_run(static)
 
