@@ -122,8 +122,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "z_interval", "summaries: normal quantile in place of Student's t",
         "mfh_sim/stats.py",
-        "half = float(scipy_stats.t.ppf(0.5 + level / 2.0, n - 1)) * sem",
-        "half = float(scipy_stats.norm.ppf(0.5 + level / 2.0)) * sem",
+        "half = float(stdtrit(n - 1, 0.5 + level / 2.0)) * sem",
+        "half = float(ndtri(0.5 + level / 2.0)) * sem",
         ("tests/test_intervals.py::test_t_interval_of_a_mean_covers_at_its_level",),
     ),
 )
