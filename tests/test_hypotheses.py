@@ -131,6 +131,24 @@ def test_head_to_head_end_to_end_and_cli(tmp_path):
     gamma_score = next(s for s in result.scores["all"] if s.predictor == "gamma")
     assert gamma_score.spearman_low <= gamma_score.spearman <= gamma_score.spearman_high
     assert "gamma (MFH)" in result.table()
+    assert result.divergence == {"teacher_diverged": 0, "no_kd_diverged": 0, "kd_diverged": 0,
+                                 "configs_affected": 0, "runs": 36}
+    assert "diverged runs of 36: teacher 0, no-KD 0, KD 0 (in 0 configs)" in result.table()
+
+    # A diverged no-KD student on one seed of config 0: counted, and the teacher predictor of that
+    # config averages the other two seeds only (the seeds its gain is over).
+    import dataclasses
+
+    from mfh_sim.experiments.hypotheses import predictors_of
+
+    arrays = {k: v.copy() for k, v in result.arrays.items()}
+    arrays["no_kd_acc"][0, 1], arrays["no_kd_diverged"][0, 1] = np.nan, True
+    hurt = dataclasses.replace(result, arrays=arrays)
+    assert hurt.divergence["no_kd_diverged"] == 1 and hurt.divergence["configs_affected"] == 1
+    assert "no-KD 1, KD 0 (in 1 configs)" in hurt.table()
+    teacher = predictors_of(result.configs, arrays)["teacher_acc"]
+    assert teacher[0] == pytest.approx(result.arrays["teacher_acc"][0, [0, 2]].mean(), rel=1e-6)
+    np.testing.assert_allclose(teacher[1:], result.predictors["teacher_acc"][1:], rtol=1e-6)
 
     out = tmp_path / "h2h"
     code = main(["hypotheses", "--configs", "12", "--seeds", "3", "--multiclass-share", "0.5",

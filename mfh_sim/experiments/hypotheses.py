@@ -44,6 +44,7 @@ import numpy as np
 from mfh_sim.config import SimConfig
 from mfh_sim.engine import execute
 from mfh_sim.protocols.paper import PAPER
+from mfh_sim.results import FLAGS
 from mfh_sim.validation import json_default, require_integer
 
 #: Predictor name -> (label, direction the hypothesis claims: +1 larger predictor = larger gain,
@@ -123,10 +124,13 @@ def complementarity_available() -> bool:
 
 def predictors_of(configs: list[SimConfig], arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Every predictor as an array over configs (NaN where it does not apply or is unavailable)."""
+    # Like the gain, every per-seed predictor is averaged over the seeds where the teacher, the
+    # no-KD and the KD student are all finite (the KD student is NaN where the teacher diverged).
+    complete = np.isfinite(arrays["kd_acc"]) & np.isfinite(arrays["no_kd_acc"]) & np.isfinite(arrays["teacher_acc"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows (diverged) stay NaN
-        teacher = np.nanmean(arrays["teacher_acc"], axis=1)
-        nontarget = np.nanmean(arrays["nontarget_kl"], axis=1)
+        teacher = np.nanmean(np.where(complete, arrays["teacher_acc"], np.nan), axis=1)
+        nontarget = np.nanmean(np.where(complete, arrays["nontarget_kl"], np.nan), axis=1)
     multiclass = np.asarray([c.n_classes > 2 for c in configs])
     return {
         "gamma": np.asarray([c.gamma for c in configs]),
@@ -289,6 +293,16 @@ class HeadToHead:
     def multiclass(self) -> np.ndarray:
         return np.asarray([c.n_classes > 2 for c in self.configs])
 
+    @property
+    def divergence(self) -> dict[str, int]:
+        """Diverged runs per model (``teacher_diverged``, ``no_kd_diverged``, ``kd_diverged``: the
+        KD student counts as diverged where its teacher did), ``configs_affected`` (configs with
+        any diverged run) and ``runs`` (configs x seeds)."""
+        flags = {name: np.asarray(self.arrays[name], bool) for name in FLAGS}
+        any_run = flags["teacher_diverged"] | flags["no_kd_diverged"] | flags["kd_diverged"]
+        return {**{name: int(flag.sum()) for name, flag in flags.items()},
+                "configs_affected": int(any_run.any(axis=1).sum()), "runs": int(any_run.size)}
+
     def table(self) -> str:
         parts = [
             f"KD gain predictors on {len(self.configs)} Venn configs x {len(self.seeds)} seeds "
@@ -297,6 +311,12 @@ class HeadToHead:
             "hypothesis predicts; sign agr.: cross-fitted threshold rule; majority: always the "
             "majority sign"
         ]
+        d = self.divergence
+        parts.append(
+            f"diverged runs of {d['runs']}: teacher {d['teacher_diverged']}, no-KD {d['no_kd_diverged']}, "
+            f"KD {d['kd_diverged']} (in {d['configs_affected']} configs); every per-config mean is over the "
+            "seeds where all three models are finite"
+        )
         for subset in SUBSETS:
             if subset in self.scores:
                 count = self.scores[subset][0].n if self.scores[subset] else 0
@@ -314,6 +334,7 @@ class HeadToHead:
             "root_seed": self.root_seed,
             "wall_seconds": self.wall_seconds,
             "complementarity_available": self.complementarity_available,
+            "divergence": self.divergence,
             "scores": {k: [asdict(s) for s in v] for k, v in self.scores.items()},
             "partials": [asdict(p) for p in self.partials],
             "configs": [c.as_dict() for c in self.configs],
