@@ -345,3 +345,12 @@ def test_the_console_command_prints_one_line_and_exits_2(tmp_path):
         "mfh-sim sweep: error: --gamma 'x' is not allowed: give a number, a comma-separated list or a range "
         "START:STOP:COUNT"]
     assert not (tmp_path / "new").exists()
+
+
+def test_show_refuses_a_real_data_store_in_one_line(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "manifest.json").write_text('{"protocol": {"name": "real", "version": 1}}')
+    assert main(["show", str(runs)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and "holds the runs of `mfh-sim real`" in lines[0], lines
