@@ -11,6 +11,7 @@ A bug, on the other hand, must keep its traceback.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -350,7 +351,14 @@ def test_the_console_command_prints_one_line_and_exits_2(tmp_path):
 def test_show_refuses_a_real_data_store_in_one_line(tmp_path, capsys):
     runs = tmp_path / "runs"
     runs.mkdir()
-    (runs / "manifest.json").write_text('{"protocol": {"name": "real", "version": 1}}')
+    # A manifest as `mfh-sim real` writes it (points abbreviated: they are never rebuilt).
+    from mfh_sim import store
+
+    sweep = {"protocol": {"name": "real", "version": 1}, "package_version": store.package_version(),
+             "settings": {}, "points": [{"task": "6v9"}], "grid": [{}], "seeds": [0, 1], "root_seed": 0}
+    manifest = {"format": store.FORMAT, "format_version": store.FORMAT_VERSION,
+                "fingerprint": store._sha256(store._canonical(sweep).encode()), **sweep}
+    (runs / store.MANIFEST).write_text(json.dumps(manifest))
     assert main(["show", str(runs)]) == 2
     lines = capsys.readouterr().err.splitlines()
-    assert len(lines) == 1 and "holds the runs of `mfh-sim real`" in lines[0], lines
+    assert len(lines) == 1 and "protocol='real' cannot be reopened" in lines[0] and "--out" in lines[0], lines

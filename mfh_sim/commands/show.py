@@ -10,7 +10,6 @@ directory shows the grid points whose every seed is stored and how far the sweep
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import warnings
 from pathlib import Path
@@ -90,17 +89,8 @@ def open_results(text: str):
                          "`mfh-sim sweep` or sweep(out=...)")
     if not path.is_dir():
         raise UsageError(f"directory {text!r} is a file, not a results directory (a folder holding a manifest.json)")
-    from mfh_sim.store import MANIFEST, open_existing
+    from mfh_sim.store import open_existing
 
-    try:
-        protocol = json.loads((path / MANIFEST).read_text()).get("protocol", {}).get("name")
-    except (OSError, ValueError, AttributeError):
-        protocol = None  # open_existing says what is wrong with it
-    if protocol == "real":
-        # Its points hold the data arrays, which the store does not keep: they cannot be rebuilt.
-        raise UsageError(f"directory {text!r} holds the runs of `mfh-sim real`, which this command cannot "
-                         "rebuild without their data: run `mfh-sim real` again with the same --out (it reads "
-                         "these runs back) and read its real_summary.md")
     with user_input("directory"):
         return open_existing(path)
 

@@ -128,4 +128,8 @@ def get(name: str, settings: Mapping[str, Any] | None = None) -> Protocol:
         from mfh_sim.protocols.table2 import Table2Protocol
 
         return Table2Protocol(**settings)
+    if name == "real":
+        # Its points hold the data arrays, which a results directory does not keep.
+        raise ValueError("protocol='real' cannot be reopened from its results directory (the data are not "
+                         "stored there): run `mfh-sim real` again with the same --out, which reads these runs back")
     raise ValueError(f"protocol={name!r} is not known: use one of {names()}")
