@@ -3,7 +3,7 @@
 This package's own namespace holds what every command shares to report a mistake on the command
 line (CONTRIBUTING.md, "The command line"): :class:`UsageError`, which :func:`mfh_sim.cli.main`
 prints as one line with exit status 2; :func:`user_input`, which turns the ``ValueError`` of a
-validation into one; argparse types that say what is allowed (:func:`integer`, :func:`real`);
+validation into one; argparse types that say what is allowed (:func:`integer`, :func:`finite_number`);
 and the checks of an output folder or file that run before anything is computed or written
 (:func:`writable_folder`, :func:`writable_file`).  Only the standard library is imported here, so
 ``mfh-sim --help`` stays light.
@@ -87,7 +87,8 @@ def integer(minimum: int | None = None, maximum: int | None = None) -> Callable[
     return parse
 
 
-def real(text: str) -> float:
+# (Not named `real`: the package has a submodule of that name, which would shadow it once imported.)
+def finite_number(text: str) -> float:
     """An argparse ``type``: a finite number (its range is checked where it is used)."""
     try:
         value = float(text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mfh_sim.commands import integer, real, user_input, writable_folder
+from mfh_sim.commands import finite_number, integer, user_input, writable_folder
 
 #: The options of the family's fields (:class:`mfh_sim.experiments.families.FamilySpec`), so that a
 #: refusal of ``n_configs=3`` names ``--configs``.
@@ -30,7 +30,7 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--configs", type=integer(), default=240, help="configs in the family (>= 10; default 240)")
     parser.add_argument("--seeds", type=integer(2), default=100, help="seeds per config (>= 2; default 100)")
-    parser.add_argument("--multiclass-share", type=real, default=0.2,
+    parser.add_argument("--multiclass-share", type=finite_number, default=0.2,
                         help="fraction of three-class configs in [0, 1] (default 0.2)")
     parser.add_argument("--n-train", type=integer(), nargs="+", default=[50, 100, 200],
                         help="training sizes drawn per config, each >= 2 (default 50 100 200)")

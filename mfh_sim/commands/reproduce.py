@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mfh_sim.commands import integer, writable_folder
+from mfh_sim.commands import UsageError, finite_number, integer, writable_folder
 
 # Heavy imports (JAX through the simulator, matplotlib through the plots) happen inside the
 # producers, so that `mfh-sim --help` loads neither; the backend is chosen in run(), never at
@@ -31,19 +31,26 @@ def _paper_curve(out: Path, stem: str, result, x: str, paper, title: str, venn_t
     return _save(fig, out, stem) + _save(venn, out, f"{stem}_venn") + [result.to_csv(out / f"{stem}.csv")]
 
 
-def _fig2(out: Path, seeds: int, progress: bool) -> list[Path]:
+def _trained_by(training: dict[str, Any]) -> str:
+    """A title suffix naming the training mode when it is not the paper's GD ('' for the paper's)."""
+    return f", converged ERM, l2 = {training['l2']:g}" if training else ""
+
+
+def _fig2(out: Path, seeds: int, progress: bool, training: dict[str, Any]) -> list[Path]:
     from mfh_sim import experiments
 
-    return _paper_curve(out, "fig2", experiments.fig2(seeds=seeds, progress=progress), "gamma",
-                        experiments.PAPER_FIG2, f"Fig. 2: increase $\\gamma$ ({seeds} seeds; band ±1 std)",
+    return _paper_curve(out, "fig2", experiments.fig2(seeds=seeds, progress=progress, **training), "gamma",
+                        experiments.PAPER_FIG2,
+                        f"Fig. 2: increase $\\gamma$ ({seeds} seeds{_trained_by(training)}; band ±1 std)",
                         "Fig. 2 geometry at overlap o = 4")
 
 
-def _fig3(out: Path, seeds: int, progress: bool) -> list[Path]:
+def _fig3(out: Path, seeds: int, progress: bool, training: dict[str, Any]) -> list[Path]:
     from mfh_sim import experiments
 
-    return _paper_curve(out, "fig3", experiments.fig3(seeds=seeds, progress=progress), "alpha",
-                        experiments.PAPER_FIG3, f"Fig. 3: increase $\\alpha$ ({seeds} seeds; band ±1 std)",
+    return _paper_curve(out, "fig3", experiments.fig3(seeds=seeds, progress=progress, **training), "alpha",
+                        experiments.PAPER_FIG3,
+                        f"Fig. 3: increase $\\alpha$ ({seeds} seeds{_trained_by(training)}; band ±1 std)",
                         "Fig. 3 geometry at s = 20")
 
 
@@ -69,22 +76,25 @@ def write_table2(out_dir: str | Path, seeds: int = 200, progress: bool = False, 
     return written
 
 
-def _table2(out: Path, seeds: int, progress: bool) -> list[Path]:
-    return write_table2(out, seeds=seeds, progress=progress)
+def _table2(out: Path, seeds: int, progress: bool, training: dict[str, Any]) -> list[Path]:
+    return write_table2(out, seeds=seeds, progress=progress, **training)
 
 
-def _theory(out: Path, seeds: int, progress: bool) -> list[Path]:
+def _theory(out: Path, seeds: int, progress: bool, training: dict[str, Any]) -> list[Path]:
     import numpy as np
 
     from mfh_sim import experiments
     from mfh_sim.plots.theory import crossover_curve, theory_vs_simulation
     from mfh_sim.theory import crossover_from_gains, crossover_gamma_gcm
 
-    result = experiments.fig2(seeds=seeds, progress=progress)
-    accuracies = theory_vs_simulation(result, "gamma", title=f"Fig. 2 geometry: theory and simulation ({seeds} seeds)")
-    gain = theory_vs_simulation(result, "gamma", keys=("delta",), title="KD gain: theory and simulation")
+    result = experiments.fig2(seeds=seeds, progress=progress, **training)
+    accuracies = theory_vs_simulation(
+        result, "gamma", title=f"Fig. 2 geometry: theory and simulation ({seeds} seeds{_trained_by(training)})")
+    gain = theory_vs_simulation(result, "gamma", keys=("delta",),
+                                title=f"KD gain: theory and simulation{_trained_by(training)}")
     sizes = np.geomspace(100, 5000, 13)
-    predicted = [crossover_gamma_gcm(n_train=int(n)) for n in sizes]
+    # The crossover's ridge: the training's own (ERM) or, for the paper's GD, the theory's GD map.
+    predicted = [crossover_gamma_gcm(n_train=int(n), l2=training.get("l2")) for n in sizes]
     simulated = crossover_from_gains(np.asarray(experiments.FIG2_OVERLAPS), result.delta)
     crossover = crossover_curve(sizes, predicted, simulated=([200], [simulated]))
     crossover.axes[0].set_title("Fig. 2 geometry: where KD starts to help", fontsize=10)
@@ -92,7 +102,7 @@ def _theory(out: Path, seeds: int, progress: bool) -> list[Path]:
             + _save(crossover, out, "theory_crossover"))
 
 
-def _phase(out: Path, seeds: int, progress: bool) -> list[Path]:
+def _phase(out: Path, seeds: int, progress: bool, training: dict[str, Any]) -> list[Path]:
     import numpy as np
 
     from mfh_sim.plots import plot_gain_heatmap
@@ -100,13 +110,13 @@ def _phase(out: Path, seeds: int, progress: bool) -> list[Path]:
 
     points = [dict(gamma=float(g), alpha=float(a))
               for a in np.linspace(0.0, 0.8, 5) for g in np.linspace(0.1, 1.0, 10) if g <= 1 - a + 1e-9]
-    plane = sweep(points=points, seeds=seeds, progress=progress)
+    plane = sweep(points=points, seeds=seeds, progress=progress, **training)
     fig = plot_gain_heatmap(plane, "gamma", "alpha", contour=plane.theory["delta"],
-                            title=f"KD gain (points), n_train = 200, {seeds} seeds")
+                            title=f"KD gain (points), n_train = 200, {seeds} seeds{_trained_by(training)}")
     return _save(fig, out, "phase_gamma_alpha") + [plane.to_csv(out / "phase_gamma_alpha.csv")]
 
 
-def _hypotheses(out: Path, seeds: int, progress: bool) -> list[Path]:
+def _hypotheses(out: Path, seeds: int, progress: bool, training: dict[str, Any]) -> list[Path]:
     from mfh_sim.experiments.hypotheses import FamilySpec, run_head_to_head
     from mfh_sim.plots.hypotheses import plot_head_to_head
 
@@ -116,8 +126,9 @@ def _hypotheses(out: Path, seeds: int, progress: bool) -> list[Path]:
     return _save(plot_head_to_head(result), out, "hypotheses") + [text]
 
 
-#: name -> (producer(out_dir, seeds, progress) -> written paths, default seeds), in running order.
-PRODUCERS: dict[str, tuple[Callable[[Path, int, bool], list[Path]], int]] = {
+#: name -> (producer(out_dir, seeds, progress, training) -> written paths, default seeds), in running
+#: order.  ``training`` is {} for the paper's GD, {'optimizer': 'erm', 'l2': l2} for converged ERM.
+PRODUCERS: dict[str, tuple[Callable[[Path, int, bool, dict[str, Any]], list[Path]], int]] = {
     "fig2": (_fig2, 200),
     "fig3": (_fig3, 200),
     "table2": (_table2, 200),
@@ -127,10 +138,45 @@ PRODUCERS: dict[str, tuple[Callable[[Path, int, bool], list[Path]], int]] = {
 }
 
 
+#: Items that train only the paper's two-class linear models, so that optimizer='erm' applies.
+ERM_ITEMS = ("fig2", "fig3", "table2", "theory", "phase")
+
+
+def training_of(optimizer: str, l2: float | None) -> dict[str, Any]:
+    """The training knobs every item gets: {} for 'sgd' (the paper's GD), else optimizer and l2.
+
+    Raises UsageError for an l2 without 'erm' or 'erm' without an l2.
+    """
+    if optimizer == "sgd":
+        if l2 is not None:
+            raise UsageError("--l2 is not allowed with --optimizer sgd: the paper's GD has no ridge "
+                             "(give --optimizer erm --l2 L for converged ridge ERM)")
+        return {}
+    if l2 is None:
+        raise UsageError("--optimizer erm needs --l2 L > 0 (for example --l2 0.01): without a ridge the "
+                         "logistic minimiser does not exist on separable data")
+    return {"optimizer": "erm", "l2": l2}
+
+
 def run(args: argparse.Namespace) -> int:
-    # --only and --seeds are checked by the parser; the folder before anything is created.
+    # --only, --seeds, --optimizer and --l2's range are checked by the parser; the pairing of
+    # --optimizer and --l2 and the folder before anything is created.
+    if args.l2 is not None and not args.l2 > 0:
+        raise UsageError(f"--l2 {args.l2!r} is not allowed: give a ridge weight > 0")
+    training = training_of(args.optimizer, args.l2)
     names = args.only or list(PRODUCERS)
-    out = writable_folder(args.out, "--out")
+    if training:
+        refused = [name for name in names if name not in ERM_ITEMS]
+        if args.only and refused:
+            raise UsageError(f"--only {refused[0]} is not allowed with --optimizer erm: its family has "
+                             f"multi-class configs, which converged ERM does not train (use one of "
+                             f"{', '.join(ERM_ITEMS)})")
+        if refused and not args.quiet:
+            print(f"[{', '.join(refused)}] left out: --optimizer erm trains two-class linear models only",
+                  flush=True)
+        names = [name for name in names if name in ERM_ITEMS]
+    out = writable_folder(args.out if args.out is not None else ("figures/erm" if training else "figures"),
+                          "--out")
     from mfh_sim.plots.style import use_file_backend
 
     use_file_backend()  # after the checks: a typo is reported without loading matplotlib
@@ -141,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
         seeds = args.seeds or default_seeds
         if not args.quiet:
             print(f"[{name}] running ({seeds} seeds)...", flush=True)
-        paths = producer(out, seeds, not args.quiet)
+        paths = producer(out, seeds, not args.quiet, training)
         if not args.quiet:
             print(f"[{name}] wrote {', '.join(str(p) for p in paths)} in {time.perf_counter() - start:.1f} s",
                   flush=True)
@@ -152,11 +198,19 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "reproduce", help="regenerate the paper's figures and tables (PNG, PDF, CSV) into a folder"
     )
-    parser.add_argument("--out", default="figures", help="output folder (default: figures)")
+    parser.add_argument("--out", default=None,
+                        help="output folder (default: figures, or figures/erm with --optimizer erm)")
     parser.add_argument("--seeds", type=integer(2), default=None,
                         help="seeds per grid point for every item, >= 2 (default: 200 for fig2, fig3 and "
                              "table2; 100 for theory and hypotheses; 40 for phase)")
     parser.add_argument("--only", action="append", metavar="NAME", choices=list(PRODUCERS),
                         help=f"produce only this item (repeatable): {', '.join(PRODUCERS)}")
+    parser.add_argument("--optimizer", choices=("sgd", "erm"), default="sgd",
+                        help="how teachers and students train: 'sgd' (default) the paper's full-batch GD; "
+                             "'erm' converged ridge-logistic ERM, where the exact theory holds (needs --l2; "
+                             f"items {', '.join(ERM_ITEMS)})")
+    parser.add_argument("--l2", type=finite_number, default=None,
+                        help="ridge weight of --optimizer erm, > 0: each fit minimises the mean loss + "
+                             "(l2/2)||theta||^2")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.set_defaults(func=run)

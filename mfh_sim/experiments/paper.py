@@ -276,9 +276,13 @@ def table2(
 
 def table2_markdown(result: Table2Result) -> str:
     """The text of ``table2.md``: a heading, how to read it, and :meth:`Table2Result.to_markdown`."""
+    spec = result.spec
+    trained = ("teachers and students by converged ridge-logistic ERM, l2 = "
+               f"{spec.l2:g}" if spec.optimizer == "erm" else f"teachers and students by full-batch GD, "
+               f"{spec.steps} steps")
     return (
         "# Table 2: modality-general teacher (accuracies in %)\n\n"
-        f"{len(result.seeds)} seeds per row, root seed {result.root_seed}; mod.-general KD - "
+        f"{len(result.seeds)} seeds per row, root seed {result.root_seed}, {trained}; mod.-general KD - "
         "regular KD is the paired difference with its 95% t-interval; recovery is the share "
         "of the truly shared channels among Algorithm 1's top |G|, beside chance |G|/dim_a.\n\n"
         + result.to_markdown()
