@@ -106,6 +106,36 @@ def test_erm_mse_objective_matches_the_closed_form_gradient():
         erm.effective_kd_weight(1.0, "paper", "hint")
 
 
+def test_gd_on_two_logits_moves_the_margin_as_margin_gd_on_the_mse_margin_loss():
+    """Plain GD on the simulator's two-logit loss CE + kd_weight * logit_mse from a random init:
+    the margin (w_1 - w_0, b_1 - b_0) follows GD at twice the rate on a CE + (kd_weight / 4) (h - t)^2,
+    whatever the logit sums do (they start away from the teacher's and move on their own)."""
+    x, y, teacher_logits = _problem(seed=5)
+    t = teacher_logits[:, 1] - teacher_logits[:, 0]
+    rng = np.random.default_rng(6)
+    kernel = jnp.asarray(rng.uniform(-0.3, 0.3, (D, 2)), jnp.float32)
+    bias = jnp.asarray(rng.uniform(-0.3, 0.3, 2), jnp.float32)
+    rate, steps, ce_weight, kd_weight = 0.1, 300, 1.0, 1.5
+    loss = lambda p: _two_logit_objective(p, x, y, teacher_logits, l2_logits=0.0, ce_weight=ce_weight,
+                                          kd_weight=kd_weight)
+    step = lambda _, p: jax.tree_util.tree_map(lambda v, g: v - rate * g, p, jax.grad(loss)(p))
+    params = jax.lax.fori_loop(0, steps, step, (kernel, bias))
+
+    def margin_gd(c):
+        def margin_step(_, state):
+            theta, b = state
+            dh = (ce_weight * (jax.nn.sigmoid(x @ theta + b) - y) + 2.0 * c * (x @ theta + b - t)) / N
+            return theta - 2 * rate * x.T @ dh, b - 2 * rate * jnp.sum(dh)
+
+        return jax.lax.fori_loop(0, steps, margin_step, (kernel[:, 1] - kernel[:, 0], bias[1] - bias[0]))
+
+    theta, b = margin_gd(kd_weight / 4.0)
+    np.testing.assert_allclose(np.asarray(params[0][:, 1] - params[0][:, 0]), np.asarray(theta), atol=2e-5)
+    assert float(params[1][1] - params[1][0]) == pytest.approx(float(b), abs=2e-5)
+    wrong, _ = margin_gd(kd_weight / 2.0)
+    assert float(jnp.max(jnp.abs(params[0][:, 1] - params[0][:, 0] - wrong))) > 1e-2
+
+
 # ------------------------------------------------------------------ configs and the theory's API
 SMALL = dict(shared=3, a_only=2, b_only=2, unseen=1, dim_a=12, dim_b=12, n_train=60, hyperplane="ones", n_test=500)
 
@@ -144,7 +174,8 @@ def test_mse_population_limit():
     monotonically from the no-KD student toward it."""
     pure = predict(mfh_sim.make_config(**SMALL, kd_loss="mse", ce_weight=0.0, kd_weight=1.0))
     assert pure["kd_acc_limit"] == pytest.approx(pure["pure_kd_acc_limit"], abs=1e-12)
-    limits = [predict(mfh_sim.make_config(**SMALL, kd_loss="mse", kd_weight=w))["kd_acc_limit"] for w in (0.5, 2.0, 8.0)]
+    limits = [predict(mfh_sim.make_config(**SMALL, kd_loss="mse", kd_weight=w))["kd_acc_limit"]
+              for w in (0.5, 2.0, 8.0)]
     assert limits[0] > limits[1] > limits[2] > pure["pure_kd_acc_limit"]
 
 
@@ -201,7 +232,8 @@ def _misses(summary, theory):
 
 def test_theory_matches_converged_erm_simulation(erm_simulation):
     configs, summaries = erm_simulation
-    misses = [(c.venn.shared, c.fresh_student_sample, m) for c, s in zip(configs, summaries) if (m := _misses(s, predict(c)))]
+    misses = [(c.venn.shared, c.fresh_student_sample, m)
+              for c, s in zip(configs, summaries) if (m := _misses(s, predict(c)))]
     assert not misses
 
 
