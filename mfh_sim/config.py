@@ -265,13 +265,14 @@ class SimConfig:
             return
         object.__setattr__(self, "l2", require_real("l2", self.l2, 0.0, None, open_low=True))
         # The converged solver trains the paper's models only: a two-class linear layer with the
-        # KL distillation term (mfh_sim.erm).
-        for name, value, allowed in (("model", self.model, "linear"), ("n_classes", self.n_classes, 2),
-                                     ("kd_loss", self.kd_loss, "kl"), ("momentum", self.momentum, 0.0)):
-            if value != allowed:
+        # KL or the logit-MSE distillation term (mfh_sim.erm).
+        for name, value, allowed in (("model", self.model, ("linear",)), ("n_classes", self.n_classes, (2,)),
+                                     ("kd_loss", self.kd_loss, ("kl", "mse")), ("momentum", self.momentum, (0.0,))):
+            if value not in allowed:
+                shown = " or ".join(repr(v) for v in allowed)
                 raise ValueError(
                     f"{name}={value!r} is not allowed with optimizer='erm': the converged ERM solver "
-                    f"trains {name}={allowed!r} only"
+                    f"trains {name}={shown} only"
                 )
 
     # -------------------------------------------------------------- ratios, for convenience

@@ -22,6 +22,11 @@ distributions, c = ``ce_weight`` and k the *effective* KD weight of the simulato
 ``'batchmean'``.  The bias b is not penalised.  Replacing the KL by the soft-target cross-entropy
 changes R by a constant (the teacher's entropy), so the minimiser is the same.
 
+With ``kd_loss='mse'`` (the simulator's logit MSE, :func:`mfh_sim.losses.logit_mse`) the KD term
+is k (h_i - t_i)^2 instead, with k = ``kd_weight`` / 4 whatever the reduction and temperature:
+the mean over the two logits of (s - t)^2 is ((h - t)^2 + (sum - sum_T)^2) / 4 per sample, and the
+logit sum's part never reaches the margin (docs/theory.md 4.4b).
+
 R is strictly convex in (theta, b) for l2 > 0 (its Hessian in b is sum_i of positive weights), so
 the minimiser exists and is unique.  With l2 = 0 it need not exist: on linearly separable data
 (always the case without label noise once n_train <= dim, and often beyond) the loss can be driven
@@ -78,10 +83,25 @@ class ErmFit(NamedTuple):
     grad_norm: jax.Array
 
 
-def effective_kd_weight(kd_weight: float | jax.Array, kd_reduction: str = "paper") -> float | jax.Array:
-    """k of the objective: ``kd_weight`` / 2 for 'paper' (KL averaged over 2 classes), else ``kd_weight``."""
+#: The KD terms the solver knows: T^2 KL ('kl') and the margin MSE of the logit MSE ('mse').
+ERM_KD_LOSSES = ("kl", "mse")
+
+
+def effective_kd_weight(
+    kd_weight: float | jax.Array, kd_reduction: str = "paper", kd_loss: str = "kl"
+) -> float | jax.Array:
+    """k of the objective.
+
+    KL: ``kd_weight`` / 2 for 'paper' (KL averaged over 2 classes), else ``kd_weight``.  Logit
+    MSE: ``kd_weight`` / 4 for either reduction (the simulator's MSE term has none; see the module
+    docstring).
+    """
     if kd_reduction not in KD_REDUCTIONS:
         raise ValueError(f"kd_reduction={kd_reduction!r} is not allowed: use one of {KD_REDUCTIONS}")
+    if kd_loss not in ERM_KD_LOSSES:
+        raise ValueError(f"kd_loss={kd_loss!r} is not allowed: use one of {ERM_KD_LOSSES}")
+    if kd_loss == "mse":
+        return kd_weight / 4.0
     return kd_weight / 2.0 if kd_reduction == "paper" else kd_weight
 
 
@@ -96,13 +116,16 @@ def pointwise_loss(
     ce_weight: float | jax.Array,
     k: float | jax.Array,
     temperature: float | jax.Array,
+    kd_loss: str = "kl",
 ) -> jax.Array:
     """c l(y, h) + k T^2 KL(sigma(t/T) || sigma(h/T)) per sample (nats), stable for any margins.
 
     ``k`` is the effective KD weight (see :func:`effective_kd_weight`); with k = 0 the teacher
-    margins ``t`` are ignored.
+    margins ``t`` are ignored.  ``kd_loss='mse'``: c l(y, h) + k (h - t)^2 (T unused).
     """
     logistic = jnp.logaddexp(0.0, h) - y * h
+    if kd_loss == "mse":
+        return ce_weight * logistic + k * (h - t) ** 2
     q = jax.nn.sigmoid(t / temperature)
     log_q, log_1q = _log_sigmoid(t / temperature), _log_sigmoid(-t / temperature)
     log_p, log_1p = _log_sigmoid(h / temperature), _log_sigmoid(-h / temperature)
@@ -122,16 +145,17 @@ def objective(
     kd_weight: float | jax.Array = 0.0,
     temperature: float | jax.Array = 1.0,
     kd_reduction: str = "paper",
+    kd_loss: str = "kl",
 ) -> jax.Array:
     """R(theta, b) of the module docstring (nats): the quantity :func:`fit_erm` minimises."""
-    k = effective_kd_weight(kd_weight, kd_reduction)
+    k = effective_kd_weight(kd_weight, kd_reduction, kd_loss)
     t = jnp.zeros_like(y, dtype=x.dtype) if teacher_margins is None else teacher_margins
     h = x @ theta + bias
-    data = jnp.mean(pointwise_loss(h, y.astype(x.dtype), t, ce_weight, k, temperature))
+    data = jnp.mean(pointwise_loss(h, y.astype(x.dtype), t, ce_weight, k, temperature, kd_loss))
     return data + 0.5 * l2 * jnp.sum(theta**2)
 
 
-@partial(jax.jit, static_argnames=("iterations", "tol"))
+@partial(jax.jit, static_argnames=("iterations", "tol", "kd_loss"))
 def newton_solve(
     x: jax.Array,
     y: jax.Array,
@@ -143,6 +167,7 @@ def newton_solve(
     iterations: int = DEFAULT_ITERATIONS,
     tol: float = DEFAULT_TOL,
     row_mask: jax.Array | None = None,
+    kd_loss: str = "kl",
 ) -> ErmFit:
     """The jittable core of :func:`fit_erm`, no validation: minimise R by damped Newton from 0.
 
@@ -155,6 +180,10 @@ def newton_solve(
     them only, so a problem padded with masked rows (and with all-zero columns, whose weights the
     ridge holds at exactly 0) has the same minimiser as the unpadded one.  This lets problems of
     different sizes share one compiled program.
+
+    ``kd_loss`` (static): 'kl' (above) or 'mse', where the KD term is k (h_i - t_i)^2 and
+    ``temperature`` is unused: dR/dh_i gains 2 k (h_i - t_i) / n and d2R/dh_i^2 gains 2 k / n in
+    place of the KL's terms.
 
     Each step solves H dw = -g with H, g the Hessian and gradient of R in w = (theta, b) (closed
     forms: dR/dh_i = [c (sigma(h_i) - y_i) + k T (sigma(h_i/T) - sigma(t_i/T))] / n and
@@ -178,11 +207,14 @@ def newton_solve(
 
     def total(h: jax.Array, w: jax.Array) -> jax.Array:
         # h (..., n), w (..., d + 1): R for each leading index.
-        data = jnp.sum(mask * pointwise_loss(h, y, t, ce_weight, k, temperature), axis=-1) / n_real
+        data = jnp.sum(mask * pointwise_loss(h, y, t, ce_weight, k, temperature, kd_loss), axis=-1) / n_real
         return data + 0.5 * jnp.sum(penalty * w**2, axis=-1)
 
     def gradient(w: jax.Array, h: jax.Array) -> tuple[jax.Array, jax.Array]:
-        dh = ce_weight * (jax.nn.sigmoid(h) - y) + k * temperature * (jax.nn.sigmoid(h / temperature) - q)
+        if kd_loss == "mse":
+            dh = ce_weight * (jax.nn.sigmoid(h) - y) + 2.0 * k * (h - t)
+        else:
+            dh = ce_weight * (jax.nn.sigmoid(h) - y) + k * temperature * (jax.nn.sigmoid(h / temperature) - q)
         dh = mask * dh
         return x1.T @ dh / n_real + penalty * w, dh
 
@@ -194,8 +226,11 @@ def newton_solve(
         w, h, it, _, _ = state
         g, _ = gradient(w, h)
         s = jax.nn.sigmoid(h)
-        st = jax.nn.sigmoid(h / temperature)
-        curvature = ce_weight * s * (1.0 - s) + k * st * (1.0 - st)
+        if kd_loss == "mse":
+            curvature = ce_weight * s * (1.0 - s) + 2.0 * k
+        else:
+            st = jax.nn.sigmoid(h / temperature)
+            curvature = ce_weight * s * (1.0 - s) + k * st * (1.0 - st)
         hess = (x1.T * (mask * curvature)) @ x1 / n_real + jnp.diag(penalty)
         chol = jax.scipy.linalg.cho_factor(hess, lower=True)
         dw = -jax.scipy.linalg.cho_solve(chol, g)
@@ -253,6 +288,7 @@ def validate_erm_args(
     kd_reduction: str = "paper",
     iterations: Any = DEFAULT_ITERATIONS,
     tol: Any = DEFAULT_TOL,
+    kd_loss: str = "kl",
 ) -> None:
     """Raise ValueError naming the first bad argument of :func:`fit_erm` (traced values pass)."""
     if l2 is None:
@@ -273,6 +309,8 @@ def validate_erm_args(
     _check_real("temperature", temperature, low=0.0, open_low=True)
     if kd_reduction not in KD_REDUCTIONS:
         raise ValueError(f"kd_reduction={kd_reduction!r} is not allowed: use one of {KD_REDUCTIONS}")
+    if kd_loss not in ERM_KD_LOSSES:
+        raise ValueError(f"kd_loss={kd_loss!r} is not allowed: use one of {ERM_KD_LOSSES}")
     if isinstance(iterations, (bool, np.bool_)) or not isinstance(iterations, (int, np.integer)) or iterations < 1:
         raise ValueError(f"iterations={iterations!r} is not allowed: it must be an integer >= 1")
     if isinstance(tol, (bool, np.bool_)) or not isinstance(tol, (int, float, np.floating)) or not (
@@ -322,6 +360,7 @@ def fit_erm(
     kd_reduction: str = "paper",
     iterations: int = DEFAULT_ITERATIONS,
     tol: float = DEFAULT_TOL,
+    kd_loss: str = "kl",
 ) -> ErmFit:
     """Minimise R(theta, b) of the module docstring exactly (to ``tol``) by damped Newton.
 
@@ -335,7 +374,8 @@ def fit_erm(
         ce_weight: c >= 0, weight of the logistic (cross-entropy) loss on the hard labels.
         kd_weight: >= 0, the simulator's KD weight; the effective k is ``kd_weight`` / 2 under
             ``kd_reduction='paper'`` and ``kd_weight`` under ``'batchmean'``.
-        temperature: T > 0 of the KD softmax.
+        temperature: T > 0 of the KD softmax (unused with ``kd_loss='mse'``).
+        kd_loss: 'kl' (T^2 KL) or 'mse' (the logit MSE: margin term (kd_weight / 4) (h - t)^2).
         iterations: maximum Newton steps (>= 1); tol: > 0, converged means max|grad R| <= tol
             (the loop itself aims lower, see :func:`newton_solve`).
 
@@ -345,14 +385,14 @@ def fit_erm(
     """
     validate_erm_args(x, y, l2=l2, teacher_margins=teacher_margins, ce_weight=ce_weight,
                       kd_weight=kd_weight, temperature=temperature, kd_reduction=kd_reduction,
-                      iterations=iterations, tol=tol)
+                      iterations=iterations, tol=tol, kd_loss=kd_loss)
     dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32
     x = jnp.asarray(x, dtype)
     if teacher_margins is None:
         teacher_margins, k = jnp.zeros(x.shape[0], dtype), 0.0
     else:
-        k = effective_kd_weight(kd_weight, kd_reduction)
-    return newton_solve(x, y, teacher_margins, l2, ce_weight, k, temperature, iterations, tol)
+        k = effective_kd_weight(kd_weight, kd_reduction, kd_loss)
+    return newton_solve(x, y, teacher_margins, l2, ce_weight, k, temperature, iterations, tol, kd_loss=kd_loss)
 
 
 def fit_teacher(x_a: jax.Array, y: jax.Array, *, l2: float | jax.Array, **solver: Any) -> ErmFit:
@@ -370,16 +410,18 @@ def fit_students(
     kd_weight: float | jax.Array = 1.0,
     temperature: float | jax.Array = 1.0,
     kd_reduction: str = "paper",
+    kd_loss: str = "kl",
     **solver: Any,
 ) -> tuple[ErmFit, ErmFit]:
     """(no-KD student, KD student) on ``x_b`` (n, d_b).
 
     The no-KD student minimises the logistic loss alone (weight 1, as the simulator's no-KD
     student does whatever ``ce_weight`` is); the KD student minimises R with ``ce_weight``,
-    ``kd_weight``, ``temperature`` and ``kd_reduction`` against ``teacher_margins`` (n,).  Both
+    ``kd_weight``, ``temperature``, ``kd_reduction`` and ``kd_loss`` against ``teacher_margins`` (n,).  Both
     use the same ``l2``.
     """
     no_kd = fit_erm(x_b, y, l2=l2, **solver)
     kd = fit_erm(x_b, y, l2=l2, teacher_margins=teacher_margins, ce_weight=ce_weight,
-                 kd_weight=kd_weight, temperature=temperature, kd_reduction=kd_reduction, **solver)
+                 kd_weight=kd_weight, temperature=temperature, kd_reduction=kd_reduction, kd_loss=kd_loss,
+                 **solver)
     return no_kd, kd

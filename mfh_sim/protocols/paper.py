@@ -289,7 +289,9 @@ def _run_linear_erm(draws: RunDraws, knobs: Knobs, static: StaticSpec) -> Metric
     Same draws as gradient training (the initial weights are drawn but unused): teacher on x^a of
     the training sample, no-KD and KD students on x^b of the students' sample, accuracies on the
     test sample.  A fit that does not reach the solver's tolerance is flagged ``*_diverged`` and
-    its accuracy is NaN, as a diverged gradient run's.
+    its accuracy is NaN, as a diverged gradient run's.  ``kd_loss='mse'``: the KD student's term is
+    the logit MSE's margin part (kd_weight / 4) (h - t)^2, temperature and reduction unused (the
+    simulator's logit MSE has neither; :func:`mfh_sim.erm.effective_kd_weight`).
     """
     train, students, test = draws.train, draws.students, draws.test
     iterations, tol = erm.DEFAULT_ITERATIONS, erm.DEFAULT_TOL
@@ -299,8 +301,8 @@ def _run_linear_erm(draws: RunDraws, knobs: Knobs, static: StaticSpec) -> Metric
     no_kd = erm.newton_solve(students.x_b, students.labels, teacher_margins, knobs.l2, 1.0, 0.0, 1.0,
                              iterations, tol)
     kd = erm.newton_solve(students.x_b, students.labels, teacher_margins, knobs.l2, knobs.ce_weight,
-                          erm.effective_kd_weight(knobs.kd_weight, static.kd_reduction), knobs.temperature,
-                          iterations, tol)
+                          erm.effective_kd_weight(knobs.kd_weight, static.kd_reduction, static.kd_loss),
+                          knobs.temperature, iterations, tol, kd_loss=static.kd_loss)
     positive = test.labels == 1
 
     def test_acc(fit: erm.ErmFit, x: jax.Array, failed: jax.Array) -> jax.Array:

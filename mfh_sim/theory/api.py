@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+from scipy.special import log_ndtr
+
 from mfh_sim.config import SimConfig
 from mfh_sim.theory.criteria import LABELS, complementarity_gap
 from mfh_sim.theory.finite import least_squares_accuracies, surrogate_lambda
 from mfh_sim.theory.highdim import FINITE_NODES, Problem, finite_accuracies_many, gd_effective_l2
-from mfh_sim.theory.population import TEACHERS, population_accuracies
-from mfh_sim.theory.quadrature import DEFAULT_NODES, Blocks, split_rule
+from mfh_sim.theory.population import TEACHERS, kd_rho, population_accuracies, sheppard_accuracy
+from mfh_sim.theory.quadrature import DEFAULT_NODES, PHI0, Blocks, solve_teacher_scale, split_rule
 
 
 class TheoryDeclined(NotImplementedError):
@@ -28,7 +31,8 @@ def decline_reason(config: object) -> str | None:
     """Why the theory does not model ``config``, or None if it does.
 
     Modelled: linear two-class models (``model='linear'``, ``n_classes=2``) on the linear Gaussian
-    generator (``mixing_depth=0``, ``label_noise=0``), the KL distillation loss (``kd_loss='kl'``),
+    generator (``mixing_depth=0``, ``label_noise=0``), the KL and the logit-MSE distillation losses
+    (``kd_loss='kl'`` or ``'mse'``; not the feature hint),
     trained by full-batch plain GD (``optimizer='sgd'`` with ``momentum=0``, the paper's recipe,
     through an effective ridge) or by converged ridge ERM (``optimizer='erm'`` with ridge
     ``config.l2``), both hyperplanes, both student-sample protocols.
@@ -49,9 +53,9 @@ def decline_reason(config: object) -> str | None:
         (getattr(config, "mixing_depth", 0) > 0,
          f"mixing_depth={getattr(config, 'mixing_depth', 0)}: the theory needs Gaussian channels "
          "(mixing_depth=0)"),
-        (getattr(config, "kd_loss", "kl") != "kl",
-         f"kd_loss={getattr(config, 'kd_loss', 'kl')!r}: only the KL distillation loss (kd_loss='kl') "
-         "is modelled"),
+        (getattr(config, "kd_loss", "kl") not in ("kl", "mse"),
+         f"kd_loss={getattr(config, 'kd_loss', 'kl')!r}: only the KL and logit-MSE distillation losses "
+         "(kd_loss='kl' or 'mse') are modelled"),
         (optimizer not in ("sgd", "erm"),
          f"optimizer={optimizer!r}: only plain full-batch GD (optimizer='sgd', momentum=0) and "
          "converged ridge ERM (optimizer='erm') are modelled"),
@@ -102,15 +106,27 @@ def effective_l2(config: SimConfig) -> float:
 
 
 def problem_of(config: SimConfig) -> Problem:
-    """The sizes and loss of ``config`` for :func:`~mfh_sim.theory.highdim.finite_accuracies`."""
+    """The sizes and loss of ``config`` for :func:`~mfh_sim.theory.highdim.finite_accuracies`.
+
+    KL distillation: k = kd_weight / 2 ('paper' reduction) or kd_weight ('batchmean').  Logit MSE
+    (``kd_loss='mse'``): the mean over samples and both logits of (s - t)^2 is, per sample,
+    ((h - h_T)^2 + (sum - sum_T)^2) / 4 in the margin h and the logit sum, and the sum part never
+    reaches the margin, so the margin loss is ce_weight CE + c (h - h_T)^2 with c = kd_weight / 4,
+    whatever the reduction and the temperature (neither enters the simulator's MSE term):
+    k = 0, mse = c, temperature 1 (docs/theory.md 4.4b).
+    """
     v = config.venn
     l2 = effective_l2(config)
-    k = config.kd_weight / (2.0 if config.kd_reduction == "paper" else 1.0)
+    if getattr(config, "kd_loss", "kl") == "mse":
+        k, mse, temperature = 0.0, config.kd_weight / 4.0, 1.0
+    else:
+        k = config.kd_weight / (2.0 if config.kd_reduction == "paper" else 1.0)
+        mse, temperature = 0.0, config.temperature
     return Problem(
         n_train=float(config.n_train), dim_a=float(v.dim_a), dim_b=float(v.dim_b),
         shared_channels=float(v.shared + v.shared_nondecisive), l2_teacher=l2, l2_student=l2,
-        ce=config.ce_weight, k=k, temperature=config.temperature,
-        same_sample=not config.fresh_student_sample,
+        ce=config.ce_weight, k=k, temperature=temperature,
+        same_sample=not config.fresh_student_sample, mse=mse,
     )
 
 
@@ -206,7 +222,7 @@ def _theory_key(config: SimConfig, teacher: str, nodes: int, finite_nodes: int) 
     return (
         blocks_of(config), config.hyperplane, problem_of(config), effective_l2(config),
         config.ce_weight, config.kd_weight, config.temperature, config.kd_reduction, teacher,
-        nodes, finite_nodes,
+        nodes, finite_nodes, getattr(config, "kd_loss", "kl"),
     )
 
 
@@ -233,6 +249,8 @@ def predict_limit(
     if teacher not in TEACHERS:
         raise ValueError(f"teacher={teacher!r} is not allowed: use one of {TEACHERS}")
     rule = split_rule(blocks_of(config), config.hyperplane, _check_nodes(nodes))
+    if getattr(config, "kd_loss", "kl") == "mse":
+        return _population_mse(rule, config.ce_weight, config.kd_weight / 4.0, teacher)
     return population_accuracies(
         rule,
         ce_weight=config.ce_weight,
@@ -241,6 +259,50 @@ def predict_limit(
         kd_reduction=config.kd_reduction,
         teacher=teacher,
     )
+
+
+def _population_mse(rule, ce: float, c: float, teacher: str) -> dict[str, float]:
+    """Population accuracies with the margin loss ce CE(y, m) + c (m - t)^2 (logit-MSE KD).
+
+    Stationarity, with Stein's lemma as in docs/theory.md section 3 (||w|| = 1):
+    theta [ce E sigma'(m) + 2c] = ce phi(0) P_b w + 2c C_ba theta_T, and C_ba theta_T =
+    (E[s_T t] / X) w_G for a teacher margin t = l(s_T) of its Bayes score s_T (Var s_T = X): the
+    student loads ce phi(0) + 2c E[s_T t] / X on w_G and ce phi(0) on w_B.  Logistic teacher:
+    t = s s_T / sqrt(X) (s of :func:`solve_teacher_scale`), so the coefficient is 2c s / sqrt(X)
+    (infinite where the teacher separates, X = 1: the student's direction is then w_G).  Bayes
+    teacher: t = its log-odds, E[s_T t] by one-dimensional quadrature.  Unlike the KL at T = 1
+    the teacher's scale enters: MSE pulls the student's margin to the teacher's size.
+    """
+    x = np.asarray(rule.x, dtype=np.float64)
+    rho = np.sqrt(np.clip(x, 0.0, 1.0))
+    moment = np.zeros_like(x)  # E[s_T t] / X
+    seen = rho > 0
+    if teacher == "logistic":
+        moment[seen] = solve_teacher_scale(rho[seen]) / rho[seen]
+    else:
+        xi = np.linspace(-12.0, 12.0, 4801)
+        density = np.exp(-0.5 * xi**2) * PHI0 * (xi[1] - xi[0])
+        r = np.sqrt(np.clip(1.0 - x[seen], 0.0, None))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = rho[seen, None] * xi[None, :] / r[:, None]
+            log_odds = log_ndtr(ratio) - log_ndtr(-ratio)
+        # E[s_T t] / X = E[xi l(rho xi)] / rho, infinite for a noise-free teacher (r = 0).
+        moment[seen] = np.where(r > 0, (xi * log_odds * density).sum(axis=1) / rho[seen], np.inf)
+    coef = 2.0 * c * moment
+    infinite = ~np.isfinite(coef)
+    rho_kd = kd_rho(rule.p_g, rule.p_b, np.where(infinite, 0.0, coef), ce)
+    # An infinitely large teacher margin: the KD target's direction w_G alone.
+    rho_kd = np.where(infinite, np.sqrt(rule.p_g), rho_kd)
+    wsum = lambda values: float(np.sum(rule.weight * values))
+    kd_acc = wsum(sheppard_accuracy(rho_kd))
+    no_kd_acc = wsum(sheppard_accuracy(np.sqrt(rule.p_g + rule.p_b)))
+    return {
+        "teacher_acc": wsum(sheppard_accuracy(rho)),
+        "no_kd_acc": no_kd_acc,
+        "kd_acc": kd_acc,
+        "delta": kd_acc - no_kd_acc,
+        "pure_kd_acc": wsum(sheppard_accuracy(np.sqrt(rule.p_g))),
+    }
 
 
 def _describe(config: SimConfig) -> str:
@@ -252,15 +314,17 @@ def _describe(config: SimConfig) -> str:
 def finite_prediction(config: SimConfig, rule=None) -> dict[str, float]:
     """The least-squares surrogate's accuracies (fractions; kept for comparison, not used by predict).
 
-    Keys ``teacher_acc``, ``no_kd_acc``, ``kd_acc``, ``delta``; NaN for temperature != 1 or
-    n_train <= max(dim_a, dim_b) + 1.  Superseded by the GCM theory in :func:`predict`.
+    Keys ``teacher_acc``, ``no_kd_acc``, ``kd_acc``, ``delta``; NaN for temperature != 1,
+    n_train <= max(dim_a, dim_b) + 1 or kd_loss='mse' (its mixing weight lam is matched to the KL
+    student).  Superseded by the GCM theory in :func:`predict`.
     """
     config = _check_config(config)
     if rule is None:
         rule = split_rule(blocks_of(config), config.hyperplane)
     nan = {k: math.nan for k in ("teacher_acc", "no_kd_acc", "kd_acc", "delta")}
     v = config.venn
-    if config.temperature != 1.0 or config.n_train <= max(v.dim_a, v.dim_b) + 1:
+    if (config.temperature != 1.0 or config.n_train <= max(v.dim_a, v.dim_b) + 1
+            or getattr(config, "kd_loss", "kl") == "mse"):
         return nan
     return least_squares_accuracies(
         rule,

@@ -11,10 +11,11 @@ by symmetry it vanishes in the limit).  The estimator minimises
 
 (mean over the n samples, ridge on the weights only).  The per-sample loss is
 
-    loss(y, h, t) = a * log(1 + exp(-y h))  +  k T^2 KL(sigma(t/T) || sigma(h/T)),
+    loss(y, h, t) = a * log(1 + exp(-y h))  +  k T^2 KL(sigma(t/T) || sigma(h/T))  +  c (h - t)^2,
 
 the two-class margin form of ce_weight * CE + kd_weight * T^2 * KL (k = kd_weight / 2 for the
-'paper' reduction, kd_weight for 'batchmean'); y in {-1, +1}, t the teacher's margin.
+'paper' reduction, kd_weight for 'batchmean'; c = 0) or of ce_weight * CE + kd_weight * logit-MSE
+(c = kd_weight / 4, k = 0; docs/theory.md 4.4b); y in {-1, +1}, t the teacher's margin.
 
 Label model.  L = w . z with ||w|| = 1 (so Var L = 1), y = sign(L).  The model's inputs see the
 directions u_1, ..., u_K in R^d (Gram matrix Omega = U^T U, O(1) entries); u_1 is the visible
@@ -71,6 +72,7 @@ class Channel(NamedTuple):
     omega: (P, K, K) Gram matrix of the visible directions (K = 1 or 2).
     s_lt, s_tt: Cov(L, t), Var(t) of the teacher's margin (K = 2 only; zeros otherwise).
     ce, kd, temperature: a, k, T of the loss (kd = 0: plain logistic regression).
+    mse: c, the weight of the margin-MSE term c (h - t)^2 (None: no such term, as zeros).
     """
 
     alpha: np.ndarray
@@ -86,6 +88,7 @@ class Channel(NamedTuple):
     #: the coefficient xi = V_T * shared_channels / dim_a of the teacher-student noise correlation.
     v_t: np.ndarray | None = None
     xi: np.ndarray | None = None
+    mse: np.ndarray | None = None
 
 
 class FixedPoint(NamedTuple):
@@ -110,11 +113,14 @@ SOLVED = 1e-11
 ACCEPT_AFTER_STEP = 1e-7
 
 
-def _prox(omega, y, t, V, a, k, T, iters: int = 40, start=None):
+def _prox(omega, y, t, V, a, k, T, iters: int = 40, start=None, c=None):
     """h* = argmin_h (h - omega)^2 / (2V) + loss(y, h, t), elementwise; returns (h*, loss''(h*)).
 
     Safeguarded Newton on F(h) = h - omega + V loss'(h), strictly increasing; |loss'| <= a + k T
     gives the initial bracket, and a Newton step leaving the bracket is replaced by bisection.
+    ``c`` (None or all zero: no such term) adds the margin MSE c (h - t)^2: loss' gains 2c (h - t)
+    and loss'' gains 2c, and since the rest of loss' lies in [-(a + k T), a + k T], the root lies
+    within V (a + k T) / (1 + 2 c V) of (omega + 2 c V t) / (1 + 2 c V), the initial bracket then.
     A point stops where it stands once |F| < SOLVED, or after the Newton step taken from
     |F| < ACCEPT_AFTER_STEP (quadratic convergence: that step lands far below SOLVED, and
     checking it would cost a full step); loss'' is then evaluated at the accepted points once.
@@ -129,15 +135,27 @@ def _prox(omega, y, t, V, a, k, T, iters: int = 40, start=None):
     as_f64 = lambda v: np.asarray(v, dtype=np.float64)
     omega = np.broadcast_to(as_f64(omega), shape)
     t, V, a, k, T = (as_f64(v) for v in (t, V, a, k, T))
-    span = V * (a + k * T) + 1e-12
-    lo, hi = omega - span, omega + span
-    # Warm start (the previous fixed-point iteration's solution) when given and inside the bracket.
-    h = omega.copy() if start is None else np.clip(np.broadcast_to(as_f64(start), shape), lo, hi)
+    mse_on = c is not None and bool(np.any(as_f64(c) != 0))
     kd_on = bool(np.any(k != 0))
+    if not mse_on:
+        span = V * (a + k * T) + 1e-12
+        lo, hi = omega - span, omega + span
+        centre = omega
+    else:
+        c2 = 2.0 * as_f64(c)
+        shrink = 1.0 + c2 * V
+        centre = np.broadcast_to((omega + c2 * V * t) / shrink, shape)
+        span = V * (a + k * T) / shrink + 1e-12
+        lo, hi = centre - span, centre + span
+    # Warm start (the previous fixed-point iteration's solution) when given and inside the bracket.
+    h = centre.copy() if start is None else np.clip(np.broadcast_to(as_f64(start), shape), lo, hi)
     # At T = 1, sigma(h/T) is sigma(y h) up to a reflection and both curvatures are s (1 - s): one
     # logistic per Newton step instead of two.
-    unit_t = kd_on and bool(np.all(T == 1.0))
-    if not kd_on:
+    unit_t = kd_on and not mse_on and bool(np.all(T == 1.0))
+    if mse_on:
+        # The MSE term's gradient 2c h - 2c t and curvature 2c, after the KL's columns if any.
+        cols = ([-y * a, a, k, T, k * T * expit(t / T)] if kd_on else [-y * a, a]) + [c2, c2 * t]
+    elif not kd_on:
         cols = [-y * a, a]
     elif unit_t:
         cols = [-y * a, a + k, k, k * expit(t)]
@@ -147,6 +165,16 @@ def _prox(omega, y, t, V, a, k, T, iters: int = 40, start=None):
     def derivatives(h, cols, need_g=True):
         s = expit(-y * h)
         curv = s * (1.0 - s)
+        if mse_on:
+            c2_i, target_c = cols[-2], cols[-1]
+            g = cols[0] * s + c2_i * h - target_c if need_g else None
+            gp = cols[1] * curv + c2_i
+            if kd_on:
+                k_i, T_i = cols[2], cols[3]
+                sh = expit(h / T_i)
+                g = g + k_i * T_i * sh - cols[4] if need_g else None
+                gp = gp + k_i * sh * (1.0 - sh)
+            return g, gp
         if not kd_on:
             return (cols[0] * s if need_g else None), cols[1] * curv
         if unit_t:
@@ -268,6 +296,7 @@ def _channel(ch: Channel, m: np.ndarray, q: np.ndarray, V: np.ndarray, kd_on: bo
     ex = lambda v: v[:, None, None, None]
     weight = (wl[:, None, None] * wt[None, :, None] * wo[None, None, :]).ravel()
     Vb, a, k, T = ex(V), ex(ch.ce), ex(ch.kd), ex(ch.temperature)
+    c = ex(ch.mse) if ch.mse is not None and bool(np.any(ch.mse != 0)) else None
     same = kd_on and ch.v_t is not None and bool(np.any(ch.v_t > 0))
     # Weighted sums over the rule as one matrix-vector product per quantity.
     wsum = lambda v: v.reshape(P, -1) @ weight
@@ -300,9 +329,9 @@ def _channel(ch: Channel, m: np.ndarray, q: np.ndarray, V: np.ndarray, kd_on: bo
             # first step.
             h0, om0, v0, f0, gp0 = (cache[key + (part,)] for part in ("h", "omega", "V", "f", "gp"))
             start = h0 + (omega - om0 + f0 * (Vb - v0)) / (1.0 + Vb * gp0)
-            h, gp = _prox(omega, y, t_in, Vb, a, k, T, start=start)
+            h, gp = _prox(omega, y, t_in, Vb, a, k, T, start=start, c=c)
         else:
-            h, gp = _prox(omega, y, t_in, Vb, a, k, T, iters=40)
+            h, gp = _prox(omega, y, t_in, Vb, a, k, T, iters=40, c=c)
         f = (h - omega) / Vb
         for part, value in (("h", h), ("omega", omega), ("V", Vb), ("f", f), ("gp", gp)):
             cache[key + (part,)] = value
@@ -444,7 +473,8 @@ def _iterate(ch: Channel, x: np.ndarray, nodes, tol: float, max_iter: int, dampi
     (x, m, q, V, done, history): the final conjugates, order parameters, the converged mask and
     every problem's secant pairs when it stopped.
     """
-    kd_on = bool(np.any(ch.kd > 0))
+    # Either distillation term makes the teacher's logit a second direction of the problem.
+    kd_on = bool(np.any(ch.kd > 0)) or (ch.mse is not None and bool(np.any(ch.mse > 0)))
     P = ch.alpha.shape[0]
     K = ch.omega.shape[-1]
     lam = ch.alpha * ch.l2
@@ -591,7 +621,7 @@ def teacher_projection(m_t, q_t, rho_t, p_g, shared_channels, dim_a):
 
 def kd_erm(
     p_g, p_a, p_b, m_t, q_t, *, alpha, l2, shared_channels, dim_a, ce, kd, temperature,
-    v_t=None, **kw
+    v_t=None, mse=None, **kw
 ) -> FixedPoint:
     """KD student trained by ridge ERM on a sample independent of the teacher's training sample.
 
@@ -607,11 +637,16 @@ def kd_erm(
     argument), and the student's noise on shared channels correlates with the teacher's through
     qh_ST = alpha E[f_S f_T] (coefficient xi = V_T shared_channels / dim_a): the two-stage
     replica structure of Takanami, Takahashi & Sakata (arXiv 2501.16226) on two views.
+
+    ``mse`` (None: none) is the weight c of a margin-MSE distillation term c (h - t)^2 in the
+    student's per-sample loss (logit-MSE KD: c = kd_weight / 4, with kd = 0; docs/theory.md 4.4b).
     """
     if v_t is None:
         v_t = 0.0
-    p_g, p_a, p_b, m_t, q_t, alpha, l2, g_c, d_a, ce, kd, temperature, v_t = _flat(
-        p_g, p_a, p_b, m_t, q_t, alpha, l2, shared_channels, dim_a, ce, kd, temperature, v_t
+    with_mse = mse is not None
+    p_g, p_a, p_b, m_t, q_t, alpha, l2, g_c, d_a, ce, kd, temperature, v_t, mse = _flat(
+        p_g, p_a, p_b, m_t, q_t, alpha, l2, shared_channels, dim_a, ce, kd, temperature, v_t,
+        mse if with_mse else 0.0,
     )
     c_t, nu_s = teacher_projection(m_t, q_t, p_g + p_a, p_g, g_c, d_a)
     P = p_g.size
@@ -620,5 +655,5 @@ def kd_erm(
     omega[:, 0, 1] = omega[:, 1, 0] = c_t * p_g
     omega[:, 1, 1] = c_t**2 * p_g + nu_s
     ch = Channel(alpha, l2, omega, m_t, np.maximum(q_t, 1e-12), ce, kd, temperature,
-                 v_t, v_t * g_c / d_a)
+                 v_t, v_t * g_c / d_a, mse if with_mse else None)
     return solve(ch, **kw)

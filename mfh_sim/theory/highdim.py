@@ -41,7 +41,9 @@ class Problem(NamedTuple):
     of x^b that show a latent x^a also shows; l2_teacher, l2_student >= 0 ridge weights (ERM
     normalisation above); ce >= 0, k >= 0 the CE weight and the effective KD weight (kd_weight / 2
     for the 'paper' reduction); temperature T > 0; same_sample: students train on the teacher's
-    own training sample (True, the paper's Fig. 2/3) or on a fresh one (False, Table 2).
+    own training sample (True, the paper's Fig. 2/3) or on a fresh one (False, Table 2); mse >= 0
+    the weight c of a margin-MSE distillation term c (h - t)^2 (logit-MSE KD: c = kd_weight / 4 and
+    k = 0; default 0, no such term).
     """
 
     n_train: float
@@ -54,6 +56,7 @@ class Problem(NamedTuple):
     k: float
     temperature: float
     same_sample: bool
+    mse: float = 0.0
 
 
 def gd_effective_l2(learning_rate: float, steps: int, *, margin: bool = True) -> float:
@@ -165,9 +168,12 @@ def finite_accuracies_many(items, *, nodes: int = FINITE_NODES) -> list[dict[str
             ce=full(problem.ce), kd=full(problem.k), temperature=full(problem.temperature),
             v_t=v_t if problem.same_sample else np.zeros(size),
         )
-        key = (bool(problem.same_sample), bool(problem.k > 0))
+        if problem.mse > 0:
+            kd_args["mse"] = full(problem.mse)
+        # Logit-MSE students solve in batches of their own (the prox's loss is batch-wide in kind).
+        key = (bool(problem.same_sample), bool(problem.k > 0), bool(problem.mse > 0))
         groups.setdefault(key, []).append((i, kd_args, [f"{prep['label']} KD student"] * size))
-    for (same, _), members in groups.items():
+    for (same, _, _), members in groups.items():
         cat = {name: np.concatenate([args[name] for _, args, _ in members])
                for name in members[0][1]}
         labels = [lab for _, _, labs in members for lab in labs]
