@@ -178,7 +178,6 @@ DECLINED = [
     (dict(n_classes=3), "n_classes="),
     (dict(label_noise=0.1), "label_noise="),
     (dict(mixing_depth=1), "mixing_depth="),
-    (dict(kd_loss="mse"), "kd_loss="),
     (dict(optimizer="adam"), "optimizer="),
     (dict(momentum=0.9), "momentum="),
     (dict(ce_weight=0.0, kd_weight=0.0), "ce_weight=0"),
