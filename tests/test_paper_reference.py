@@ -14,9 +14,10 @@ divided by their number, so with two classes half the per-sample KL).  Only the 
 start from the same point.  The two must then reach the same classifiers: equal test accuracies
 up to the few test points that float rounding can flip.
 
-What this catches that the 200-seed paper checks cannot: a KD weight off by a factor (the KL
-averaged over classes or not, kd_weight doubled), a dropped KD term, a wrong learning rate in the
-margin form (its factor 2); each moves some seed's accuracy by far more than float rounding.
+What this catches that the many-seed paper checks (tests/test_presets.py) cannot: a KD weight off
+by a factor (the KL averaged over classes or not, kd_weight doubled), a dropped KD term, a wrong
+learning rate in the margin form (its factor 2); each moves some seed's accuracy by far more than
+float rounding.
 """
 
 from __future__ import annotations

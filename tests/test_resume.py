@@ -13,21 +13,30 @@ import numpy as np
 import pytest
 
 import mfh_sim
+import mfh_sim.simulation  # patched below: mfh_sim's face loads it lazily
 from mfh_sim import engine, store
 from mfh_sim.protocols.paper import METRIC_DTYPES
 
 ROOT = Path(__file__).resolve().parents[1]
-# 4 points x 60 seeds = 240 runs in blocks of 8 (one chunk each): 30 chunk files.  One worker and
-# 1000 steps make the child take a second or more after compiling, so it is killed mid-way.
-SWEEP = dict(gamma=[0.0, 1 / 3, 2 / 3, 1.0], alpha=0.0, seeds=60, steps=1000, n_test=200, theory=False,
+# 4 points x 60 seeds = 240 runs in blocks of 8 (one chunk each): 30 chunk files.  The child waits
+# 0.2 s before writing each finished block, so the 30 blocks take over 6 s and the kill lands
+# mid-way, with a computed block not yet written, however fast the training; the numbers' identity
+# does not depend on the step count, so the runs are short and the parent's two sweeps cheap.
+SWEEP = dict(gamma=[0.0, 1 / 3, 2 / 3, 1.0], alpha=0.0, seeds=60, steps=50, n_test=200, theory=False,
              chunk_size=8, workers=1)
 CHILD = textwrap.dedent(
     """
     import sys
+    import time
     import mfh_sim
-    from mfh_sim import engine
+    from mfh_sim import engine, store
     from mfh_sim.protocols.paper import METRIC_DTYPES
     engine.CPU_BLOCK_RUNS = 8
+    write = store.ResultStore.write
+    def slow_write(self, block):
+        time.sleep(0.2)
+        return write(self, block)
+    store.ResultStore.write = slow_write
     mfh_sim.sweep(out=sys.argv[1], **{sweep!r})
     """
 )

@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import mfh_sim
 from mfh_sim.protocols.paper import METRIC_DTYPES
@@ -37,8 +38,13 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_sharded_results_equal_single_device_results(tmp_path):
-    single = mfh_sim.sweep(devices=1, **SWEEP)
+@pytest.fixture(scope="module")
+def single():
+    """The sweep on one device: the reference of both tests, computed once."""
+    return mfh_sim.sweep(devices=1, **SWEEP)
+
+
+def test_sharded_results_equal_single_device_results(tmp_path, single):
     # A results directory half written on one device, to be finished on four.
     partial = tmp_path / "run"
     mfh_sim.sweep(out=partial, **SWEEP)
@@ -76,11 +82,10 @@ HOST = textwrap.dedent(
 )
 
 
-def test_two_processes_with_jax_distributed_equal_one_device(tmp_path):
+def test_two_processes_with_jax_distributed_equal_one_device(tmp_path, single):
     # Two "hosts" (processes on this machine), two CPU devices each: one global mesh of 4 devices.
     import socket
 
-    single = mfh_sim.sweep(devices=1, **SWEEP)
     with socket.socket() as probe:
         probe.bind(("localhost", 0))
         address = f"localhost:{probe.getsockname()[1]}"
