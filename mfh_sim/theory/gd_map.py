@@ -53,6 +53,7 @@ then ~1 on the whole spectrum in this picture, while GD on the logistic loss is 
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 from scipy.optimize import brentq
@@ -120,6 +121,8 @@ def equal_dof_l2(t: float, gamma, tau, weight=None) -> float:
     D_ridge falls from D(0+) to 0 as l2 grows and D_gd(t) lies strictly between (GD's filter is
     below 1 and above 0 on every eigenvalue > 0), so the root is unique; brentq in log l2.
     """
+    if not np.all(np.isfinite(tau)):
+        return math.nan  # curvatures of a fixed point that did not converge
     target = gd_dof(t, gamma, tau, weight)
     f = lambda u: ridge_dof(math.exp(u), gamma, tau, weight) - target
     lo, hi = math.log(1e-6 / t), math.log(1e3 / t)
@@ -156,24 +159,26 @@ def proximal_curvatures(ch, fp, kd_on: bool):
     return tau, np.broadcast_to(weight, tau.shape)
 
 
-def _self_consistent(map_of, t: float, tol: float = 1e-3, max_iter: int = 40) -> float:
+def _self_consistent(map_of, t: float, tol: float = 1e-3) -> float:
     """The l2 with l2 = map_of(l2) (map_of: l2 -> equal-dof ridge of the fixed point at l2).
 
-    Secant steps on F(u) = log map_of(e^u) - u from u = log(1/t), falling back to the halved
-    step u + F(u)/2 where the secant would leave the range a plain step could reach.
+    F(u) = log map_of(e^u) - u is < 0 at u = log(1/t) (GD's filter is sharper than the ridge's on
+    every spectrum, so map_of < 1/t) and >= 0 at the floor log(1e-6 / t) of :func:`equal_dof_l2`:
+    brentq in between.  Where the fixed point at e^u does not exist or does not converge (separable
+    data at a vanishing ridge: ||theta|| -> infinity, the curvatures -> 0, so GD's equal-dof ridge
+    is far above e^u) F counts as positive.
     """
-    u0 = math.log(1.0 / t)
-    f0 = math.log(map_of(math.exp(u0))) - u0
-    u1 = u0 + 0.5 * f0
-    for _ in range(max_iter):
-        f1 = math.log(map_of(math.exp(u1))) - u1
-        if abs(f1) < tol:
-            return math.exp(u1 + f1)
-        step = -f1 * (u1 - u0) / (f1 - f0) if f1 != f0 else 0.5 * f1
-        if not (np.isfinite(step) and abs(step) <= 2.0 * abs(f1)):
-            step = 0.5 * f1
-        u0, f0, u1 = u1, f1, u1 + step
-    raise RuntimeError("the self-consistent ridge did not converge")
+    def f(u):
+        value = map_of(math.exp(u))
+        return math.log(value) - u if np.isfinite(value) and value > 0 else 50.0
+
+    lo, hi = math.log(1e-6 / t), math.log(1.0 / t)
+    f_hi = f(hi)
+    if f_hi >= 0:
+        return 1.0 / t
+    if f(lo) <= 0:
+        return math.exp(lo)
+    return math.exp(brentq(f, lo, hi, xtol=tol))
 
 
 def _logistic_channel(rho: float, alpha: float, l2: float):
@@ -199,7 +204,11 @@ def logistic_l2(rho: float, alpha: float, t: float, curvature: str = "solution")
 
     def map_of(l2):
         ch = _logistic_channel(rho, alpha, l2)
-        fp = gcm.solve(ch)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a trial ridge too small: see _self_consistent
+            fp = gcm.solve(ch)
+        if not fp.converged[0]:
+            return math.nan
         tau, w = proximal_curvatures(ch, fp, False)
         return equal_dof_l2(t, 1.0 / alpha, tau[0], w[0])
 
@@ -241,7 +250,11 @@ def kd_l2(p_g, p_a, p_b, *, l2_teacher, alpha_teacher, alpha, shared_channels, d
 
     def map_of(l2):
         ch = _kd_channel(p_g, p_a, p_b, fp_t, v_t, alpha, l2, shared_channels, dim_a, ce, k, temperature)
-        fp = gcm.solve(ch)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a trial ridge too small: see _self_consistent
+            fp = gcm.solve(ch)
+        if not fp.converged[0]:
+            return math.nan
         tau, w = proximal_curvatures(ch, fp, True)
         return equal_dof_l2(t, 1.0 / alpha, tau[0], w[0])
 
