@@ -15,7 +15,10 @@ after each config (so an interrupted build resumes where it stopped):
   through the same engine (:func:`simulate_erm_point`).
 
 ``compare`` holds a predictor against the cache (:func:`compare`); the default predictor is
-``mfh_sim.theory.predict`` (:func:`default_predictor`).  Accuracies are fractions in [0, 1]
+``mfh_sim.theory.predict`` (:func:`default_predictor`); ``--gd-map equal-dof`` predicts GD with the
+per-model map of :mod:`mfh_sim.theory.gd_map` instead (:func:`equal_dof_predictor`).  A held-out
+family: ``build --family-seed S --cache OTHER.json`` (``benchmarks/data/theory_family_heldout.json``:
+seed 20261202, GD only, 300 seeds), ``compare --cache OTHER.json``.  Accuracies are fractions in [0, 1]
 everywhere in the code; printed tables are in percentage points.
 
 The family.  Ten *shapes* (dim_a, dim_b in [20, 60], n_train log-uniform in
