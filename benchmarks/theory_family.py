@@ -15,7 +15,10 @@ after each config (so an interrupted build resumes where it stopped):
   through the same engine (:func:`simulate_erm_point`).
 
 ``compare`` holds a predictor against the cache (:func:`compare`); the default predictor is
-``mfh_sim.theory.predict`` (:func:`default_predictor`).  Accuracies are fractions in [0, 1]
+``mfh_sim.theory.predict`` (:func:`default_predictor`); ``--gd-map equal-dof`` predicts GD with the
+per-model map of :mod:`mfh_sim.theory.gd_map` instead (:func:`equal_dof_predictor`).  A held-out
+family: ``build --family-seed S --cache OTHER.json`` (``benchmarks/data/theory_family_heldout.json``:
+seed 20261202, GD only, 300 seeds), ``compare --cache OTHER.json``.  Accuracies are fractions in [0, 1]
 everywhere in the code; printed tables are in percentage points.
 
 The family.  Ten *shapes* (dim_a, dim_b in [20, 60], n_train log-uniform in
@@ -186,14 +189,18 @@ def simulate_erm_point(point: Mapping[str, Any], seeds: int, l2: float) -> dict[
     return summarise({k: result.arrays[k][0] for k in LEVELS})
 
 
-def load_cache(path: Path = CACHE) -> dict[str, Any]:
-    """The cache: ``{"family": [...], "large_n": [...], "records": [...], ...}`` (or an empty one)."""
+def load_cache(path: Path = CACHE, family_seed: int = FAMILY_SEED) -> dict[str, Any]:
+    """The cache: ``{"family": [...], "large_n": [...], "records": [...], ...}`` (or an empty one).
+
+    A new cache holds the family drawn with ``family_seed`` (a held-out family: another seed and
+    another path); an existing cache keeps the family it was built with (``build`` checks it).
+    """
     if path.exists():
         cache = json.loads(path.read_text())
         cache.setdefault("protocol_version", 1)  # caches from before the version was recorded
         return cache
-    return {"family_seed": FAMILY_SEED, "root_seed": ROOT_SEED, "protocol_version": _protocol_version(),
-            "family": draw_family(), "large_n": large_n_set(), "records": []}
+    return {"family_seed": family_seed, "root_seed": ROOT_SEED, "protocol_version": _protocol_version(),
+            "family": draw_family(family_seed), "large_n": large_n_set(), "records": []}
 
 
 def _protocol_version() -> int:
@@ -216,11 +223,17 @@ def _have(cache: Mapping[str, Any], index: int, set_name: str, mode: str, l2: fl
 
 
 def build(gd_seeds: int, erm_seeds: int, large_gd_seeds: int, large_erm_seeds: int,
-          l2_values: Sequence[float] = (L2,), path: Path = CACHE, log=print) -> dict[str, Any]:
-    """Fill the cache (resumable): ERM over the family, GD over the family, then the large-n set."""
-    cache = load_cache(path)
-    if cache["family"] != json.loads(json.dumps(draw_family())):
-        raise ValueError(f"{path} holds another family: move it away or delete it")
+          l2_values: Sequence[float] = (L2,), path: Path = CACHE, log=print,
+          family_seed: int = FAMILY_SEED) -> dict[str, Any]:
+    """Fill the cache (resumable): ERM over the family, GD over the family, then the large-n set.
+
+    ``family_seed`` draws the family (:func:`draw_family`); a held-out family is another seed built
+    into another ``path``.
+    """
+    cache = load_cache(path, family_seed)
+    if cache["family"] != json.loads(json.dumps(draw_family(family_seed))):
+        raise ValueError(f"{path} holds another family than --family-seed {family_seed} draws: "
+                         "use another --cache, or move it away or delete it")
     if cache["protocol_version"] != _protocol_version():
         raise ValueError(f"{path} holds simulations of the paper protocol's version {cache['protocol_version']}, "
                          f"this code draws version {_protocol_version()}: build into another --cache or delete it")
@@ -282,6 +295,29 @@ def default_predictor(keys: str = "plain") -> Predictor:
             prediction = theory.predict(mfh_sim.make_config(**kwargs))
         suffix = "_limit" if keys == "limit" else ""
         return {name: float(prediction[name + suffix]) for name in QUANTITIES}
+
+    return predictor
+
+
+def equal_dof_predictor(curvature: str = "solution") -> Predictor:
+    """:func:`default_predictor` with the per-model equal-degrees-of-freedom GD map for mode 'gd'.
+
+    ``mode='gd'``: :func:`mfh_sim.theory.gd_map.predict_gd` (teacher, no-KD and KD student each at
+    its own effective ridge; ``curvature`` 'solution' or 'init', see :mod:`mfh_sim.theory.gd_map`);
+    ``mode='erm'``: :func:`default_predictor` unchanged (the map concerns GD only).
+    """
+    import mfh_sim
+    from mfh_sim.theory import gd_map
+
+    erm = default_predictor("plain")
+
+    def predictor(kwargs: Mapping[str, Any], mode: str) -> dict[str, float]:
+        if mode != "gd":
+            return erm(kwargs, mode)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            prediction = gd_map.predict_gd(mfh_sim.make_config(**kwargs), curvature)
+        return {name: float(prediction[name]) for name in QUANTITIES}
 
     return predictor
 
@@ -407,19 +443,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--large-erm-seeds", type=int, default=50)
     b.add_argument("--l2", type=float, nargs="+", default=[L2])
     b.add_argument("--cache", type=Path, default=CACHE)
+    b.add_argument("--family-seed", type=int, default=FAMILY_SEED,
+                   help="numpy seed of the family draw (another seed: a held-out family; use another --cache)")
     c = sub.add_parser("compare", help="hold mfh_sim.theory.predict to the cache")
     c.add_argument("--keys", choices=("plain", "limit"), default="plain")
     c.add_argument("--cache", type=Path, default=CACHE)
     c.add_argument("--summary-only", action="store_true")
+    c.add_argument("--gd-map", choices=("one-ridge", "equal-dof", "equal-dof-init"), default="one-ridge",
+                   help="GD's ridge: one-ridge (mfh_sim.theory.predict: l2 = 1/t for every model) or the "
+                        "per-model equal-degrees-of-freedom map of mfh_sim.theory.gd_map (curvatures at the "
+                        "ridge solution, or at the init)")
+    c.add_argument("--modes", nargs="+", choices=("gd", "erm"), default=["gd", "erm"])
     sub.add_parser("family", help="print the family")
     args = parser.parse_args(argv)
     if args.command == "build":
         build(args.gd_seeds, args.erm_seeds, args.large_gd_seeds, args.large_erm_seeds, args.l2, args.cache,
-              log=lambda text: print(time.strftime("%H:%M:%S"), text, flush=True))
+              log=lambda text: print(time.strftime("%H:%M:%S"), text, flush=True), family_seed=args.family_seed)
     elif args.command == "compare":
         sims = load_cache(args.cache)
         print(f"simulations: {args.cache.name}, paper protocol version {sims['protocol_version']}")
-        print(format_table(compare(default_predictor(args.keys), sims), per_config=not args.summary_only))
+        if args.gd_map == "one-ridge":
+            predictor = default_predictor(args.keys)
+        else:
+            if args.keys != "plain":
+                raise ValueError(f"--keys {args.keys} is not allowed with --gd-map {args.gd_map}: use --keys plain")
+            predictor = equal_dof_predictor("solution" if args.gd_map == "equal-dof" else "init")
+        print(f"GD map: {args.gd_map}")
+        print(format_table(compare(predictor, sims, modes=args.modes), per_config=not args.summary_only))
     else:
         for point in draw_family() + large_n_set():
             print(point)
