@@ -27,11 +27,13 @@ $(STAMP): pyproject.toml
 reproduce: $(STAMP)
 	$(BIN)/mfh-sim reproduce --out figures
 
+# Two worker processes, one test file each at a time (--dist loadfile: a file's fixtures are built
+# once): CI's two cores both work.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

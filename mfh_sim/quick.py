@@ -1,4 +1,4 @@
-"""Reduced mode for the documentation's examples: ``MFH_SIM_QUICK=1`` cuts their seeds.
+"""Reduced mode for the documentation's examples: ``MFH_SIM_QUICK=1`` cuts their seeds and grids.
 
 The notebooks ask for their seed counts through :func:`seeds`, so they show the full numbers
 (committed with their outputs) when run by a reader, and the test suite, which sets
@@ -17,6 +17,8 @@ ENV = "MFH_SIM_QUICK"
 #: Seeds per grid point in the reduced mode: the fewest that give a standard deviation and an
 #: interval (>= 2), with room for paired statistics.
 QUICK_SEEDS = 4
+#: Grid points of a curve in the reduced mode (:func:`points`): its ends and a middle.
+QUICK_POINTS = 3
 
 
 def enabled() -> bool:
@@ -38,4 +40,13 @@ def seeds(full: int, quick: int = QUICK_SEEDS) -> int:
     return min(full, quick) if enabled() else full
 
 
-__all__ = ["ENV", "QUICK_SEEDS", "enabled", "seeds"]
+def points(full: int, quick: int = QUICK_POINTS) -> int:
+    """``full`` points of a grid (say, training sizes of a theory curve), or ``min(full, quick)`` in
+    the reduced mode: a curve drawn through fewer points still proves the cell runs.
+
+    Raises :class:`ValueError` naming a count that is not an integer >= 1.
+    """
+    return seeds(full, quick)  # the same rule, with a grid's default
+
+
+__all__ = ["ENV", "QUICK_POINTS", "QUICK_SEEDS", "enabled", "points", "seeds"]

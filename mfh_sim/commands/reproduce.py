@@ -80,6 +80,11 @@ def _table2(out: Path, seeds: int, progress: bool, training: dict[str, Any]) -> 
     return write_table2(out, seeds=seeds, progress=progress, **training)
 
 
+#: Training sizes (100 to 5,000, log-spaced) at which the theory figure solves for the crossover
+#: gamma*; each is a root search over the Fig. 2 geometry (seconds of CPU).
+CROSSOVER_SIZES = 13
+
+
 def _theory(out: Path, seeds: int, progress: bool, training: dict[str, Any]) -> list[Path]:
     import numpy as np
 
@@ -92,7 +97,7 @@ def _theory(out: Path, seeds: int, progress: bool, training: dict[str, Any]) -> 
         result, "gamma", title=f"Fig. 2 geometry: theory and simulation ({seeds} seeds{_trained_by(training)})")
     gain = theory_vs_simulation(result, "gamma", keys=("delta",),
                                 title=f"KD gain: theory and simulation{_trained_by(training)}")
-    sizes = np.geomspace(100, 5000, 13)
+    sizes = np.geomspace(100, 5000, CROSSOVER_SIZES)
     # The crossover's ridge: the training's own (ERM) or, for the paper's GD, the theory's GD map.
     predicted = [crossover_gamma_gcm(n_train=int(n), l2=training.get("l2")) for n in sizes]
     simulated = crossover_from_gains(np.asarray(experiments.FIG2_OVERLAPS), result.delta)
