@@ -103,6 +103,7 @@ class FixedPoint(NamedTuple):
     qh_st: np.ndarray  # same-sample KD: alpha E[f_S f_T] (zeros otherwise)
     accuracy: np.ndarray
     converged: np.ndarray
+    vh_st: np.ndarray | None = None  # same-sample KD: the response conjugate Vh_ST (zeros otherwise)
 
 
 #: |F| below which a point is solved where it stands, and below which one more Newton step solves
@@ -259,8 +260,8 @@ def _half_line_rule(n: int, top: float = 8.5) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _channel(ch: Channel, m: np.ndarray, q: np.ndarray, V: np.ndarray, kd_on: bool, cache: dict,
-             nodes: tuple[int, int, int] | None = None):
-    """Conjugates (Vh, qh, mh, qh_ST) from (m, q, V) for every problem; mh has shape (P, K).
+             nodes: tuple[int, int, int] | None = None, vh_st: np.ndarray | None = None):
+    """Conjugates (Vh, qh, mh, qh_ST, Vh_ST) from (m, q, V, Vh_ST) for every problem; mh is (P, K).
 
     The label latent L is integrated first, on each half-line separately (y = sign L exactly, so
     the integrand is smooth on each), then the teacher's logit T given L (KD only), then the cavity
@@ -272,6 +273,12 @@ def _channel(ch: Channel, m: np.ndarray, q: np.ndarray, V: np.ndarray, kd_on: bo
     ``nodes`` = (label, logit, omega) rule sizes (default LABEL_NODES, LOGIT_NODES, OMEGA_NODES).
     ``cache`` carries, per rule and label sign, the previous call's proximal points, fields and
     curvatures (leading axis: the problems), from which each call's Newton solves start.
+
+    Same-sample KD: the student's leave-one-out field on a training sample is its Gaussian cavity
+    field omega moved by the teacher's fit of that sample, omega - V xi Vh_ST f_T (f_T the
+    teacher's residual there, Vh_ST = alpha E[loss_ht / ((1 + V loss'') (1 + V_T CE''_T))] <= 0;
+    section 4.5 of docs/theory.md); the prox and f are taken at the moved field, the Gaussian
+    projections (Stein) at omega.
     """
     n_label, n_logit, n_omega = nodes if nodes is not None else (LABEL_NODES, LOGIT_NODES, OMEGA_NODES)
     xl, wl = _half_line_rule(n_label)
@@ -303,6 +310,7 @@ def _channel(ch: Channel, m: np.ndarray, q: np.ndarray, V: np.ndarray, kd_on: bo
     vh = np.zeros(P)
     qh = np.zeros(P)
     qh_st = np.zeros(P)
+    vh_st_new = np.zeros(P)
     e_l = np.zeros(P)  # E[(L - m_1 omega / q) f]
     e_t = np.zeros(P)  # E[(T - m_2 omega / q) f]
     rule = (n_label, n_logit, n_omega)
@@ -319,8 +327,13 @@ def _channel(ch: Channel, m: np.ndarray, q: np.ndarray, V: np.ndarray, kd_on: bo
                                                  np.ones_like(vt), iters=60)
             t_in = cache[("t", y, rule)]
             f_t = (t_in - t) / ex(ch.v_t)
+            # The student's field answers the teacher's fit of this very sample: the teacher's
+            # logits on the other samples moved with it (by V_T f_T x^a_i . x^a_j / (1 + V_T CE''_j)
+            # each), and the student followed them through the shared channels.
+            field = omega - Vb * ex(ch.xi * vh_st) * f_t if vh_st is not None else omega
         else:
             t_in = t
+            field = omega
         key = ("s", y, rule)
         if key + ("h",) in cache:
             # First-order predictor from the previous call's solution (h_0, omega_0, V_0, f_0,
@@ -328,12 +341,12 @@ def _channel(ch: Channel, m: np.ndarray, q: np.ndarray, V: np.ndarray, kd_on: bo
             # (f = -loss'), so Newton starts an order of the change closer and usually accepts its
             # first step.
             h0, om0, v0, f0, gp0 = (cache[key + (part,)] for part in ("h", "omega", "V", "f", "gp"))
-            start = h0 + (omega - om0 + f0 * (Vb - v0)) / (1.0 + Vb * gp0)
-            h, gp = _prox(omega, y, t_in, Vb, a, k, T, start=start, c=c)
+            start = h0 + (field - om0 + f0 * (Vb - v0)) / (1.0 + Vb * gp0)
+            h, gp = _prox(field, y, t_in, Vb, a, k, T, start=start, c=c)
         else:
-            h, gp = _prox(omega, y, t_in, Vb, a, k, T, iters=40, c=c)
-        f = (h - omega) / Vb
-        for part, value in (("h", h), ("omega", omega), ("V", Vb), ("f", f), ("gp", gp)):
+            h, gp = _prox(field, y, t_in, Vb, a, k, T, iters=40, c=c)
+        f = (h - field) / Vb
+        for part, value in (("h", h), ("omega", field), ("V", Vb), ("f", f), ("gp", gp)):
             cache[key + (part,)] = value
         vh += wsum(gp / (1.0 + Vb * gp))
         qh += wsum(f * f)
@@ -342,13 +355,20 @@ def _channel(ch: Channel, m: np.ndarray, q: np.ndarray, V: np.ndarray, kd_on: bo
             e_t += wsum((t - ex(m2 / q) * omega) * f)
         if same:
             qh_st += wsum(f * f_t)
+            # loss_ht = d^2 loss / dh dt of the KD term (KL: -k sigma'(t/T); MSE: -2c); the
+            # teacher's CE curvature at its in-sample logit.
+            s_t = expit(t_in / T)
+            loss_ht = -k * s_t * (1.0 - s_t) - (2.0 * c if c is not None else 0.0)
+            s_y = expit(-y * t_in)
+            vh_st_new += wsum(loss_ht / ((1.0 + Vb * gp) * (1.0 + ex(ch.v_t) * s_y * (1.0 - s_y))))
     alpha = ch.alpha
     if not kd_on:
-        return alpha * vh, alpha * qh, (alpha * e_l / c_ll)[:, None], qh_st
+        return alpha * vh, alpha * qh, (alpha * e_l / c_ll)[:, None], qh_st, vh_st_new
     det_c = c_ll * c_tt - c_lt**2
     mh1 = (c_tt * e_l - c_lt * e_t) / det_c
     mh2 = (-c_lt * e_l + c_ll * e_t) / det_c
-    return alpha * vh, alpha * qh, alpha[:, None] * np.stack([mh1, mh2], axis=1), alpha * qh_st
+    return (alpha * vh, alpha * qh, alpha[:, None] * np.stack([mh1, mh2], axis=1), alpha * qh_st,
+            alpha * vh_st_new)
 
 
 #: Anderson mixing of the outer iteration: memory (past residuals) and Tikhonov weight of its
@@ -390,11 +410,12 @@ COARSE_TOL = 1e-3
 
 
 def _initial_conjugates(P: int, K: int) -> np.ndarray:
-    x = np.empty((P, K + 3))
+    """(Vh, qh, mh_1..mh_K, qh_ST, Vh_ST) to start from, one row a problem."""
+    x = np.empty((P, K + 4))
     x[:, 0] = 1.0
     x[:, 1] = 1.0
     x[:, 2:2 + K] = 0.5
-    x[:, -1] = 0.0
+    x[:, 2 + K:] = 0.0
     return x
 
 
@@ -414,7 +435,7 @@ def solve(
     data are separable: ||theta|| grows without bound) get NaN accuracy and one warning naming
     ``label`` (a string for the batch, or one string per problem: the warning names the failing
     problems' labels).  Anderson-mixed iteration (memory ``anderson``; 0: the plain damped
-    iteration, weight ``damping`` on the old conjugates) on the conjugates (Vh, qh, mh, qh_ST);
+    iteration, weight ``damping`` on the old conjugates) on the conjugates (Vh, qh, mh, qh_ST, Vh_ST);
     convergence when the relative change of (m, q, V) between two iterations is below ``tol``
     for every problem.  Each problem's iteration is independent of the others in the batch.
 
@@ -446,7 +467,7 @@ def solve(
     else:
         history = None
     x, m, q, V, done, _ = _iterate(ch, x0, None, tol, max_iter, damping, anderson, history)
-    vh, qh, mh, qh_st = x[:, 0], x[:, 1], x[:, 2:2 + K], x[:, -1]
+    vh, qh, mh, qh_st, vh_st = x[:, 0], x[:, 1], x[:, 2:2 + K], x[:, 2 + K], x[:, 3 + K]
     acc = 1.0 - np.arccos(np.clip(m[:, 0] / np.sqrt(np.maximum(q, 1e-300)), -1, 1)) / math.pi
     ok = done & np.isfinite(acc)
     if not ok.all():
@@ -461,14 +482,14 @@ def solve(
             stacklevel=2,
         )
     acc = np.where(ok, acc, np.nan)
-    return FixedPoint(m, q, V, mh, qh, vh, qh_st, acc, ok)
+    return FixedPoint(m, q, V, mh, qh, vh, qh_st, acc, ok, vh_st)
 
 
 def _iterate(ch: Channel, x: np.ndarray, nodes, tol: float, max_iter: int, damping: float, anderson: int,
              history=None):
-    """The fixed-point iteration of :func:`solve` from conjugates ``x`` (P, K + 3), in place.
+    """The fixed-point iteration of :func:`solve` from conjugates ``x`` (P, K + 4), in place.
 
-    ``history``: initial Anderson secant pairs (dx, df), each (P, K + 3, anderson), zero columns
+    ``history``: initial Anderson secant pairs (dx, df), each (P, K + 4, anderson), zero columns
     where there are none (the regularised least squares gives them zero weight).  Returns
     (x, m, q, V, done, history): the final conjugates, order parameters, the converged mask and
     every problem's secant pairs when it stopped.
@@ -478,7 +499,7 @@ def _iterate(ch: Channel, x: np.ndarray, nodes, tol: float, max_iter: int, dampi
     P = ch.alpha.shape[0]
     K = ch.omega.shape[-1]
     lam = ch.alpha * ch.l2
-    D = K + 3
+    D = K + 4
     xi = ch.xi if ch.xi is not None else np.zeros(P)
     prev = np.full((P, K + 2), np.nan)
     done = np.zeros(P, bool)
@@ -507,7 +528,7 @@ def _iterate(ch: Channel, x: np.ndarray, nodes, tol: float, max_iter: int, dampi
     last_x = last_f = None  # previous iterate and residual of the active problems
 
     def prior(xa, sub_omega, sub_lam, sub_xi):
-        vh, qh, mh, qh_st = xa[:, 0], xa[:, 1], xa[:, 2:2 + K], xa[:, -1]
+        vh, qh, mh, qh_st = xa[:, 0], xa[:, 1], xa[:, 2:2 + K], xa[:, 2 + K]
         V_ = 1.0 / (sub_lam + vh)
         om = np.einsum("pij,pj->pi", sub_omega, mh)
         m_ = V_[:, None] * om
@@ -546,13 +567,14 @@ def _iterate(ch: Channel, x: np.ndarray, nodes, tol: float, max_iter: int, dampi
             last_f = None if last_f is None else last_f[pos]
             active = keep
         sub = Channel(*(None if f is None else f[active] for f in ch))
-        new_vh, new_qh, new_mh, new_qh_st = _channel(sub, m[active], q[active], V[active], kd_on, caches,
-                                                      nodes)
+        new_vh, new_qh, new_mh, new_qh_st, new_vh_st = _channel(sub, m[active], q[active], V[active], kd_on,
+                                                                caches, nodes, x[active, 3 + K])
         if new_mh.shape[1] < K:
             # No KD term (k = 0) in a two-direction problem: the loss ignores the teacher, so the
             # teacher direction's conjugate is 0 (the student is the plain logistic one).
             new_mh = np.concatenate([new_mh, np.zeros((new_mh.shape[0], K - new_mh.shape[1]))], axis=1)
-        g = np.concatenate([new_vh[:, None], new_qh[:, None], new_mh, new_qh_st[:, None]], axis=1)
+        g = np.concatenate([new_vh[:, None], new_qh[:, None], new_mh, new_qh_st[:, None], new_vh_st[:, None]],
+                           axis=1)
         xa = x[active]
         fa = g - xa
         if memory and last_x is not None:
