@@ -222,19 +222,8 @@ def test_effective_kd_weight_halves_under_paper_reduction():
 
 
 # ------------------------------------------------------------------ the family harness (no JAX)
-def _harness():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "theory_family.py"
-    spec = importlib.util.spec_from_file_location("theory_family", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_family_is_fixed_and_varies_every_block():
-    tf = _harness()
+def test_family_is_fixed_and_varies_every_block(theory_family):
+    tf = theory_family
     family = tf.draw_family()
     assert family == tf.draw_family() and len(family) >= 40
     for name in ("shared", "a_only", "b_only", "unseen", "shared_nondecisive", "a_nondecisive",
@@ -248,8 +237,8 @@ def test_family_is_fixed_and_varies_every_block():
     assert corner["a_only"] == corner["b_only"] == corner["unseen"] == 0 and corner["n_train"] == 20_000
 
 
-def test_compare_scores_a_perfect_and_a_biased_predictor():
-    tf = _harness()
+def test_compare_scores_a_perfect_and_a_biased_predictor(theory_family):
+    tf = theory_family
     family = tf.draw_family()[:4]
     records = []
     for index, gain in enumerate((0.01, -0.02, 0.005, 0.03)):

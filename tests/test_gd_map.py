@@ -90,19 +90,8 @@ def test_bad_input_names_the_parameter(call, name):
 
 
 # ------------------------------------------------------- the held-out family's harness (no JAX)
-def _harness():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "theory_family.py"
-    spec = importlib.util.spec_from_file_location("theory_family", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_family_seed_draws_another_family_and_build_refuses_a_mixed_cache(tmp_path):
-    tf = _harness()
+def test_family_seed_draws_another_family_and_build_refuses_a_mixed_cache(tmp_path, theory_family):
+    tf = theory_family
     held_out = tf.draw_family(tf.FAMILY_SEED + 1)
     assert held_out != tf.draw_family() and held_out == tf.draw_family(tf.FAMILY_SEED + 1)
     fresh = tf.load_cache(tmp_path / "none.json", family_seed=tf.FAMILY_SEED + 1)

@@ -207,21 +207,27 @@ def logistic_l2(rho: float, alpha: float, t: float, curvature: str = "solution")
     'init': tau = 1/4; 'solution': the proximal curvatures of the ridge fixed point at the returned
     l2 (self-consistent).
     """
-    from mfh_sim.theory import gcm
-
     if curvature == "init":
         return equal_dof_l2(t, 1.0 / alpha, 0.25)
     if curvature != "solution":
         raise ValueError(f"curvature={curvature!r} is not allowed: use 'init' or 'solution'")
 
+    return _self_consistent_ridge(lambda l2: _logistic_channel(rho, alpha, l2), False, t, alpha)
+
+
+def _self_consistent_ridge(channel_at, kd_on: bool, t: float, alpha: float) -> float:
+    """The l2 whose fixed point's proximal curvatures give back l2 as GD's equal-dof ridge;
+    ``channel_at(l2)`` builds the model's GCM channel at a trial ridge."""
+    from mfh_sim.theory import gcm
+
     def map_of(l2):
-        ch = _logistic_channel(rho, alpha, l2)
+        ch = channel_at(l2)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a trial ridge too small: see _self_consistent
             fp = gcm.solve(ch)
         if not fp.converged[0]:
             return math.nan
-        tau, w = proximal_curvatures(ch, fp, False)
+        tau, w = proximal_curvatures(ch, fp, kd_on)
         return equal_dof_l2(t, 1.0 / alpha, tau[0], w[0])
 
     return _self_consistent(map_of, t)
@@ -260,17 +266,9 @@ def kd_l2(p_g, p_a, p_b, *, l2_teacher, alpha_teacher, alpha, shared_channels, d
     fp_t = gcm.solve(_logistic_channel(p_g + p_a, alpha_teacher, l2_teacher))
     v_t = float(fp_t.V[0]) if same_sample else 0.0
 
-    def map_of(l2):
-        ch = _kd_channel(p_g, p_a, p_b, fp_t, v_t, alpha, l2, shared_channels, dim_a, ce, k, temperature)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # a trial ridge too small: see _self_consistent
-            fp = gcm.solve(ch)
-        if not fp.converged[0]:
-            return math.nan
-        tau, w = proximal_curvatures(ch, fp, True)
-        return equal_dof_l2(t, 1.0 / alpha, tau[0], w[0])
-
-    return _self_consistent(map_of, t)
+    return _self_consistent_ridge(
+        lambda l2: _kd_channel(p_g, p_a, p_b, fp_t, v_t, alpha, l2, shared_channels, dim_a, ce, k, temperature),
+        True, t, alpha)
 
 
 def gd_ridges(config, curvature: str = "solution") -> dict[str, float]:
