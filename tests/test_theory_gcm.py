@@ -67,8 +67,9 @@ def test_separable_mle_is_nan_with_a_warning():
 
 
 # ------------------------------------------------------------------- Monte-Carlo ERM (independent)
-def _newton(X, y, l2, t=None, k=0.0, T=1.0):
-    """argmin mean_i [CE(y_i, h_i) + k T^2 KL(sigma(t_i/T) || sigma(h_i/T))] + l2/2 ||theta||^2."""
+def _newton(X, y, l2, t=None, k=0.0, T=1.0, c=0.0):
+    """argmin mean_i [CE(y_i, h_i) + k T^2 KL(sigma(t_i/T) || sigma(h_i/T)) + c (h_i - t_i)^2]
+    + l2/2 ||theta||^2."""
     n, d = X.shape
     theta = np.zeros(d)
     for _ in range(60):
@@ -78,6 +79,8 @@ def _newton(X, y, l2, t=None, k=0.0, T=1.0):
         if k:
             sh = expit(h / T)
             g, gp = g + k * T * (sh - expit(t / T)), gp + k * sh * (1 - sh)
+        if c:
+            g, gp = g + 2 * c * (h - t), gp + 2 * c
         step = np.linalg.solve((X.T * gp) @ X / n + l2 * np.eye(d), X.T @ g / n + l2 * theta)
         theta -= step
         if np.abs(step).max() < 1e-10:
@@ -85,7 +88,7 @@ def _newton(X, y, l2, t=None, k=0.0, T=1.0):
     return theta
 
 
-def _monte_carlo(G, A, B, U, d_a, d_b, n, l2, k, T, seeds, rng, S=0):
+def _monte_carlo(G, A, B, U, d_a, d_b, n, l2, k, T, seeds, rng, S=0, c=0.0):
     """Accuracies (exact given the weights, Sheppard) of teacher, no-KD and same-sample KD student.
 
     ``S`` shared non-decisive channels: noise channels of x^a that x^b shows too.
@@ -106,7 +109,7 @@ def _monte_carlo(G, A, B, U, d_a, d_b, n, l2, k, T, seeds, rng, S=0):
         wb = np.r_[w[:G], w[G + A : G + A + B], np.zeros(d_b - G - B)]
         tha = _newton(xa, y, l2)
         th0 = _newton(xb, y, l2)
-        thk = _newton(xb, y, l2, t=xa @ tha, k=k, T=T)
+        thk = _newton(xb, y, l2, t=xa @ tha, k=k, T=T, c=c)
         acc = lambda th, wv: 1 - math.acos(th @ wv / np.linalg.norm(th)) / math.pi
         out.append([acc(tha, wa), acc(th0, wb), acc(thk, wb)])
     return np.array(out)
@@ -127,7 +130,7 @@ def _theory(case, *, same=True):
     s = logistic_erm(p_g + p_b, case["n"] / case["d_b"], case["l2"])
     kd = kd_erm(p_g, p_a, p_b, t.m[:, 0], t.q, alpha=case["n"] / case["d_b"], l2=case["l2"],
                 shared_channels=case["G"] + case.get("S", 0), dim_a=case["d_a"], ce=1.0, kd=case["k"],
-                temperature=case["T"], v_t=t.V if same else None)
+                temperature=case["T"], v_t=t.V if same else None, mse=case.get("c"))
     return t.accuracy[0], s.accuracy[0], kd.accuracy[0]
 
 
@@ -177,14 +180,34 @@ def test_same_sample_gain_with_many_shared_channels_matches_monte_carlo(monte_ca
     assert _gain_agrees(_theory(RESPONSE_CASE), monte_carlo_shared)
 
 
-def test_dropping_the_response_term_fails_that_comparison(monte_carlo_shared, monkeypatch):
+def _drop_the_response_term(monkeypatch):
     original = gcm._channel
 
     def without_response(ch, m, q, V, kd_on, cache, nodes=None, vh_st=None):
         return original(ch, m, q, V, kd_on, cache, nodes, None)
 
     monkeypatch.setattr(gcm, "_channel", without_response)
+
+
+def test_dropping_the_response_term_fails_that_comparison(monte_carlo_shared, monkeypatch):
+    _drop_the_response_term(monkeypatch)
     assert not _gain_agrees(_theory(RESPONSE_CASE), monte_carlo_shared)
+
+
+# Logit-MSE KD (margin term c (h - t)^2, no KL) on family diagram #25's blocks ('ones'): its response
+# runs through loss_ht = -2c, worth ~0.5 points of gain here.  400 seeds: SE ~0.09 points.
+MSE_RESPONSE_CASE = dict(G=4, A=6, B=8, U=1, S=5, d_a=42, d_b=35, n=102, l2=0.01, k=0.0, T=1.0, c=0.2175)
+
+
+@pytest.fixture(scope="module")
+def monte_carlo_mse():
+    return _monte_carlo(**MSE_RESPONSE_CASE, seeds=400, rng=np.random.default_rng(5))
+
+
+def test_same_sample_mse_gain_matches_monte_carlo_and_needs_the_response(monte_carlo_mse, monkeypatch):
+    assert _gain_agrees(_theory(MSE_RESPONSE_CASE), monte_carlo_mse)
+    _drop_the_response_term(monkeypatch)
+    assert not _gain_agrees(_theory(MSE_RESPONSE_CASE), monte_carlo_mse)
 
 
 # ------------------------------------------------------------------------------------------ API
