@@ -120,6 +120,20 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/test_kd_variants.py::test_mse_and_hint_kd_move_the_student_toward_the_teacher",),
     ),
     Mutation(
+        "response_term_dropped", "theory: the same-sample student's field ignores the teacher's fit",
+        "mfh_sim/theory/gcm.py",
+        "field = omega - Vb * ex(ch.xi * vh_st) * f_t if vh_st is not None else omega",
+        "field = omega",
+        ("tests/test_theory_gcm.py::test_same_sample_gain_with_many_shared_channels_matches_monte_carlo",),
+    ),
+    Mutation(
+        "response_teacher_factor_dropped", "theory: the response term without the teacher's 1 / (1 + V_T CE'')",
+        "mfh_sim/theory/gcm.py",
+        "vh_st_new += wsum(loss_ht / ((1.0 + Vb * gp) * (1.0 + ex(ch.v_t) * s_y * (1.0 - s_y))))",
+        "vh_st_new += wsum(loss_ht / (1.0 + Vb * gp))",
+        ("tests/test_theory_gcm.py::test_same_sample_mse_gain_matches_monte_carlo_and_needs_the_response",),
+    ),
+    Mutation(
         "z_interval", "summaries: normal quantile in place of Student's t",
         "mfh_sim/stats.py",
         "half = float(stdtrit(n - 1, 0.5 + level / 2.0)) * sem",
