@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-from scipy.special import log_ndtr
-
 from mfh_sim.config import SimConfig
 from mfh_sim.theory.criteria import LABELS, complementarity_gap
 from mfh_sim.theory.finite import least_squares_accuracies, surrogate_lambda
 from mfh_sim.theory.highdim import FINITE_NODES, Problem, finite_accuracies_many, gd_effective_l2
-from mfh_sim.theory.population import TEACHERS, kd_rho, population_accuracies, sheppard_accuracy
-from mfh_sim.theory.quadrature import DEFAULT_NODES, PHI0, Blocks, solve_teacher_scale, split_rule
+from mfh_sim.theory.population import TEACHERS, population_accuracies, population_accuracies_mse
+from mfh_sim.theory.quadrature import DEFAULT_NODES, Blocks, split_rule
 
 
 class TheoryDeclined(NotImplementedError):
@@ -250,7 +247,7 @@ def predict_limit(
         raise ValueError(f"teacher={teacher!r} is not allowed: use one of {TEACHERS}")
     rule = split_rule(blocks_of(config), config.hyperplane, _check_nodes(nodes))
     if getattr(config, "kd_loss", "kl") == "mse":
-        return _population_mse(rule, config.ce_weight, config.kd_weight / 4.0, teacher)
+        return population_accuracies_mse(rule, config.ce_weight, config.kd_weight / 4.0, teacher)
     return population_accuracies(
         rule,
         ce_weight=config.ce_weight,
@@ -259,50 +256,6 @@ def predict_limit(
         kd_reduction=config.kd_reduction,
         teacher=teacher,
     )
-
-
-def _population_mse(rule, ce: float, c: float, teacher: str) -> dict[str, float]:
-    """Population accuracies with the margin loss ce CE(y, m) + c (m - t)^2 (logit-MSE KD).
-
-    Stationarity, with Stein's lemma as in docs/theory.md section 3 (||w|| = 1):
-    theta [ce E sigma'(m) + 2c] = ce phi(0) P_b w + 2c C_ba theta_T, and C_ba theta_T =
-    (E[s_T t] / X) w_G for a teacher margin t = l(s_T) of its Bayes score s_T (Var s_T = X): the
-    student loads ce phi(0) + 2c E[s_T t] / X on w_G and ce phi(0) on w_B.  Logistic teacher:
-    t = s s_T / sqrt(X) (s of :func:`solve_teacher_scale`), so the coefficient is 2c s / sqrt(X)
-    (infinite where the teacher separates, X = 1: the student's direction is then w_G).  Bayes
-    teacher: t = its log-odds, E[s_T t] by one-dimensional quadrature.  Unlike the KL at T = 1
-    the teacher's scale enters: MSE pulls the student's margin to the teacher's size.
-    """
-    x = np.asarray(rule.x, dtype=np.float64)
-    rho = np.sqrt(np.clip(x, 0.0, 1.0))
-    moment = np.zeros_like(x)  # E[s_T t] / X
-    seen = rho > 0
-    if teacher == "logistic":
-        moment[seen] = solve_teacher_scale(rho[seen]) / rho[seen]
-    else:
-        xi = np.linspace(-12.0, 12.0, 4801)
-        density = np.exp(-0.5 * xi**2) * PHI0 * (xi[1] - xi[0])
-        r = np.sqrt(np.clip(1.0 - x[seen], 0.0, None))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = rho[seen, None] * xi[None, :] / r[:, None]
-            log_odds = log_ndtr(ratio) - log_ndtr(-ratio)
-        # E[s_T t] / X = E[xi l(rho xi)] / rho, infinite for a noise-free teacher (r = 0).
-        moment[seen] = np.where(r > 0, (xi * log_odds * density).sum(axis=1) / rho[seen], np.inf)
-    coef = 2.0 * c * moment
-    infinite = ~np.isfinite(coef)
-    rho_kd = kd_rho(rule.p_g, rule.p_b, np.where(infinite, 0.0, coef), ce)
-    # An infinitely large teacher margin: the KD target's direction w_G alone.
-    rho_kd = np.where(infinite, np.sqrt(rule.p_g), rho_kd)
-    wsum = lambda values: float(np.sum(rule.weight * values))
-    kd_acc = wsum(sheppard_accuracy(rho_kd))
-    no_kd_acc = wsum(sheppard_accuracy(np.sqrt(rule.p_g + rule.p_b)))
-    return {
-        "teacher_acc": wsum(sheppard_accuracy(rho)),
-        "no_kd_acc": no_kd_acc,
-        "kd_acc": kd_acc,
-        "delta": kd_acc - no_kd_acc,
-        "pure_kd_acc": wsum(sheppard_accuracy(np.sqrt(rule.p_g))),
-    }
 
 
 def _describe(config: SimConfig) -> str:
