@@ -129,8 +129,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "response_teacher_factor_dropped", "theory: the response term without the teacher's 1 / (1 + V_T CE'')",
         "mfh_sim/theory/gcm.py",
-        "vh_st_new += wsum(loss_ht / ((1.0 + Vb * gp) * (1.0 + ex(ch.v_t) * s_y * (1.0 - s_y))))",
-        "vh_st_new += wsum(loss_ht / (1.0 + Vb * gp))",
+        'cache[("ht", y, rule)] = loss_ht / (1.0 + ex(ch.v_t) * s_y * (1.0 - s_y))',
+        'cache[("ht", y, rule)] = loss_ht',
         ("tests/test_theory_gcm.py::test_same_sample_mse_gain_matches_monte_carlo_and_needs_the_response",),
     ),
     Mutation(

@@ -327,6 +327,14 @@ def _channel(ch: Channel, m: np.ndarray, q: np.ndarray, V: np.ndarray, kd_on: bo
                                                  np.ones_like(vt), iters=60)
             t_in = cache[("t", y, rule)]
             f_t = (t_in - t) / ex(ch.v_t)
+            if ("ht", y, rule) not in cache:
+                # The teacher-only part of the response's weight, also solved once per problem:
+                # loss_ht = d^2 loss / dh dt of the KD term (KL: -k sigma'(t/T); MSE: -2c) over
+                # 1 + V_T CE''_T at the teacher's in-sample logit.
+                s_t = expit(t_in / T)
+                loss_ht = -k * s_t * (1.0 - s_t) - (2.0 * c if c is not None else 0.0)
+                s_y = expit(-y * t_in)
+                cache[("ht", y, rule)] = loss_ht / (1.0 + ex(ch.v_t) * s_y * (1.0 - s_y))
             # The student's field answers the teacher's fit of this very sample: the teacher's
             # logits on the other samples moved with it (by V_T f_T x^a_i . x^a_j / (1 + V_T CE''_j)
             # each), and the student followed them through the shared channels.
@@ -355,12 +363,7 @@ def _channel(ch: Channel, m: np.ndarray, q: np.ndarray, V: np.ndarray, kd_on: bo
             e_t += wsum((t - ex(m2 / q) * omega) * f)
         if same:
             qh_st += wsum(f * f_t)
-            # loss_ht = d^2 loss / dh dt of the KD term (KL: -k sigma'(t/T); MSE: -2c); the
-            # teacher's CE curvature at its in-sample logit.
-            s_t = expit(t_in / T)
-            loss_ht = -k * s_t * (1.0 - s_t) - (2.0 * c if c is not None else 0.0)
-            s_y = expit(-y * t_in)
-            vh_st_new += wsum(loss_ht / ((1.0 + Vb * gp) * (1.0 + ex(ch.v_t) * s_y * (1.0 - s_y))))
+            vh_st_new += wsum(cache[("ht", y, rule)] / (1.0 + Vb * gp))
     alpha = ch.alpha
     if not kd_on:
         return alpha * vh, alpha * qh, (alpha * e_l / c_ll)[:, None], qh_st, vh_st_new
