@@ -103,6 +103,35 @@ def require_root_seed(root_seed: Any) -> int:
     return int(root_seed)
 
 
+#: The trainings of the paper's linear models that ``require_optimizer`` accepts: the paper's
+#: full-batch GD and converged ridge ERM (:mod:`mfh_sim.erm`).
+TRAININGS = ("sgd", "erm")
+
+
+def require_optimizer(optimizer: Any, l2: Any) -> tuple[str, float]:
+    """Checked (optimizer, l2) of a run of the paper's linear models (Table 2, ``mfh-sim reproduce``):
+    'sgd' with l2 = 0, or 'erm' with a finite l2 > 0.
+
+    Raises :class:`ValueError` naming the parameter, its value and what is allowed.
+    """
+    if not isinstance(optimizer, str) or optimizer not in TRAININGS:
+        raise ValueError(f"optimizer={optimizer!r} is not allowed: use one of {TRAININGS}")
+    if isinstance(l2, (bool, np.bool_)):
+        raise ValueError(f"l2={l2!r} is not allowed: it must be a number")
+    l2 = require_real("l2", l2, 0.0, None)
+    if optimizer == "sgd" and l2 != 0.0:
+        raise ValueError(
+            f"l2={l2!r} is not allowed with optimizer='sgd': the ridge is optimizer='erm''s; the "
+            "paper's gradient training has none (use l2=0)"
+        )
+    if optimizer == "erm" and l2 == 0.0:
+        raise ValueError(
+            "l2=0.0 is not allowed with optimizer='erm': without a ridge the logistic minimiser does "
+            "not exist on separable data; give l2 > 0 (for example 0.01)"
+        )
+    return optimizer, l2
+
+
 def json_default(value: Any):
     """``json.dumps(default=...)`` for numpy scalars and arrays and for tuples."""
     if isinstance(value, np.bool_):

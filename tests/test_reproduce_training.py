@@ -42,10 +42,10 @@ def test_every_paper_item_but_the_multiclass_family_takes_erm():
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--optimizer", "erm"], "--optimizer erm needs --l2"),
-    (["--l2", "0.01"], "--l2 is not allowed with --optimizer sgd"),
-    (["--optimizer", "erm", "--l2", "0"], "--l2 0.0 is not allowed: give a ridge weight > 0"),
-    (["--optimizer", "erm", "--l2", "-1"], "--l2 -1.0 is not allowed"),
+    (["--optimizer", "erm"], "--optimizer erm without --l2: l2=0.0 is not allowed with optimizer='erm'"),
+    (["--l2", "0.01"], "--optimizer sgd --l2 0.01: l2=0.01 is not allowed with optimizer='sgd'"),
+    (["--optimizer", "erm", "--l2", "0"], "--optimizer erm --l2 0: l2=0.0 is not allowed with optimizer='erm'"),
+    (["--optimizer", "erm", "--l2", "-1"], "--optimizer erm --l2 -1: l2=-1.0 is not allowed"),
     (["--optimizer", "erm", "--l2", "0.01", "--only", "hypotheses"],
      "--only hypotheses is not allowed with --optimizer erm"),
     (["--optimizer", "adam"], "argument --optimizer: invalid choice: 'adam'"),

@@ -150,24 +150,22 @@ ERM_ITEMS = ("fig2", "fig3", "table2", "theory", "phase")
 def training_of(optimizer: str, l2: float | None) -> dict[str, Any]:
     """The training knobs every item gets: {} for 'sgd' (the paper's GD), else optimizer and l2.
 
-    Raises UsageError for an l2 without 'erm' or 'erm' without an l2.
+    The pairing rule is :func:`mfh_sim.validation.require_optimizer`'s (no --l2 is l2 = 0); a
+    pair it refuses is a UsageError carrying its reason.
     """
-    if optimizer == "sgd":
-        if l2 is not None:
-            raise UsageError("--l2 is not allowed with --optimizer sgd: the paper's GD has no ridge "
-                             "(give --optimizer erm --l2 L for converged ridge ERM)")
-        return {}
-    if l2 is None:
-        raise UsageError("--optimizer erm needs --l2 L > 0 (for example --l2 0.01): without a ridge the "
-                         "logistic minimiser does not exist on separable data")
-    return {"optimizer": "erm", "l2": l2}
+    from mfh_sim.validation import require_optimizer
+
+    try:
+        checked, ridge = require_optimizer(optimizer, 0.0 if l2 is None else l2)
+    except ValueError as error:
+        given = f"--optimizer {optimizer} " + ("without --l2" if l2 is None else f"--l2 {l2:g}")
+        raise UsageError(f"{given}: {error}") from None
+    return {"optimizer": "erm", "l2": ridge} if checked == "erm" else {}
 
 
 def run(args: argparse.Namespace) -> int:
-    # --only, --seeds, --optimizer and --l2's range are checked by the parser; the pairing of
-    # --optimizer and --l2 and the folder before anything is created.
-    if args.l2 is not None and not args.l2 > 0:
-        raise UsageError(f"--l2 {args.l2!r} is not allowed: give a ridge weight > 0")
+    # --only, --seeds and --optimizer are checked by the parser; --l2 with --optimizer and the
+    # folder before anything is created.
     training = training_of(args.optimizer, args.l2)
     names = args.only or list(PRODUCERS)
     if training:

@@ -38,12 +38,12 @@ from mfh_sim.protocols.table2 import (
     Table2Spec,
     _require_count,
     _require_modes,
-    require_optimizer,
     table2_point,
     table2_venn,
 )
 from mfh_sim.results import SweepResult, Table2Result
 from mfh_sim.simulation import sweep
+from mfh_sim.validation import require_optimizer
 
 __all__ = ["FIG2_OVERLAPS", "FIG3_EXTRA", "PAPER_FIG2", "PAPER_FIG3", "PAPER_RECIPE", "PAPER_ROWS",
            "PAPER_TABLE2", "fig2", "fig2_point", "fig2_points", "fig3", "fig3_points", "table2", "table2_markdown"]

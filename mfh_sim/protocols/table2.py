@@ -68,7 +68,6 @@ from mfh_sim.models import linear_init, torch_linear_layers
 from mfh_sim.protocols import MetricSpec, Protocol
 from mfh_sim.salience import algorithm1
 from mfh_sim.train import fit_linear_margin, margin_params
-from mfh_sim.validation import require_real
 from mfh_sim.venn import VennConfig
 
 #: Ways to choose the channels of the modality-general teacher.
@@ -78,10 +77,10 @@ SALIENCE_MODES = ("algorithm1", "modality_specific")
 #: Which paired data Algorithm 1 runs on: the teachers' sample (as in the paper's code) or the
 #: teachers' and the students' samples together (all paired data available at training time).
 ALGORITHM1_DATA = ("teacher", "all")
-#: How teachers and students are trained: the paper's full-batch GD ('sgd', ``steps`` steps at
-#: ``learning_rate``, no ridge) or converged ridge-logistic ERM ('erm', :mod:`mfh_sim.erm`, ridge
-#: ``l2`` > 0 on the margin weights).  Algorithm 1's joint training is SGD with momentum either way.
-OPTIMIZERS = ("sgd", "erm")
+#: Teachers and students train by the paper's full-batch GD ('sgd', ``steps`` steps at
+#: ``learning_rate``, no ridge) or by converged ridge-logistic ERM ('erm', :mod:`mfh_sim.erm`, ridge
+#: ``l2`` > 0 on the margin weights), checked by :func:`mfh_sim.validation.require_optimizer`.
+#: Algorithm 1's joint training is SGD with momentum either way.
 
 # KD settings of the paper's synthetic experiments.
 _CE_WEIGHT, _KD_WEIGHT, _TEMPERATURE, _KD_REDUCTION = 1.0, 1.0, 1.0, "paper"
@@ -236,29 +235,6 @@ class Table2Spec(NamedTuple):
         for name in ("modes", "optimizer", "l2"):
             fields.pop(name)
         return fields
-
-
-def require_optimizer(optimizer: Any, l2: Any) -> tuple[str, float]:
-    """Checked (optimizer, l2) of Table 2: 'sgd' with l2 = 0, or 'erm' with a finite l2 > 0.
-
-    Raises :class:`ValueError` naming the parameter, its value and what is allowed.
-    """
-    if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer={optimizer!r} is not allowed: use one of {OPTIMIZERS}")
-    if isinstance(l2, (bool, np.bool_)):
-        raise ValueError(f"l2={l2!r} is not allowed: it must be a number")
-    l2 = require_real("l2", l2, 0.0, None)
-    if optimizer == "sgd" and l2 != 0.0:
-        raise ValueError(
-            f"l2={l2!r} is not allowed with optimizer='sgd': the ridge is optimizer='erm''s; the "
-            "paper's gradient training has none (use l2=0)"
-        )
-    if optimizer == "erm" and l2 == 0.0:
-        raise ValueError(
-            "l2=0.0 is not allowed with optimizer='erm': without a ridge the logistic minimiser does "
-            "not exist on separable data; give l2 > 0 (for example 0.01)"
-        )
-    return optimizer, l2
 
 
 class RowInputs(NamedTuple):
