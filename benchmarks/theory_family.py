@@ -18,7 +18,7 @@ after each config (so an interrupted build resumes where it stopped):
 ``mfh_sim.theory.predict`` (:func:`default_predictor`); ``--gd-map equal-dof`` predicts GD with the
 per-model map of :mod:`mfh_sim.theory.gd_map` instead (:func:`equal_dof_predictor`).  A held-out
 family: ``build --family-seed S --cache OTHER.json`` (``benchmarks/data/theory_family_heldout.json``:
-seed 20261202, GD only, 300 seeds), ``compare --cache OTHER.json``.  Accuracies are fractions in [0, 1]
+seed 20261202, GD and converged ERM at 300 seeds), ``compare --cache OTHER.json``.  Accuracies are fractions in [0, 1]
 everywhere in the code; printed tables are in percentage points.
 
 The family.  Ten *shapes* (dim_a, dim_b in [20, 60], n_train log-uniform in
