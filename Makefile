@@ -5,12 +5,13 @@
 #   make test-fast   the suite without the tests marked slow
 #   make lint        ruff, configured in pyproject.toml
 #   make mutate      would the suite catch a bug? deliberate bugs, one at a time (minutes; not CI)
+#   make wheel-check the wheel from python -m build installs in a fresh venv and runs (CI runs it too)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: reproduce test test-fast lint mutate venv bench clean
+.PHONY: reproduce test test-fast lint mutate venv bench clean wheel-check
 
 venv: $(STAMP)
 
@@ -34,6 +35,10 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow"
+
+# The built wheel, installed alone into a fresh environment, runs the CLI and the README's example.
+wheel-check: $(STAMP)
+	$(BIN)/python .ci/wheel_check.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
