@@ -183,8 +183,8 @@ def test_same_sample_gain_with_many_shared_channels_matches_monte_carlo(monte_ca
 def _drop_the_response_term(monkeypatch):
     original = gcm._channel
 
-    def without_response(ch, m, q, V, kd_on, cache, nodes=None, vh_st=None):
-        return original(ch, m, q, V, kd_on, cache, nodes, None)
+    def without_response(ch, m, q, V, kd_on, cache, nodes=None, vh_st=None, resp=None):
+        return original(ch, m, q, V, kd_on, cache, nodes, None, resp)
 
     monkeypatch.setattr(gcm, "_channel", without_response)
 
