@@ -16,7 +16,7 @@ after each config (so an interrupted build resumes where it stopped):
 
 ``compare`` holds a predictor against the cache (:func:`compare`); the default predictor is
 ``mfh_sim.theory.predict`` (:func:`default_predictor`); ``--gd-map equal-dof`` predicts GD with the
-per-model map of :mod:`mfh_sim.theory.gd_map` instead (:func:`equal_dof_predictor`).  A held-out
+per-model map of ``benchmarks/gd_map.py`` instead (:func:`equal_dof_predictor`).  A held-out
 family: ``build --family-seed S --cache OTHER.json`` (``benchmarks/data/theory_family_heldout.json``:
 seed 20261202, GD and converged ERM at 300 seeds), ``compare --cache OTHER.json``.  Accuracies are fractions in [0, 1]
 everywhere in the code; printed tables are in percentage points.
@@ -483,12 +483,17 @@ def default_predictor(keys: str = "plain") -> Predictor:
 def equal_dof_predictor(curvature: str = "solution") -> Predictor:
     """:func:`default_predictor` with the per-model equal-degrees-of-freedom GD map for mode 'gd'.
 
-    ``mode='gd'``: :func:`mfh_sim.theory.gd_map.predict_gd` (teacher, no-KD and KD student each at
-    its own effective ridge; ``curvature`` 'solution' or 'init', see :mod:`mfh_sim.theory.gd_map`);
+    ``mode='gd'``: ``predict_gd`` of ``benchmarks/gd_map.py`` (teacher, no-KD and KD student each at
+    its own effective ridge; ``curvature`` 'solution' or 'init', see that module);
     ``mode='erm'``: :func:`default_predictor` unchanged (the map concerns GD only).
     """
     import mfh_sim
-    from mfh_sim.theory import gd_map
+    import importlib.util
+
+    # The map was tried and not adopted: it lives beside this benchmark, outside the package.
+    spec = importlib.util.spec_from_file_location("gd_map", Path(__file__).resolve().parent / "gd_map.py")
+    gd_map = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gd_map)
 
     erm = default_predictor("plain")
 
@@ -632,7 +637,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     c.add_argument("--summary-only", action="store_true")
     c.add_argument("--gd-map", choices=("one-ridge", "equal-dof", "equal-dof-init"), default="one-ridge",
                    help="GD's ridge: one-ridge (mfh_sim.theory.predict: l2 = 1/t for every model) or the "
-                        "per-model equal-degrees-of-freedom map of mfh_sim.theory.gd_map (curvatures at the "
+                        "per-model equal-degrees-of-freedom map of benchmarks/gd_map.py (curvatures at the "
                         "ridge solution, or at the init)")
     c.add_argument("--modes", nargs="+", choices=("gd", "erm"), default=["gd", "erm"])
     bk = sub.add_parser("build-knobs", help="simulate the knob family (issue 19's extensions) into its cache")

@@ -6,7 +6,6 @@ import math
 
 from mfh_sim.config import SimConfig
 from mfh_sim.theory.criteria import LABELS, complementarity_gap
-from mfh_sim.theory.finite import least_squares_accuracies, surrogate_lambda
 from mfh_sim.theory.highdim import FINITE_NODES, Problem, finite_accuracies_many, gd_effective_l2
 from mfh_sim.theory.population import TEACHERS, population_accuracies, population_accuracies_mse
 from mfh_sim.theory.quadrature import DEFAULT_NODES, Blocks, split_rule
@@ -308,32 +307,6 @@ def _describe(config: SimConfig) -> str:
     v = config.venn
     return (f"config G={v.shared} A={v.a_only} B={v.b_only} U={v.unseen} dim_a={v.dim_a} "
             f"dim_b={v.dim_b} n_train={config.n_train} optimizer={getattr(config, 'optimizer', 'sgd')}")
-
-
-def finite_prediction(config: SimConfig, rule=None) -> dict[str, float]:
-    """The least-squares surrogate's accuracies (fractions; kept for comparison, not used by predict).
-
-    Keys ``teacher_acc``, ``no_kd_acc``, ``kd_acc``, ``delta``; NaN for temperature != 1,
-    n_train <= max(dim_a, dim_b) + 1 or kd_loss='mse' (its mixing weight lam is matched to the KL
-    student).  Superseded by the GCM theory in :func:`predict`.
-    """
-    config = _check_config(config)
-    if rule is None:
-        rule = split_rule(blocks_of(config), config.hyperplane)
-    nan = {k: math.nan for k in ("teacher_acc", "no_kd_acc", "kd_acc", "delta")}
-    v = config.venn
-    if (config.temperature != 1.0 or config.n_train <= max(v.dim_a, v.dim_b) + 1
-            or getattr(config, "kd_loss", "kl") == "mse"):
-        return nan
-    return least_squares_accuracies(
-        rule,
-        surrogate_lambda(config.ce_weight, config.kd_weight, config.kd_reduction),
-        n_train=config.n_train,
-        dim_a=v.dim_a,
-        dim_b=v.dim_b,
-        shared_channels=v.shared + v.shared_nondecisive,
-        same_sample=not config.fresh_student_sample,
-    )
 
 
 def complementarity(config: SimConfig, *, label: str = "binary", nodes: int = DEFAULT_NODES) -> float:

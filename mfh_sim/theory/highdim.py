@@ -294,12 +294,12 @@ def _seen(acc: np.ndarray, share: np.ndarray, n_classes: int = 2) -> np.ndarray:
 
 
 def crossover_gamma_gcm(
-    blocks_of_overlap=None,
+    blocks_of_overlap,
     *,
-    n_train: float = 200,
-    dim_a: float = 25,
-    dim_b: float = 50,
-    overlap_max: float = 10.0,
+    n_train: float,
+    dim_a: float,
+    dim_b: float,
+    overlap_max: float,
     l2: float | None = None,
     ce: float = 1.0,
     k: float = 0.5,
@@ -312,18 +312,17 @@ def crossover_gamma_gcm(
     """The GCM theory's crossover gamma* of a one-parameter family of Venn diagrams.
 
     ``blocks_of_overlap(o)`` gives the decisive blocks at a real overlap o in [0, overlap_max]
-    (default: the paper's Fig. 2, :func:`~mfh_sim.theory.finite.fig2_blocks`); the shared channels
-    are o.  The KD gain delta(o) of :func:`finite_accuracies` (ridge ``l2``, default the paper's GD
+    (the paper's Fig. 2: :func:`mfh_sim.experiments.fig2_blocks`, overlap_max 10, dims 25 / 50); the
+    shared channels are o.  The KD gain delta(o) of :func:`finite_accuracies` (ridge ``l2``, default the paper's GD
     map) is evaluated on ``grid`` overlaps, its last negative-to-positive sign change refined by
     Brent's method, and gamma* = G / (G + A + B) returned there.  0.0 if KD helps at every
     overlap > 0, NaN if it never turns positive.
     """
     from scipy.optimize import brentq
 
-    from mfh_sim.theory.finite import fig2_blocks
-
-    if blocks_of_overlap is None:
-        blocks_of_overlap = fig2_blocks
+    if not callable(blocks_of_overlap):
+        raise ValueError(f"blocks_of_overlap={blocks_of_overlap!r} is not allowed: it must be a function of the "
+                         "overlap returning Blocks")
     if not n_train >= 2:
         raise ValueError(f"n_train={n_train!r} is not allowed: it must be >= 2")
     for name, value in (("dim_a", dim_a), ("dim_b", dim_b)):
@@ -352,3 +351,25 @@ def crossover_gamma_gcm(
     i = hits[-1]
     o_star = brentq(delta, overlaps[i], overlaps[i + 1], xtol=1e-3)
     return gamma_of(o_star)
+
+
+def crossover_from_gains(overlaps: np.ndarray, gains: np.ndarray, *, n_decisive: float) -> float:
+    """gamma* where a measured KD-gain curve over overlaps o turns positive (for simulated curves).
+
+    ``gains`` has shape (len(overlaps),) or (len(overlaps), seeds) (then averaged over seeds).
+    The last negative-to-positive change of the mean gain is located by linear interpolation in
+    the overlap o and returned as gamma* = o / (n_decisive - o), the geometry's gamma when G = o and
+    G + A + B = n_decisive - o (the paper's Fig. 2: n_decisive = 20); NaN if the mean never changes
+    sign that way.
+    """
+    overlaps = np.asarray(overlaps, dtype=np.float64)
+    gains = np.asarray(gains, dtype=np.float64)
+    mean = gains.mean(axis=1) if gains.ndim == 2 else gains
+    if mean.shape != overlaps.shape:
+        raise ValueError(f"gains has shape {gains.shape}: it must start with len(overlaps) = {overlaps.size}")
+    hits = np.flatnonzero((mean[:-1] <= 0) & (mean[1:] > 0))
+    if hits.size == 0:
+        return float("nan")
+    j = hits[-1]
+    star = overlaps[j] + (overlaps[j + 1] - overlaps[j]) * (-mean[j]) / (mean[j + 1] - mean[j])
+    return float(star / (n_decisive - star))
