@@ -487,8 +487,9 @@ def equal_dof_predictor(curvature: str = "solution") -> Predictor:
     its own effective ridge; ``curvature`` 'solution' or 'init', see that module);
     ``mode='erm'``: :func:`default_predictor` unchanged (the map concerns GD only).
     """
-    import mfh_sim
     import importlib.util
+
+    import mfh_sim
 
     # The map was tried and not adopted: it lives beside this benchmark, outside the package.
     spec = importlib.util.spec_from_file_location("gd_map", Path(__file__).resolve().parent / "gd_map.py")

@@ -14,12 +14,11 @@ import math
 
 import numpy as np
 import pytest
-from scipy.special import expit, log_softmax, softmax
+from scipy.special import expit, softmax
 
 import mfh_sim
 from mfh_sim.theory import api, gcm, highdim, multiclass
 from mfh_sim.theory.highdim import finite_accuracies, observed_accuracy
-from mfh_sim.theory.quadrature import Blocks
 
 
 # ------------------------------------------------------------------------------ numpy solvers

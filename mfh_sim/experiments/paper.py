@@ -46,7 +46,8 @@ from mfh_sim.simulation import sweep
 from mfh_sim.validation import require_optimizer
 
 __all__ = ["FIG2_OVERLAPS", "FIG3_EXTRA", "PAPER_FIG2", "PAPER_FIG3", "PAPER_RECIPE", "PAPER_ROWS",
-           "PAPER_TABLE2", "fig2", "fig2_blocks", "fig2_point", "fig2_points", "fig3", "fig3_points", "table2", "table2_markdown"]
+           "PAPER_TABLE2", "fig2", "fig2_blocks", "fig2_point", "fig2_points", "fig3", "fig3_points", "table2",
+           "table2_markdown"]
 
 FIG2_OVERLAPS = (0, 2, 4, 6, 8, 10)
 FIG3_EXTRA = (0, 10, 20, 30, 40)

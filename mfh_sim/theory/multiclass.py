@@ -41,7 +41,7 @@ import functools
 import math
 
 import numpy as np
-from scipy.special import log_softmax, ndtr, ndtri, owens_t, softmax
+from scipy.special import ndtr, ndtri, owens_t, softmax
 
 #: Quasi-Monte Carlo points of the channel (full rule) and of the coarse first phase of
 #: :func:`mfh_sim.theory.gcm.solve`.
