@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize_scalar
 from scipy.special import expit
+from theory_monte_carlo import newton_logistic
 
 import mfh_sim
 from mfh_sim.theory import (
@@ -67,25 +68,7 @@ def test_separable_mle_is_nan_with_a_warning():
 
 
 # ------------------------------------------------------------------- Monte-Carlo ERM (independent)
-def _newton(X, y, l2, t=None, k=0.0, T=1.0, c=0.0):
-    """argmin mean_i [CE(y_i, h_i) + k T^2 KL(sigma(t_i/T) || sigma(h_i/T)) + c (h_i - t_i)^2]
-    + l2/2 ||theta||^2."""
-    n, d = X.shape
-    theta = np.zeros(d)
-    for _ in range(60):
-        h = X @ theta
-        s = expit(-y * h)
-        g, gp = -y * s, s * (1 - s)
-        if k:
-            sh = expit(h / T)
-            g, gp = g + k * T * (sh - expit(t / T)), gp + k * sh * (1 - sh)
-        if c:
-            g, gp = g + 2 * c * (h - t), gp + 2 * c
-        step = np.linalg.solve((X.T * gp) @ X / n + l2 * np.eye(d), X.T @ g / n + l2 * theta)
-        theta -= step
-        if np.abs(step).max() < 1e-10:
-            break
-    return theta
+_newton = newton_logistic  # tests/theory_monte_carlo.py: independent of the package
 
 
 def _monte_carlo(G, A, B, U, d_a, d_b, n, l2, k, T, seeds, rng, S=0, c=0.0):

@@ -14,7 +14,8 @@ import math
 
 import numpy as np
 import pytest
-from scipy.special import expit, softmax
+from scipy.special import expit
+from theory_monte_carlo import newton_logistic, newton_softmax, sum_zero_basis
 
 import mfh_sim
 from mfh_sim.theory import api, gcm, highdim, multiclass
@@ -23,55 +24,11 @@ from mfh_sim.theory.highdim import finite_accuracies, observed_accuracy
 
 # ------------------------------------------------------------------------------ numpy solvers
 def _newton_binary(X, y, l2, t=None, k=0.0):
-    """argmin mean_i [CE(y_i, h_i) + k KL(sigma(t_i) || sigma(h_i))] + l2/2 ||theta||^2, y in {-1, 1}."""
-    n, d = X.shape
-    theta = np.zeros(d)
-    for _ in range(60):
-        h = X @ theta
-        s = expit(-y * h)
-        g, gp = -y * s, s * (1 - s)
-        if k:
-            sh = expit(h)
-            g, gp = g + k * (sh - expit(t)), gp + k * sh * (1 - sh)
-        step = np.linalg.solve((X.T * gp) @ X / n + l2 * np.eye(d), X.T @ g / n + l2 * theta)
-        theta -= step
-        if np.abs(step).max() < 1e-10:
-            break
-    return theta
+    return newton_logistic(X, y, l2, t=t, k=k)
 
 
-def _basis(C):
-    centred = np.eye(C) - 1.0 / C
-    q, _ = np.linalg.qr(centred[:, : C - 1])
-    return q
-
-
-def _newton_softmax(X, y, l2, C, t=None, k=0.0, T=1.0):
-    """argmin mean_i [CE(y_i, l_i) + k T^2 KL(softmax(t_i/T) || softmax(l_i/T))] + l2 ||W||_F^2 over
-    sum-zero logits l = B Theta^T x (no bias: zero by symmetry in the limit), float64 Newton."""
-    n, d = X.shape
-    B = _basis(C)
-    onehot = np.eye(C)[y]
-    q = softmax(t / T, axis=1) if k else None
-    theta = np.zeros((d, C - 1))
-    for _ in range(60):
-        logits = X @ theta @ B.T
-        p = softmax(logits, axis=1)
-        G = p - onehot
-        H = p[:, :, None] * (np.eye(C) - p[:, None, :])
-        if k:
-            r = softmax(logits / T, axis=1)
-            G = G + k * T * (r - q)
-            H = H + k * r[:, :, None] * (np.eye(C) - r[:, None, :])
-        grad = X.T @ (G @ B) / n + 2 * l2 * theta
-        hg = np.einsum("kc,ikl,le->ice", B, H, B)
-        hess = np.einsum("ia,ib,ice->acbe", X, X, hg).reshape(d * (C - 1), d * (C - 1)) / n
-        hess += 2 * l2 * np.eye(d * (C - 1))
-        step = np.linalg.solve(hess, grad.reshape(-1)).reshape(d, C - 1)
-        theta -= step
-        if np.abs(step).max() < 1e-10:
-            break
-    return theta @ B.T
+_newton_softmax = newton_softmax
+_basis = sum_zero_basis
 
 
 def _sheppard(theta, w_seen):

@@ -311,21 +311,7 @@ def _channel(ch: Channel, m: np.ndarray, q: np.ndarray, V: np.ndarray, kd_on: bo
     xo, wo = _gauss_hermite(n_omega)
     xt, wt = _gauss_hermite(n_logit) if kd_on else (np.zeros(1), np.ones(1))
     P = q.shape[0]
-    q = np.maximum(q, 1e-300)
-    m1 = m[:, 0]
-    m2 = m[:, 1] if kd_on else np.zeros(P)
-    s_lt = ch.s_lt if kd_on else np.zeros(P)
-    s_tt = ch.s_tt if kd_on else np.ones(P)
-    # T | L ~ N(s_lt L, s_tt - s_lt^2); omega | L, T ~ N(b_l L + b_t T, sig2).
-    v_t = np.maximum(s_tt - s_lt**2, 1e-12)
-    det = np.maximum(s_tt - s_lt**2, 1e-12)
-    b_l = (m1 * s_tt - m2 * s_lt) / det
-    b_t = (m2 - m1 * s_lt) / det
-    sig2 = np.maximum(q - (b_l * m1 + b_t * m2), 1e-12 * q)
-    # C = Cov((L, T) | omega)
-    c_ll = np.maximum(1.0 - m1**2 / q, 1e-12)
-    c_lt = s_lt - m1 * m2 / q
-    c_tt = np.maximum(s_tt - m2**2 / q, 1e-12) if kd_on else np.ones(P)
+    q, m1, m2, s_lt, v_t, b_l, b_t, sig2, c_ll, c_lt, c_tt = gaussian_conditionals(ch, m, q, kd_on)
     ex = lambda v: v[:, None, None, None]
     weight = (wl[:, None, None] * wt[None, :, None] * wo[None, None, :]).ravel()
     Vb, a, k, T = ex(V), ex(ch.ce), ex(ch.kd), ex(ch.temperature)
@@ -398,14 +384,41 @@ def _channel(ch: Channel, m: np.ndarray, q: np.ndarray, V: np.ndarray, kd_on: bo
         if same:
             qh_st += share_sum(f * f_t, share)
             vh_st_new += share_sum(cache[("ht", y_true, y, rule)] / (1.0 + Vb * gp), share)
-    alpha = ch.alpha
+    return conjugates(ch.alpha, kd_on, vh, qh, e_l, e_t, qh_st, vh_st_new, c_ll, c_lt, c_tt)
+
+
+def gaussian_conditionals(ch: Channel, m: np.ndarray, q: np.ndarray, kd_on: bool):
+    """The channel's Gaussian conditionals of (L, T, omega) with covariance
+    [[1, s_lt, m_1], [s_lt, s_tt, m_2], [m_1, m_2, q]]: T | L ~ N(s_lt L, v_t),
+    omega | L, T ~ N(b_l L + b_t T, sig2), and C = Cov((L, T) | omega) = [[c_ll, c_lt], [c_lt, c_tt]].
+
+    Returns (q floored, m_1, m_2, s_lt, v_t, b_l, b_t, sig2, c_ll, c_lt, c_tt), one entry a problem.
+    """
+    P = q.shape[0]
+    q = np.maximum(q, 1e-300)
+    m1 = m[:, 0]
+    m2 = m[:, 1] if kd_on else np.zeros(P)
+    s_lt = ch.s_lt if kd_on else np.zeros(P)
+    s_tt = ch.s_tt if kd_on else np.ones(P)
+    v_t = np.maximum(s_tt - s_lt**2, 1e-12)
+    b_l = (m1 * s_tt - m2 * s_lt) / v_t
+    b_t = (m2 - m1 * s_lt) / v_t
+    sig2 = np.maximum(q - (b_l * m1 + b_t * m2), 1e-12 * q)
+    c_ll = np.maximum(1.0 - m1**2 / q, 1e-12)
+    c_lt = s_lt - m1 * m2 / q
+    c_tt = np.maximum(s_tt - m2**2 / q, 1e-12) if kd_on else np.ones(P)
+    return q, m1, m2, s_lt, v_t, b_l, b_t, sig2, c_ll, c_lt, c_tt
+
+
+def conjugates(alpha, kd_on, vh, qh, e_l, e_t, qh_st, vh_st, c_ll, c_lt, c_tt):
+    """(Vh, qh, mh, qh_ST, Vh_ST) from the channel's expectations: mh = alpha C^-1 (e_l, e_t)."""
     if not kd_on:
-        return alpha * vh, alpha * qh, (alpha * e_l / c_ll)[:, None], qh_st, vh_st_new
+        return alpha * vh, alpha * qh, (alpha * e_l / c_ll)[:, None], qh_st, vh_st
     det_c = c_ll * c_tt - c_lt**2
     mh1 = (c_tt * e_l - c_lt * e_t) / det_c
     mh2 = (-c_lt * e_l + c_ll * e_t) / det_c
     return (alpha * vh, alpha * qh, alpha[:, None] * np.stack([mh1, mh2], axis=1), alpha * qh_st,
-            alpha * vh_st_new)
+            alpha * vh_st)
 
 
 #: Anderson mixing of the outer iteration: memory (past residuals) and Tikhonov weight of its

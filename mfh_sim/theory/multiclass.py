@@ -43,10 +43,22 @@ import math
 import numpy as np
 from scipy.special import ndtr, ndtri, owens_t, softmax
 
-#: Quasi-Monte Carlo points of the channel (full rule) and of the coarse first phase of
-#: :func:`mfh_sim.theory.gcm.solve`.
-POINTS = 2**12
-COARSE_POINTS = 2**9
+from mfh_sim.theory import gcm
+
+#: Quasi-Monte Carlo points of the channel: about POINTS_TIMES_DIRECTIONS / (C - 1) (a power of two
+#: in [MIN_POINTS, MAX_POINTS]: each point averages over C - 1 directions, so fewer points carry the
+#: same information as C grows), and an eighth of that (at least 256) in the coarse first phase of
+#: :func:`mfh_sim.theory.gcm.solve`.  Measured integration error (against 8,192 points, C = 6 and
+#: 10): ~0.05 points on the accuracies, ~0.02 on the KD gain.
+POINTS_TIMES_DIRECTIONS = 8192
+MIN_POINTS, MAX_POINTS = 1024, 4096
+
+
+def points_for(n_classes: int, coarse: bool = False) -> int:
+    """The quasi-Monte Carlo sample size of the C-class channel (see POINTS_TIMES_DIRECTIONS)."""
+    full = 2 ** int(round(math.log2(POINTS_TIMES_DIRECTIONS / (n_classes - 1))))
+    full = int(min(max(full, MIN_POINTS), MAX_POINTS))
+    return max(full // 8, 256) if coarse else full
 #: Seed of the scrambled Sobol sequence (fixed: part of the theory's definition).
 SOBOL_SEED = 20261203
 #: Newton stops when max |F| is below this (F the prox's stationarity residual).
@@ -239,21 +251,10 @@ def channel(ch, m, q, V, kd_on: bool, cache: dict, nodes=None, vh_st=None, resp=
     same-sample response term and label noise); ``nodes`` not None selects the coarse rule.
     """
     C = int(ch.n_classes[0])
-    points = POINTS if nodes is None else COARSE_POINTS
+    points = points_for(C, coarse=nodes is not None)
     label, zeta, xi = normals(C, points)
     P = q.shape[0]
-    q = np.maximum(q, 1e-300)
-    m1 = m[:, 0]
-    m2 = m[:, 1] if kd_on else np.zeros(P)
-    s_lt = ch.s_lt if kd_on else np.zeros(P)
-    s_tt = ch.s_tt if kd_on else np.ones(P)
-    v_t = np.maximum(s_tt - s_lt**2, 1e-12)
-    b_l = (m1 * s_tt - m2 * s_lt) / v_t
-    b_t = (m2 - m1 * s_lt) / v_t
-    sig2 = np.maximum(q - (b_l * m1 + b_t * m2), 1e-12 * q)
-    c_ll = np.maximum(1.0 - m1**2 / q, 1e-12)
-    c_lt = s_lt - m1 * m2 / q
-    c_tt = np.maximum(s_tt - m2**2 / q, 1e-12) if kd_on else np.ones(P)
+    q, m1, m2, s_lt, v_t, b_l, b_t, sig2, c_ll, c_lt, c_tt = gcm.gaussian_conditionals(ch, m, q, kd_on)
     ex = lambda v: np.asarray(v, dtype=np.float64)[:, None, None]
     L = label[None]
     t = ex(s_lt) * L + ex(np.sqrt(v_t)) * zeta[None]
@@ -300,14 +301,7 @@ def channel(ch, m, q, V, kd_on: bool, cache: dict, nodes=None, vh_st=None, resp=
         if same:
             qh_st += weigh(_mean(_rowsum(f * f_t)) * scale)
             vh_st_new += weigh(_mean(np.einsum("pnij,pnji->pn", M, ht)) * scale)
-    alpha = ch.alpha
-    if not kd_on:
-        return alpha * vh, alpha * qh, (alpha * e_l / c_ll)[:, None], qh_st, vh_st_new
-    det_c = c_ll * c_tt - c_lt**2
-    mh1 = (c_tt * e_l - c_lt * e_t) / det_c
-    mh2 = (-c_lt * e_l + c_ll * e_t) / det_c
-    return (alpha * vh, alpha * qh, alpha[:, None] * np.stack([mh1, mh2], axis=1), alpha * qh_st,
-            alpha * vh_st_new)
+    return gcm.conjugates(ch.alpha, kd_on, vh, qh, e_l, e_t, qh_st, vh_st_new, c_ll, c_lt, c_tt)
 
 
 # ------------------------------------------------------------------------------ test accuracy
@@ -411,7 +405,7 @@ def mean_jacobian(scale: float, n_classes: int) -> float:
     E[B^T J B] = kappa I on the sum-zero subspace by symmetry; by the channel's quasi-Monte Carlo
     points.  The two-class analogue is 2 E[sigma'(s sqrt(2) xi)].
     """
-    L, _, _ = normals(n_classes, POINTS)
+    L, _, _ = normals(n_classes, MAX_POINTS)
     p = softmax(scale * L, axis=-1)
     return float(np.mean(np.sum(p * (1.0 - p), axis=-1)) / (n_classes - 1))
 
