@@ -31,6 +31,18 @@ hyperplane, temperature 1, the paper's 'paper' KD reduction.  Grouping four diag
 them share one compiled program: on a shared two-core machine compilation would otherwise cost
 as much as the simulation.  A second, "large-n" set has n_train = 20,000: the noise-free corner
 (gamma = 1, alpha = beta = 0, nothing unseen) and two others.
+
+The knob family (:func:`draw_knob_family`, docs/theory.md 4.14): 36 SimConfigs drawn across the
+generator's and optimiser's extensions (2-4 classes, label noise, tanh mixing of depth 0-2,
+heavy-ball momentum), simulated by the paper's GD and by converged ERM (C classes:
+:func:`simulate_softmax_erm` on the simulator's own draws) at 300 seeds a config::
+
+    PYTHONPATH=. JAX_PLATFORMS=cpu python benchmarks/theory_family.py build-knobs --modes erm
+    PYTHONPATH=. JAX_PLATFORMS=cpu python benchmarks/theory_family.py build-knobs --modes gd
+    PYTHONPATH=. JAX_PLATFORMS=cpu python benchmarks/theory_family.py compare-knobs
+
+(``benchmarks/data/theory_family_knobs.json``; the draws are a pure function (count, seed), to
+move into :mod:`mfh_sim.experiments.families`.)
 """
 
 from __future__ import annotations

@@ -182,7 +182,7 @@ def teacher_projection(spec_a: Spectrum, spec_b: Spectrum, problem, rule, *, mh_
     Without mixing these are c_T p_G, c_T^2 p_G + ||nu_S||^2 and V_T g / d_a to leading order.
     """
     g = float(problem.shared_channels)
-    c_a = float(spec_a.latent)
+    c_a = float(max(spec_a.latent, 1))  # no latent channel: g = 0 as well
     t = traces(spec_a, alpha_t * l2_teacher, vh_t)
     kappa, kappa2 = t["kappa"], t["kappa2"]
     rho_t = rule.p_g + rule.p_a
