@@ -25,7 +25,7 @@ H the loss's Hessian in the logits at h*.  The per-sample loss is the simulator'
 a CE(y, l) + k T^2 KL(softmax(t / T) || softmax(l / T)) + c |P (l - t)|^2 (P the sum-zero
 projector; k = kd_weight / C for the 'paper' reduction, kd_weight for 'batchmean'; logit MSE
 c = kd_weight / C with k = 0).  The expectations are quasi-Monte Carlo sums over a fixed
-scrambled Sobol sample (the same points at every iteration, so the fixed point is a
+scrambled Halton sample (the same points at every iteration, so the fixed point is a
 deterministic function of the config), with the label latent's argmax swapped to class 0: the
 classes other than the true one are exchangeable, so label noise (a uniformly drawn other class)
 is class 1 with probability eps.
@@ -59,22 +59,50 @@ def points_for(n_classes: int, coarse: bool = False) -> int:
     full = 2 ** int(round(math.log2(POINTS_TIMES_DIRECTIONS / (n_classes - 1))))
     full = int(min(max(full, MIN_POINTS), MAX_POINTS))
     return max(full // 8, 256) if coarse else full
-#: Seed of the scrambled Sobol sequence (fixed: part of the theory's definition).
-SOBOL_SEED = 20261203
+#: Seed of the scrambled quasi-random sequence (fixed: part of the theory's definition).
+QMC_SEED = 20261203
 #: Newton stops when max |F| is below this (F the prox's stationarity residual).
 PROX_TOL = 1e-10
 
 
+def _primes(count: int) -> list[int]:
+    out: list[int] = []
+    k = 2
+    while len(out) < count:
+        if all(k % p for p in out):
+            out.append(k)
+        k += 1
+    return out
+
+
+def scrambled_halton(points: int, dim: int, seed: int) -> np.ndarray:
+    """(points, dim) quasi-random uniforms in (0, 1): the Halton sequence in the first ``dim`` prime
+    bases from a random start, every digit of every base scrambled by its own random permutation
+    (numpy seed ``seed``), each point at the centre of its finest cell.  Numpy only (scipy.stats'
+    Sobol generator costs about a second to import).  Integration error of the C-class theory:
+    at C = 2 against the exact quadrature <= 0.04 points (scrambled Sobol: <= 0.03), at C = 3-10
+    within 0.08 points of 8,192 Sobol points."""
+    rng = np.random.default_rng(seed)
+    index = np.arange(points) + int(rng.integers(0, 2**20))  # a random start (Wang and Hickernell 2000)
+    out = np.empty((points, dim))
+    for j, base in enumerate(_primes(dim)):
+        digits = int(math.ceil(math.log(int(index[-1]) + 1) / math.log(base))) + 1
+        x = np.zeros(points)
+        rest = index.copy()
+        scale = 1.0 / base
+        for _ in range(digits):
+            x += rng.permutation(base)[rest % base] * scale
+            rest //= base
+            scale /= base
+        out[:, j] = x + 0.5 * scale * base
+    return out
+
+
 @functools.cache
 def normals(n_classes: int, points: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(L, zeta, xi), each (points, C): scrambled-Sobol standard normals, argmax of L in column 0.
-
-    Read-only arrays; the same for every call (fixed seed).
-    """
-    from scipy.stats import qmc
-
-    sobol = qmc.Sobol(3 * n_classes, scramble=True, seed=SOBOL_SEED)
-    u = sobol.random_base2(int(round(math.log2(points))))
+    """(L, zeta, xi), each (points, C): quasi-random standard normals (:func:`scrambled_halton`), the
+    argmax of L swapped to column 0.  Read-only arrays; the same for every call (fixed seed)."""
+    u = scrambled_halton(points, 3 * n_classes, QMC_SEED)
     z = ndtri(np.clip(u, 1e-12, 1.0 - 1e-12)).reshape(points, 3, n_classes)
     label, zeta, xi = z[:, 0].copy(), z[:, 1].copy(), z[:, 2].copy()
     top = np.argmax(label, axis=1)
