@@ -10,7 +10,9 @@ small allowance for the finite size (d = 30-40) stated at each test.
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +20,7 @@ from scipy.special import expit
 from theory_monte_carlo import newton_logistic, newton_softmax, sum_zero_basis
 
 import mfh_sim
-from mfh_sim.theory import api, gcm, highdim, multiclass
+from mfh_sim.theory import api, gcm, highdim, multiclass, predict
 from mfh_sim.theory.highdim import finite_accuracies, observed_accuracy
 
 
@@ -422,3 +424,55 @@ def test_gaussian_equivalent_moments_of_the_generator_nonlinearity():
         mu1, mu_star2 = mixing.moments(np.array([v]))
         assert mu1[0] == pytest.approx(np.mean(phi * g) / math.sqrt(v), abs=2e-3)  # Stein: E[g phi] = v mu_1
         assert mu_star2[0] == pytest.approx(np.mean(phi**2) - mu1[0] ** 2 * v, abs=3e-3)
+
+
+# ------------------------------------------------------------------------ batching and golden values
+KNOB_CASES = {
+    "noise_same": dict(shared=5, a_only=5, b_only=5, unseen=5, dim_a=25, dim_b=50, label_noise=0.2),
+    "momentum": dict(shared=5, a_only=5, b_only=5, unseen=5, dim_a=25, dim_b=50, momentum=0.75),
+    "mix2_fresh": dict(shared=4, a_only=3, b_only=3, unseen=2, shared_nondecisive=2, dim_a=30, dim_b=30,
+                       n_train=150, mixing_depth=2, mixing_strength=0.5, fresh_student_sample=True),
+    "classes3_same": dict(shared=5, a_only=5, b_only=5, unseen=5, dim_a=25, dim_b=50, n_classes=3),
+    "classes4_all": dict(shared=6, a_only=3, b_only=4, unseen=2, dim_a=30, dim_b=30, n_train=120, n_classes=4,
+                         label_noise=0.15, mixing_depth=1, mixing_strength=0.4, momentum=0.5, kd_weight=1.5),
+    "classes3_mse_T2": dict(shared=5, a_only=3, b_only=3, unseen=2, dim_a=20, dim_b=20, n_train=100, n_classes=3,
+                            kd_loss="mse"),
+}
+GOLDEN_KNOBS = Path(__file__).parent / "data" / "theory_knobs_golden.json"
+
+
+def knob_golden_values() -> dict:
+    out = {}
+    for name, knobs in KNOB_CASES.items():
+        p = predict(mfh_sim.make_config(**knobs))
+        out[name] = {k: p[k] for k in ("teacher_acc", "no_kd_acc", "kd_acc", "delta", "teacher_acc_limit",
+                                       "no_kd_acc_limit", "kd_acc_limit")}
+    return out
+
+
+def test_extensions_batch_like_single_calls():
+    # One predict_many over every case (one batch per kind of channel) equals the one-config calls.
+    configs = [mfh_sim.make_config(**knobs) for knobs in KNOB_CASES.values()]
+    api._CACHE.clear()
+    together = api.predict_many(configs)
+    for config, batched in zip(configs, together):
+        api._CACHE.clear()
+        alone = predict(config)
+        for key in ("teacher_acc", "no_kd_acc", "kd_acc"):
+            assert batched[key] == pytest.approx(alone[key], abs=1e-9)
+
+
+def test_extensions_golden_values():
+    # Pinned after the checks of docs/theory.md 4.10-4.14 (regenerate only for an intended,
+    # documented change: PYTHONPATH=. python tests/test_theory_knobs.py).
+    stored = json.loads(GOLDEN_KNOBS.read_text())
+    current = knob_golden_values()
+    assert set(stored) == set(current)
+    for name, values in stored.items():
+        for key, value in values.items():
+            assert current[name][key] == pytest.approx(value, abs=1e-6), (name, key)
+
+
+if __name__ == "__main__":
+    GOLDEN_KNOBS.write_text(json.dumps(knob_golden_values(), indent=1, sort_keys=True) + "\n")
+    print(f"wrote {GOLDEN_KNOBS}")
