@@ -155,7 +155,10 @@ def predict(
     ERM normalisation (what ``optimizer='erm'`` must minimise for the theory to apply): each
     model minimises (1/n) sum_i loss_i + (l2/2) ||theta||^2, the mean over the n training samples
     of the per-sample loss in the two-class margin form, ridge on the margin weights
-    theta = w_1 - w_0 only (not the bias); see :mod:`mfh_sim.theory.highdim`.
+    theta = w_1 - w_0 only (not the bias); see :mod:`mfh_sim.theory.highdim`.  More than two
+    classes: (1/n) sum_i loss_i + l2 ||W||_F^2 on the logit weights (the same at two classes;
+    :func:`mfh_sim.erm.softmax_newton_solve` minimises it).  Label noise, mixed channels and
+    momentum: docs/theory.md 4.11-4.13.
 
     Infinite-data limit (population minimisers, Gauss-Jacobi over hyperplanes with ``nodes``
     per Beta variable): ``teacher_acc_limit``, ``no_kd_acc_limit``, ``kd_acc_limit``,
