@@ -124,8 +124,8 @@ def test_label_noise_of_the_simulator_is_uniform_over_other_classes():
 # --------------------------------------------------------------------------------- more classes
 # Three classes on a class frame whose Gram on every block is isotropic (Q_X^T Q_X = |X| / K I: the
 # symmetric case the theory solves exactly, as the 'ones' hyperplane for two classes); ridge
-# l2 ||W||_F^2, KD weight 3 ('paper': k = 3 / 3), both students' protocols.
-CLASS_CASE = dict(C=3, G=4, A=2, B=2, U=2, d_a=30, d_b=30, n=120, l2=0.05, kd_weight=3.0)
+# l2 ||W||_F^2, KD weight 6 ('paper': k = 6 / 3), both students' protocols.
+CLASS_CASE = dict(C=3, G=4, A=2, B=2, U=2, d_a=30, d_b=30, n=120, l2=0.05, kd_weight=6.0)
 
 
 def _class_frame(c):
