@@ -68,8 +68,9 @@ def _arm_rows(points: Sequence, arrays: dict[str, np.ndarray], splits: int, task
                 rows.append(_row(common, arm, budget, kd, no_kd, arrays["teacher_acc"][i, :, k], measured, pilot,
                                  n_train, p.n_test))
         if task.source != "semi_synthetic":
+            largest = len(p.budgets) - 1  # the same-sample students train on the largest budget
             rows.append(_row(common, "same_sample", p.budgets[-1], arrays["same_sample_kd_acc"][i],
-                             arrays["no_kd_acc"][i, :, -1], arrays["teacher_acc"][i, :, 3], measured, pilot,
+                             arrays["no_kd_acc"][i, :, largest], arrays["teacher_acc"][i, :, 3], measured, pilot,
                              n_train, p.n_test))
     return rows
 
