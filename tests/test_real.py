@@ -184,7 +184,7 @@ def test_the_command_writes_its_outputs(tmp_path, capsys):
     (["--kd-weight", "-1"], "--kd-weight"),
     (["--temperature", "0"], "--temperature"),
     (["--sources", "nope"], "--sources"),
-    (["--n-train", "1990", "--sources", "multifeature"], "--n-train"),
+    (["--n-teacher", "1990", "--sources", "multifeature"], "--n-teacher"),
 ])
 def test_command_line_mistakes_are_one_line(argv, match, tmp_path, capsys):
     from mfh_sim.cli import main

@@ -36,7 +36,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--data", type=Path, default=None,
                         help="your own paired data: an .npz holding x_a, x_b, y instead of the sources")
     parser.add_argument("--splits", type=integer(2), default=12, help="random splits per point (>= 2; default 12)")
-    parser.add_argument("--n-train", type=integer(2), default=None,
+    parser.add_argument("--n-teacher", type=integer(2), default=None,
                         help="the teacher's labelled samples (default a quarter of each task, at most 500)")
     parser.add_argument("--steps", type=integer(1), default=1000, help="GD steps per training (default 1000)")
     parser.add_argument("--kd-weight", type=finite_number, default=1.0, help="KD term's weight >= 0 (default 1)")
@@ -99,13 +99,13 @@ def run(args: argparse.Namespace) -> int:
     if args.validate in (1, 2):
         raise UsageError(f"--validate: {args.validate} is not allowed: 0 (skip) or >= 3 diagrams")
     out = writable_folder(args.out, "--out")
-    with user_input(names={"n_train": "--n-train", "n_teacher": "--n-train"}):
+    with user_input(names={"n_teacher": "--n-teacher"}):
         tasks = build_tasks(args)
     points = []
-    with user_input(names={"n_teacher": "--n-train", "steps": "--steps", "pairs": "--views",
+    with user_input(names={"n_teacher": "--n-teacher", "steps": "--steps", "pairs": "--views",
                            "kd_weight": "--kd-weight", "temperature": "--temperature"}):
         for task, pairs in tasks:
-            points += arms.make_points([task], pairs=pairs, n_teacher=args.n_train, steps=args.steps,
+            points += arms.make_points([task], pairs=pairs, n_teacher=args.n_teacher, steps=args.steps,
                                        kd_weight=args.kd_weight, temperature=args.temperature)
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
