@@ -80,7 +80,12 @@ def test_the_intervals_cover_90_to_98_percent_on_random_diagrams():
     errors = check.errors()
     coverage = [errors[k]["coverage"] for k in ("gamma", "alpha", "beta")]
     assert all(0.88 <= c <= 1.0 for c in coverage), coverage
-    assert np.mean(coverage) <= 0.985 and errors["gamma"]["rmse"] < 0.08
+    assert np.mean(coverage) <= 0.985 and errors["gamma"]["rmse"] < 0.1
+    # Bounds of zero width only where the data pin them: never for the ratios; for p_U only on
+    # diagrams whose truth is p_U = 0 (nothing unseen) or beyond the generator's ceiling.
+    assert all(errors[k]["zero_width"] == 0 for k in ("gamma", "alpha", "beta"))
+    pinned = np.mean([r["true_p_u"] < 1e-9 for r in check.rows])
+    assert errors["p_u"]["zero_width"] <= pinned + 0.05
 
 
 def test_bad_estimator_inputs_raise_one_clear_error():

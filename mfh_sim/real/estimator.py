@@ -100,15 +100,17 @@ def shares_from_visible(s_a: np.ndarray, s_b: np.ndarray, s_ab: np.ndarray) -> d
     """p_G, p_A, p_B, p_U and gamma, alpha, beta from the visible shares of x^a, x^b, [x^a, x^b].
 
     s_ab is first projected onto max(s_a, s_b) <= s_ab <= s_a + s_b (what a Venn diagram allows),
-    and all three are divided by max(1, s_ab).  A ratio with a zero denominator is 0."""
+    and all three are divided by max(1, s_ab).  A ratio with a zero denominator is 0.  Also
+    ``p_u_unclipped`` = 1 - s_ab before that division (its spread gives p_U's interval width)."""
     s_a, s_b, s_ab = (np.asarray(v, np.float64) for v in (s_a, s_b, s_ab))
     s_ab = np.clip(s_ab, np.maximum(s_a, s_b), s_a + s_b)
+    unseen = 1.0 - s_ab  # before the normalisation: negative beyond the generator's ceiling
     scale = np.maximum(s_ab, 1.0)
     s_a, s_b, s_ab = s_a / scale, s_b / scale, s_ab / scale
     p_g, p_a, p_b = s_a + s_b - s_ab, s_ab - s_b, s_ab - s_a
     ratio = lambda num, den: np.where(den > 1e-12, num / np.where(den > 1e-12, den, 1.0), 0.0)
     return {"gamma": ratio(p_g, s_ab), "alpha": ratio(p_a, s_a), "beta": ratio(p_b, s_b),
-            "p_g": p_g, "p_a": p_a, "p_b": p_b, "p_u": 1.0 - s_ab}
+            "p_g": p_g, "p_a": p_a, "p_b": p_b, "p_u": 1.0 - s_ab, "p_u_unclipped": unseen}
 
 
 def _components(x: np.ndarray, keep: int) -> np.ndarray:
@@ -217,7 +219,9 @@ def _estimate_views(views, y, pairs, seed, n_boot, level, max_components):
         for pair in pairs:
             values, _, _ = _from_components(resampled[pair[0]], resampled[pair[1]], y[rows], n_classes)
             for k in QUANTITIES:
-                boots[pair][k].append(values[k])
+                # p_U's spread on the unclipped scale: beyond the ceiling every resample's p_U is 0,
+                # which would give an interval of zero width that the data do not pin.
+                boots[pair][k].append(values["p_u_unclipped" if k == "p_u" else k])
     z = float(ndtri(0.5 + level / 2))
     out = {}
     for pair in pairs:
@@ -231,7 +235,8 @@ def _estimate_views(views, y, pairs, seed, n_boot, level, max_components):
         # On an edge of the allowed region: a ratio pinned at 0 or 1 (the concatenation adds
         # nothing to a view, or the views share nothing).
         at_boundary = bool(min(point["p_g"], point["p_a"], point["p_b"]) < 1e-9)
-        out[pair] = VennEstimate(**point, **bounds, delta2_a=d2[0], delta2_b=d2[1], delta2_ab=d2[2], dims=dims,
+        out[pair] = VennEstimate(**{k: point[k] for k in QUANTITIES}, **bounds, delta2_a=d2[0], delta2_b=d2[1],
+                                 delta2_ab=d2[2], dims=dims,
                                  at_boundary=at_boundary, beyond_ceiling=bool(share_of_separation(d2[2]) > 1.0),
                                  n_boot=len(boots[pair]["gamma"]))
     return out
