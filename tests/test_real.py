@@ -102,7 +102,7 @@ def test_user_arrays_from_npz_csv_and_npy(tmp_path):
 
 def test_roles_fit_each_task():
     assert real.default_roles(400) == real.Roles(100, 100, 100, (20, 50, 100))
-    assert real.default_roles(2000) == real.Roles(500, 500, 500, (20, 50, 100))
+    assert real.default_roles(2000) == real.Roles(200, 200, 200, (20, 50, 100))
     assert real.default_roles(80) == real.Roles(20, 20, 20, (20,))
     assert real.default_roles(40) == real.Roles(10, 10, 10, (10,))
 
@@ -199,3 +199,33 @@ def test_command_line_mistakes_are_one_line(argv, match, tmp_path, capsys):
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("mfh-sim real: error:") and match in lines[0], lines
     assert not (tmp_path / "new").exists()
+
+
+def test_the_general_part_is_the_ridge_regression():
+    # The protocol's conjugate-gradient ridge against a direct solve, on a real view pair.
+    import jax.numpy as jnp
+
+    from mfh_sim.protocols.real import general_part
+
+    (task,) = real.digit_tasks([(3, 5)], views=["pixel", "fourier"])
+    z = lambda x: (x - x.mean(0)) / x.std(0)
+    x_a, x_b = z(task.views["fourier"]), z(task.views["pixel"])
+    pool = np.arange(100, 300)
+    lam = 1.0 * pool.size
+    direct = x_b @ x_b[pool].T @ np.linalg.solve(x_b[pool] @ x_b[pool].T + lam * np.eye(pool.size), x_a[pool])
+    ours = np.asarray(general_part(jnp.asarray(x_a, jnp.float32), jnp.asarray(x_b, jnp.float32),
+                                   jnp.asarray(pool), jnp.float32(1.0)))
+    assert np.max(np.abs(ours - direct)) < 1e-3 * np.max(np.abs(direct))
+
+
+def test_the_run_calls_no_lapack_so_chunks_run_concurrently():
+    # Two programs that call LAPACK in flight together deadlock on JAX's CPU runtime (the engine
+    # then runs one chunk at a time, on one core): the protocol solves its ridge without LAPACK.
+    import jax
+
+    from mfh_sim.protocols.real import REAL
+
+    (point,) = real.make_points([_sim_task(0, shared=4, a_only=4, b_only=0)], pairs=[("a", "b")], steps=3)
+    static = REAL.static_of(point)
+    text = jax.jit(REAL.make_run(static)).lower(jax.random.PRNGKey(0), REAL.inputs_of(point)).as_text()
+    assert "lapack" not in text.lower() and REAL.runs_concurrently(static)

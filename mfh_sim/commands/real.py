@@ -76,7 +76,10 @@ def build_tasks(args: argparse.Namespace) -> list:
     if "multifeature" in chosen:
         pairs = _parse_tasks(args.tasks) if args.tasks else sources.DEFAULT_TASKS
         with user_input(names={"views": "--views", "tasks": "--tasks"}):
-            out += [(t, None) for t in sources.digit_tasks(pairs, args.views, multiclass=True)]
+            digits = sources.digit_tasks(pairs, args.views, multiclass=True)
+        few = [v for v in sources.MULTICLASS_VIEWS if v in digits[-1].views]
+        few = few if len(few) >= 2 else list(digits[-1].views)
+        out += [(t, None) for t in digits[:-1]] + [(digits[-1], [(a, b) for a in few for b in few if a != b])]
     elif args.tasks or args.views:
         raise UsageError("--tasks and --views are not allowed without the multifeature source")
     if "mnist" in chosen:

@@ -19,8 +19,9 @@ from mfh_sim.validation import require_integer, require_real
 
 #: The students' label budgets (labelled samples of view b).
 BUDGETS = (20, 50, 100)
-#: Largest teacher split, pool and test set a task gets by default.
-MAX_ROLE = 500
+#: Largest teacher split, pool and test set a task gets by default (the pool's rows are trained
+#: on by every student head: its size sets most of a run's cost).
+MAX_ROLE = 200
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class Roles:
 
 
 def default_roles(n_samples: int, n_teacher: int | None = None, budgets: Sequence[int] = BUDGETS) -> Roles:
-    """Roles for a task of ``n_samples``: a quarter each (at most 500) for test, the teacher and
+    """Roles for a task of ``n_samples``: a quarter each (at most 200) for test, the teacher and
     the pool, the rest (at most the largest budget) for the student's labels; the budgets that
     fit, or the student's whole split if none does.  ``n_teacher`` overrides the teacher's split."""
     quarter = min(n_samples // 4, MAX_ROLE)

