@@ -229,3 +229,23 @@ def test_the_run_calls_no_lapack_so_chunks_run_concurrently():
     static = REAL.static_of(point)
     text = jax.jit(REAL.make_run(static)).lower(jax.random.PRNGKey(0), REAL.inputs_of(point)).as_text()
     assert "lapack" not in text.lower() and REAL.runs_concurrently(static)
+
+
+def test_margin_form_trains_the_two_output_layer():
+    # Two classes train in margin form; the logits form of the same heads gives the same model.
+    import jax.numpy as jnp
+
+    from mfh_sim.losses import logit_gradient
+    from mfh_sim.protocols.real import REAL, _init, _logits, _train
+
+    (point,) = real.make_points([_sim_task(0, shared=4, a_only=4, b_only=0)], pairs=[("a", "b")], steps=200)
+    static, inputs = REAL.static_of(point), REAL.inputs_of(point)
+    x = jnp.asarray((point.x_a - point.x_a.mean(0)) / point.x_a.std(0), jnp.float32)
+    x = jnp.pad(x, ((0, 0), (0, static.width_a - x.shape[1])))
+    labels = jnp.asarray(point.labels)
+    teacher = jnp.asarray(np.random.default_rng(0).normal(size=(x.shape[0], 2, 2)), jnp.float32)
+    gradient = lambda logits: logit_gradient(logits, labels, teacher, kd_weight=jnp.float32(0.7), temperature=2.0)
+    w, b = _init(jnp.linspace(-2, 2, (static.width_a + 1) * 2), static.width_a, jnp.float32(12), 2, 2)
+    out = {form: _train(x, w, b, gradient, inputs, static, form) for form in ("margin", "logits")}
+    margins = {form: np.diff(np.asarray(_logits(x, *out[form][:2])), axis=-1) for form in out}
+    assert np.allclose(margins["margin"], margins["logits"], atol=1e-4)

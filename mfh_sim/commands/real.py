@@ -35,7 +35,7 @@ def add_parser(subparsers) -> None:
                         help="Multiple Features views (default all six: fourier profile karhunen pixel zernike morph)")
     parser.add_argument("--data", type=Path, default=None,
                         help="your own paired data: an .npz holding x_a, x_b, y instead of the sources")
-    parser.add_argument("--splits", type=integer(2), default=12, help="random splits per point (>= 2; default 12)")
+    parser.add_argument("--splits", type=integer(2), default=10, help="random splits per point (>= 2; default 10)")
     parser.add_argument("--n-teacher", type=integer(2), default=None,
                         help="the teacher's labelled samples (default a quarter of each task, at most 500)")
     parser.add_argument("--steps", type=integer(1), default=1000, help="GD steps per training (default 1000)")

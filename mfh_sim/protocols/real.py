@@ -49,7 +49,7 @@ import numpy as np
 from mfh_sim.losses import logit_gradient
 from mfh_sim.models import linear_init_from_normals, linear_init_size
 from mfh_sim.protocols import MetricSpec, Protocol
-from mfh_sim.train import fit_linear_logits
+from mfh_sim.train import fit_linear_logits, fit_linear_margin
 
 #: Channel widths views are zero-padded to (a wider view is padded to a multiple of 128), so
 #: that views of similar width share one compiled program.
@@ -202,11 +202,24 @@ def _init(normals: jax.Array, width: int, dim: jax.Array, n_classes: int, heads:
             jnp.broadcast_to((bias * scale)[:, None], (n_classes, heads)))
 
 
-def _train(x, weights, biases, gradient, inputs: RealInputs, static: RealStatic):
+def _train(x, weights, biases, gradient, inputs: RealInputs, static: RealStatic, form: str | None = None):
     """Every training of the protocol: ``static.steps`` steps of full-batch GD (no momentum) of
     linear heads sharing the input ``x`` (n, width), with the closed-form loss gradient
     ``gradient`` (logits (n, heads, C) -> dLoss/dlogits, same shape) at ``inputs.learning_rate``.
-    Returns (weights (C, width, heads), biases (C, heads), diverged (heads,))."""
+
+    ``form``: 'margin' (the default for two classes) trains the margin m = l_1 - l_0 of each head,
+    exactly the two-output layer's GD at half the arithmetic (:func:`mfh_sim.train.fit_linear_margin`;
+    the loss depends on the logits only through m, so dL/dm is the class-1 component of the logit
+    gradient at logits [0, m]); 'logits' (more classes) trains the logits.
+    Returns (weights (C, width, heads), biases (C, heads), diverged (heads,)); in margin form
+    class 0's weights are 0, which gives the same softmax as the two-output layer."""
+    form = form or ("margin" if static.n_classes == 2 else "logits")
+    if form == "margin":
+        margin_of = lambda m: jnp.stack([jnp.zeros_like(m), m], axis=-1)
+        v, c, diverged = fit_linear_margin(x, weights[1] - weights[0], biases[1] - biases[0],
+                                           lambda m: gradient(margin_of(m))[..., 1], inputs.learning_rate, 0.0,
+                                           static.steps)
+        return jnp.stack([jnp.zeros_like(v), v]), jnp.stack([jnp.zeros_like(c), c]), diverged
     classes_first = lambda logits: jnp.transpose(gradient(jnp.transpose(logits, (1, 2, 0))), (2, 0, 1))
     return fit_linear_logits(x, weights, biases, classes_first, inputs.learning_rate, 0.0, static.steps)
 
