@@ -86,25 +86,26 @@ def _row(common, arm, budget, kd, no_kd, teacher, measured, pilot, n_train, n_te
             "pilot_gain": float(np.nanmean(gain[pilot]))}
 
 
-def predicted_gain(est, budget: int, steps: int, learning_rate: float, kd_weight: float, temperature: float,
-                   ce_weight: float = 1.0, same_sample: bool = False) -> float:
-    """The finite-sample theory's KD gain at an estimated diagram (fraction; NaN where it declines).
+def theory_item(est, budget: int, steps: int, learning_rate: float, kd_weight: float, temperature: float,
+                ce_weight: float = 1.0, same_sample: bool = False):
+    """The finite-sample theory's problem at an estimated diagram, for
+    :func:`mfh_sim.theory.highdim.finite_accuracies_many` (None: no visible signal, gain 0).
 
     Approximate for the transfer arm: the theory's teacher and student train on one sample size
     (here the student's label budget), on a fresh sample for the transfer arms (the teacher's own
     split, which is larger, and the pool's extra KD targets are not modelled); dims are the
     principal components the estimator kept; the shares a 'ones' hyperplane of real-valued blocks."""
-    from mfh_sim.theory.highdim import Problem, finite_accuracies_many, gd_effective_l2
+    from mfh_sim.theory.highdim import Problem, gd_effective_l2
     from mfh_sim.theory.quadrature import Blocks
 
     blocks = Blocks(*(max(float(getattr(est, k)), 0.0) for k in ("p_g", "p_a", "p_b", "p_u")))
     if blocks.g + blocks.a + blocks.b <= 1e-9:
-        return 0.0
+        return None
     l2 = gd_effective_l2(learning_rate, steps)
     d_a, d_b = float(est.dims[0]), float(est.dims[1])
     problem = Problem(float(budget), d_a, d_b, min(d_a, d_b) * float(est.gamma), l2, l2, ce_weight,
                       kd_weight / 2.0, temperature, same_sample)
-    return float(finite_accuracies_many([(blocks, "ones", problem, "row")])[0]["delta"])
+    return (blocks, "ones", problem, "row")
 
 
 def attach_estimates(rows: list[dict], tasks: dict[str, Task], points: Sequence, *, seed: int = 0,
@@ -113,6 +114,7 @@ def attach_estimates(rows: list[dict], tasks: dict[str, Task], points: Sequence,
     gain for every row (the estimator runs once per task and unordered view pair; binary tasks
     only: the theory declines more classes, and so does the row's prediction)."""
     knobs = {p.task: p for p in points}
+    pending = []
     for name, task in tasks.items():
         pairs = sorted({tuple(sorted((r["teacher_view"], r["student_view"]))) for r in rows if r["task"] == name})
         est = estimate_views(task.views, task.labels, pairs, seed=seed, n_boot=n_boot)
@@ -128,10 +130,19 @@ def attach_estimates(rows: list[dict], tasks: dict[str, Task], points: Sequence,
             if flipped:
                 e = _swap(e)
             p = knobs[name]
-            r["predicted_gain"] = (predicted_gain(e, r["budget"], p.steps, p.learning_rate, p.kd_weight,
-                                                  p.temperature, p.ce_weight, r["arm"] == "same_sample")
-                                   if task.n_classes == 2 and r["arm"] in ("transfer", "same_sample",
-                                                                           "semi_synthetic") else math.nan)
+            r["predicted_gain"] = math.nan
+            if task.n_classes == 2 and r["arm"] in ("transfer", "same_sample", "semi_synthetic"):
+                item = theory_item(e, r["budget"], p.steps, p.learning_rate, p.kd_weight, p.temperature,
+                                   p.ce_weight, r["arm"] == "same_sample")
+                if item is None:
+                    r["predicted_gain"] = 0.0
+                else:
+                    pending.append((r, item))
+    if pending:  # one batched solve for every row
+        from mfh_sim.theory.highdim import finite_accuracies_many
+
+        for (r, _), prediction in zip(pending, finite_accuracies_many([item for _, item in pending])):
+            r["predicted_gain"] = float(prediction["delta"])
 
 
 def _swap(est):
