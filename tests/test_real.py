@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mfh_sim import real
-from mfh_sim.generate import generate
+from mfh_sim.generation import generate
 
 
 # ------------------------------------------------------------------------------- the data

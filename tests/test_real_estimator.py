@@ -23,6 +23,13 @@ def test_generated_shares_equal_the_count_ratios_with_the_ones_hyperplane(counts
     assert math.isclose(data.shares["p_u"], venn.unseen / venn.n_decisive)
 
 
+def test_the_face_generate_is_the_function_even_after_its_module_is_imported():
+    # A submodule named like the function would replace it on the package once imported.
+    import mfh_sim.generation
+
+    assert mfh_sim.generate is mfh_sim.generation.generate and "generate" in mfh_sim.__all__
+
+
 def test_generate_returns_the_simulators_own_draw():
     data = mfh_sim.generate(gamma=0.5, alpha=1 / 3, n=80, seed=3, n_test=200)
     assert data.x_a.shape == (80, 50) and data.x_a_test.shape == (200, 50) and data.y.dtype == np.int32

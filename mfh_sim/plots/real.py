@@ -35,6 +35,7 @@ def plot_real_check(rows: list[dict], title: str = "Crossmodal KD on real paired
         axis.axhline(0, color="0.6", lw=0.8)
         axis.set_xlabel(label)
         axis.set_ylabel("measured KD gain (points, corrected 95% CI)")
-        axis.legend(fontsize=8, frameon=False)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=8, frameon=False)
     fig.suptitle(title)
     return fig

@@ -12,7 +12,7 @@ split the signal into a shared part and two view-specific parts.  Unlike an accu
 keeps growing on views that are already 99% accurate: it does not saturate.
 
 The separations are put on the scale of the simulator's signal shares.  In the generator
-(label y = 1[w.z > 0], :mod:`mfh_sim.generate`) a view that sees the share s of ||w||^2 has
+(label y = 1[w.z > 0], :func:`mfh_sim.generate`) a view that sees the share s of ||w||^2 has
 Delta^2 = 8 s / (pi - 2 s) exactly (the class means differ by 2 s sqrt(2/pi) along the visible
 part of w, whose within-class variance is s - 2 s^2 / pi), so s = pi Delta^2 / (8 + 2 Delta^2):
 

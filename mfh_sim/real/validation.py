@@ -46,7 +46,7 @@ def simulated_data(config, setting: str, n: int, seed: int) -> tuple[np.ndarray,
     'correlated_noise' the channels mixed by a random orthogonal-plus-shear map within each view
     (Mahalanobis-invariant only up to the noise it mixes in); 'nonlinear' the generator's tanh
     mixing (depth 2, strength 0.7); 'separable' only samples with |w.z| / ||w|| > 0.5 kept."""
-    from mfh_sim.generate import generate
+    from mfh_sim.generation import generate
 
     if setting not in SETTINGS:
         raise ValueError(f"setting={setting!r} is not allowed: use one of {SETTINGS}")
