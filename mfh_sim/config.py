@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import MISSING, Field, dataclass, field, fields
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 import numpy as np
 
@@ -322,59 +322,6 @@ class SimConfig:
         text = json.dumps(self.as_dict(), sort_keys=True)
         return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
 
-    def static_signature(self) -> StaticSpec:
-        """The part of the config that fixes array shapes and program structure."""
-        return StaticSpec(
-            dim_a=self.venn.dim_a,
-            dim_b=self.venn.dim_b,
-            n_latent=self.n_latent,
-            n_train=self.n_train,
-            n_test=self.n_test,
-            steps=self.steps,
-            model=self.model,
-            hidden=self.hidden if self.model == "mlp" else (),
-            init=self.init,
-            optimizer=self.optimizer,
-            kd_reduction=self.kd_reduction,
-            fresh_student_sample=self.fresh_student_sample,
-            n_classes=self.n_classes,
-            label_noise=self.label_noise > 0.0,
-            mixing_depth=self.mixing_depth,
-            kd_loss=self.kd_loss,
-        )
-
-    @property
-    def uses_margin_fast_path(self) -> bool:
-        """True where :mod:`mfh_sim.protocols.paper` trains in the exact two-class margin form."""
-        return self.static_signature().uses_margin_fast_path
-
-
-class StaticSpec(NamedTuple):
-    """Shape- and structure-defining settings; configs that share one share a compiled program."""
-
-    dim_a: int
-    dim_b: int
-    n_latent: int
-    n_train: int
-    n_test: int
-    steps: int
-    model: str
-    hidden: tuple[int, ...]
-    init: str
-    optimizer: str
-    kd_reduction: str
-    fresh_student_sample: bool
-    n_classes: int = 2
-    label_noise: bool = False
-    mixing_depth: int = 0
-    kd_loss: str = "kl"
-
-    @property
-    def uses_margin_fast_path(self) -> bool:
-        """Linear two-class models under SGD with the KL loss train exactly in margin form."""
-        return (self.model == "linear" and self.optimizer == "sgd" and self.n_classes == 2
-                and self.kd_loss == "kl")
-
 
 #: The Venn diagram given by ratios: rounded to counts by :meth:`VennConfig.from_ratios`.
 RATIO_KNOBS: tuple[Knob, ...] = (
@@ -501,12 +448,6 @@ def make_config(**knobs: Any) -> SimConfig:
         venn = VennConfig.from_ratios(**ratio_given, **ratio_only, **extras)
     sim = {k: knobs[k] for k in SIM_KEYS if k in knobs}
     return SimConfig(venn=venn, **sim)
-
-
-# The checks live in mfh_sim.validation (one home for every host-side check); these names are
-# kept for code that imported them from here.
-_choice = require_choice
-_real = require_real
 
 
 if __name__ == "__main__":  # pragma: no cover - regenerates the README's knob table

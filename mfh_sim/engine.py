@@ -25,7 +25,7 @@ reordered, extended, sharded or resumed: run (point p, seed s) takes
 ``fold_in(fold_in(PRNGKey(root_seed), protocol.identity_of(p)), s)``, derived inside the
 compiled call from each row's (identity, seed).  (The paper's protocol makes the identity 0 by
 default, so every point shares *common random numbers*; see
-:class:`mfh_sim.protocols.paper.PaperProtocol`.)
+:func:`mfh_sim.protocols.paper.paper_protocol`.)
 
 On a CPU, XLA runs one vmapped computation on one core, so a small pool of threads keeps one
 chunk in flight per core; on an accelerator two threads overlap one chunk's host transfer with
@@ -128,12 +128,6 @@ def run_keys(identity: int, seeds: np.ndarray, root_seed: int) -> np.ndarray:
 
 #: (protocol, static part, devices, chunk rows) of the programs that have run in this process.
 _WARM_PROGRAMS: set = set()
-
-
-@functools.cache
-def compiled_run(protocol: Protocol, static: Hashable) -> Callable:
-    """``jit(vmap(run))`` over explicit keys for one static part (cached for the process)."""
-    return jax.jit(jax.vmap(protocol.make_run(static)))
 
 
 # ---------------------------------------------------------------------------------- planning

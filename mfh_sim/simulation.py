@@ -18,7 +18,7 @@ from mfh_sim._version import versions
 from mfh_sim.config import SimConfig, make_config
 from mfh_sim.engine import execute
 from mfh_sim.progress import ProgressBar
-from mfh_sim.protocols.paper import PAPER, PaperProtocol
+from mfh_sim.protocols.paper import PAPER, paper_protocol
 from mfh_sim.results import ACCURACIES, FLAGS, SimulationResult, SweepResult
 from mfh_sim.validation import require_root_seed, require_seeds
 
@@ -189,7 +189,7 @@ def sweep(
     varied_keys = [k for k in seen if len({repr(q.get(k)) for q in grid}) > 1]
     labels = [{k: p[k] for k in varied_keys if k in p} for p in grid]
     run_versions = versions()
-    protocol = PaperProtocol(common_random_numbers=common_random_numbers)
+    protocol = paper_protocol(common_random_numbers)
     store = None
     completed = []
     if out is not None:

@@ -114,7 +114,7 @@ def describe(protocol: Protocol, points: Sequence[Any], grid: Sequence[dict], se
     sweep = {
         "protocol": {"name": protocol.name, "version": int(protocol.version)},
         "package_version": version if version is not None else package_version(),
-        "settings": json.loads(_canonical(protocol.settings())),
+        "settings": json.loads(_canonical(protocol.options())),
         "points": json.loads(_canonical([protocol.describe(p) for p in points])),
         "grid": json.loads(_canonical(list(grid))),
         "seeds": [int(s) for s in seeds],

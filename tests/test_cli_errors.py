@@ -200,7 +200,7 @@ def _fake_results(path: Path, seeds: int, version: str | None = None) -> Path:
     from mfh_sim import store
     from mfh_sim.config import make_config
     from mfh_sim.engine import Block
-    from mfh_sim.protocols.paper import PaperProtocol
+    from mfh_sim.protocols.paper import PAPER
 
     configs = [make_config(gamma=g, alpha=0.0) for g in (0.0, 0.5)]
     grid = [{"gamma": 0.0}, {"gamma": 0.5}]
@@ -208,7 +208,7 @@ def _fake_results(path: Path, seeds: int, version: str | None = None) -> Path:
     if version is not None:
         store.package_version = lambda: version
     try:
-        opened = store.ResultStore.open(path, PaperProtocol(), configs, grid, np.arange(seeds), 0)
+        opened = store.ResultStore.open(path, PAPER, configs, grid, np.arange(seeds), 0)
     finally:
         store.package_version = real_version
     if version is None:

@@ -19,6 +19,7 @@ from mfh_sim.config import (
     knobs_markdown,
     make_config,
 )
+from mfh_sim.protocols.paper import static_of
 from mfh_sim.venn import VennConfig
 
 #: A Venn diagram every training knob can be varied on (7 decisive latents: up to 8 classes).
@@ -104,7 +105,7 @@ def _variant(name: str):
 
 
 @pytest.mark.parametrize("name", [n for n in KNOBS if KNOBS[n].group == "training"])
-def test_the_declared_role_is_the_static_signature(name):
+def test_the_declared_role_is_the_static_part(name):
     """A 'static' knob changes the compiled program's signature; a 'traced' one does not.
 
     A traced number is compared at two values off its default: ``label_noise`` is traced, but
@@ -120,8 +121,8 @@ def test_the_declared_role_is_the_static_signature(name):
         first, second = value, value / 2
     else:
         first, second = KNOBS[name].default, value
-    one = make_config(**{**common, name: first}).static_signature()
-    two = make_config(**{**common, name: second}).static_signature()
+    one = static_of(make_config(**{**common, name: first}))
+    two = static_of(make_config(**{**common, name: second}))
     assert (one != two) == (KNOBS[name].role == "static"), (name, first, second, KNOBS[name].role)
 
 

@@ -7,7 +7,7 @@ import pytest
 
 import mfh_sim
 from mfh_sim.config import make_config
-from mfh_sim.protocols.paper import inputs_of, make_run
+from mfh_sim.protocols.paper import inputs_of, make_run, static_of
 
 # Short trainings keep these tests fast; the properties checked do not depend on the step count.
 FAST = dict(steps=50, n_test=200)
@@ -118,10 +118,9 @@ def test_kd_reduction_paper_is_half_weight_batchmean():
 
 def test_fast_path_equals_generic_flax_path_in_the_full_protocol():
     config = make_config(gamma=0.5, alpha=1 / 3, fresh_student_sample=True, momentum=0.5, **FAST)
-    layout, knobs = inputs_of(config)
     keys = jax.random.split(jax.random.PRNGKey(7), 5)
     batch = lambda tree: jax.tree.map(lambda a: np.stack([a] * 5), tree)
-    outputs = [jax.jit(jax.vmap(make_run(config.static_signature(), fast_path=fast)))(keys, batch(layout), batch(knobs))
+    outputs = [jax.jit(jax.vmap(make_run(static_of(config), fast_path=fast)))(keys, batch(inputs_of(config)))
                for fast in (True, False)]
     for name in ("teacher_acc", "no_kd_acc", "kd_acc"):
         fast, generic = (np.asarray(getattr(o, name)) for o in outputs)

@@ -183,10 +183,10 @@ def test_the_manifest_records_protocol_and_package_version_and_a_mismatch_is_ref
                        match=rf"mfh_sim {manifest['package_version']} there, 99.0 here.*start fresh"):
         mfh_sim.sweep(**SWEEP, out=out)
     monkeypatch.undo()
-    from mfh_sim.protocols.paper import PaperProtocol
+    from mfh_sim import simulation
 
     version = PAPER.version
-    monkeypatch.setattr(PaperProtocol, "version", version + 1)
+    monkeypatch.setattr(simulation, "paper_protocol", lambda crn: PAPER._replace(version=version + 1))
     with pytest.raises(store.ResultsMismatchError,
                        match=f"protocol 'paper' version {version} there, {version + 1} here"):
         mfh_sim.sweep(**SWEEP, out=out)

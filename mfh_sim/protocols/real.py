@@ -270,53 +270,54 @@ def _pad(x: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
-@dataclass(frozen=True)
-class RealProtocol(Protocol):
-    """The real-data protocol for the engine: points are :class:`RealPoint`."""
-
-    name = "real"
-    version = 1
-
-    def static_of(self, point: RealPoint) -> RealStatic:
-        probe = point.kind == "probe"
-        return RealStatic(str(point.kind), int(point.labels.shape[0]), int(point.n_train),
-                          padded_width(point.x_a.shape[1]), 1 if probe else padded_width(point.x_b.shape[1]),
-                          int(point.steps), int(point.folds),
-                          str(point.kd_reduction))
-
-    def inputs_of(self, point: RealPoint) -> RealInputs:
-        static = self.static_of(point)
-        f32 = np.float32
-        x_b = point.x_b if point.kind == "kd" else np.zeros((point.labels.shape[0], 1))
-        return RealInputs(
-            _pad(point.x_a, static.width_a), _pad(x_b, static.width_b),
-            np.asarray(point.labels, np.int32), f32(point.x_a.shape[1]), f32(x_b.shape[1]),
-            f32(point.learning_rate), f32(point.ce_weight), f32(point.kd_weight), f32(point.temperature),
-        )
-
-    def identity_of(self, point: RealPoint) -> int:
-        return zlib.crc32(f"{point.task}|{point.fingerprint}".encode())
-
-    def make_run(self, static: RealStatic) -> Callable[[jax.Array, RealInputs], RealMetrics]:
-        return make_run(static)
-
-    def metrics(self, static: RealStatic) -> dict[str, MetricSpec]:
-        return {name: MetricSpec(dtype, ()) for name, dtype in METRIC_DTYPES.items()}
-
-    def bytes_per_run(self, static: RealStatic) -> int:
-        width = static.width_a + static.width_b
-        return int(4 * (4 * static.n_samples * width + 2 * static.folds * static.n_train * width + width * 8)
-                   + 8 * static.n_train**2 + 4096)
-
-    def describe(self, point: RealPoint) -> dict[str, Any]:
-        # The data are not stored in a manifest: a point is described by names and fingerprint.
-        return {k: getattr(point, k) for k in ("kind", "task", "teacher_view", "student_view", "fingerprint", "n_train",
-                                               "steps", "folds", "learning_rate", "ce_weight", "kd_weight",
-                                               "temperature", "kd_reduction")}
-
-    def point_from_dict(self, values: Mapping[str, Any]) -> RealPoint:
-        raise ValueError("a real-data point cannot be rebuilt from its description alone: reload its data "
-                         "(mfh_sim.real) and rebuild the points")
+# The protocol interface is a NamedTuple of functions (mfh_sim.protocols): the methods of the former
+# class, unchanged, bundled below.
+def _static_of(point: RealPoint) -> RealStatic:
+    probe = point.kind == "probe"
+    return RealStatic(str(point.kind), int(point.labels.shape[0]), int(point.n_train),
+                      padded_width(point.x_a.shape[1]), 1 if probe else padded_width(point.x_b.shape[1]),
+                      int(point.steps), int(point.folds),
+                      str(point.kd_reduction))
 
 
-REAL = RealProtocol()
+def _inputs_of(point: RealPoint) -> RealInputs:
+    static = _static_of(point)
+    f32 = np.float32
+    x_b = point.x_b if point.kind == "kd" else np.zeros((point.labels.shape[0], 1))
+    return RealInputs(
+        _pad(point.x_a, static.width_a), _pad(x_b, static.width_b),
+        np.asarray(point.labels, np.int32), f32(point.x_a.shape[1]), f32(x_b.shape[1]),
+        f32(point.learning_rate), f32(point.ce_weight), f32(point.kd_weight), f32(point.temperature),
+    )
+
+
+def _identity_of(point: RealPoint) -> int:
+    return zlib.crc32(f"{point.task}|{point.fingerprint}".encode())
+
+
+def _metrics(static: RealStatic) -> dict[str, MetricSpec]:
+    return {name: MetricSpec(dtype, ()) for name, dtype in METRIC_DTYPES.items()}
+
+
+def _bytes_per_run(static: RealStatic) -> int:
+    width = static.width_a + static.width_b
+    return int(4 * (4 * static.n_samples * width + 2 * static.folds * static.n_train * width + width * 8)
+               + 8 * static.n_train**2 + 4096)
+
+
+def _describe(point: RealPoint) -> dict[str, Any]:
+    # The data are not stored in a manifest: a point is described by names and fingerprint.
+    return {k: getattr(point, k) for k in ("kind", "task", "teacher_view", "student_view", "fingerprint", "n_train",
+                                           "steps", "folds", "learning_rate", "ce_weight", "kd_weight",
+                                           "temperature", "kd_reduction")}
+
+
+def _point_from_dict(values: Mapping[str, Any]) -> RealPoint:
+    raise ValueError("a real-data point cannot be rebuilt from its description alone: reload its data "
+                     "(mfh_sim.real) and rebuild the points")
+
+
+#: The real-data protocol for the engine: points are :class:`RealPoint`.
+REAL = Protocol(name="real", version=1, static_of=_static_of, inputs_of=_inputs_of, identity_of=_identity_of,
+                make_run=make_run, metrics=_metrics, bytes_per_run=_bytes_per_run, describe=_describe,
+                point_from_dict=_point_from_dict, result="")
