@@ -1,7 +1,8 @@
 """The user-facing entry points: :func:`simulate` (one Venn diagram) and :func:`sweep` (a grid).
 
 Both validate every keyword through :func:`mfh_sim.config.make_config` before anything is traced,
-run through :func:`mfh_sim.engine.execute`, and attach the theory's prediction for each config.
+run through the one runner (:func:`mfh_sim.engine.run`) and attach the theory's prediction for
+each config.
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ import numpy as np
 
 from mfh_sim._version import versions
 from mfh_sim.config import SimConfig, make_config
-from mfh_sim.engine import execute
-from mfh_sim.progress import ProgressBar
+from mfh_sim.engine import run
 from mfh_sim.protocols.paper import PAPER, paper_protocol
-from mfh_sim.results import ACCURACIES, FLAGS, SimulationResult, SweepResult
+from mfh_sim.results import FLAGS, SimulationResult, SweepResult
 from mfh_sim.validation import require_root_seed, require_seeds
 
 
@@ -84,19 +84,14 @@ def simulate(
     config = make_config(gamma=gamma, alpha=alpha, beta=beta, **knobs)
     seed_indices = require_seeds(seeds)
     root_seed = require_root_seed(root_seed)
-    arrays = execute(PAPER, [config], seed_indices, root_seed, chunk_size=chunk_size, workers=workers)
+    outcome = run(PAPER, [config], seed_indices, root_seed=root_seed, chunk_size=chunk_size, workers=workers)
     requested = {k: v for k, v in dict(gamma=gamma, alpha=alpha, beta=beta, **knobs).items() if v is not None}
     prediction = theory_for(config) if theory else None
-    return SimulationResult(
-        config=config,
-        **{name: arrays[name][0] for name in ACCURACIES + FLAGS},
-        seeds=seed_indices,
-        root_seed=root_seed,
-        theory=prediction,
-        theory_declined=_decline_reason(config, prediction) if theory else None,
-        versions=versions(),
-        requested=requested,
-    )
+    result = SweepResult.from_run(PAPER, [config], outcome.arrays, seeds=seed_indices, root_seed=root_seed,
+                                  grid=[requested], versions=versions()).point(0)
+    result.theory = prediction
+    result.theory_declined = _decline_reason(config, prediction) if theory else None
+    return result
 
 
 def _is_axis(value: Any) -> bool:
@@ -159,10 +154,11 @@ def sweep(
             them.
         out: a directory to persist results in (see :mod:`mfh_sim.store`): a manifest, then
             each finished block written atomically with its checksum.  Re-running the same call
-            after an interruption computes only the missing blocks and returns the same numbers
-            as an uninterrupted run; a directory holding another sweep is refused
-            (:class:`mfh_sim.store.ResultsMismatchError`, a ``ValueError``).
-        resume: with ``out``, reuse the blocks already there (default); ``False`` refuses a
+            after an interruption computes only the missing runs and returns the same numbers
+            as an uninterrupted run; the same call with more seeds computes only the new seeds
+            (bit-identical to a fresh run with all of them); a directory holding another sweep
+            is refused (:class:`mfh_sim.store.ResultsMismatchError`, a ``ValueError``).
+        resume: with ``out``, reuse the runs already there (default); ``False`` refuses a
             directory that already holds this sweep.
         progress: draw a progress bar with an ETA on stderr.
 
@@ -177,10 +173,6 @@ def sweep(
             configs.append(make_config(**point))
     seed_indices = require_seeds(seeds)
     root_seed = require_root_seed(root_seed)
-    for name, flag in (("resume", resume), ("common_random_numbers", common_random_numbers)):
-        if not isinstance(flag, (bool, np.bool_)):
-            raise ValueError(f"{name}={flag!r} is not allowed: use True or False")
-    common_random_numbers = bool(common_random_numbers)
     # Keys whose value differs between points, in order of first appearance (a key may be
     # missing from some points: it then takes its default there).
     seen: dict[str, None] = {}
@@ -188,25 +180,10 @@ def sweep(
         seen.update(dict.fromkeys(point))
     varied_keys = [k for k in seen if len({repr(q.get(k)) for q in grid}) > 1]
     labels = [{k: p[k] for k in varied_keys if k in p} for p in grid]
-    run_versions = versions()
     protocol = paper_protocol(common_random_numbers)
-    store = None
-    completed = []
-    if out is not None:
-        from mfh_sim.store import ResultStore
-
-        store = ResultStore.open(out, protocol, configs, labels, seed_indices, root_seed,
-                                 resume=bool(resume), versions=run_versions)
-        completed = store.completed()
-    total = len(configs) * len(seed_indices)
-    already = sum(block.stop - block.start for block in completed)
-    bar = ProgressBar(total - already, enabled=progress)
-    try:
-        arrays = execute(protocol, configs, seed_indices, root_seed, chunk_size=chunk_size,
-                         workers=workers, progress=bar.update, devices=devices, completed=completed,
-                         on_block=store.write if store is not None else None)
-    finally:
-        bar.close()
+    outcome = run(protocol, configs, seed_indices, root_seed=root_seed, grid=labels, out=out, resume=resume,
+                  progress=progress, devices=devices, chunk_size=chunk_size, workers=workers)
+    arrays = outcome.arrays
     theory_arrays = None
     if theory:
         # Declined configs (the theory does not model them) get NaN, covered ones their prediction.
@@ -215,8 +192,8 @@ def sweep(
         if known is not None:
             theory_arrays = {k: np.asarray([np.nan if p is None else p[k] for p in predictions], dtype=np.float64)
                              for k in known}
-    if store is not None:
-        store.write_theory(theory_arrays)
+    if outcome.store is not None:
+        outcome.store.write_theory(theory_arrays)
     diverged = np.zeros((len(configs), len(seed_indices)), dtype=bool)
     for flag in FLAGS:
         diverged |= arrays[flag]
@@ -227,12 +204,5 @@ def sweep(
             "(result.teacher_diverged, ...) and left out of the summaries",
             RuntimeWarning, stacklevel=2,
         )
-    return SweepResult(
-        configs=configs,
-        grid=labels,
-        arrays=arrays,
-        seeds=seed_indices,
-        root_seed=root_seed,
-        theory=theory_arrays,
-        versions=run_versions,
-    )
+    return SweepResult.from_run(protocol, configs, arrays, seeds=seed_indices,
+                                root_seed=root_seed, grid=labels, theory=theory_arrays, versions=versions())
