@@ -171,15 +171,16 @@ def plan_groups(protocol: Protocol, points: Sequence[Any]) -> list[Group]:
 
 
 class Block(NamedTuple):
-    """The unit of persistence: ``stop - start`` runs (point ``points[i]``, seed index
-    ``seeds[i]``) of group ``group`` from its row ``start`` on (its rows ``start:stop``, unless
-    the sweep already had some runs of that range); ``metrics`` maps each metric to
-    (runs, *shape)."""
+    """The unit of persistence: ``stop - start`` runs (point ``points[i]``, seed column
+    ``columns[i]``, which is seed index ``seeds[i]``) of group ``group`` from its row ``start`` on
+    (its rows ``start:stop``, unless the sweep already had some runs of that range); ``metrics``
+    maps each metric to (runs, *shape).  Blocks can be handed back as ``completed``."""
 
     group: int
     start: int
     stop: int
     points: np.ndarray
+    columns: np.ndarray
     seeds: np.ndarray
     metrics: dict[str, np.ndarray]
 
@@ -410,7 +411,7 @@ def execute(
         if remaining[chunk.block] == 0 and on_block is not None:
             group_index, rows = blocks[chunk.block]
             cells, columns = row_cells(groups[group_index], n_seeds, rows)
-            on_block(Block(group_index, int(rows[0]), int(rows[0]) + rows.size, cells, seeds[columns],
+            on_block(Block(group_index, int(rows[0]), int(rows[0]) + rows.size, cells, columns, seeds[columns],
                            {name: out[name][cells, columns].copy() for name in specs}))
 
     # Compile each program in the calling thread (its first chunk) before fanning out, so threads

@@ -414,7 +414,7 @@ class SweepResult:
         combos = {tuple(_coordinate(point[k]) for k in varied) for point in self.grid}
         levels = [len({_coordinate(point[k]) for point in self.grid}) for k in varied]
         if varied and len(combos) == len(self) == math.prod(levels):
-            dataset = dataset.set_index(point=varied).unstack("point")
+            dataset = dataset.set_index(point=varied).unstack("point").transpose(*varied, "seed")
         return dataset
 
     def to_csv(self, path: str | Path) -> Path:

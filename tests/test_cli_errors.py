@@ -123,8 +123,9 @@ CASES = [
                  id="sweep --out other folder"),
     pytest.param([*SWEEP, "--out", "{badmanifest}"], "--out: ", id="sweep --out broken manifest"),
     # sweep: a results directory of another sweep, another version, an older format.
-    pytest.param(["sweep", "--gamma", "0,0.5", "--alpha", "0", "--seeds", "3", "--out", "{results}"],
-                 "--out: out='{results}' holds the results of a different sweep (seeds:", id="sweep other sweep"),
+    pytest.param(["sweep", "--gamma", "0,0.5", "--alpha", "0", "--seeds", "2", "--steps", "999", "--out", "{results}"],
+                 "--out: out='{results}' holds the results of a different sweep (point 0: steps=1000 there, 999",
+                 id="sweep other sweep"),
     pytest.param(["sweep", "--gamma", "0,0.5", "--alpha", "0", "--seeds", "2", "--out", "{oldversion}"],
                  "mfh_sim 0.0.1 there", id="sweep other version"),
     pytest.param(["sweep", "--gamma", "0,1", "--alpha", "0", "--seeds", "3", "--steps", "5", "--n-test", "20",
@@ -212,11 +213,11 @@ def _fake_results(path: Path, seeds: int, version: str | None = None) -> Path:
     finally:
         store.package_version = real_version
     if version is None:
-        for index, group in enumerate(opened.groups):
-            rows = group.rows(seeds)
-            opened.write(Block(index, 0, rows, {
-                name: np.full((rows,) + spec.shape, False if spec.dtype == np.bool_ else 0.75, dtype=spec.dtype)
-                for name, spec in opened.metrics.items()}))
+        rows = len(configs) * seeds
+        points, seed_indices = np.repeat(np.arange(len(configs)), seeds), np.tile(np.arange(seeds), len(configs))
+        opened.write(Block(0, 0, rows, points, seed_indices, seed_indices, {
+            name: np.full((rows,) + spec.shape, False if spec.dtype == np.bool_ else 0.75, dtype=spec.dtype)
+            for name, spec in opened.metrics.items()}))
     return path
 
 
@@ -319,8 +320,8 @@ def test_every_knob_has_a_case_of_each_kind_of_mistake():
 # ------------------------------------------------------------------------------ not a mistake
 def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
     """Only the user's mistakes are one line: an error inside the computation is not theirs."""
+    import mfh_sim.results
     import mfh_sim.simulation
-    import mfh_sim.store
 
     def broken(*args, **kwargs):
         raise ValueError("an internal inconsistency")
@@ -331,7 +332,7 @@ def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
     monkeypatch.setattr(mfh_sim.simulation, "sweep", lambda *a, **k: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         main([*SWEEP, "--out", str(tmp_path / "x")])
-    monkeypatch.setattr(mfh_sim.store, "load", broken)
+    monkeypatch.setattr(mfh_sim.results, "from_store", broken)
     with pytest.raises(ValueError, match="internal inconsistency"):
         main(["show", str(Path(__file__).parent / "data" / "legacy_store")])
 

@@ -70,11 +70,17 @@ def test_blocks_partition_the_rows_and_completed_blocks_are_not_recomputed(refer
     assert not {(b.start, b.stop) for b in kept} & {(b.start, b.stop) for b in new_blocks}
 
 
-def test_missing_ranges():
-    done = np.array([1, 1, 0, 0, 1, 0, 1, 1, 0], dtype=bool)
-    assert engine.missing_ranges(done) == [(2, 4), (5, 6), (8, 9)]
-    assert engine.missing_ranges(np.ones(4, bool)) == []
-    assert engine.missing_ranges(np.zeros(3, bool)) == [(0, 3)]
+def test_known_runs_in_any_pattern_are_not_recomputed(reference):
+    # Every other seed of every point known (the pattern a directory extended with more seeds
+    # leaves): only the others run, and the result is the reference's.
+    configs, seeds = fig2_points(), np.arange(11)
+    points, columns = np.meshgrid(np.arange(3), np.arange(0, 11, 2), indexing="ij")
+    points, columns = points.ravel(), columns.ravel()
+    known = engine.Block(0, 0, points.size, points, columns, seeds[columns],
+                         {name: reference[name][points, columns] for name in METRIC_DTYPES})
+    computed = []
+    again = engine.execute(PAPER, configs, seeds, 3, chunk_size=8, completed=[known], progress=computed.append)
+    assert same(again, reference) and sum(computed) == 33 - points.size
 
 
 class FakeAccelerator:

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 import mfh_sim
-import mfh_sim.simulation  # patched below: mfh_sim's face loads it lazily
 from mfh_sim import engine, store
 from mfh_sim.protocols.paper import METRIC_DTYPES
 
@@ -71,25 +70,25 @@ def test_killed_sweep_resumes_to_identical_results(tmp_path, monkeypatch):
         user_progress = kwargs.pop("progress")
         return original(*args, progress=lambda n: (computed.append(n), user_progress(n)), **kwargs)
 
-    monkeypatch.setattr(mfh_sim.simulation, "execute", counting_execute)
+    monkeypatch.setattr(engine, "execute", counting_execute)
     resumed = mfh_sim.sweep(out=out, **SWEEP)
     stored_before = sum(int(n.split("-")[2].split(".")[0]) - int(n.split("-")[1]) for n in survivors)
     assert sum(computed) == 240 - stored_before
     assert {f.name: f.stat().st_mtime_ns for f in chunk_files(out) if f.name in survivors} == survivors
     assert len(chunk_files(out)) == 30
 
-    monkeypatch.setattr(mfh_sim.simulation, "execute", original)
+    monkeypatch.setattr(engine, "execute", original)
     uninterrupted = mfh_sim.sweep(**SWEEP)
     for name in METRIC_DTYPES:
         np.testing.assert_array_equal(resumed.arrays[name], uninterrupted.arrays[name])
-        np.testing.assert_array_equal(store.load(out).arrays[name], uninterrupted.arrays[name])
+        np.testing.assert_array_equal(mfh_sim.load(out).arrays[name], uninterrupted.arrays[name])
 
     # A chunk truncated by hand is detected by its checksum and recomputed, never loaded.
     victim = chunk_files(out)[3]
     with open(victim, "r+b") as handle:
         handle.truncate(victim.stat().st_size // 2)
     computed.clear()
-    monkeypatch.setattr(mfh_sim.simulation, "execute", counting_execute)
+    monkeypatch.setattr(engine, "execute", counting_execute)
     with pytest.warns(RuntimeWarning, match="checksum mismatch"):
         repaired = mfh_sim.sweep(out=out, **SWEEP)
     assert sum(computed) == 8

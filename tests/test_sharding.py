@@ -105,4 +105,4 @@ def test_two_processes_with_jax_distributed_equal_one_device(tmp_path, single):
     from mfh_sim import store
 
     for name in METRIC_DTYPES:
-        np.testing.assert_array_equal(store.load(out).arrays[name], single.arrays[name])
+        np.testing.assert_array_equal(mfh_sim.load(out).arrays[name], single.arrays[name])
