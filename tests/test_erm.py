@@ -270,7 +270,7 @@ def test_compare_scores_a_perfect_and_a_biased_predictor(theory_family):
 # instead of hanging the suite.
 CONCURRENT_ERM = """
 import numpy as np, mfh_sim
-from mfh_sim.experiments.paper import PAPER_ROWS, table2
+from mfh_sim.experiments import PAPER_ROWS, table2
 one = dict(gamma=0.5, alpha=1 / 3, optimizer="erm", l2=0.05, n_test=100, theory=False)
 a = mfh_sim.sweep(**one, seeds=16, chunk_size=2, workers=2)
 b = mfh_sim.sweep(**one, seeds=16, chunk_size=16, workers=1)

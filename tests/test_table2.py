@@ -11,7 +11,7 @@ import pytest
 
 from mfh_sim.commands.reproduce import write_table2
 from mfh_sim.data import Sample
-from mfh_sim.experiments.paper import PAPER_ROWS, table2
+from mfh_sim.experiments import PAPER_ROWS, table2
 from mfh_sim.losses import margin_gradient
 from mfh_sim.models import linear_init, linear_init_size
 from mfh_sim.protocols.table2 import (
@@ -256,9 +256,10 @@ def test_table2_runs_through_the_engine_and_resumes_from_its_directory(cheap_res
     # Table 2 is a protocol of the generic engine: keys are fold_in(fold_in(root, row_identity),
     # seed), and table2(out=DIR) stores blocks and resumes like sweep(out=DIR).
     from mfh_sim import engine, store
-    from mfh_sim.experiments.paper import table2 as entry
+    from mfh_sim.experiments import table2 as entry
     from mfh_sim.protocols.table2 import TABLE2, Table2Spec, row_identity, table2_point
-    from mfh_sim.results import Table2Result, load
+    from mfh_sim.experiments.table2 import Table2Result
+    from mfh_sim.results import load
 
     spec = Table2Spec(**CHEAP, modes=MODES)
     point = table2_point(*PAPER_ROWS[1], spec)
