@@ -41,6 +41,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import warnings
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -490,6 +491,9 @@ def run(
     """
     seeds = require_seeds(seeds)
     root_seed = require_root_seed(root_seed)
+    if seeds.size == 1:
+        warnings.warn("seeds=1: one seed gives a mean but no standard deviation or interval (they print as "
+                      "n/a); give seeds >= 2 for an interval", UserWarning, stacklevel=3)
     check_settings(chunk_size=chunk_size, workers=workers, block_runs=block_runs)
     resolve_devices(devices)
     for name, flag in (("resume", resume), ("progress", progress)):

@@ -262,7 +262,7 @@ def run_points(points: Sequence, splits: int, *, root_seed: int = 0, out: str | 
 
         store = ResultStore.open(out, REAL, points, [{} for _ in points], seeds, root_seed)
         completed = store.completed()
-    done = sum(b.stop - b.start for b in completed)
+    done = sum(len(b.points) for b in completed)
     bar = ProgressBar(len(points) * splits - done, enabled=progress)
     try:
         return execute(REAL, points, seeds, root_seed, completed=completed, workers=workers,

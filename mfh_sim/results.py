@@ -219,7 +219,7 @@ class SimulationResult:
     def __str__(self) -> str:
         venn = self.config.venn
         lines = [
-            f"mfh_sim simulation: gamma={venn.gamma:.3f}, alpha={venn.alpha:.3f}, beta={venn.beta:.3f} "
+            f"mfh_sim simulation: {venn.ratios_text()} "
             f"(G={venn.shared}, A={venn.a_only}, B={venn.b_only}, unseen={venn.unseen}), "
             f"n_train={self.config.n_train}, {len(self.seeds)} seeds",
             f"{'':>10} {'mean %':>8} {'std':>6} {'95% CI':>17}"
@@ -476,7 +476,7 @@ def _coordinate(value: Any) -> Any:
 
 def _config_label(config: SimConfig) -> str:
     v = config.venn
-    return (f"config gamma={v.gamma:.3f}, alpha={v.alpha:.3f}, beta={v.beta:.3f}, "
+    return (f"config {v.ratios_text()}, "
             f"n_train={config.n_train}, learning_rate={config.learning_rate}")
 
 

@@ -50,7 +50,7 @@ def _decline_reason(config: SimConfig, prediction: dict[str, float] | None) -> s
 
 
 def simulate(
-    gamma: float | None = None,
+    gamma: float | SimConfig | None = None,
     alpha: float | None = None,
     beta: float | None = None,
     *,
@@ -66,7 +66,8 @@ def simulate(
     Args:
         gamma, alpha, beta: overlap ratios in [0, 1]; give two (the third is derived) or all
             three consistently.  Or leave them out and give counts (``shared``, ``a_only``,
-            ``b_only``) or ``venn=VennConfig(...)``.
+            ``b_only``, all three) or ``venn=VennConfig(...)``; or give a whole
+            :class:`~mfh_sim.config.SimConfig` as the first argument (``simulate(config)``).
         seeds: number of seeds (>= 1) or explicit seed indices.
         root_seed: integer in [0, 2**32); with the config it fixes every number.
         theory: attach the theory's prediction (``result.theory``: finite-sample keys
@@ -81,11 +82,22 @@ def simulate(
 
     Returns a :class:`~mfh_sim.results.SimulationResult`; accuracies are fractions in [0, 1].
     """
-    config = make_config(gamma=gamma, alpha=alpha, beta=beta, **knobs)
+    if isinstance(gamma, SimConfig):
+        extra = {k: v for k, v in dict(alpha=alpha, beta=beta, **knobs).items() if v is not None}
+        if extra:
+            raise ValueError(f"{', '.join(f'{k}={v!r}' for k, v in extra.items())} is not allowed with a SimConfig: "
+                             "the config fixes every knob (change it with dataclasses.replace)")
+        config, requested = gamma, {}
+    else:
+        for name, value in dict(gamma=gamma, alpha=alpha, beta=beta, **knobs).items():
+            if _is_axis(value):
+                raise ValueError(f"{name}={value!r} is not allowed: simulate runs one config; sweep(...) runs a "
+                                 "grid over a list of values")
+        config = make_config(gamma=gamma, alpha=alpha, beta=beta, **knobs)
+        requested = {k: v for k, v in dict(gamma=gamma, alpha=alpha, beta=beta, **knobs).items() if v is not None}
     seed_indices = require_seeds(seeds)
     root_seed = require_root_seed(root_seed)
     outcome = run(PAPER, [config], seed_indices, root_seed=root_seed, chunk_size=chunk_size, workers=workers)
-    requested = {k: v for k, v in dict(gamma=gamma, alpha=alpha, beta=beta, **knobs).items() if v is not None}
     prediction = theory_for(config) if theory else None
     result = SweepResult.from_run(PAPER, [config], outcome.arrays, seeds=seed_indices, root_seed=root_seed,
                                   grid=[requested], versions=versions()).point(0)
@@ -98,19 +110,30 @@ def _is_axis(value: Any) -> bool:
     return isinstance(value, (list, range, np.ndarray))
 
 
-def expand_grid(points: Sequence[Mapping[str, Any]] | None = None, **axes: Any) -> list[dict[str, Any]]:
+#: The one knob whose single value is a tuple (MLP widths): a tuple there is a value, not an axis.
+TUPLE_VALUED = ("hidden",)
+
+
+def expand_grid(points: Sequence[Mapping[str, Any] | SimConfig] | None = None, **axes: Any) -> list[dict[str, Any]]:
     """The grid's points as keyword dicts: each of ``points`` times the product of the axes.
 
-    A keyword whose value is a list, range or numpy array is an axis; any other value (tuples
-    included, e.g. ``hidden=(64, 64)``) is held fixed.
+    A keyword whose value is a list, range or numpy array is an axis; any other value is held
+    fixed.  A tuple is a value only for ``hidden`` (``hidden=(64, 64)``: two layers; sweep widths
+    with a list of tuples); anywhere else it is refused, saying to use a list.  A point may be a
+    :class:`~mfh_sim.config.SimConfig` (its keywords, :meth:`SimConfig.as_dict`).
     """
+    for name, value in axes.items():
+        if isinstance(value, tuple) and name not in TUPLE_VALUED:
+            raise ValueError(f"{name}={value!r} is not allowed: a tuple is neither a value nor an axis of "
+                             f"{name}; to sweep over values give a list, {name}={list(value)!r}")
     fixed = {k: v for k, v in axes.items() if not _is_axis(v)}
     varied = {k: list(np.asarray(v).tolist()) if isinstance(v, np.ndarray) else list(v)
               for k, v in axes.items() if _is_axis(v)}
     for name, values in varied.items():
         if not values:
             raise ValueError(f"{name}=[] is not allowed: a grid axis needs at least one value")
-    base_points = [dict(p) for p in points] if points is not None else [{}]
+    base_points = ([p.as_dict() if isinstance(p, SimConfig) else dict(p) for p in points]
+                   if points is not None else [{}])
     if points is not None and not base_points:
         raise ValueError("points=[] is not allowed: give at least one grid point")
     grid = []
@@ -121,7 +144,7 @@ def expand_grid(points: Sequence[Mapping[str, Any]] | None = None, **axes: Any) 
 
 
 def sweep(
-    points: Sequence[Mapping[str, Any]] | None = None,
+    points: Sequence[Mapping[str, Any] | SimConfig] | None = None,
     *,
     seeds: int | Iterable[int] = 100,
     root_seed: int = 0,
@@ -139,7 +162,9 @@ def sweep(
 
     ``sweep(gamma=[0, 0.25, 0.5, 1], alpha=0.0, beta=..., n_train=[100, 200], seeds=100)`` runs
     the product of the list-valued keywords; ``points=[{...}, {...}]`` gives explicit points
-    (each combined with the axes).  Keywords are those of :func:`simulate`.  Results do not depend
+    (keyword dicts or configs, :class:`~mfh_sim.config.SimConfig`, each combined with the axes).
+    Every grid point's config is built and checked before anything runs.  Keywords are those of
+    :func:`simulate`.  Results do not depend
     on the grid's order, chunking, sharding, resuming or which other points are in it: the key of
     a run derives from its seed index and, with ``common_random_numbers=False``, its config's
     content.  By default (common random numbers) every grid point sees the same draws for a given

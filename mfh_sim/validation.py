@@ -25,8 +25,16 @@ def require_integer(name: str, value: Any, minimum: int = 0) -> int:
     return int(value)
 
 
+def _refuse_text(name: str, value: Any, allowed: str) -> None:
+    """A string or a bool where a number belongs is refused, naming the argument (float("0.5")
+    would take it silently; True would be 1)."""
+    if isinstance(value, (str, bytes, bool, np.bool_)):
+        raise ValueError(f"{name}={value!r} is not allowed: it must be {allowed}, not a {type(value).__name__}")
+
+
 def require_ratio(name: str, value: Any) -> float:
-    """``value`` as a float in [0, 1] (NaN and infinities are refused)."""
+    """``value`` as a float in [0, 1] (NaN, infinities, strings and bools are refused)."""
+    _refuse_text(name, value, "a number in [0, 1]")
     try:
         ratio = float(value)
     except (TypeError, ValueError):
@@ -47,11 +55,12 @@ def require_real(
     """``value`` as a finite float in the interval from ``low`` to ``high`` (None: unbounded).
 
     ``open_low`` / ``open_high`` exclude the bound itself (learning_rate > 0: ``low=0.0,
-    open_low=True``).  NaN and infinities are refused.
+    open_low=True``).  NaN, infinities, strings and bools are refused.
     """
     lo = "(" if open_low else "["
     hi = ")" if open_high else "]"
     allowed = f"a finite number in {lo}{low if low is not None else '-inf'}, {high if high is not None else 'inf'}{hi}"
+    _refuse_text(name, value, allowed)
     try:
         number = float(value)
     except (TypeError, ValueError):

@@ -102,7 +102,6 @@ def test_two_processes_with_jax_distributed_equal_one_device(tmp_path, single):
         for name in METRIC_DTYPES:
             np.testing.assert_array_equal(np.asarray(report["arrays"][name]), single.arrays[name])
     # One writer (process 0): the directory holds this sweep, complete.
-    from mfh_sim import store
 
     for name in METRIC_DTYPES:
         np.testing.assert_array_equal(mfh_sim.load(out).arrays[name], single.arrays[name])

@@ -257,8 +257,8 @@ def test_table2_runs_through_the_engine_and_resumes_from_its_directory(cheap_res
     # seed), and table2(out=DIR) stores blocks and resumes like sweep(out=DIR).
     from mfh_sim import engine, store
     from mfh_sim.experiments import table2 as entry
-    from mfh_sim.protocols.table2 import TABLE2, Table2Spec, row_identity, table2_point
     from mfh_sim.experiments.table2 import Table2Result
+    from mfh_sim.protocols.table2 import TABLE2, Table2Spec, row_identity, table2_point
     from mfh_sim.results import load
 
     spec = Table2Spec(**CHEAP, modes=MODES)

@@ -62,9 +62,9 @@ def write_table2(out_dir: str | Path, seeds: int = 200, progress: bool = False, 
     look).  Returns the written paths.
     """
     from mfh_sim.experiments import table2, table2_markdown
+    from mfh_sim.files import atomic_write
     from mfh_sim.plots.salience import plot_salience
     from mfh_sim.plots.style import save_figure
-    from mfh_sim.files import atomic_write
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
