@@ -411,10 +411,15 @@ class SweepResult:
             coords[name] = ("point", np.asarray([_coordinate(v) for v in values]))
         dataset = xr.Dataset(data, coords=coords,
                              attrs={"root_seed": int(self.root_seed), "mfh_sim": self.versions.get("mfh_sim", "")})
+        everywhere = len(varied) == len({k for point in self.grid for k in point})
         combos = {tuple(_coordinate(point[k]) for k in varied) for point in self.grid}
         levels = [len({_coordinate(point[k]) for point in self.grid}) for k in varied]
-        if varied and len(combos) == len(self) == math.prod(levels):
-            dataset = dataset.set_index(point=varied).unstack("point").transpose(*varied, "seed")
+        if varied and everywhere and len(combos) == len(self) == math.prod(levels):
+            if len(varied) == 1:
+                dataset = dataset.swap_dims(point=varied[0]).drop_vars("point")
+            else:
+                dataset = dataset.set_index(point=varied).unstack("point")
+            dataset = dataset.transpose(*varied, "seed")
         return dataset
 
     def to_csv(self, path: str | Path) -> Path:

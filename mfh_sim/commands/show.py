@@ -21,7 +21,8 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "show",
         help="print the summary table of a results directory (and plot the KD gain)",
-        description=__doc__.split("\n\n")[0],
+        description="Print the summary table of a results directory (accuracies in %, the theory's prediction "
+                    "beside them) and, with --plot, draw the KD gain against a varied parameter.",
     )
     parser.add_argument("directory", help="a results directory written by `mfh-sim sweep` or sweep(out=...)")
     parser.add_argument("--plot", metavar="PATH", default=None,

@@ -134,7 +134,9 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "sweep",
         help="run a grid x seeds sweep into a results directory (resumable)",
-        description=__doc__.split("\n\n")[0] + " Values: START:STOP:COUNT, a,b,c, or one value."
+        description="Run a grid of configs times seeds, persisted to a results directory (re-running the same "
+                    "command resumes it; more --seeds run only the new ones)."
+                    " Values: START:STOP:COUNT, a,b,c, or one value."
         " Each option's help ends with [role; default]: 'traced' knobs vary inside one compiled"
         " program, 'static' ones compile one program per value, 'layout' is the Venn diagram.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
