@@ -46,6 +46,7 @@ import jax.numpy as jnp
 from mfh_sim.losses import agreement_distance, cross_entropy
 from mfh_sim.models import Classifier, as_flax_params, linear_init_size, linear_layers, make_model
 from mfh_sim.train import descend, fit, make_optimizer
+from mfh_sim.validation import require_choices
 
 #: Representations whose channels Algorithm 1 can score.
 SALIENCE_OF = ("a", "b", "hidden")
@@ -309,14 +310,7 @@ def _validate(permutations, of, model, hidden, hidden_layer, steps) -> tuple[str
         )
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps={steps!r} is not allowed: it must be an integer >= 1")
-    of = (of,) if isinstance(of, str) else tuple(of)
-    if not of:
-        raise ValueError(f"of={of!r} is not allowed: name at least one of {SALIENCE_OF}")
-    for name in of:
-        if name not in SALIENCE_OF:
-            raise ValueError(f"of={name!r} is not allowed: use one or more of {SALIENCE_OF}")
-    if len(set(of)) != len(of):
-        raise ValueError(f"of={of!r} is not allowed: name each representation at most once")
+    of = require_choices("of", of, SALIENCE_OF)
     if "hidden" in of:
         if model != "mlp":
             raise ValueError(

@@ -81,6 +81,25 @@ def require_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
         raise ValueError(f"{name}={value!r} is not allowed: use one of {allowed}")
 
 
+def require_choices(name: str, values: Any, allowed: tuple[str, ...], item: str | None = None) -> tuple[str, ...]:
+    """``values`` (one string, or a sequence of them) as a non-empty tuple of distinct members of
+    ``allowed``; a bad member is named as ``item=...`` (default ``name``)."""
+    if isinstance(values, str):
+        values = (values,)
+    try:
+        values = tuple(values)
+    except TypeError:
+        raise ValueError(f"{name}={values!r} is not allowed: give a sequence of {allowed}") from None
+    if not values:
+        raise ValueError(f"{name}={values!r} is not allowed: give at least one of {allowed}")
+    for value in values:
+        if value not in allowed:
+            raise ValueError(f"{item or name}={value!r} is not allowed: use one or more of {allowed}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"{name}={values!r} is not allowed: give each at most once")
+    return values
+
+
 def require_seeds(seeds: Any) -> np.ndarray:
     """Seed indices as int64: a count ``seeds`` >= 1 means 0..seeds-1; a sequence gives distinct
     indices in [0, 2**32) themselves."""

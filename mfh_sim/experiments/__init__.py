@@ -10,7 +10,7 @@
 The paper's experiments are the package's: ``experiments.fig2(...)``, ``experiments.table2(...)``.
 """
 
-from mfh_sim.experiments.paper import (  # noqa: F401
+from mfh_sim.experiments.paper import (
     FIG2_OVERLAPS,
     FIG3_EXTRA,
     PAPER_FIG2,
@@ -24,7 +24,7 @@ from mfh_sim.experiments.paper import (  # noqa: F401
     fig3,
     fig3_points,
 )
-from mfh_sim.experiments.table2 import Table2Result, table2, table2_markdown  # noqa: F401
+from mfh_sim.experiments.table2 import Table2Result, table2, table2_markdown
 
 __all__ = ["FIG2_OVERLAPS", "FIG3_EXTRA", "PAPER_FIG2", "PAPER_FIG3", "PAPER_RECIPE", "PAPER_ROWS",
            "PAPER_TABLE2", "Table2Result", "fig2", "fig2_point", "fig2_points", "fig3", "fig3_points", "table2",

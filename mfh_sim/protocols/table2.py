@@ -68,6 +68,7 @@ from mfh_sim.models import linear_init_size, linear_layers
 from mfh_sim.protocols import MetricSpec, Protocol
 from mfh_sim.salience import algorithm1
 from mfh_sim.train import accuracy, fit_linear, make_optimizer, margin_params
+from mfh_sim.validation import require_choices
 from mfh_sim.venn import VennConfig
 
 #: Ways to choose the channels of the modality-general teacher.
@@ -122,20 +123,7 @@ def selection_mask(
 
 
 def _require_modes(modes: Any) -> tuple[str, ...]:
-    if isinstance(modes, str):
-        modes = (modes,)
-    try:
-        modes = tuple(modes)
-    except TypeError:
-        raise ValueError(f"modes={modes!r} is not allowed: give a sequence of {MODES}") from None
-    if not modes:
-        raise ValueError(f"modes={modes!r} is not allowed: give at least one of {MODES}")
-    for mode in modes:
-        if mode not in MODES:
-            raise ValueError(f"mode={mode!r} is not allowed: use one of {MODES}")
-    if len(set(modes)) != len(modes):
-        raise ValueError(f"modes={modes!r} is not allowed: each mode at most once")
-    return modes
+    return require_choices("modes", modes, MODES, item="mode")
 
 
 def _require_count(count: Any, dim: int, modes: Sequence[str], name: str = "count") -> int:
@@ -207,21 +195,30 @@ def select_channels(
 
 # ============================================================================ protocol
 class Table2Spec(NamedTuple):
-    """Static settings of the Table 2 protocol (shapes, step counts, modes): one compiled program."""
+    """Static settings of the Table 2 protocol (shapes, step counts, modes): one compiled program.
+    The defaults are the paper's (Xue et al., ICLR 2023, Appendix)."""
 
+    #: Channels of x^a (every row's decisive latents, padded) and of x^b.
     dim_a: int = 50
     dim_b: int = 50
+    #: Size of the teachers' and of the students' training samples, and of the test sample.
     n_train: int = 200
     n_test: int = 1000
+    #: Full-batch GD of every teacher and student: steps at this learning rate, no momentum.
     steps: int = 1000
     learning_rate: float = 0.1
+    #: Algorithm 1: M permutations per channel; its joint training's steps, learning rate and
+    #: heavy-ball momentum; the paired data it reads (:data:`ALGORITHM1_DATA`).
     permutations: int = 100
     algorithm1_steps: int = 1000
     algorithm1_learning_rate: float = 0.01
     algorithm1_momentum: float = 0.9
     algorithm1_data: str = "all"
+    #: The selections of the modality-general teacher (:data:`MODES`), in the metrics' order.
     modes: tuple[str, ...] = MODES
+    #: The linear initialiser (:func:`mfh_sim.models.linear_init`).
     init: str = "torch"
+    #: 'sgd' (the paper's GD) or 'erm' (converged ridge-logistic ERM with ridge ``l2`` > 0).
     optimizer: str = "sgd"
     l2: float = 0.0
 
