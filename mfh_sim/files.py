@@ -49,8 +49,9 @@ def number_text(value: float, spec: str = "") -> str:
     """``format(value, spec)`` without a negative zero: "-0.00" becomes "0.00" ("+0.00" with a
     ``+`` in ``spec``), and ``format(-0.0)`` "0.0"."""
     text = format(value, spec)
-    if text.startswith("-") and float(text) == 0.0:
-        return ("+" if "+" in spec else "") + text[1:]
+    if "-" in text and float(text) == 0.0:
+        # Keep a padded width: " -0.00" becomes "  0.00".
+        return text.replace("-", "+" if "+" in spec else (" " if text[0] == " " else ""), 1)
     return text
 
 
