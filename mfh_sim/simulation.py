@@ -160,7 +160,7 @@ def sweep(
 ) -> SweepResult:
     """Run a grid of configs times seeds as a few compiled, vmapped computations.
 
-    ``sweep(gamma=[0, 0.25, 0.5, 1], alpha=0.0, beta=..., n_train=[100, 200], seeds=100)`` runs
+    ``sweep(gamma=[0.25, 0.5, 1], alpha=0.0, n_train=[100, 200], seeds=100)`` runs
     the product of the list-valued keywords; ``points=[{...}, {...}]`` gives explicit points
     (keyword dicts or configs, :class:`~mfh_sim.config.SimConfig`, each combined with the axes).
     Every grid point's config is built and checked before anything runs.  Keywords are those of

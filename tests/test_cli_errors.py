@@ -101,7 +101,7 @@ CASES = [
                  id="sweep the second point impossible"),
     pytest.param([*SWEEP, "--l2", "0.1", "--out", "{new}"], "--l2, --optimizer: l2=0.1 is not allowed with",
                  id="sweep ridge without erm"),
-    pytest.param(["sweep", "--shared", "40", "--a-only", "20", "--out", "{new}"], "--dim-a: dim_a=50",
+    pytest.param(["sweep", "--shared", "40", "--a-only", "20", "--b-only", "0", "--out", "{new}"], "--dim-a: dim_a=50",
                  id="sweep blocks exceed dims"),
     pytest.param([*SWEEP, "--n-train", "200,1", "--out", "{new}"], "--n-train: n_train=1", id="sweep n_train 1"),
     pytest.param([*SWEEP, "--kd-loss", "hint", "--out", "{new}"], "--kd-loss, --model: kd_loss='hint'",
@@ -123,12 +123,12 @@ CASES = [
                  id="sweep --out other folder"),
     pytest.param([*SWEEP, "--out", "{badmanifest}"], "--out: ", id="sweep --out broken manifest"),
     # sweep: a results directory of another sweep, another version, an older format.
-    pytest.param(["sweep", "--gamma", "0,0.5", "--alpha", "0", "--seeds", "2", "--steps", "999", "--out", "{results}"],
+    pytest.param(["sweep", "--gamma", "0.25,0.5", "--alpha", "0", "--seeds", "2", "--steps", "999", "--out", "{results}"],
                  "--out: out='{results}' holds the results of a different sweep (point 0: steps=1000 there, 999",
                  id="sweep other sweep"),
-    pytest.param(["sweep", "--gamma", "0,0.5", "--alpha", "0", "--seeds", "2", "--out", "{oldversion}"],
+    pytest.param(["sweep", "--gamma", "0.25,0.5", "--alpha", "0", "--seeds", "2", "--out", "{oldversion}"],
                  "mfh_sim 0.0.1 there", id="sweep other version"),
-    pytest.param(["sweep", "--gamma", "0,1", "--alpha", "0", "--seeds", "3", "--steps", "5", "--n-test", "20",
+    pytest.param(["sweep", "--gamma", "0.5,1", "--alpha", "0", "--seeds", "3", "--steps", "5", "--n-test", "20",
                   "--out", "{legacy}"], "older mfh_sim (results format 1", id="sweep older format"),
     # reproduce.
     pytest.param(["reproduce", "--only", "fig9"], "argument --only: invalid choice: 'fig9'", id="reproduce --only"),
@@ -195,7 +195,7 @@ CASES = [
 
 # ------------------------------------------------------------------------------ fixtures
 def _fake_results(path: Path, seeds: int, version: str | None = None) -> Path:
-    """A results directory of ``sweep --gamma 0,0.5 --alpha 0 --seeds SEEDS``, written through the
+    """A results directory of ``sweep --gamma 0.25,0.5 --alpha 0 --seeds SEEDS``, written through the
     store with made-up numbers (nothing is simulated); with ``version``, as that package version
     wrote it, and without blocks."""
     from mfh_sim import store
@@ -203,8 +203,8 @@ def _fake_results(path: Path, seeds: int, version: str | None = None) -> Path:
     from mfh_sim.engine import Block
     from mfh_sim.protocols.paper import PAPER
 
-    configs = [make_config(gamma=g, alpha=0.0) for g in (0.0, 0.5)]
-    grid = [{"gamma": 0.0}, {"gamma": 0.5}]
+    configs = [make_config(gamma=g, alpha=0.0) for g in (0.25, 0.5)]
+    grid = [{"gamma": 0.25}, {"gamma": 0.5}]
     real_version = store.package_version
     if version is not None:
         store.package_version = lambda: version

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # 0.2 s before writing each finished block, so the 30 blocks take over 6 s and the kill lands
 # mid-way, with a computed block not yet written, however fast the training; the numbers' identity
 # does not depend on the step count, so the runs are short and the parent's two sweeps cheap.
-SWEEP = dict(gamma=[0.0, 1 / 3, 2 / 3, 1.0], alpha=0.0, seeds=60, steps=50, n_test=200, theory=False,
+SWEEP = dict(gamma=[0.25, 1 / 3, 2 / 3, 1.0], alpha=0.0, seeds=60, steps=50, n_test=200, theory=False,
              chunk_size=8, workers=1)
 CHILD = textwrap.dedent(
     """

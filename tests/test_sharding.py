@@ -17,7 +17,7 @@ from mfh_sim.protocols.paper import METRIC_DTYPES
 ROOT = Path(__file__).resolve().parents[1]
 # 3 points x 13 seeds = 39 runs; chunks of 4 runs per device (16 per call on 4 devices) leave a
 # padded, unevenly filled last call.
-SWEEP = dict(gamma=[0.0, 0.5, 1.0], alpha=0.0, seeds=13, steps=60, n_test=200, theory=False, chunk_size=4)
+SWEEP = dict(gamma=[0.25, 0.5, 1.0], alpha=0.0, seeds=13, steps=60, n_test=200, theory=False, chunk_size=4)
 CHILD = textwrap.dedent(
     """
     import json, sys

@@ -14,7 +14,7 @@ from mfh_sim.commands.sweep import parse_values
 from mfh_sim.protocols.paper import METRIC_DTYPES, PAPER
 
 FAST = dict(steps=60, n_test=200)
-SWEEP = dict(gamma=[0.0, 0.5, 1.0], alpha=0.0, seeds=7, theory=False, chunk_size=8, **FAST)
+SWEEP = dict(gamma=[0.25, 0.5, 1.0], alpha=0.0, seeds=7, theory=False, chunk_size=8, **FAST)
 
 
 @pytest.fixture
@@ -158,7 +158,7 @@ def test_range_syntax():
 
 def test_cli_sweep_then_show_with_a_plot(tmp_path, capsys):
     out = tmp_path / "x"
-    args = ["sweep", "--gamma", "0:1:3", "--alpha", "0", "--seeds", "7", "--steps", "60", "--n-test", "200",
+    args = ["sweep", "--gamma", "0.25,0.5,1", "--alpha", "0", "--seeds", "7", "--steps", "60", "--n-test", "200",
             "--chunk-size", "8", "--no-theory", "--out", str(out)]
     assert main(args) == 0
     printed = capsys.readouterr()
@@ -172,7 +172,7 @@ def test_cli_sweep_then_show_with_a_plot(tmp_path, capsys):
     # The table shows the same numbers as the sweep's result.
     result = mfh_sim.load(out)
     assert f"{100 * result.summary()[2]['kd_acc_mean']:8.2f}" in shown
-    assert main(["sweep", "--gamma", "0:1:3", "--alpha", "0", "--seeds", "7", "--steps", "61", "--n-test", "200",
+    assert main(["sweep", "--gamma", "0.25,0.5,1", "--alpha", "0", "--seeds", "7", "--steps", "61", "--n-test", "200",
                  "--no-theory", "--out", str(out)]) == 2
     assert "different sweep" in capsys.readouterr().err
     assert main(["show", str(tmp_path)]) == 2
@@ -194,8 +194,10 @@ def test_cli_reports_diverged_runs(tmp_path, capsys):
 # ------------------------------------------------------------------------------ versions
 LEGACY = Path(__file__).parent / "data" / "legacy_store"
 #: The legacy store: mfh_sim 0.1.0's sweep(gamma=[0, 1], alpha=0, seeds=3, steps=5, n_test=20,
-#: theory=False, out=...), results format 1 (blocks in chunks/, no protocol recorded).
-LEGACY_SWEEP = dict(gamma=[0.0, 1.0], alpha=0.0, seeds=3, steps=5, n_test=20, theory=False)
+#: theory=False, out=...), results format 1 (blocks in chunks/, no protocol recorded).  (gamma = 0
+#: with alpha = 0 is 0/0 and refused today: the same two diagrams are given by their counts.)
+LEGACY_SWEEP = dict(points=[dict(shared=0, a_only=0, b_only=20), dict(shared=20, a_only=0, b_only=0)], seeds=3,
+                    steps=5, n_test=20, theory=False)
 
 
 def test_the_manifest_records_protocol_and_package_version_and_a_mismatch_is_refused(tmp_path, monkeypatch):
@@ -228,7 +230,8 @@ def test_a_store_of_results_format_1_loads_but_is_not_resumed(tmp_path):
 
     legacy = load(LEGACY)
     fresh = mfh_sim.sweep(**LEGACY_SWEEP)
-    assert legacy.grid == fresh.grid and legacy.teacher_acc.shape == fresh.teacher_acc.shape
+    assert legacy.grid == [{"gamma": 0.0}, {"gamma": 1.0}] and legacy.configs == fresh.configs
+    assert legacy.teacher_acc.shape == fresh.teacher_acc.shape
     # What format 1 wrote (protocol version 1's draws, which the current protocol no longer makes).
     np.testing.assert_allclose(legacy.teacher_acc, [[0.60, 0.40, 0.45], [0.50, 0.40, 0.60]], atol=1e-6)
     np.testing.assert_allclose(legacy.kd_acc, [[0.45, 0.60, 0.70], [0.45, 0.60, 0.70]], atol=1e-6)

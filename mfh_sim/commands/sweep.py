@@ -1,6 +1,6 @@
 """``mfh-sim sweep``: run a grid of configs times seeds, persisted to a results directory.
 
-    mfh-sim sweep --gamma 0:1:11 --alpha 0 --seeds 1000 --out results/x
+    mfh-sim sweep --gamma 0.1:1:10 --alpha 0 --seeds 1000 --out results/x
 
 A value is a range ``START:STOP:COUNT`` (COUNT evenly spaced values from START to STOP
 inclusive), a comma-separated list, or a single value; options given a range or a list are grid
