@@ -5,12 +5,13 @@
 #   make test-fast   the suite without the tests marked slow
 #   make lint        ruff, configured in pyproject.toml
 #   make mutate      would the suite catch a bug? deliberate bugs, one at a time (minutes; not CI)
+#   make test-min    the fast tests against the lowest versions pyproject.toml allows, in .venv-min
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: reproduce test test-fast lint mutate venv bench clean
+.PHONY: reproduce test test-fast test-min lint mutate venv bench clean
 
 venv: $(STAMP)
 
@@ -35,6 +36,19 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow"
 
+# The declared lower bounds are what the code needs: install each dependency (and each test
+# dependency) at exactly its floor in a virtual environment of its own and run the fast tests.
+MIN_VENV ?= .venv-min
+test-min:
+	$(PYTHON) -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(MIN_VENV)/bin/python -c "import re, tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+	    deps = p['dependencies'] + p['optional-dependencies']['test']; \
+	    print('\n'.join(re.sub(r'>=', '==', d) for d in deps if '>=' in d))" > $(MIN_VENV)/floors.txt
+	$(MIN_VENV)/bin/python -m pip install --quiet -c $(MIN_VENV)/floors.txt -e ".[test]"
+	$(MIN_VENV)/bin/python -m pip list --format=freeze | grep -i -E "^(numpy|scipy|jax|jaxlib|flax|optax|matplotlib)=="
+	$(MIN_VENV)/bin/python -m pytest -q -n 2 --dist loadfile -m "not slow"
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
@@ -46,4 +60,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/speed.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(MIN_VENV) .pytest_cache .ruff_cache
