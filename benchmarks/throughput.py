@@ -41,7 +41,7 @@ from mfh_sim.protocols.paper import bytes_per_run, static_of
 TRAININGS_PER_SIMULATION = 3
 
 
-def fig2_points(overlaps=range(11)):
+def fig2_points(overlaps: tuple[int, ...] = tuple(range(11))):
     return [fig2_point(o) for o in overlaps]
 
 

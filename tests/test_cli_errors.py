@@ -123,7 +123,8 @@ CASES = [
                  id="sweep --out other folder"),
     pytest.param([*SWEEP, "--out", "{badmanifest}"], "--out: ", id="sweep --out broken manifest"),
     # sweep: a results directory of another sweep, another version, an older format.
-    pytest.param(["sweep", "--gamma", "0.25,0.5", "--alpha", "0", "--seeds", "2", "--steps", "999", "--out", "{results}"],
+    pytest.param(["sweep", "--gamma", "0.25,0.5", "--alpha", "0", "--seeds", "2", "--steps", "999",
+                  "--out", "{results}"],
                  "--out: out='{results}' holds the results of a different sweep (point 0: steps=1000 there, 999",
                  id="sweep other sweep"),
     pytest.param(["sweep", "--gamma", "0.25,0.5", "--alpha", "0", "--seeds", "2", "--out", "{oldversion}"],

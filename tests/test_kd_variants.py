@@ -181,11 +181,12 @@ def test_sweeps_over_kd_weight_temperature_and_n_train_reach_the_new_knobs():
     import mfh_sim
 
     base = {k: v for k, v in SMALL.items() if k != "n_train"}
-    result = mfh_sim.sweep(points=[dict(base, kd_loss="mse")], kd_weight=[0.0, 2.0], temperature=[1.0, 4.0],
+    # (A temperature belongs to the KL term: with kd_loss='mse' it would be refused.)
+    result = mfh_sim.sweep(points=[dict(base, kd_loss="kl")], kd_weight=[0.0, 2.0], temperature=[1.0, 4.0],
                            n_train=[40], seeds=2, theory=False, workers=1)
     assert len(result) == 4
     assert list(result.kd_weight) == [0.0, 0.0, 2.0, 2.0] and list(result.temperature) == [1.0, 4.0, 1.0, 4.0]
-    assert all(c.kd_loss == "mse" for c in result.configs)
+    assert all(c.kd_loss == "kl" for c in result.configs)
     # kd_weight = 0: the KD student is the no-KD student (same loss, same init).
     np.testing.assert_array_equal(result.kd_acc[:2], result.no_kd_acc[:2])
 

@@ -151,7 +151,7 @@ def _non_default(rule):
 #: For each rule, a value of the knob it depends on where the dependent knob does nothing, and one
 #: where it acts (with what else that value needs).
 _INERT = {"model": ("linear", "mlp", {}), "optimizer": ("adam", "sgd", {}), "kd_loss": ("mse", "kl", {}),
-          "kd_weight": (0.0, 0.5, {}), "mixing_depth": (0, 1, {})}
+          "mixing_depth": (0, 1, {})}
 
 
 @pytest.mark.parametrize("rule", DEPENDENCIES, ids=lambda r: f"{r.knob}-{r.on}")
@@ -258,8 +258,8 @@ SMALL = dict(shared=3, a_only=2, b_only=2, unseen=1, dim_a=8, dim_b=8, n_train=3
              learning_rate=0.5)
 CONTEXTS = {"paper": {}, "mlp": dict(model="mlp", hidden=(6,)), "adam": dict(optimizer="adam", learning_rate=0.05),
             "erm": dict(optimizer="erm", l2=0.05, learning_rate=0.1, steps=1000), "mse": dict(kd_loss="mse"),
-            "hint": dict(model="mlp", hidden=(6,), kd_loss="hint"), "no_kd": dict(kd_weight=0.0),
-            "mixing": dict(mixing_depth=1), "classes": dict(n_classes=3)}
+            "hint": dict(model="mlp", hidden=(6,), kd_loss="hint"), "mixing": dict(mixing_depth=1),
+            "classes": dict(n_classes=3)}
 #: Two values of each training knob (the second is used where a context already sets the first).
 OTHER = {"hyperplane": ("ones",), "n_train": (36, 24), "n_test": (300,), "fresh_student_sample": (True,),
          "model": ("mlp", "linear"), "hidden": ((10,), (4, 4)), "init": ("lecun",), "optimizer": ("adam", "sgd"),
@@ -312,5 +312,20 @@ def test_every_knob_changes_the_numbers_or_is_refused_under_every_switch():
              if all(np.array_equal(out[m][first], out[m][second], equal_nan=True) for m in out)]
     assert not inert, f"knobs that change nothing and are not refused: {inert}"
     # The rules are exercised: each switch refuses the knobs DEPENDENCIES says it leaves inert.
-    assert {("erm", "learning_rate"), ("adam", "momentum"), ("mse", "temperature"), ("no_kd", "kd_loss"),
+    assert {("erm", "learning_rate"), ("adam", "momentum"), ("mse", "temperature"), ("hint", "kd_reduction"),
             ("paper", "mixing_strength"), ("paper", "hidden")} <= set(refused)
+
+
+def test_kd_weight_zero_is_the_one_documented_exemption():
+    # kd_weight = 0 switches the KD term off: its knobs then change nothing, by design (the control
+    # point of a sweep over the KD weight), and they are accepted there.
+    import numpy as np
+
+    from mfh_sim.engine import execute
+    from mfh_sim.protocols.paper import PAPER
+
+    configs = [make_config(**SMALL, kd_weight=0.0, **extra)
+               for extra in ({}, dict(temperature=4.0), dict(kd_reduction="batchmean"), dict(kd_loss="mse"))]
+    out = execute(PAPER, configs, np.arange(2), root_seed=3)
+    for index in range(1, len(configs)):
+        np.testing.assert_array_equal(out["kd_acc"][index], out["kd_acc"][0])

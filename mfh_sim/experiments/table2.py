@@ -376,14 +376,13 @@ class Table2Result:
             f"{'genKD':>6} {'gen.-reg. KD [95% CI]':>22} {'recov.':>7} {'chance':>6}",
         ]
         for row in self.table():
+            gain = (f"{_signed(row['general_minus_regular_kd'])} [{_signed(row['general_minus_regular_kd_low'])},"
+                    f"{_signed(row['general_minus_regular_kd_high'])}]")
             lines.append(
                 f"{row['mode']:>17} {row['gamma']:5.2f} {_pct(row['regular_teacher']):>6} "
                 f"{_pct(row['general_teacher']):>6} {_pct(row['no_kd']):>6} "
                 f"{_pct(row['regular_kd']):>6} {_pct(row['general_kd']):>6} "
-                f"{_signed(row['general_minus_regular_kd']):>6} "
-                f"[{_signed(row['general_minus_regular_kd_low'])},"
-                f"{_signed(row['general_minus_regular_kd_high'])}] {_pct(row['recovery']):>7} "
-                f"{_pct(row['chance_recovery']):>6}"
+                f"{gain:>22} {_pct(row['recovery']):>7} {_pct(row['chance_recovery']):>6}"
             )
         return "\n".join(lines)
 
