@@ -255,3 +255,18 @@ def test_one_load_opens_directories_and_saved_files(tmp_path):
                                                                      abs=1e-10)
     with pytest.raises(ValueError, match="path="):
         load(tmp_path / "missing")
+
+
+def test_show_carries_the_theory_beside_the_simulation_and_plots_it(tmp_path, capsys):
+    from mfh_sim.plots.gain import plot_gain_curve
+
+    out = tmp_path / "t"
+    result = mfh_sim.sweep(gamma=[0.5, 1.0], alpha=0.0, seeds=3, chunk_size=8, out=out, **FAST)
+    assert "| theory:" in str(result) and result.theory is not None
+    capsys.readouterr()
+    assert main(["show", str(out), "--plot", str(tmp_path / "g.png")]) == 0
+    shown = capsys.readouterr().out
+    assert "| theory:" in shown and f"{100 * result.theory['delta'][1]:+6.2f}" in shown
+    figure = plot_gain_curve(result, result.table(), "gamma")
+    dotted = [line for line in figure.axes[0].lines if line.get_linestyle() == ":"]
+    assert len(dotted) == 1 and list(dotted[0].get_ydata()) == pytest.approx(100 * result.theory["delta"])
