@@ -43,7 +43,8 @@ def test_defaults_keep_the_identity_and_the_dict():
 def test_static_part_reflects_structure_only():
     base = make_config(gamma=0.5, alpha=1 / 3)
     assert static_of(make_config(gamma=0.5, alpha=1 / 3, label_noise=0.1)) != static_of(base)
-    assert static_of(make_config(gamma=0.5, alpha=1 / 3, mixing_strength=0.3)) == static_of(base)
+    mixed = make_config(gamma=0.5, alpha=1 / 3, mixing_depth=1)
+    assert static_of(make_config(gamma=0.5, alpha=1 / 3, mixing_depth=1, mixing_strength=0.3)) == static_of(mixed)
     assert static_of(make_config(gamma=0.5, alpha=1 / 3, n_classes=3)).n_classes == 3
     assert fit_function(static_of(make_config(gamma=0.5, alpha=1 / 3, n_classes=3))) is fit_logits_gd
     assert fit_function(static_of(base)) is fit_margin_gd
