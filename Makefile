@@ -6,12 +6,13 @@
 #   make lint        ruff, configured in pyproject.toml
 #   make mutate      would the suite catch a bug? deliberate bugs, one at a time (minutes; not CI)
 #   make test-min    the fast tests against the lowest versions pyproject.toml allows, in .venv-min
+#   make wheel-check the wheel from python -m build installs in a fresh venv and runs (CI runs it too)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: reproduce test test-fast test-min lint mutate venv bench clean
+.PHONY: reproduce test test-fast test-min lint mutate venv bench clean wheel-check
 
 venv: $(STAMP)
 
@@ -50,6 +51,10 @@ test-min:
 	$(MIN_VENV)/bin/python -m ipykernel install --prefix $(MIN_VENV) --name python3 > /dev/null
 	$(MIN_VENV)/bin/python -m pip list --format=freeze | grep -i -E "^(numpy|scipy|jax|jaxlib|flax|optax|matplotlib)=="
 	$(MIN_VENV)/bin/python -m pytest -q -n 2 --dist loadfile -m "not slow"
+
+# The built wheel, installed alone into a fresh environment, runs the CLI and the README's example.
+wheel-check: $(STAMP)
+	$(BIN)/python .ci/wheel_check.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -31,8 +31,10 @@ PROTOCOL_BLIND = {"engine", "store", "results"}
 
 #: (module, imported, rule) breaches tolerated for now, each with its reason.
 KNOWN: set[tuple[str, str, str]] = {
-    # A timing script inside the package, moved out of it under issue 21 item 5 (the theory's branch).
-    ("theory.benchmark", "mfh_sim", "no module imports the package face"),
+    # The C-class theory (issue 19) and the two-class GCM call each other (multiclass builds on
+    # gcm's quadrature; gcm hands its C > 2 problems to multiclass inside a function): for the
+    # theory's owners to untangle.
+    ("theory.gcm", "theory.gcm -> theory.multiclass -> theory.gcm", "no import cycle"),
 }
 
 
@@ -50,10 +52,9 @@ def _imports(path: Path) -> list[tuple[str, bool]]:
         if isinstance(node, ast.Import):
             found += [(alias.name, id(node) in top) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module is not None:
-            if node.module == "mfh_sim":  # from mfh_sim import x: the face, or a submodule x
-                found += [(f"mfh_sim.{alias.name}", id(node) in top) for alias in node.names]
-            else:
-                found.append((node.module, id(node) in top))
+            # from mfh_sim.x import y: the submodule x.y where there is one, else module x (an
+            # attribute of it); _module_of resolves which.
+            found += [(f"{node.module}.{alias.name}", id(node) in top) for alias in node.names]
     return found
 
 

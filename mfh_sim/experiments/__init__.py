@@ -19,6 +19,7 @@ from mfh_sim.experiments.paper import (
     PAPER_ROWS,
     PAPER_TABLE2,
     fig2,
+    fig2_blocks,
     fig2_point,
     fig2_points,
     fig3,
@@ -27,5 +28,5 @@ from mfh_sim.experiments.paper import (
 from mfh_sim.experiments.table2 import Table2Result, table2, table2_markdown
 
 __all__ = ["FIG2_OVERLAPS", "FIG3_EXTRA", "PAPER_FIG2", "PAPER_FIG3", "PAPER_RECIPE", "PAPER_ROWS",
-           "PAPER_TABLE2", "Table2Result", "fig2", "fig2_point", "fig2_points", "fig3", "fig3_points", "table2",
-           "table2_markdown"]
+           "PAPER_TABLE2", "Table2Result", "fig2", "fig2_blocks", "fig2_point", "fig2_points", "fig3", "fig3_points",
+           "table2", "table2_markdown"]
