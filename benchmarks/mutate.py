@@ -53,8 +53,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "kd_weight_x2", "the KD student's KD weight doubled (margin fast path)",
         "mfh_sim/protocols/paper.py",
-        "kd_weights = jnp.stack([jnp.float32(0.0), knobs.kd_weight])",
-        "kd_weights = jnp.stack([jnp.float32(0.0), 2.0 * knobs.kd_weight])",
+        "jnp.stack([jnp.float32(0.0), knobs.kd_weight])",
+        "jnp.stack([jnp.float32(0.0), 2.0 * knobs.kd_weight])",
         (REFERENCE,),
         ("tests/test_presets.py::test_fig2_kd_gain_slope_is_the_papers",),
     ),
@@ -78,8 +78,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "margin_lr_not_doubled", "margin form without the factor 2 (half the two-output learning rate)",
         "mfh_sim/train.py",
-        "return (2.0 * (x_t @ grad_margins), 2.0 * jnp.sum(grad_margins, axis=0)), ~finite(margins)",
-        "return (x_t @ grad_margins, jnp.sum(grad_margins, axis=0)), ~finite(margins)",
+        "chain = lambda g: (2.0 * (x_t @ g), 2.0 * jnp.sum(g, axis=0))",
+        "chain = lambda g: (x_t @ g, jnp.sum(g, axis=0))",
         ("tests/test_losses_and_training.py::test_margin_fast_path_equals_two_output_flax_training", REFERENCE),
     ),
     Mutation(
@@ -139,6 +139,44 @@ MUTATIONS: tuple[Mutation, ...] = (
         "half = float(stdtrit(n - 1, 0.5 + level / 2.0)) * sem",
         "half = float(ndtri(0.5 + level / 2.0)) * sem",
         ("tests/test_intervals.py::test_t_interval_of_a_mean_covers_at_its_level",),
+    ),
+    # Issue 21: one trainer and initialiser, one runner, every knob acts or is refused, files.
+    Mutation(
+        "torch_bound_squared", "the one linear initialiser's bound 1/fan_in instead of 1/sqrt(fan_in)",
+        "mfh_sim/models.py",
+        "bound = 1.0 / jnp.sqrt(jnp.float32(fan_in))\n        values = bound * (2.0 * uniform - 1.0)",
+        "bound = 1.0 / jnp.float32(fan_in)\n        values = bound * (2.0 * uniform - 1.0)",
+        ("tests/test_table2.py::test_teacher_init_uses_the_fan_in_of_the_selection",),
+        (REFERENCE,),
+    ),
+    Mutation(
+        "kd_logit_temperature_dropped", "multi-class closed-form KD gradient without its factor T",
+        "mfh_sim/losses.py",
+        "scale = kd_weight * temperature / (n * (classes if reduction == \"paper\" else 1))",
+        "scale = kd_weight / (n * (classes if reduction == \"paper\" else 1))",
+        ("tests/test_kd_variants.py::test_closed_form_logit_gradient_equals_autodiff",),
+    ),
+    Mutation(
+        "more_seeds_by_position", "a results directory extended with more seeds files runs by position, not seed",
+        "mfh_sim/store.py",
+        "column_of = {int(s): i for i, s in enumerate(seeds)}",
+        "column_of = {i: i for i, s in enumerate(seeds)}",
+        ("tests/test_store.py::test_more_seeds_run_only_the_new_ones_and_equal_a_fresh_run",),
+    ),
+    Mutation(
+        "inert_knob_allowed", "mixing_strength without mixing layers is no longer refused",
+        "mfh_sim/config.py",
+        'Dependence("mixing_strength", "mixing_depth", lambda v: v > 0,',
+        'Dependence("mixing_strength", "mixing_depth", lambda v: True,',
+        ("tests/test_knobs.py::test_a_sweep_refuses_every_inert_grid_point_before_running",),
+        ("tests/test_knobs.py::test_every_knob_changes_the_numbers_or_is_refused_under_every_switch",),
+    ),
+    Mutation(
+        "negative_zero_printed", "CSV cells keep the sign of a value that rounds to zero",
+        "mfh_sim/files.py",
+        "return repr(round(value, 10) + 0.0) if math.isfinite(value) else \"\"",
+        "return repr(round(value, 10)) if math.isfinite(value) else \"\"",
+        ("tests/test_files.py::test_a_value_that_rounds_to_zero_prints_the_same_from_either_side",),
     ),
 )
 

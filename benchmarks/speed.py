@@ -33,7 +33,7 @@ from mfh_sim._version import versions
 from mfh_sim.config import make_config
 from mfh_sim.engine import run_keys
 from mfh_sim.experiments.paper import fig2_point
-from mfh_sim.protocols.paper import PAPER, inputs_of, make_run
+from mfh_sim.protocols.paper import PAPER, inputs_of, make_run, static_of
 
 
 def fig2_points(overlaps):
@@ -48,17 +48,17 @@ def time_sweep(overlaps, seeds):
 
 def time_loop(overlaps, seeds):
     configs = [make_config(**point) for point in fig2_points(overlaps)]
-    run = jax.jit(make_run(configs[0].static_signature()))
+    run = jax.jit(make_run(static_of(configs[0])))
     inputs = [inputs_of(config) for config in configs]
     keys = [run_keys(PAPER.identity_of(config), np.arange(seeds), 0) for config in configs]
     start = time.perf_counter()
-    jax.block_until_ready(run(keys[0][0], *inputs[0]))
+    jax.block_until_ready(run(keys[0][0], inputs[0]))
     compile_time = time.perf_counter() - start
     start = time.perf_counter()
     outputs = []
-    for point, (layout, knobs) in enumerate(inputs):
+    for point, point_inputs in enumerate(inputs):
         for seed in range(seeds):
-            outputs.append(run(keys[point][seed], layout, knobs))
+            outputs.append(run(keys[point][seed], point_inputs))
     jax.block_until_ready(outputs)
     return compile_time, time.perf_counter() - start
 

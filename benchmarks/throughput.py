@@ -36,12 +36,12 @@ import mfh_sim
 from mfh_sim import engine
 from mfh_sim._version import versions
 from mfh_sim.experiments.paper import fig2_point
-from mfh_sim.protocols.paper import bytes_per_run
+from mfh_sim.protocols.paper import bytes_per_run, static_of
 
 TRAININGS_PER_SIMULATION = 3
 
 
-def fig2_points(overlaps=range(11)):
+def fig2_points(overlaps: tuple[int, ...] = tuple(range(11))):
     return [fig2_point(o) for o in overlaps]
 
 
@@ -136,7 +136,7 @@ def sweep_mode(args) -> None:
         "simulations": n,
         "training_runs": TRAININGS_PER_SIMULATION * n,
         "chunk_size": args.chunk_size or engine.default_chunk_size(
-            bytes_per_run(mfh_sim.make_config(**fig2_points()[0]).static_signature())),
+            bytes_per_run(static_of(mfh_sim.make_config(**fig2_points()[0])))),
         "devices": len(jax.devices()),
         "compile_s": round(compile_s, 2),
         "sweep_s": round(elapsed, 2),

@@ -13,8 +13,6 @@ or ``mfh-sim --help`` does not load JAX; ``from mfh_sim import simulate`` works 
 from __future__ import annotations
 
 import importlib
-import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 # Persistent compilation cache (mfh_sim/_cache.py): set up before anything imports jax (it only
@@ -31,7 +29,7 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and
     from mfh_sim import experiments
     from mfh_sim.experiments import table2
     from mfh_sim.generation import generate
-    from mfh_sim.results import SimulationResult, SweepResult
+    from mfh_sim.results import SimulationResult, SweepResult, load
     from mfh_sim.simulation import simulate, sweep
 
 #: Lazily imported members: name -> (module, attribute or None for the module itself).
@@ -42,27 +40,9 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "sweep": ("mfh_sim.simulation", "sweep"),
     "table2": ("mfh_sim.experiments", "table2"),
     "SimulationResult": ("mfh_sim.results", "SimulationResult"),
+    "load": ("mfh_sim.results", "load"),
     "SweepResult": ("mfh_sim.results", "SweepResult"),
 }
-
-
-def load(path: str | os.PathLike) -> Any:
-    """Open a saved result: a file written by ``result.save(path)`` or a results directory
-    written by ``sweep(out=DIR)`` / ``mfh-sim sweep --out DIR``.  Returns a
-    :class:`~mfh_sim.results.SweepResult`; never unpickles anything.
-
-    This is :func:`mfh_sim.results.load` where that exists; until then it dispatches here
-    (a directory to :func:`mfh_sim.store.load`, a file to ``SweepResult.load``).
-    """
-    results = importlib.import_module("mfh_sim.results")
-    one_load = getattr(results, "load", None)
-    if one_load is not None:
-        return one_load(path)
-    if Path(path).is_dir():
-        from mfh_sim.store import load as load_directory
-
-        return load_directory(path)
-    return results.SweepResult.load(path)
 
 
 def __getattr__(name: str) -> Any:

@@ -21,6 +21,7 @@ computes or writes anything.  Any other exception is a bug: it keeps its traceba
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import pkgutil
 import sys
@@ -28,15 +29,34 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 import mfh_sim.commands
+from mfh_sim._version import __version__
 from mfh_sim.commands import UsageError, one_line
 
 
 class Parser(argparse.ArgumentParser):
     """argparse's parser, but a mistake raises :class:`UsageError` (one line, exit status 2)
-    instead of printing the usage block and exiting; subparsers are of this class too."""
+    instead of printing the usage block and exiting; subparsers are of this class too.  An
+    unknown option is answered with the nearest known one ("did you mean --learning-rate?")."""
 
     def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments:"):
+            known = _option_strings(self)
+            hints = [f"{word} (did you mean {close[0]}?)" for word in message.split(":", 1)[1].split()
+                     if word.startswith("--") and (close := difflib.get_close_matches(word.split("=")[0], known, 1))]
+            if hints:
+                message += "; " + "; ".join(hints)
         raise UsageError(message)
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> list[str]:
+    """Every option string of ``parser`` and of its subcommands' parsers."""
+    found = []
+    for action in parser._actions:
+        found += [option for option in action.option_strings if option.startswith("--")]
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found += _option_strings(sub)
+    return found
 
 
 def command_names() -> list[str]:
@@ -55,6 +75,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         prog="mfh-sim",
         description="Simulate crossmodal knowledge distillation on modality Venn diagrams.",
     )
+    parser.add_argument("--version", action="version", version=f"mfh-sim {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     names = command_names()
@@ -75,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     first = next((word for word in argv if not word.startswith("-")), None)
     command = first if first in command_names() else None
     try:
-        if first is None and not {"-h", "--help"} & set(argv):
+        if first is None and not {"-h", "--help", "--version"} & set(argv):
             raise UsageError(f"give a command: one of {', '.join(command_names())} (mfh-sim --help says more)")
         args = build_parser(only=first).parse_args(argv)
         return int(args.func(args) or 0)

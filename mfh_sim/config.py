@@ -16,8 +16,10 @@ This module imports only :mod:`mfh_sim.choices`, :mod:`mfh_sim.validation` and
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any, Literal, NamedTuple
 
@@ -215,11 +217,8 @@ class SimConfig:
         object.__setattr__(
             self, "temperature", require_real("temperature", self.temperature, 0.0, None, open_low=True)
         )
-        if self.optimizer == "adam" and self.momentum != 0.0:
-            raise ValueError(
-                f"momentum={self.momentum} is not allowed with optimizer='adam': it applies to 'sgd'"
-            )
         self._validate_extensions()
+        self._validate_dependencies()
 
     def _validate_extensions(self) -> None:
         n_classes = require_integer("n_classes", self.n_classes, 2)
@@ -254,25 +253,31 @@ class SimConfig:
         self._validate_erm()
 
     def _validate_erm(self) -> None:
-        l2 = require_real("l2", self.l2, 0.0, None)
-        object.__setattr__(self, "l2", l2)
+        object.__setattr__(self, "l2", require_real("l2", self.l2, 0.0, None))
         if self.optimizer != "erm":
-            if l2 != 0.0:
-                raise ValueError(
-                    f"l2={self.l2!r} is not allowed with optimizer={self.optimizer!r}: the ridge is "
-                    "optimizer='erm''s; gradient training here has none (use l2=0)"
-                )
-            return
+            return  # a ridge without 'erm' is refused with the other knobs that would do nothing
         object.__setattr__(self, "l2", require_real("l2", self.l2, 0.0, None, open_low=True))
         # The converged solver trains the paper's models only: a two-class linear layer with the
         # KL or the logit-MSE distillation term (mfh_sim.erm).
         for name, value, allowed in (("model", self.model, ("linear",)), ("n_classes", self.n_classes, (2,)),
-                                     ("kd_loss", self.kd_loss, ("kl", "mse")), ("momentum", self.momentum, (0.0,))):
+                                     ("kd_loss", self.kd_loss, ("kl", "mse"))):
             if value not in allowed:
                 shown = " or ".join(repr(v) for v in allowed)
                 raise ValueError(
                     f"{name}={value!r} is not allowed with optimizer='erm': the converged ERM solver "
                     f"trains {name}={shown} only"
+                )
+
+    def _validate_dependencies(self) -> None:
+        """Refuse a knob set away from its default where the other knobs leave it no effect
+        (:data:`DEPENDENCIES`): two configs that differ only in it would give the same numbers."""
+        for rule in DEPENDENCIES:
+            value, default = getattr(self, rule.knob), KNOBS[rule.knob].default
+            if value != default and not rule.acts(getattr(self, rule.on)):
+                raise ValueError(
+                    f"{rule.knob}={value!r} is not allowed with {rule.on}={getattr(self, rule.on)!r}: "
+                    f"{rule.knob} has no effect there ({rule.why}); it acts only with {rule.when}, so "
+                    f"leave it at its default {default!r}"
                 )
 
     # -------------------------------------------------------------- ratios, for convenience
@@ -322,59 +327,6 @@ class SimConfig:
         text = json.dumps(self.as_dict(), sort_keys=True)
         return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
 
-    def static_signature(self) -> StaticSpec:
-        """The part of the config that fixes array shapes and program structure."""
-        return StaticSpec(
-            dim_a=self.venn.dim_a,
-            dim_b=self.venn.dim_b,
-            n_latent=self.n_latent,
-            n_train=self.n_train,
-            n_test=self.n_test,
-            steps=self.steps,
-            model=self.model,
-            hidden=self.hidden if self.model == "mlp" else (),
-            init=self.init,
-            optimizer=self.optimizer,
-            kd_reduction=self.kd_reduction,
-            fresh_student_sample=self.fresh_student_sample,
-            n_classes=self.n_classes,
-            label_noise=self.label_noise > 0.0,
-            mixing_depth=self.mixing_depth,
-            kd_loss=self.kd_loss,
-        )
-
-    @property
-    def uses_margin_fast_path(self) -> bool:
-        """True where :mod:`mfh_sim.protocols.paper` trains in the exact two-class margin form."""
-        return self.static_signature().uses_margin_fast_path
-
-
-class StaticSpec(NamedTuple):
-    """Shape- and structure-defining settings; configs that share one share a compiled program."""
-
-    dim_a: int
-    dim_b: int
-    n_latent: int
-    n_train: int
-    n_test: int
-    steps: int
-    model: str
-    hidden: tuple[int, ...]
-    init: str
-    optimizer: str
-    kd_reduction: str
-    fresh_student_sample: bool
-    n_classes: int = 2
-    label_noise: bool = False
-    mixing_depth: int = 0
-    kd_loss: str = "kl"
-
-    @property
-    def uses_margin_fast_path(self) -> bool:
-        """Linear two-class models under SGD with the KL loss train exactly in margin form."""
-        return (self.model == "linear" and self.optimizer == "sgd" and self.n_classes == 2
-                and self.kd_loss == "kl")
-
 
 #: The Venn diagram given by ratios: rounded to counts by :meth:`VennConfig.from_ratios`.
 RATIO_KNOBS: tuple[Knob, ...] = (
@@ -414,6 +366,45 @@ KNOBS: dict[str, Knob] = {
         *(_field_knob(f, "training") for f in fields(SimConfig) if f.name != "venn"),
     )
 }
+
+class Dependence(NamedTuple):
+    """Knob ``knob`` acts only when knob ``on`` satisfies ``acts`` (described by ``when``): set
+    away from its default anywhere else it would change no number (``why``), so it is refused."""
+
+    knob: str
+    on: str
+    acts: Callable[[Any], bool]
+    when: str
+    why: str
+
+
+_GRADIENT = ("sgd", "adam")
+#: Every knob that some other knob can leave without effect, and when.  ``tests/test_knobs.py``
+#: checks each rule, and checks by running the simulator that every knob not refused changes the
+#: numbers under every setting of the knobs listed here.  One value is exempt by design:
+#: ``kd_weight=0`` switches the KD term off, so the term's own knobs (``temperature``,
+#: ``kd_reduction``, ``kd_loss``) do nothing there; it is the control point of a sweep over the KD
+#: weight (``kd_weight=[0, 0.5, 1]`` with ``kd_loss='mse'``), which refusing them would forbid.
+DEPENDENCIES: tuple[Dependence, ...] = (
+    Dependence("hidden", "model", lambda v: v == "mlp", "model='mlp'", "a linear model has no hidden layer"),
+    Dependence("momentum", "optimizer", lambda v: v == "sgd", "optimizer='sgd'",
+               "momentum is SGD's heavy ball; Adam keeps its own moments and converged ERM takes no steps"),
+    Dependence("learning_rate", "optimizer", lambda v: v in _GRADIENT, "optimizer='sgd' or 'adam'",
+               "converged ERM solves to its minimiser, without a step size"),
+    Dependence("steps", "optimizer", lambda v: v in _GRADIENT, "optimizer='sgd' or 'adam'",
+               "converged ERM iterates to convergence, not for a number of steps"),
+    Dependence("init", "optimizer", lambda v: v in _GRADIENT, "optimizer='sgd' or 'adam'",
+               "converged ERM reaches its unique minimiser from any start"),
+    Dependence("l2", "optimizer", lambda v: v == "erm", "optimizer='erm'",
+               "gradient training here has no ridge"),
+    Dependence("temperature", "kd_loss", lambda v: v == "kl", "kd_loss='kl'",
+               "only the KL term softens the logits by a temperature"),
+    Dependence("kd_reduction", "kd_loss", lambda v: v == "kl", "kd_loss='kl'",
+               "only the KL term is reduced over classes"),
+    Dependence("mixing_strength", "mixing_depth", lambda v: v > 0, "mixing_depth >= 1",
+               "without mixing layers there is nothing to mix"),
+)
+
 
 RATIO_KEYS = ("gamma", "alpha", "beta")
 RATIO_ONLY_KEYS = tuple(k.name for k in RATIO_KNOBS if k.name not in RATIO_KEYS)
@@ -463,18 +454,22 @@ def make_config(**knobs: Any) -> SimConfig:
 
     The Venn diagram comes from exactly one of:
       * ``venn=VennConfig(...)``;
-      * counts ``shared``, ``a_only``, ``b_only`` (missing ones are 0);
+      * counts ``shared``, ``a_only``, ``b_only``, all three (0 for an empty block);
       * ratios: two or three of ``gamma``, ``alpha``, ``beta`` in [0, 1], rounded to counts of
         ``n_visible`` (default 20) visible decisive latents by
         :meth:`VennConfig.from_ratios`.
     ``unseen``, ``shared_nondecisive``, ``a_nondecisive``, ``b_nondecisive``, ``dim_a`` and
     ``dim_b`` (default 50 each) apply to counts and ratios alike.  Every other keyword is a
-    :class:`SimConfig` field.  Unknown keywords raise :class:`ValueError`.
+    :class:`SimConfig` field.  Unknown keywords raise :class:`ValueError` (with the nearest known
+    name), and so does a knob set away from its default where the other knobs leave it no effect
+    (:data:`DEPENDENCIES`, ``teacher_fraction_when_disjoint`` unless gamma = 0).
     """
     unknown = sorted(set(knobs) - set(ALL_KEYS))
     if unknown:
+        hints = [f"{name!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(name, ALL_KEYS, 1))
+                 else repr(name) for name in unknown]
         raise ValueError(
-            f"unknown parameter(s) {unknown}: allowed are {', '.join(ALL_KEYS)}"
+            f"unknown parameter(s) {', '.join(hints)}: allowed are {', '.join(ALL_KEYS)}"
         )
     ratio_given = {k: knobs[k] for k in RATIO_KEYS if knobs.get(k) is not None}
     count_given = {k: knobs[k] for k in COUNT_KEYS if knobs.get(k) is not None}
@@ -496,17 +491,25 @@ def make_config(**knobs: Any) -> SimConfig:
         if not isinstance(venn, VennConfig):
             raise ValueError(f"venn={venn!r} is not allowed: it must be a VennConfig")
     elif count_given:
-        venn = VennConfig(**{k: count_given.get(k, 0) for k in COUNT_KEYS}, **extras)
+        missing = [k for k in COUNT_KEYS if k not in count_given]
+        if missing:
+            raise ValueError(
+                f"{', '.join(missing)} missing: counts are given all three or not at all (shared, a_only, "
+                f"b_only; 0 for an empty block); got {', '.join(f'{k}={v!r}' for k, v in count_given.items())}"
+            )
+        venn = VennConfig(**count_given, **extras)
     else:
         venn = VennConfig.from_ratios(**ratio_given, **ratio_only, **extras)
+        fraction = ratio_only.get("teacher_fraction_when_disjoint")
+        if fraction is not None and fraction != KNOBS["teacher_fraction_when_disjoint"].default and venn.shared:
+            shown = ", ".join(f"{k}={v!r}" for k, v in ratio_given.items())
+            raise ValueError(
+                f"teacher_fraction_when_disjoint={fraction!r} is not allowed with {shown}: it splits the "
+                f"decisive latents only when gamma = 0 (no shared latent), and here gamma = {venn.gamma:.4g}, "
+                "so it has no effect; leave it at its default 0.5"
+            )
     sim = {k: knobs[k] for k in SIM_KEYS if k in knobs}
     return SimConfig(venn=venn, **sim)
-
-
-# The checks live in mfh_sim.validation (one home for every host-side check); these names are
-# kept for code that imported them from here.
-_choice = require_choice
-_real = require_real
 
 
 if __name__ == "__main__":  # pragma: no cover - regenerates the README's knob table

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mfh_sim.choices import HYPERPLANES  # noqa: E402,F401  (the vocabulary lives in choices)
+from mfh_sim.choices import HYPERPLANES
 from mfh_sim.venn import VennConfig
 
 

@@ -1,4 +1,8 @@
-"""The executor: many (point, seed) runs of any protocol as few compiled, vmapped, chunked calls.
+"""The runner: many (point, seed) runs of any protocol as few compiled, vmapped, chunked calls.
+
+:func:`run` is the one way every experiment runs (``simulate``, ``sweep``, ``table2``, ...): it
+opens the results directory if there is one (:mod:`mfh_sim.store`: resume, more seeds), draws
+the progress bar and calls :func:`execute`, the executor underneath.
 
 :func:`execute` runs a :class:`~mfh_sim.protocols.Protocol` (the paper's, Table 2's, ...) over
 points and seed indices; it imports no protocol.  Points are grouped by ``protocol.static_of``
@@ -16,16 +20,16 @@ Three levels of cutting, none of which changes a single number:
   sharded over a 1-D :class:`jax.sharding.Mesh` with ``shard_map`` (axis ``"runs"``), so each
   device runs exactly the single-device program on its own rows; with several hosts
   (``jax.distributed.initialize()``) the mesh spans every host's devices;
-* a **block** is a contiguous range of a group's rows, a whole number of chunks long, and the
-  unit of persistence: ``execute(..., on_block=...)`` hands each finished block over (in the
-  calling thread) and ``execute(..., completed=...)`` skips blocks that are already known.
+* a **block** is a run of a group's missing rows, a whole number of chunks long, and the unit
+  of persistence: ``execute(..., on_block=...)`` hands each finished block over (in the calling
+  thread) and ``execute(..., completed=...)`` skips runs that are already known.
 
 Keys come from identity, not position, so a result does not change when a sweep is chunked,
 reordered, extended, sharded or resumed: run (point p, seed s) takes
 ``fold_in(fold_in(PRNGKey(root_seed), protocol.identity_of(p)), s)``, derived inside the
 compiled call from each row's (identity, seed).  (The paper's protocol makes the identity 0 by
 default, so every point shares *common random numbers*; see
-:class:`mfh_sim.protocols.paper.PaperProtocol`.)
+:func:`mfh_sim.protocols.paper.paper_protocol`.)
 
 On a CPU, XLA runs one vmapped computation on one core, so a small pool of threads keeps one
 chunk in flight per core; on an accelerator two threads overlap one chunk's host transfer with
@@ -37,6 +41,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import warnings
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -45,8 +50,13 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
+from mfh_sim._version import versions
+from mfh_sim.progress import ProgressBar
+
 # Only the interface: the engine runs any protocol and imports none.
-from mfh_sim.protocols import MetricSpec, Protocol, as_metric_dict
+from mfh_sim.protocols import Protocol, as_metric_dict, metric_specs
+from mfh_sim.store import ResultStore
+from mfh_sim.validation import require_root_seed, require_seeds
 
 #: Runs per chunk on a CPU: small enough that a chunk's training data (8 x 60 KB at the paper's
 #: dims) stays in a core's L2 cache.  Measured (benchmarks/RESULTS.md): on the 2-core reference
@@ -130,12 +140,6 @@ def run_keys(identity: int, seeds: np.ndarray, root_seed: int) -> np.ndarray:
 _WARM_PROGRAMS: set = set()
 
 
-@functools.cache
-def compiled_run(protocol: Protocol, static: Hashable) -> Callable:
-    """``jit(vmap(run))`` over explicit keys for one static part (cached for the process)."""
-    return jax.jit(jax.vmap(protocol.make_run(static)))
-
-
 # ---------------------------------------------------------------------------------- planning
 @dataclass(frozen=True)
 class Group:
@@ -167,42 +171,25 @@ def plan_groups(protocol: Protocol, points: Sequence[Any]) -> list[Group]:
     return groups
 
 
-def metric_specs(protocol: Protocol, groups: Sequence[Group]) -> dict[str, MetricSpec]:
-    """The metrics of a sweep's runs: every group must give the same names, dtypes and shapes
-    (they are stacked into one (points, seeds, *shape) array per metric)."""
-    specs = None
-    for group in groups:
-        these = {name: MetricSpec(np.dtype(spec.dtype), tuple(spec.shape))
-                 for name, spec in protocol.metrics(group.static).items()}
-        if specs is None:
-            specs = these
-        elif these != specs:
-            raise ValueError(
-                f"the points of this {protocol.name!r} sweep return metrics of different shapes "
-                f"({specs} and {these}): run them as separate sweeps"
-            )
-    return specs or {}
-
-
 class Block(NamedTuple):
-    """Rows ``start:stop`` of group ``group``; ``metrics`` maps each metric to (stop-start, *shape)."""
+    """The unit of persistence: ``stop - start`` runs (point ``points[i]``, seed column
+    ``columns[i]``, which is seed index ``seeds[i]``) of group ``group`` from its row ``start`` on
+    (its rows ``start:stop``, unless the sweep already had some runs of that range); ``metrics``
+    maps each metric to (runs, *shape).  Blocks can be handed back as ``completed``."""
 
     group: int
     start: int
     stop: int
+    points: np.ndarray
+    columns: np.ndarray
+    seeds: np.ndarray
     metrics: dict[str, np.ndarray]
 
 
-def block_cells(group: Group, n_seeds: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-    """(sweep point index, seed column) of each row ``start:stop`` of ``group``."""
-    rows = np.arange(start, stop, dtype=np.int64)
+def row_cells(group: Group, n_seeds: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sweep point index, seed column) of each of ``group``'s rows ``rows``."""
+    rows = np.asarray(rows, dtype=np.int64)
     return group.members[rows // n_seeds], rows % n_seeds
-
-
-def missing_ranges(done: np.ndarray) -> list[tuple[int, int]]:
-    """Maximal [start, stop) ranges where the boolean row mask ``done`` is False."""
-    edges = np.flatnonzero(np.diff(np.concatenate([[1], done.astype(np.int8), [1]])))
-    return [(int(a), int(b)) for a, b in zip(edges[0::2], edges[1::2])]
 
 
 # --------------------------------------------------------------------------------- devices
@@ -295,11 +282,19 @@ def _to_host(array: jax.Array) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------- execute
+def check_settings(**settings: Any) -> None:
+    """Refuse an execution setting (``chunk_size``, ``workers``, ``block_runs``) that is neither
+    None nor an integer >= 1, naming it."""
+    for name, value in settings.items():
+        if value is not None and (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer))
+                                  or value < 1):
+            raise ValueError(f"{name}={value!r} is not allowed: it must be an integer >= 1")
+
+
 class _Chunk(NamedTuple):
     group: int
     block: int  # index into the list of planned blocks
-    start: int  # first row (in the group) of the chunk
-    count: int  # real rows; the call computes ``rows`` rows (the rest is padding)
+    rows: np.ndarray  # the group's rows it computes (the call pads them to its compiled size)
 
 
 def execute(
@@ -330,49 +325,48 @@ def execute(
         devices: see :func:`resolve_devices`; with several, each chunk is sharded over them.
         block_runs: rows per block, the unit handed to ``on_block`` (default: a whole number of
             chunks of about :data:`CPU_BLOCK_RUNS` rows on CPU, one chunk on accelerators).
-        completed: blocks already computed (for example loaded from disk); their rows are
-            filled in and not recomputed.
+        completed: runs already computed, each an object with ``points`` (indices into
+            ``points``), ``columns`` (indices into ``seeds``) and ``metrics`` (for example
+            :meth:`mfh_sim.store.ResultStore.completed`); they are filled in, not recomputed.
         on_block: called in the calling thread with each newly finished :class:`Block`.
     """
     seeds = np.asarray(seeds, dtype=np.int64)
     chosen = tuple(resolve_devices(devices))
     n_points, n_seeds = len(points), len(seeds)
     groups = plan_groups(protocol, points)
-    specs = metric_specs(protocol, groups)
+    specs = metric_specs(protocol, [group.static for group in groups])
     out = {name: np.empty((n_points, n_seeds) + spec.shape, dtype=spec.dtype) for name, spec in specs.items()}
     seeds_u32 = seeds.astype(np.uint32)
     root = np.asarray(jax.random.PRNGKey(root_seed))
 
     done = [np.zeros(g.rows(n_seeds), dtype=bool) for g in groups]
-    for block in completed:
-        cells, columns = block_cells(groups[block.group], n_seeds, block.start, block.stop)
+    group_of, position_of = np.zeros(n_points, np.int64), np.zeros(n_points, np.int64)
+    for index, group in enumerate(groups):
+        group_of[group.members], position_of[group.members] = index, np.arange(group.members.size)
+    for known in completed:
+        known_points, known_columns = np.asarray(known.points, np.int64), np.asarray(known.columns, np.int64)
         for name in specs:
-            out[name][cells, columns] = block.metrics[name]
-        done[block.group][block.start : block.stop] = True
+            out[name][known_points, known_columns] = known.metrics[name]
+        rows = position_of[known_points] * n_seeds + known_columns
+        for index in np.unique(group_of[known_points]):
+            done[index][rows[group_of[known_points] == index]] = True
 
-    if chunk_size is not None and (isinstance(chunk_size, (bool, np.bool_))
-                                   or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
-        raise ValueError(f"chunk_size={chunk_size!r} is not allowed: it must be an integer >= 1")
+    check_settings(chunk_size=chunk_size, workers=workers, block_runs=block_runs)
     local_device = next((d for d in chosen if d.process_index == jax.process_index()), chosen[0])
     sizes = []
     for group in groups:
         sizes.append(int(chunk_size) if chunk_size is not None
                      else default_chunk_size(protocol.bytes_per_run(group.static), local_device))
-    if workers is not None and (isinstance(workers, (bool, np.bool_)) or not isinstance(workers, (int, np.integer))
-                                or workers < 1):
-        raise ValueError(f"workers={workers!r} is not allowed: it must be an integer >= 1")
     workers = int(workers) if workers else default_workers(chosen)
     if jax.process_count() > 1:
         # Every host must issue the same sharded calls in the same order: one chunk at a time.
         workers = 1
     if not all(protocol.runs_concurrently(group.static) for group in groups):
         workers = 1  # see Protocol.runs_concurrently: concurrent executions would deadlock
-    if block_runs is not None and (isinstance(block_runs, (bool, np.bool_))
-                                   or not isinstance(block_runs, (int, np.integer)) or block_runs < 1):
-        raise ValueError(f"block_runs={block_runs!r} is not allowed: it must be an integer >= 1")
-
-    # Blocks: the missing rows of each group, cut into whole numbers of chunks.
-    blocks: list[tuple[int, int, int]] = []
+    # Blocks: the missing rows of each group, in order, cut into whole numbers of chunks.  (The
+    # missing rows need not be contiguous: a directory extended with more seeds misses some seeds
+    # of every point.)
+    blocks: list[tuple[int, np.ndarray]] = []
     for index in range(len(groups)):
         call_rows = sizes[index] * len(chosen)
         if block_runs is not None:
@@ -381,21 +375,21 @@ def execute(
             per_block = call_rows * max(1, math.ceil(CPU_BLOCK_RUNS / call_rows))
         else:
             per_block = call_rows
-        for start, stop in missing_ranges(done[index]):
-            for block_start in range(start, stop, per_block):
-                blocks.append((index, block_start, min(block_start + per_block, stop)))
+        missing = np.flatnonzero(~done[index])
+        for block_start in range(0, missing.size, per_block):
+            blocks.append((index, missing[block_start: block_start + per_block]))
 
     def chunks() -> Iterator[_Chunk]:
-        for block_index, (group_index, start, stop) in enumerate(blocks):
+        for block_index, (group_index, rows) in enumerate(blocks):
             call_rows = sizes[group_index] * len(chosen)
-            for chunk_start in range(start, stop, call_rows):
-                yield _Chunk(group_index, block_index, chunk_start, min(call_rows, stop - chunk_start))
+            for offset in range(0, rows.size, call_rows):
+                yield _Chunk(group_index, block_index, rows[offset: offset + call_rows])
 
     def compute(chunk: _Chunk) -> dict[str, np.ndarray]:
         group = groups[chunk.group]
         call_rows = sizes[chunk.group] * len(chosen)
-        rows = np.arange(chunk.start, chunk.start + call_rows, dtype=np.int64)
-        rows = np.minimum(rows, chunk.start + chunk.count - 1)  # pad with the last real row
+        # Pad with copies of the last real row: every call has the compiled shape.
+        rows = np.concatenate([chunk.rows, np.full(call_rows - chunk.rows.size, chunk.rows[-1])])
         member, columns = rows // n_seeds, rows % n_seeds  # index into the group's tables
         program = _chunk_program(protocol, group.static, chosen)
         metrics = program(
@@ -404,22 +398,22 @@ def execute(
             _place(seeds_u32[columns], chosen),
             jax.tree.map(lambda a: _place(a[member], chosen), group.inputs),
         )
-        return {name: _to_host(metrics[name])[: chunk.count] for name in specs}
+        return {name: _to_host(metrics[name])[: chunk.rows.size] for name in specs}
 
-    remaining = [stop - start for _, start, stop in blocks]
+    remaining = [rows.size for _, rows in blocks]
 
     def finish(chunk: _Chunk, metrics: dict[str, np.ndarray]) -> None:
-        cells, columns = block_cells(groups[chunk.group], n_seeds, chunk.start, chunk.start + chunk.count)
+        cells, columns = row_cells(groups[chunk.group], n_seeds, chunk.rows)
         for name in specs:
             out[name][cells, columns] = metrics[name]
         if progress is not None:
-            progress(chunk.count)
-        remaining[chunk.block] -= chunk.count
+            progress(chunk.rows.size)
+        remaining[chunk.block] -= chunk.rows.size
         if remaining[chunk.block] == 0 and on_block is not None:
-            group_index, start, stop = blocks[chunk.block]
-            cells, columns = block_cells(groups[group_index], n_seeds, start, stop)
-            on_block(Block(group_index, start, stop, {name: out[name][cells, columns].copy()
-                                                     for name in specs}))
+            group_index, rows = blocks[chunk.block]
+            cells, columns = row_cells(groups[group_index], n_seeds, rows)
+            on_block(Block(group_index, int(rows[0]), int(rows[0]) + rows.size, cells, columns, seeds[columns],
+                           {name: out[name][cells, columns].copy() for name in specs}))
 
     # Compile each program in the calling thread (its first chunk) before fanning out, so threads
     # never compile the same program concurrently; a program already run in this process (same
@@ -449,3 +443,76 @@ def execute(
                 future.cancel()
             pool.shutdown(wait=True)
     return out
+
+
+# -------------------------------------------------------------------------------------- run
+class Outcome(NamedTuple):
+    """What :func:`run` returns: ``arrays`` (one per metric, (points, seeds, *per-run shape)) and
+    the open results directory (``store``, a :class:`mfh_sim.store.ResultStore`, or None)."""
+
+    arrays: dict[str, np.ndarray]
+    store: ResultStore | None
+
+
+def run(
+    protocol: Protocol,
+    points: Sequence[Any],
+    seeds: int | Iterable[int],
+    *,
+    root_seed: int = 0,
+    grid: Sequence[dict[str, Any]] | None = None,
+    out: str | os.PathLike | None = None,
+    resume: bool = True,
+    progress: bool = False,
+    label: str = "runs",
+    devices: Sequence[jax.Device] | int | None = None,
+    chunk_size: int | None = None,
+    workers: int | None = None,
+    block_runs: int | None = None,
+) -> Outcome:
+    """Run ``protocol`` at every point for every seed: the one runner of every experiment.
+
+    Args:
+        protocol: any :class:`~mfh_sim.protocols.Protocol`; points: its points.
+        seeds: a count (>= 1) or distinct seed indices in [0, 2**32); root_seed: in [0, 2**32).
+        grid: one dict per point, the keyword values that define it (recorded in the results
+            directory's manifest; default: empty dicts).
+        out: a results directory (:mod:`mfh_sim.store`): a manifest, then each finished block
+            written atomically with its checksum.  Calling again with the same arguments computes
+            only what is missing (an interrupted run resumes; more seeds run only the new ones)
+            and returns the same numbers as one uninterrupted call; a directory holding another
+            sweep is refused (:class:`mfh_sim.store.ResultsMismatchError`, a ``ValueError``).
+        resume: with ``out``, reuse the runs already there (default); False refuses a directory
+            that already holds this sweep.
+        progress: draw a progress bar (``label``: what it counts) with an ETA on stderr.
+        devices, chunk_size, workers, block_runs: see :func:`execute`.
+    Every argument is checked before anything is created or computed.  Returns an
+    :class:`Outcome`; build the protocol's result from it (``protocol.result``).
+    """
+    seeds = require_seeds(seeds)
+    root_seed = require_root_seed(root_seed)
+    if seeds.size == 1:
+        warnings.warn("seeds=1: one seed gives a mean but no standard deviation or interval (they print as "
+                      "n/a); give seeds >= 2 for an interval", UserWarning, stacklevel=3)
+    check_settings(chunk_size=chunk_size, workers=workers, block_runs=block_runs)
+    resolve_devices(devices)
+    for name, flag in (("resume", resume), ("progress", progress)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise ValueError(f"{name}={flag!r} is not allowed: use True or False")
+    if not len(points):
+        raise ValueError("points=[] is not allowed: give at least one point")
+    store, known = None, []
+    if out is not None:
+        grid = list(grid) if grid is not None else [{} for _ in points]
+        store = ResultStore.open(out, protocol, points, grid, seeds, root_seed, resume=bool(resume),
+                                 versions=versions())
+        known = store.completed(seeds)
+    bar = ProgressBar(len(points) * len(seeds) - sum(len(k.points) for k in known), label=label,
+                      enabled=bool(progress))
+    try:
+        arrays = execute(protocol, points, seeds, root_seed, chunk_size=chunk_size, workers=workers,
+                         progress=bar.update, devices=devices, block_runs=block_runs, completed=known,
+                         on_block=store.write if store is not None else None)
+    finally:
+        bar.close()
+    return Outcome(arrays, store)

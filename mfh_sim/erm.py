@@ -8,7 +8,7 @@ the theory has a well-defined target.
 
 The model is written in margin form: a two-output softmax layer sees only the margin
 h = l_1 - l_0, so it is the linear margin model h(x) = theta . x + b (see
-:func:`mfh_sim.train.fit_linear_margin`).  With y in {0, 1}, sigma the logistic function, t_i the
+:func:`mfh_sim.train.fit_linear`).  With y in {0, 1}, sigma the logistic function, t_i the
 teacher's margin on sample i and T > 0 the temperature, :func:`fit_erm` returns the minimiser of
 
     R(theta, b) = (1/n) sum_i [ c * l(y_i, h_i)  +  k * T^2 * KL( sigma(t_i/T) || sigma(h_i/T) ) ]
@@ -49,7 +49,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mfh_sim.losses import KD_REDUCTIONS
+from mfh_sim.choices import KD_REDUCTIONS
 
 #: Maximum number of Newton steps.  From theta = 0, b = 0 the damped Newton method reached
 #: max|grad| <= 1e-5 in at most 6 steps (mean 4.8) on 100 of the simulator's students (n = 300,

@@ -8,9 +8,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from mfh_sim.choices import KD_LOSSES, KD_REDUCTIONS  # noqa: E402,F401  (the vocabulary lives in choices)
-
-#: What the KD term matches: softened probabilities ('kl'), logits ('mse') or hidden features ('hint').
+from mfh_sim.choices import KD_REDUCTIONS
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -95,40 +93,49 @@ def nontarget_divergence(
     return jnp.sum(pointwise, axis=-1)
 
 
+def softmax_first(logits: jax.Array) -> jax.Array:
+    """Softmax over the leading (class) axis."""
+    shifted = logits - jax.lax.stop_gradient(jnp.max(logits, axis=0, keepdims=True))
+    exp = jnp.exp(shifted)
+    return exp / jnp.sum(exp, axis=0, keepdims=True)
+
+
 def logit_gradient(
     logits: jax.Array,
-    labels: jax.Array,
-    teacher_logits: jax.Array | None = None,
+    onehot: jax.Array,
+    teacher_probs: jax.Array | None = None,
     *,
     ce_weight: float | jax.Array = 1.0,
     kd_weight: float | jax.Array = 0.0,
     temperature: float | jax.Array = 1.0,
     reduction: str = "paper",
+    kd_head: int = -1,
 ) -> jax.Array:
-    """d/d logits of :func:`distillation` for any number of classes, in closed form, per sample.
+    """d/d logits of :func:`distillation` for any number of classes, in closed form, classes first.
 
-    For n samples, C classes, p = softmax(l), q^T = softmax(t / T), p^T = softmax(l / T):
+    ``logits`` (C, n, heads): C classes, n samples, heads trained side by side; ``onehot``
+    (C, n, 1) the labels.  With p = softmax(l), p^T = softmax(l / T) and q = ``teacher_probs``
+    (C, n) the teacher's softened probabilities softmax(t / T), per head
 
-        d CE / d l_i                    = (p_i - e_{y_i}) / n
-        d T^2 KL(q^T_i || p^T_i) / d l_i = T (p^T_i - q^T_i) / (n c)
+        d CE / d l                  = (p - onehot) / n                  (times ``ce_weight``)
+        d T^2 KL(q || p^T) / d l    = T (p^T - q) / (n c)               (times ``kd_weight``)
 
-    with c = C for ``reduction='paper'`` and c = 1 for ``'batchmean'``.  ``logits`` (n, ..., C)
-    may carry head axes before the class axis as long as ``labels`` (n,) and ``teacher_logits``
-    broadcast (weights too may be arrays over heads, shaped to broadcast against (..., 1)).
+    with c = C for ``reduction='paper'`` and c = 1 for ``'batchmean'``.  ``ce_weight`` may be an
+    array over heads; the KD term applies to head ``kd_head`` only (none without
+    ``teacher_probs``), so the softened softmax is computed for that head alone, and q is taken
+    as given, computed once outside a training loop (XLA does not hoist loop invariants out of a
+    scan).  Classes first: a softmax over a short leading axis is elementwise work over samples,
+    about twice as fast on a CPU as over a trailing axis.
     """
     if reduction not in KD_REDUCTIONS:
         raise ValueError(f"reduction={reduction!r} is not allowed: use one of {KD_REDUCTIONS}")
-    n, classes = logits.shape[0], logits.shape[-1]
-    onehot = jax.nn.one_hot(labels, classes, dtype=logits.dtype)
-    onehot = onehot.reshape((n,) + (1,) * (logits.ndim - 2) + (classes,))
-    grad = ce_weight * (jax.nn.softmax(logits, axis=-1) - onehot) / n
-    if teacher_logits is not None:
-        c = classes if reduction == "paper" else 1
-        soft = jax.nn.softmax(logits / temperature, axis=-1) - jax.nn.softmax(
-            teacher_logits / temperature, axis=-1
-        )
-        grad = grad + kd_weight * temperature * soft / (n * c)
-    return grad
+    classes, n = logits.shape[0], logits.shape[1]
+    grad = ce_weight * (softmax_first(logits) - onehot) / n
+    if teacher_probs is None:
+        return grad
+    scale = kd_weight * temperature / (n * (classes if reduction == "paper" else 1))
+    soft = softmax_first(logits[:, :, kd_head] / temperature)
+    return grad.at[:, :, kd_head].add(scale * (soft - teacher_probs))
 
 
 def agreement_distance(logits_a: jax.Array, logits_b: jax.Array) -> jax.Array:

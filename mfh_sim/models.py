@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from mfh_sim.choices import INITS, MODELS  # noqa: E402,F401  (the vocabulary lives in choices)
+from mfh_sim.choices import INITS, MODELS
 
 
 def _torch_uniform(fan_in: int):
@@ -104,18 +104,22 @@ _TRUNCATED_STD = 0.87962566103423978
 
 
 def linear_init_size(fan_in: int, n_classes: int = 2) -> int:
-    """How many standard normals :func:`linear_init_from_normals` consumes."""
+    """How many standard normals :func:`linear_init` consumes for one layer."""
     return (fan_in + 1) * n_classes
 
 
-def linear_init_from_normals(normals: jax.Array, fan_in: int, init: str = "torch", n_classes: int = 2):
-    """(kernel (fan_in, n_classes), bias (n_classes,)) from ``linear_init_size`` standard normals.
+def linear_init(normals: jax.Array, fan_in: int, *, init: str = "torch", n_classes: int = 2):
+    """(kernel (fan_in, n_classes), bias (n_classes,)) of a linear layer from ``linear_init_size``
+    standard normals: the one initialiser of every linear model of the package.
 
     Each normal z is mapped through the normal CDF to u = Phi(z) ~ U(0, 1) exactly, then
-    ``init='torch'``: kernel and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (PyTorch's default);
+    ``init='torch'``: kernel and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), that is
+    1/sqrt(fan_in) (2u - 1) (PyTorch's default for ``nn.Linear``);
     ``init='lecun'``: kernel ~ N(0, 1/fan_in) truncated to two standard deviations (flax's
-    ``lecun_normal``), bias 0.  Drawing from one shared vector of normals lets a whole run use a
-    single random-number call, which compiles much faster on a CPU than several.
+    ``lecun_normal``), bias 0.
+    A run draws all its normals in one call of the generator and cuts this layer's from them:
+    a single threefry call compiles much faster on a CPU than several.  With a key of its own:
+    ``linear_init(jax.random.normal(key, (linear_init_size(d),)), d)``.
     """
     values = normals.reshape(fan_in + 1, n_classes)
     uniform = jax.scipy.special.ndtr(values)
@@ -131,31 +135,15 @@ def linear_init_from_normals(normals: jax.Array, fan_in: int, init: str = "torch
     raise ValueError(f"init={init!r} is not allowed: use one of {INITS}")
 
 
-def linear_init(key: jax.Array, fan_in: int, init: str = "torch", n_classes: int = 2):
-    """(kernel, bias) of a linear layer drawn with ``key`` (see :func:`linear_init_from_normals`)."""
-    if init not in INITS:
-        raise ValueError(f"init={init!r} is not allowed: use one of {INITS}")
-    normals = jax.random.normal(key, (linear_init_size(fan_in, n_classes),))
-    return linear_init_from_normals(normals, fan_in, init, n_classes)
-
-
-def torch_linear_layers(
-    key: jax.Array, fan_ins: Sequence[int], n_classes: Sequence[int] | int = 2
-) -> list[tuple[jax.Array, jax.Array]]:
-    """(kernel (fan_in, classes), bias (classes,)) of several torch-initialised linear layers from
-    *one* uniform draw: every weight and bias of the layer of fan-in d is U(-1/sqrt(d), 1/sqrt(d)),
-    PyTorch's default, computed as u / sqrt(d) with u ~ U(-1, 1).
-
-    One random call for all layers, because each separate call adds to the compile time of the
-    programs that use it (Table 2's teachers and students, Algorithm 1's pair).
-    """
+def linear_layers(normals: jax.Array, fan_ins: Sequence[int], *, init: str = "torch",
+                  n_classes: Sequence[int] | int = 2) -> list[tuple[jax.Array, jax.Array]]:
+    """:func:`linear_init` of several layers of fan-ins ``fan_ins`` (and ``n_classes`` outputs
+    each) cut in order from one vector of at least sum(linear_init_size) standard normals."""
     classes = [n_classes] * len(fan_ins) if isinstance(n_classes, int) else list(n_classes)
-    sizes = [(dim + 1) * c for dim, c in zip(fan_ins, classes)]
-    uniform = jax.random.uniform(key, (sum(sizes),), jnp.float32, -1.0, 1.0)
     layers, start = [], 0
-    for dim, c, size in zip(fan_ins, classes, sizes):
-        block = uniform[start : start + size].reshape(dim + 1, c) / jnp.sqrt(jnp.float32(dim))
-        layers.append((block[:dim], block[dim]))
+    for fan_in, c in zip(fan_ins, classes):
+        size = linear_init_size(fan_in, c)
+        layers.append(linear_init(normals[start:start + size], fan_in, init=init, n_classes=c))
         start += size
     return layers
 

@@ -44,8 +44,9 @@ import jax
 import jax.numpy as jnp
 
 from mfh_sim.losses import agreement_distance, cross_entropy
-from mfh_sim.models import Classifier, as_flax_params, make_model, torch_linear_layers
+from mfh_sim.models import Classifier, as_flax_params, linear_init_size, linear_layers, make_model
 from mfh_sim.train import descend, fit, make_optimizer
+from mfh_sim.validation import require_choices
 
 #: Representations whose channels Algorithm 1 can score.
 SALIENCE_OF = ("a", "b", "hidden")
@@ -95,32 +96,27 @@ def joint_loss(logits_a: jax.Array, logits_b: jax.Array, labels: jax.Array) -> j
     )
 
 
-def _is_torch_linear(model: Classifier) -> bool:
-    return not tuple(model.hidden) and model.initializer == "torch"
-
-
 def init_pair(
     key: jax.Array, model_a: Classifier, model_b: Classifier, dim_a: int, dim_b: int
 ) -> tuple[dict, dict]:
-    """Initial parameters of f_a (fan-in ``dim_a``) and f_b (fan-in ``dim_b``), as each model's
-    initialiser draws them.
+    """Initial parameters of f_a (fan-in ``dim_a``) and f_b (fan-in ``dim_b``).
 
-    Two torch-initialised linear layers take one uniform draw, U(-1/sqrt(fan_in), 1/sqrt(fan_in))
-    for every weight and bias (the distribution of :class:`mfh_sim.models.Dense`): each separate
-    random call adds to the compile time, and this one sits on Algorithm 1's hot path.
+    Two linear models (the paper's) take their weights from one vector of standard normals drawn
+    with ``key``, through the package's one linear initialiser
+    (:func:`mfh_sim.models.linear_layers`): a single random call, which matters for compile time
+    on Algorithm 1's hot path.  MLPs use flax's initialisation, one key each.
     """
-    if _is_torch_linear(model_a) and _is_torch_linear(model_b):
-        layers = torch_linear_layers(key, (dim_a, dim_b), (model_a.n_classes, model_b.n_classes))
-        return _linear_params(*layers[0]), _linear_params(*layers[1])
+    if not tuple(model_a.hidden) and not tuple(model_b.hidden) and model_a.initializer == model_b.initializer:
+        classes = (model_a.n_classes, model_b.n_classes)
+        size = linear_init_size(dim_a, classes[0]) + linear_init_size(dim_b, classes[1])
+        layers = linear_layers(jax.random.normal(key, (size,)), (dim_a, dim_b), init=model_a.initializer,
+                               n_classes=classes)
+        return as_flax_params(*layers[0]), as_flax_params(*layers[1])
     key_a, key_b = jax.random.split(key)
     return (
         model_a.init(key_a, jnp.zeros((1, dim_a))),
         model_b.init(key_b, jnp.zeros((1, dim_b))),
     )
-
-
-def _linear_params(kernel: jax.Array, bias: jax.Array) -> dict:
-    return as_flax_params(kernel, bias)
 
 
 def train_joint(
@@ -186,8 +182,8 @@ def _train_joint_linear(params, x_a, x_b, labels, steps, learning_rate, momentum
     kernel_a, bias_a, kernel_b, bias_b = weights
     final = joint_loss(x_a @ kernel_a + bias_a, x_b @ kernel_b + bias_b, labels)
     return JointModels(
-        _linear_params(kernel_a, bias_a),
-        _linear_params(kernel_b, bias_b),
+        as_flax_params(kernel_a, bias_a),
+        as_flax_params(kernel_b, bias_b),
         diverged | ~jnp.isfinite(final),
     )
 
@@ -314,14 +310,7 @@ def _validate(permutations, of, model, hidden, hidden_layer, steps) -> tuple[str
         )
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps={steps!r} is not allowed: it must be an integer >= 1")
-    of = (of,) if isinstance(of, str) else tuple(of)
-    if not of:
-        raise ValueError(f"of={of!r} is not allowed: name at least one of {SALIENCE_OF}")
-    for name in of:
-        if name not in SALIENCE_OF:
-            raise ValueError(f"of={name!r} is not allowed: use one or more of {SALIENCE_OF}")
-    if len(set(of)) != len(of):
-        raise ValueError(f"of={of!r} is not allowed: name each representation at most once")
+    of = require_choices("of", of, SALIENCE_OF)
     if "hidden" in of:
         if model != "mlp":
             raise ValueError(

@@ -1,7 +1,8 @@
 """The user-facing entry points: :func:`simulate` (one Venn diagram) and :func:`sweep` (a grid).
 
 Both validate every keyword through :func:`mfh_sim.config.make_config` before anything is traced,
-run through :func:`mfh_sim.engine.execute`, and attach the theory's prediction for each config.
+run through the one runner (:func:`mfh_sim.engine.run`) and attach the theory's prediction for
+each config.
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ import numpy as np
 
 from mfh_sim._version import versions
 from mfh_sim.config import SimConfig, make_config
-from mfh_sim.engine import execute
-from mfh_sim.progress import ProgressBar
-from mfh_sim.protocols.paper import PAPER, PaperProtocol
-from mfh_sim.results import ACCURACIES, FLAGS, SimulationResult, SweepResult
+from mfh_sim.engine import run
+from mfh_sim.protocols.paper import PAPER, paper_protocol
+from mfh_sim.results import FLAGS, SimulationResult, SweepResult
 from mfh_sim.validation import require_root_seed, require_seeds
 
 
@@ -50,7 +50,7 @@ def _decline_reason(config: SimConfig, prediction: dict[str, float] | None) -> s
 
 
 def simulate(
-    gamma: float | None = None,
+    gamma: float | SimConfig | None = None,
     alpha: float | None = None,
     beta: float | None = None,
     *,
@@ -66,7 +66,8 @@ def simulate(
     Args:
         gamma, alpha, beta: overlap ratios in [0, 1]; give two (the third is derived) or all
             three consistently.  Or leave them out and give counts (``shared``, ``a_only``,
-            ``b_only``) or ``venn=VennConfig(...)``.
+            ``b_only``, all three) or ``venn=VennConfig(...)``; or give a whole
+            :class:`~mfh_sim.config.SimConfig` as the first argument (``simulate(config)``).
         seeds: number of seeds (>= 1) or explicit seed indices.
         root_seed: integer in [0, 2**32); with the config it fixes every number.
         theory: attach the theory's prediction (``result.theory``: finite-sample keys
@@ -81,41 +82,58 @@ def simulate(
 
     Returns a :class:`~mfh_sim.results.SimulationResult`; accuracies are fractions in [0, 1].
     """
-    config = make_config(gamma=gamma, alpha=alpha, beta=beta, **knobs)
+    if isinstance(gamma, SimConfig):
+        extra = {k: v for k, v in dict(alpha=alpha, beta=beta, **knobs).items() if v is not None}
+        if extra:
+            raise ValueError(f"{', '.join(f'{k}={v!r}' for k, v in extra.items())} is not allowed with a SimConfig: "
+                             "the config fixes every knob (change it with dataclasses.replace)")
+        config, requested = gamma, {}
+    else:
+        for name, value in dict(gamma=gamma, alpha=alpha, beta=beta, **knobs).items():
+            if _is_axis(value):
+                raise ValueError(f"{name}={value!r} is not allowed: simulate runs one config; sweep(...) runs a "
+                                 "grid over a list of values")
+        config = make_config(gamma=gamma, alpha=alpha, beta=beta, **knobs)
+        requested = {k: v for k, v in dict(gamma=gamma, alpha=alpha, beta=beta, **knobs).items() if v is not None}
     seed_indices = require_seeds(seeds)
     root_seed = require_root_seed(root_seed)
-    arrays = execute(PAPER, [config], seed_indices, root_seed, chunk_size=chunk_size, workers=workers)
-    requested = {k: v for k, v in dict(gamma=gamma, alpha=alpha, beta=beta, **knobs).items() if v is not None}
+    outcome = run(PAPER, [config], seed_indices, root_seed=root_seed, chunk_size=chunk_size, workers=workers)
     prediction = theory_for(config) if theory else None
-    return SimulationResult(
-        config=config,
-        **{name: arrays[name][0] for name in ACCURACIES + FLAGS},
-        seeds=seed_indices,
-        root_seed=root_seed,
-        theory=prediction,
-        theory_declined=_decline_reason(config, prediction) if theory else None,
-        versions=versions(),
-        requested=requested,
-    )
+    result = SweepResult.from_run(PAPER, [config], outcome.arrays, seeds=seed_indices, root_seed=root_seed,
+                                  grid=[requested], versions=versions()).point(0)
+    result.theory = prediction
+    result.theory_declined = _decline_reason(config, prediction) if theory else None
+    return result
 
 
 def _is_axis(value: Any) -> bool:
     return isinstance(value, (list, range, np.ndarray))
 
 
-def expand_grid(points: Sequence[Mapping[str, Any]] | None = None, **axes: Any) -> list[dict[str, Any]]:
+#: The one knob whose single value is a tuple (MLP widths): a tuple there is a value, not an axis.
+TUPLE_VALUED = ("hidden",)
+
+
+def expand_grid(points: Sequence[Mapping[str, Any] | SimConfig] | None = None, **axes: Any) -> list[dict[str, Any]]:
     """The grid's points as keyword dicts: each of ``points`` times the product of the axes.
 
-    A keyword whose value is a list, range or numpy array is an axis; any other value (tuples
-    included, e.g. ``hidden=(64, 64)``) is held fixed.
+    A keyword whose value is a list, range or numpy array is an axis; any other value is held
+    fixed.  A tuple is a value only for ``hidden`` (``hidden=(64, 64)``: two layers; sweep widths
+    with a list of tuples); anywhere else it is refused, saying to use a list.  A point may be a
+    :class:`~mfh_sim.config.SimConfig` (its keywords, :meth:`SimConfig.as_dict`).
     """
+    for name, value in axes.items():
+        if isinstance(value, tuple) and name not in TUPLE_VALUED:
+            raise ValueError(f"{name}={value!r} is not allowed: a tuple is neither a value nor an axis of "
+                             f"{name}; to sweep over values give a list, {name}={list(value)!r}")
     fixed = {k: v for k, v in axes.items() if not _is_axis(v)}
     varied = {k: list(np.asarray(v).tolist()) if isinstance(v, np.ndarray) else list(v)
               for k, v in axes.items() if _is_axis(v)}
     for name, values in varied.items():
         if not values:
             raise ValueError(f"{name}=[] is not allowed: a grid axis needs at least one value")
-    base_points = [dict(p) for p in points] if points is not None else [{}]
+    base_points = ([p.as_dict() if isinstance(p, SimConfig) else dict(p) for p in points]
+                   if points is not None else [{}])
     if points is not None and not base_points:
         raise ValueError("points=[] is not allowed: give at least one grid point")
     grid = []
@@ -126,7 +144,7 @@ def expand_grid(points: Sequence[Mapping[str, Any]] | None = None, **axes: Any) 
 
 
 def sweep(
-    points: Sequence[Mapping[str, Any]] | None = None,
+    points: Sequence[Mapping[str, Any] | SimConfig] | None = None,
     *,
     seeds: int | Iterable[int] = 100,
     root_seed: int = 0,
@@ -142,9 +160,11 @@ def sweep(
 ) -> SweepResult:
     """Run a grid of configs times seeds as a few compiled, vmapped computations.
 
-    ``sweep(gamma=[0, 0.25, 0.5, 1], alpha=0.0, beta=..., n_train=[100, 200], seeds=100)`` runs
+    ``sweep(gamma=[0.25, 0.5, 1], alpha=0.0, n_train=[100, 200], seeds=100)`` runs
     the product of the list-valued keywords; ``points=[{...}, {...}]`` gives explicit points
-    (each combined with the axes).  Keywords are those of :func:`simulate`.  Results do not depend
+    (keyword dicts or configs, :class:`~mfh_sim.config.SimConfig`, each combined with the axes).
+    Every grid point's config is built and checked before anything runs.  Keywords are those of
+    :func:`simulate`.  Results do not depend
     on the grid's order, chunking, sharding, resuming or which other points are in it: the key of
     a run derives from its seed index and, with ``common_random_numbers=False``, its config's
     content.  By default (common random numbers) every grid point sees the same draws for a given
@@ -159,10 +179,11 @@ def sweep(
             them.
         out: a directory to persist results in (see :mod:`mfh_sim.store`): a manifest, then
             each finished block written atomically with its checksum.  Re-running the same call
-            after an interruption computes only the missing blocks and returns the same numbers
-            as an uninterrupted run; a directory holding another sweep is refused
-            (:class:`mfh_sim.store.ResultsMismatchError`, a ``ValueError``).
-        resume: with ``out``, reuse the blocks already there (default); ``False`` refuses a
+            after an interruption computes only the missing runs and returns the same numbers
+            as an uninterrupted run; the same call with more seeds computes only the new seeds
+            (bit-identical to a fresh run with all of them); a directory holding another sweep
+            is refused (:class:`mfh_sim.store.ResultsMismatchError`, a ``ValueError``).
+        resume: with ``out``, reuse the runs already there (default); ``False`` refuses a
             directory that already holds this sweep.
         progress: draw a progress bar with an ETA on stderr.
 
@@ -177,10 +198,6 @@ def sweep(
             configs.append(make_config(**point))
     seed_indices = require_seeds(seeds)
     root_seed = require_root_seed(root_seed)
-    for name, flag in (("resume", resume), ("common_random_numbers", common_random_numbers)):
-        if not isinstance(flag, (bool, np.bool_)):
-            raise ValueError(f"{name}={flag!r} is not allowed: use True or False")
-    common_random_numbers = bool(common_random_numbers)
     # Keys whose value differs between points, in order of first appearance (a key may be
     # missing from some points: it then takes its default there).
     seen: dict[str, None] = {}
@@ -188,25 +205,10 @@ def sweep(
         seen.update(dict.fromkeys(point))
     varied_keys = [k for k in seen if len({repr(q.get(k)) for q in grid}) > 1]
     labels = [{k: p[k] for k in varied_keys if k in p} for p in grid]
-    run_versions = versions()
-    protocol = PaperProtocol(common_random_numbers=common_random_numbers)
-    store = None
-    completed = []
-    if out is not None:
-        from mfh_sim.store import ResultStore
-
-        store = ResultStore.open(out, protocol, configs, labels, seed_indices, root_seed,
-                                 resume=bool(resume), versions=run_versions)
-        completed = store.completed()
-    total = len(configs) * len(seed_indices)
-    already = sum(block.stop - block.start for block in completed)
-    bar = ProgressBar(total - already, enabled=progress)
-    try:
-        arrays = execute(protocol, configs, seed_indices, root_seed, chunk_size=chunk_size,
-                         workers=workers, progress=bar.update, devices=devices, completed=completed,
-                         on_block=store.write if store is not None else None)
-    finally:
-        bar.close()
+    protocol = paper_protocol(common_random_numbers)
+    outcome = run(protocol, configs, seed_indices, root_seed=root_seed, grid=labels, out=out, resume=resume,
+                  progress=progress, devices=devices, chunk_size=chunk_size, workers=workers)
+    arrays = outcome.arrays
     theory_arrays = None
     if theory:
         # Declined configs (the theory does not model them) get NaN, covered ones their prediction.
@@ -215,8 +217,8 @@ def sweep(
         if known is not None:
             theory_arrays = {k: np.asarray([np.nan if p is None else p[k] for p in predictions], dtype=np.float64)
                              for k in known}
-    if store is not None:
-        store.write_theory(theory_arrays)
+    if outcome.store is not None:
+        outcome.store.write_theory(theory_arrays)
     diverged = np.zeros((len(configs), len(seed_indices)), dtype=bool)
     for flag in FLAGS:
         diverged |= arrays[flag]
@@ -227,12 +229,5 @@ def sweep(
             "(result.teacher_diverged, ...) and left out of the summaries",
             RuntimeWarning, stacklevel=2,
         )
-    return SweepResult(
-        configs=configs,
-        grid=labels,
-        arrays=arrays,
-        seeds=seed_indices,
-        root_seed=root_seed,
-        theory=theory_arrays,
-        versions=run_versions,
-    )
+    return SweepResult.from_run(protocol, configs, arrays, seeds=seed_indices,
+                                root_seed=root_seed, grid=labels, theory=theory_arrays, versions=versions())

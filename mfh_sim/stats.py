@@ -74,6 +74,38 @@ def _spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return np.where(denominator > 0, (rx * ry).sum(-1) / denominator, np.nan)
 
 
+def bootstrap_interval(
+    statistic, *samples: np.ndarray, n_boot: int = 2000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Paired percentile bootstrap interval of ``statistic`` over the samples' last axis.
+
+    ``scipy.stats.bootstrap`` draws ``n_boot`` resamples of the n paired observations (indices
+    ``np.random.default_rng(seed).integers(0, n, (n_boot, n))``) and evaluates
+    ``statistic(*resampled, axis=-1)`` on all of them at once (it must be vectorised over leading
+    axes); the interval is the ``(1 - level) / 2`` and ``(1 + level) / 2`` percentiles of those
+    values, the resamples where the statistic is undefined (NaN, e.g. a constant resample) left
+    out.  Returns (low, high), NaN if every resample is undefined.
+    """
+    import inspect
+
+    from scipy.stats import bootstrap
+
+    seeded = np.random.default_rng(seed)
+    # scipy >= 1.15 takes the generator as `rng`, older versions as `random_state`.
+    generator = "rng" if "rng" in inspect.signature(bootstrap).parameters else "random_state"
+    with warnings.catch_warnings():
+        # The interval scipy computes itself propagates NaN draws; ours leaves them out.
+        warnings.simplefilter("ignore")
+        result = bootstrap(samples, statistic, n_resamples=n_boot, paired=True, vectorized=True, axis=-1,
+                           method="percentile", confidence_level=level, **{generator: seeded})
+    draws = np.asarray(result.bootstrap_distribution, np.float64)
+    if not np.isfinite(draws).any():
+        return (math.nan, math.nan)
+    tail = 100 * (1 - level) / 2
+    low, high = np.nanpercentile(draws, [tail, 100 - tail])
+    return (float(low), float(high))
+
+
 def bootstrap_spearman(
     x: np.ndarray, y: np.ndarray, n_boot: int = 2000, level: float = 0.95, seed: int = 0
 ) -> tuple[float, float, float]:
@@ -92,11 +124,9 @@ def bootstrap_spearman(
     rho = float(_spearman_rows(x[None], y[None])[0])
     if not math.isfinite(rho):
         return (math.nan, math.nan, math.nan)
-    index = np.random.default_rng(seed).integers(0, x.size, size=(n_boot, x.size))
-    draws = _spearman_rows(x[index], y[index])
-    tail = 100 * (1 - level) / 2
-    low, high = np.nanpercentile(draws, [tail, 100 - tail])
-    return (rho, float(low), float(high))
+    low, high = bootstrap_interval(lambda a, b, axis: _spearman_rows(a, b), x, y, n_boot=n_boot, level=level,
+                                   seed=seed)
+    return (rho, low, high)
 
 
 def _partial_rows(x: np.ndarray, y: np.ndarray, controls: np.ndarray) -> np.ndarray:
@@ -137,15 +167,15 @@ def partial_spearman(
     x, y, controls = x[keep], y[keep], controls[:, keep]
     if x.size < controls.shape[0] + 3:
         return (math.nan, math.nan, math.nan)
+    # Each control is a sample of its own (scipy broadcasts samples against each other); the rows
+    # function takes them stacked as (resamples, k, n).
+    statistic = lambda a, b, *c, axis: _partial_rows(a, b, np.stack(c, axis=-2))
     try:
         rho = float(_partial_rows(x[None], y[None], controls[None])[0])
-        index = np.random.default_rng(seed).integers(0, x.size, size=(n_boot, x.size))
-        draws = _partial_rows(x[index], y[index], controls[:, index].transpose(1, 0, 2))
+        low, high = bootstrap_interval(statistic, x, y, *controls, n_boot=n_boot, level=level, seed=seed)
     except np.linalg.LinAlgError:  # a constant control
         return (math.nan, math.nan, math.nan)
-    tail = 100 * (1 - level) / 2
-    low, high = np.nanpercentile(draws, [tail, 100 - tail])
-    return (rho, float(low), float(high))
+    return (rho, low, high)
 
 
 def sign_agreement(

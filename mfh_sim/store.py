@@ -5,22 +5,30 @@ Layout of ``sweep(..., out=DIR)`` and ``table2(..., out=DIR)``::
     DIR/manifest.json        what the sweep is: the protocol (name and version) and the package
                              version that compute it, every point in full, the grid, the seed
                              indices, the root seed, a fingerprint of all of these, and the
-                             library versions and backend that created it (written once, atomically)
+                             library versions and backend that created it (written atomically)
     DIR/blocks/gGGGG-SSSSSSSSSSSS-EEEEEEEEEEEE.HHHH....npz
-                             rows S:E of static group G, one engine *block* (see
-                             :mod:`mfh_sim.engine`); HHHH... is the SHA-256 of the file's bytes,
+                             one engine *block* (rows S:E of static group G when it was computed,
+                             see :mod:`mfh_sim.engine`): the (point, seed index) of each of its
+                             runs and their metrics; HHHH... is the SHA-256 of the file's bytes,
                              so a truncated or altered file is detected before it is opened
     DIR/theory.json          the theory's prediction per point (paper protocol), once finished
 
 Every file is written to a temporary name in the same directory, flushed to disk, then renamed
-(:func:`atomic_write`): a sweep killed at any instant leaves only whole files, and a re-run of the
-same call recomputes only the blocks that are missing (or fail their checksum, which are set
-aside as ``*.corrupt``).  A directory whose manifest describes another sweep, another protocol or
-protocol version, or another package version is refused, never mixed
+(:func:`mfh_sim.files.atomic_write`): a sweep killed at any instant leaves only whole files, and a
+re-run of the same call recomputes only the runs that are missing (or whose block fails its
+checksum: set aside as ``*.corrupt``).  A directory whose manifest describes another sweep,
+another protocol or protocol version, or another package version is refused, never mixed
 (:class:`ResultsMismatchError`).
 
-Directories of results format 1 (before protocols and versions were recorded: blocks in a
-``chunks/`` folder, the paper's configs under ``configs``) still load; resuming one is refused.
+**More seeds.**  A block names each run by its point and its *seed index*, and a run's key comes
+from its seed index alone, so the same sweep asked with more seeds (``seeds=20`` on a directory of
+10) computes only the new seeds: the manifest's seeds become the union, and every run is
+bit-identical to a fresh run with all the seeds.  Blocks carry the fingerprint of the sweep's
+*design* (everything but the seeds), so they stay valid when the seeds grow.
+
+Directories of results formats 1 and 2 (format 1: before protocols and versions were recorded,
+blocks in a ``chunks/`` folder; format 2: blocks tied to the seed list) still load; resuming or
+extending one is refused.
 
 Nothing here unpickles: blocks are ``.npz`` archives of plain numeric arrays read with
 ``allow_pickle=False`` and metadata is JSON, so opening a results directory cannot run code.
@@ -36,18 +44,20 @@ import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from mfh_sim.engine import Block, Group, block_cells, metric_specs, plan_groups
-from mfh_sim.protocols import MetricSpec, Protocol
+from mfh_sim.files import atomic_write
+from mfh_sim.protocols import MetricSpec, Protocol, metric_specs
 from mfh_sim.protocols import get as get_protocol
 from mfh_sim.validation import json_default
 
 FORMAT = "mfh_sim.results"
-FORMAT_VERSION = 2
-#: Results format 1 (read only): the paper's sweeps before protocols and versions were recorded.
+FORMAT_VERSION = 3
+#: Read-only results formats: 2 (blocks tied to the seed list) and 1 (the paper's sweeps before
+#: protocols and versions were recorded).
+FORMAT_2 = (FORMAT, 2)
 LEGACY_FORMAT, LEGACY_FORMAT_VERSION = "mfh_sim.sweep", 1
 MANIFEST = "manifest.json"
 THEORY = "theory.json"
@@ -61,12 +71,20 @@ class ResultsMismatchError(ValueError):
     """The results directory holds a different sweep (protocol, versions, points, seeds or root seed)."""
 
 
+class Cells(NamedTuple):
+    """Runs already computed: run i is (point ``points[i]``, seed column ``columns[i]``) of the
+    sweep being run, with ``metrics`` (name -> (len, *per-run shape)); what
+    :func:`mfh_sim.engine.execute` takes as ``completed``."""
+
+    points: np.ndarray
+    columns: np.ndarray
+    metrics: dict[str, np.ndarray]
+
+
 def package_version() -> str:
     """The version of this package, recorded in every manifest (resuming needs the same one)."""
-    try:
-        from mfh_sim._version import __version__
-    except ImportError:  # until the provenance module exists, the package face holds it
-        from mfh_sim import __version__
+    from mfh_sim._version import __version__
+
     return str(__version__)
 
 
@@ -77,31 +95,6 @@ def _canonical(value: Any) -> str:
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
-
-def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
-    """Write ``data`` to ``path`` so that ``path`` is either absent or complete, never partial:
-    write a temporary file in the same directory, flush it to disk, rename it over ``path``."""
-    path = Path(path)
-    if isinstance(data, str):
-        data = data.encode()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    try:  # make the rename itself durable
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
-    except OSError:  # pragma: no cover - platforms without directory fsync
-        pass
-    return path
-
-
-_atomic_write = atomic_write  # the name used before it was shared
 
 #: What a manifest's fingerprint covers: everything that fixes the stored numbers.
 SWEEP_KEYS = ("protocol", "package_version", "settings", "points", "grid", "seeds", "root_seed")
@@ -114,13 +107,28 @@ def describe(protocol: Protocol, points: Sequence[Any], grid: Sequence[dict], se
     sweep = {
         "protocol": {"name": protocol.name, "version": int(protocol.version)},
         "package_version": version if version is not None else package_version(),
-        "settings": json.loads(_canonical(protocol.settings())),
+        "settings": json.loads(_canonical(protocol.options())),
         "points": json.loads(_canonical([protocol.describe(p) for p in points])),
         "grid": json.loads(_canonical(list(grid))),
         "seeds": [int(s) for s in seeds],
         "root_seed": int(root_seed),
     }
     return {"fingerprint": _sha256(_canonical(sweep).encode()), **sweep}
+
+
+def design_fingerprint(manifest: dict) -> str:
+    """What a block of this sweep carries: the fingerprint of the sweep without its seeds (format
+    3), so that blocks stay valid when the seeds grow; the manifest's own fingerprint in the
+    read-only formats 1 and 2."""
+    if (manifest.get("format", FORMAT), manifest.get("format_version", FORMAT_VERSION)) != (FORMAT, FORMAT_VERSION):
+        return manifest["fingerprint"]
+    return _sha256(_canonical({k: manifest.get(k) for k in SWEEP_KEYS if k != "seeds"}).encode())
+
+
+def merged_seeds(stored: Sequence[int], wanted: Sequence[int]) -> list[int]:
+    """The stored seed indices, then those of ``wanted`` not among them (in ``wanted``'s order)."""
+    known = set(int(s) for s in stored)
+    return [int(s) for s in stored] + [int(s) for s in wanted if int(s) not in known]
 
 
 _FRESH = "choose another directory, or delete this one, to start fresh"
@@ -169,7 +177,11 @@ def _differences(old: dict, new: dict) -> list[str]:
 
 
 class ResultStore:
-    """An open results directory for one sweep (see the module docstring for the layout)."""
+    """An open results directory for one sweep (see the module docstring for the layout).
+
+    ``seeds`` are the manifest's seed indices (every seed any call asked for); ``metrics`` each
+    metric's dtype and per-run shape.
+    """
 
     def __init__(self, path: Path, manifest: dict, protocol: Protocol, points: Sequence[Any]):
         self.path = Path(path)
@@ -177,18 +189,12 @@ class ResultStore:
         self.protocol = protocol
         self.points = list(points)
         self.seeds = np.asarray(manifest["seeds"], dtype=np.int64)
-        self.groups: list[Group] = plan_groups(protocol, self.points)
-        self.metrics: dict[str, MetricSpec] = metric_specs(protocol, self.groups)
+        statics = dict.fromkeys(protocol.static_of(p) for p in self.points)
+        self.metrics: dict[str, MetricSpec] = metric_specs(protocol, statics)
         self.blocks_dir = self.path / (LEGACY_BLOCKS if is_legacy(manifest) else BLOCKS)
+        self.fingerprint = design_fingerprint(manifest)
         # Only one process writes (with several hosts, process 0; the directory must be shared).
-        import jax
-
-        self.writer = jax.process_index() == 0
-
-    @property
-    def configs(self) -> list[Any]:
-        """The points (the name used when the store held only the paper's configs)."""
-        return self.points
+        self.writer = jax_writer()
 
     # ------------------------------------------------------------------------ opening
     @classmethod
@@ -206,10 +212,12 @@ class ResultStore:
     ) -> ResultStore:
         """Create ``path`` for this sweep, or reopen it if it already holds the same sweep.
 
-        Raises :class:`ResultsMismatchError` (a ``ValueError``) if ``path`` holds another sweep,
-        one computed by another protocol, protocol version or package version, or one of an older
-        results format, or holds this one and ``resume`` is False; ``ValueError`` if ``path`` is a
-        file or a non-empty directory that is not a results directory.
+        The same sweep with other seed indices is the same sweep (see "More seeds" in the module
+        docstring): the manifest's seeds become the union.  Raises :class:`ResultsMismatchError`
+        (a ``ValueError``) if ``path`` holds another sweep, one computed by another protocol,
+        protocol version or package version, or one of an older results format, or holds this one
+        and ``resume`` is False; ``ValueError`` if ``path`` is a file or a non-empty directory that
+        is not a results directory.
         """
         path = Path(path)
         wanted = describe(protocol, points, grid, seeds, root_seed)
@@ -218,12 +226,11 @@ class ResultStore:
         manifest_path = path / MANIFEST
         if manifest_path.exists():
             existing = read_manifest(path)
-            if is_legacy(existing):
+            if (existing.get("format"), existing.get("format_version")) != (FORMAT, FORMAT_VERSION):
                 raise ResultsMismatchError(
                     f"out={str(path)!r} was written by an older mfh_sim (results format "
-                    f"{LEGACY_FORMAT_VERSION}, which did not record the protocol and package versions), "
-                    f"so its blocks cannot be trusted to match this code; it can still be loaded "
-                    f"(mfh_sim.results.load); {_FRESH}"
+                    f"{existing.get('format_version')}), so its blocks cannot be trusted to match this code; it "
+                    f"can still be loaded (mfh_sim.load); {_FRESH}"
                 )
             code = _code_differences(existing, wanted)
             if code:
@@ -231,8 +238,10 @@ class ResultStore:
                     f"out={str(path)!r} holds results computed by other code ({'; '.join(code)}); "
                     f"blocks of different code are never mixed: {_FRESH}"
                 )
-            if existing["fingerprint"] != wanted["fingerprint"]:
-                details = "; ".join(_differences(existing, wanted))
+            seeds_there = merged_seeds(existing["seeds"], [])
+            union = merged_seeds(seeds_there, wanted["seeds"])
+            if design_fingerprint(existing) != design_fingerprint(wanted):
+                details = "; ".join(_differences(existing, {**wanted, "seeds": existing["seeds"]}))
                 raise ResultsMismatchError(
                     f"out={str(path)!r} holds the results of a different sweep ({details}); {_FRESH}"
                 )
@@ -250,7 +259,14 @@ class ResultStore:
                         f"with ({', '.join(f'{k}: {a} -> {b}' for k, (a, b) in changed.items())}); "
                         "blocks computed by each may differ in rounding", RuntimeWarning, stacklevel=3,
                     )
-            return cls(path, existing, protocol, points)
+            manifest = existing
+            if union != seeds_there:
+                # More seeds: the manifest now describes all of them (its blocks stay valid).
+                grown = describe(protocol, points, grid, np.asarray(union), root_seed, existing["package_version"])
+                manifest = {**existing, **grown}
+                if jax_writer():
+                    atomic_write(manifest_path, json.dumps(manifest, indent=1, default=json_default))
+            return cls(path, manifest, protocol, points)
         # (Hidden names are temporary files of a writer that is creating this directory now.)
         if path.is_dir() and any(p.name != BLOCKS and not p.name.startswith(".") for p in path.iterdir()):
             raise ValueError(
@@ -268,17 +284,21 @@ class ResultStore:
     def _block_files(self) -> list[Path]:
         return sorted(self.blocks_dir.glob("g*.npz")) if self.blocks_dir.is_dir() else []
 
-    def completed(self, set_aside: bool = True) -> list[Block]:
-        """Every stored block that passes its checksum and matches this sweep.
+    def completed(self, seeds: Sequence[int] | None = None, set_aside: bool = True) -> list[Cells]:
+        """Every stored run of the seed indices ``seeds`` (default: the manifest's), as
+        :class:`Cells` whose columns index ``seeds``: what :func:`mfh_sim.engine.execute` takes as
+        ``completed``.
 
-        A file that fails (truncated, altered, or from another sweep) is never loaded: a warning
-        names it, its rows count as missing and, if ``set_aside``, it is renamed to
+        A block file that fails (truncated, altered, or from another sweep) is never loaded: a
+        warning names it, its runs count as missing and, if ``set_aside``, it is renamed to
         ``<name>.corrupt`` so that it is not read again.
         """
-        blocks = []
+        seeds = self.seeds if seeds is None else np.asarray(seeds, dtype=np.int64)
+        column_of = {int(s): i for i, s in enumerate(seeds)}
+        found = []
         for file in self._block_files():
             try:
-                blocks.append(self._read_block(file))
+                points, seed_values, metrics = self._read_block(file)
             except (ValueError, OSError, KeyError, EOFError) as error:
                 warnings.warn(f"{file}: {error}; the block will be recomputed", RuntimeWarning, stacklevel=2)
                 if self.writer and set_aside:
@@ -286,45 +306,48 @@ class ResultStore:
                         os.replace(file, file.with_name(file.name + ".corrupt"))
                     except OSError:
                         pass
-        return blocks
+                continue
+            columns = np.asarray([column_of.get(int(s), -1) for s in seed_values], dtype=np.int64)
+            keep = columns >= 0
+            if keep.any():
+                found.append(Cells(points[keep], columns[keep], {k: v[keep] for k, v in metrics.items()}))
+        return found
 
-    def _read_block(self, file: Path) -> Block:
+    def _read_block(self, file: Path) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """(point indices, seed indices, metrics) of one block file, every check passed."""
         match = _BLOCK_NAME.match(file.name)
         if match is None:
             raise ValueError("not a block file name")
-        group, start, stop, digest = int(match[1]), int(match[2]), int(match[3]), match[4]
         data = file.read_bytes()
-        if _sha256(data) != digest:
+        if _sha256(data) != match[4]:
             raise ValueError("checksum mismatch (truncated or altered file)")
-        if not 0 <= group < len(self.groups) or not 0 <= start < stop <= self.groups[group].rows(self.seeds.size):
-            raise ValueError(f"rows {start}:{stop} of group {group} are not part of this sweep")
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
             meta = json.loads(str(archive["meta"]))
             arrays = {name: archive[name] for name in archive.files if name != "meta"}
-        if meta.get("fingerprint") != self.manifest["fingerprint"]:
+        if meta.get("fingerprint") != self.fingerprint:
             raise ValueError("the block belongs to another sweep")
-        if (meta.get("group"), meta.get("start"), meta.get("stop")) != (group, start, stop):
-            raise ValueError("the block's contents do not match its name")
-        points, columns = block_cells(self.groups[group], self.seeds.size, start, stop)
-        if not (np.array_equal(arrays["point"], points) and np.array_equal(arrays["seed"], self.seeds[columns])):
-            raise ValueError("the block's rows do not match this sweep's grid and seeds")
+        points, seeds = arrays["point"], arrays["seed"]
+        rows = int(match[3]) - int(match[2])
+        if (points.shape != (rows,) or seeds.shape != (rows,) or (points < 0).any()
+                or (points >= len(self.points)).any()):
+            raise ValueError("the block's runs are not runs of this sweep")
         metrics = {}
         for name, spec in self.metrics.items():
             values = arrays[name]
-            if values.shape != (stop - start,) + spec.shape or values.dtype != spec.dtype:
+            if values.shape != (rows,) + spec.shape or values.dtype != spec.dtype:
                 raise ValueError(f"array {name!r} has shape {values.shape} and dtype {values.dtype}")
             metrics[name] = values
-        return Block(group, start, stop, metrics)
+        return points.astype(np.int64), seeds.astype(np.int64), metrics
 
-    def write(self, block: Block) -> Path | None:
-        """Write one finished block atomically (a no-op on processes other than the writer)."""
+    def write(self, block) -> Path | None:
+        """Write one finished :class:`mfh_sim.engine.Block` atomically, its runs named by point and
+        seed index (a no-op on processes other than the writer)."""
         if not self.writer:
             return None
-        points, columns = block_cells(self.groups[block.group], self.seeds.size, block.start, block.stop)
-        meta = {"fingerprint": self.manifest["fingerprint"], "group": block.group,
-                "start": block.start, "stop": block.stop}
+        meta = {"fingerprint": self.fingerprint, "group": block.group, "start": block.start, "stop": block.stop}
         buffer = io.BytesIO()
-        np.savez(buffer, meta=np.asarray(json.dumps(meta)), point=points, seed=self.seeds[columns],
+        np.savez(buffer, meta=np.asarray(json.dumps(meta)), point=np.asarray(block.points, np.int64),
+                 seed=np.asarray(block.seeds, np.int64),
                  **{name: np.asarray(block.metrics[name], dtype=spec.dtype) for name, spec in self.metrics.items()})
         data = buffer.getvalue()
         name = f"g{block.group:04d}-{block.start:012d}-{block.stop:012d}.{_sha256(data)}.npz"
@@ -359,14 +382,13 @@ class ResultStore:
         have = np.zeros((n_points, n_seeds), dtype=bool)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            blocks = self.completed(set_aside=False)
+            cells = self.completed(set_aside=False)
         for warning in caught:
             warnings.warn(str(warning.message), RuntimeWarning, stacklevel=3)
-        for block in blocks:
-            points, columns = block_cells(self.groups[block.group], n_seeds, block.start, block.stop)
+        for known in cells:
             for name in self.metrics:
-                arrays[name][points, columns] = block.metrics[name]
-            have[points, columns] = True
+                arrays[name][known.points, known.columns] = known.metrics[name]
+            have[known.points, known.columns] = True
         complete = have.all(axis=1)
         if not complete.all() and not partial:
             raise ValueError(
@@ -381,6 +403,13 @@ class ResultStore:
         if not file.is_file():
             return None
         return {k: np.asarray(v, dtype=np.float64) for k, v in json.loads(file.read_text()).items()}
+
+
+def jax_writer() -> bool:
+    """Whether this process writes (process 0 of a multi-host run)."""
+    import jax
+
+    return jax.process_index() == 0
 
 
 def is_legacy(manifest: dict) -> bool:
@@ -398,7 +427,8 @@ def read_manifest(path: str | os.PathLike) -> dict:
         manifest = json.loads(file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{file} is not valid JSON: {error}") from None
-    formats = {(FORMAT, FORMAT_VERSION): SWEEP_KEYS, (LEGACY_FORMAT, LEGACY_FORMAT_VERSION): LEGACY_SWEEP_KEYS}
+    formats = {(FORMAT, FORMAT_VERSION): SWEEP_KEYS, FORMAT_2: SWEEP_KEYS,
+               (LEGACY_FORMAT, LEGACY_FORMAT_VERSION): LEGACY_SWEEP_KEYS}
     keys = formats.get((manifest.get("format"), manifest.get("format_version")))
     if keys is None:
         raise ValueError(
@@ -428,17 +458,3 @@ def open_existing(path: str | os.PathLike) -> ResultStore:
             )
         points = [protocol.point_from_dict(p) for p in manifest["points"]]
     return ResultStore(Path(path), manifest, protocol, points)
-
-
-def load(path: str | os.PathLike, *, partial: bool = False):
-    """The result stored in results directory ``path``: a :class:`~mfh_sim.results.SweepResult`
-    (paper protocol) or :class:`~mfh_sim.results.Table2Result` (Table 2); see
-    :func:`mfh_sim.results.load`, which also opens saved ``.npz`` files.
-
-    An unfinished directory raises ``ValueError`` (re-run the same call to finish it), unless
-    ``partial`` is True: then only the points whose every seed is stored are returned.  Never
-    unpickles anything.
-    """
-    from mfh_sim.results import from_store
-
-    return from_store(open_existing(path), partial=partial)

@@ -6,10 +6,9 @@ that function:
 
 * :func:`fit`: autodiff (``jax.value_and_grad``) of ``loss_of_logits(model.apply(params, x))``,
   any flax model and optimiser;
-* :func:`fit_linear_margin`: the closed-form margin gradient of two-class linear models
-  (:func:`mfh_sim.losses.margin_gradient`), several heads on one input;
-* :func:`fit_linear_logits`: closed-form logit gradients of multi-class linear models
-  (:func:`mfh_sim.losses.logit_gradient`), several heads on one input;
+* :func:`fit_linear`: linear models, several heads on one input, with the loss gradient with
+  respect to their outputs in closed form: two-class margins (``form='margin'``, e.g.
+  :func:`mfh_sim.losses.margin_gradient`) or multi-class logits (``form='logits'``);
 * Algorithm 1's joint pair (:mod:`mfh_sim.salience`).
 
 Nothing in it depends on Python values other than shapes and ``steps``, so it jits and vmaps over
@@ -19,13 +18,13 @@ seeds and over grid points (learning rate, momentum and loss weights may be trac
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from mfh_sim.choices import OPTIMIZERS  # noqa: E402,F401  (the vocabulary lives in choices)
+from mfh_sim.choices import OPTIMIZERS
 
 
 def make_optimizer(
@@ -101,11 +100,6 @@ def fit(
     return params, diverged
 
 
-def accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
-    """Fraction of samples whose arg-max logit is the label, in [0, 1]."""
-    return jnp.mean(jnp.argmax(logits, axis=-1) == labels)
-
-
 def margin_params(kernel: jax.Array, bias: jax.Array) -> tuple[jax.Array, jax.Array]:
     """(v, c) = (kernel[:, 1] - kernel[:, 0], bias[1] - bias[0]) of a two-class linear layer."""
     return kernel[:, 1] - kernel[:, 0], bias[1] - bias[0]
@@ -116,97 +110,96 @@ def margin_logits(margins: jax.Array) -> jax.Array:
     return jnp.stack([jnp.zeros_like(margins), margins], axis=-1)
 
 
-def fit_linear_margin(
+#: The layouts :func:`fit_linear` trains: two-class margins or multi-class logits.
+FORMS = ("margin", "logits")
+
+
+class LinearFit(NamedTuple):
+    """Linear heads trained by :func:`fit_linear`: final ``weights`` and ``biases`` (the layout of
+    the initial ones) and ``diverged`` (heads,), True for a head whose outputs became non-finite at
+    some step (its weights are then meaningless)."""
+
+    weights: jax.Array
+    biases: jax.Array
+    diverged: jax.Array
+
+
+def fit_linear(
     x: jax.Array,
     weights: jax.Array,
     biases: jax.Array,
-    margin_gradient: Callable[[jax.Array], jax.Array],
-    learning_rate: float | jax.Array,
-    momentum: float | jax.Array,
+    *,
+    loss_gradient: Callable[[jax.Array], jax.Array],
+    form: str,
+    optimizer: optax.GradientTransformation,
     steps: int,
-):
-    """Full-batch heavy-ball GD of ``heads`` two-class linear classifiers that share the input ``x``.
+) -> LinearFit:
+    """Full-batch training of several linear classifiers ("heads") that share the input ``x``, with
+    the loss gradient with respect to their outputs given in closed form.
 
-    Exact fast path for the paper's model.  A two-output linear layer trained on a loss that
-    depends on its logits only through softmax sees only the margin m = l_1 - l_0: the gradients
-    of its two columns are opposite, so their sum never moves and their difference
-    v = w_1 - w_0 follows GD on the margin model m = x.v + c with twice the learning rate
-    (momentum is linear, so the same holds with momentum).  Training the margin model therefore
-    gives the same predictions as training the two-output layer, for half the arithmetic; heads
-    that share ``x`` (the no-KD and the KD student) share its memory traffic; and the loss
-    gradient with respect to the margins is supplied in closed form (see
-    :func:`mfh_sim.losses.margin_gradient`), which is cheaper than differentiating softmax.
+    ``form='logits'``: head h has logits l = x W_h + b_h over C classes.  Arrays are laid out
+    classes first: ``weights`` (C, d, heads), ``biases`` (C, heads), and ``loss_gradient`` maps
+    the logits (C, n, heads) to dLoss/dlogits of the same shape (each head's slice the gradient of
+    its own loss).  The chain rule through l = x W + b gives
 
-    Args:
-        x: inputs (n, d).  weights: (d, heads) initial margin weights; biases: (heads,).
-        margin_gradient: maps margins (n, heads) to dLoss/dmargins (n, heads), each head's
-            column the gradient of that head's own loss.
-        learning_rate, momentum: those of the equivalent two-output SGD.
-    Returns ``(weights, biases, diverged)``; ``diverged`` (heads,) flags heads whose margins
-    became non-finite at any step.
+        dLoss/dW = x^T dLoss/dl,        dLoss/db = sum_i dLoss/dl_i,
+
+    the gradient automatic differentiation would form, without differentiating softmax and with
+    all heads in one matrix product.  (A softmax over a short leading class axis is elementwise
+    work over the samples, about twice as fast on a CPU as over a trailing axis.)
+
+    ``form='margin'``: two classes, the paper's model.  A two-output layer trained on a loss that
+    sees its logits only through softmax sees only the margin m = l_1 - l_0: the gradients of its
+    two columns are opposite, so their sum never moves and their difference v = w_1 - w_0 follows
+    the margin model m = x v + c with the gradient
+
+        dLoss/dv = 2 x^T dLoss/dm,      dLoss/dc = 2 sum_i dLoss/dm_i
+
+    (the factor 2: the two columns move apart, so their difference moves twice).  With a linear
+    optimiser (SGD, heavy-ball momentum) the margin model then makes exactly the predictions of
+    the two-output layer, for half the arithmetic.  ``weights`` (d, heads), ``biases`` (heads,)
+    are margin weights (see :func:`margin_params`); ``loss_gradient`` maps margins (n, heads) to
+    dLoss/dmargins (n, heads), e.g. :func:`mfh_sim.losses.margin_gradient`.
+
+    Each of the ``steps`` updates is ``optimizer``'s (an optax transformation, see
+    :func:`make_optimizer`; learning rate and momentum may be traced) applied to that gradient,
+    the loop of :func:`descend`.  Pure and jittable.  Returns a :class:`LinearFit`.
     """
-    finite = lambda margins: jnp.all(jnp.isfinite(margins), axis=0)
-    # x^T materialised once, outside the loop: under vmap, XLA:CPU runs x_t @ g (a plain
-    # product) about twice as fast as x.T @ g (a contraction over x's first axis) inside it;
-    # a whole run of the paper's protocol is about 1.5x faster (benchmarks/RESULTS.md).
-    x_t = jnp.transpose(x)
+    if form == "margin":
+        # x^T materialised once, outside the loop: under vmap, XLA:CPU runs x_t @ g (a plain
+        # product) about twice as fast as x.T @ g (a contraction over x's first axis) inside it;
+        # a whole run of the paper's protocol is about 1.5x faster (benchmarks/RESULTS.md).
+        x_t = jnp.transpose(x)
+        outputs = lambda w, b: x @ w + b
+        chain = lambda g: (2.0 * (x_t @ g), 2.0 * jnp.sum(g, axis=0))
+        sample_axes: tuple[int, ...] = (0,)
+    elif form == "logits":
+        outputs = lambda w, b: jnp.einsum("nd,cdh->cnh", x, w) + b[:, None, :]
+        chain = lambda g: (jnp.einsum("nd,cnh->cdh", x, g), jnp.sum(g, axis=1))
+        sample_axes = (0, 1)
+    else:
+        raise ValueError(f"form={form!r} is not allowed: use one of {FORMS}")
+    finite = lambda out: jnp.all(jnp.isfinite(out), axis=sample_axes)
 
     def gradient(params):
-        weights, biases = params
-        margins = x @ weights + biases
-        grad_margins = margin_gradient(margins)
-        # The factor 2: the two-output layer's columns move oppositely, so v = w_1 - w_0 moves twice.
-        return (2.0 * (x_t @ grad_margins), 2.0 * jnp.sum(grad_margins, axis=0)), ~finite(margins)
+        out = outputs(*params)
+        return chain(loss_gradient(out)), ~finite(out)
 
-    (weights, biases), diverged = descend(
-        (weights, biases), gradient, make_optimizer("sgd", learning_rate, momentum), steps
-    )
-    diverged = diverged | ~finite(x @ weights + biases)
-    return weights, biases, diverged
+    (weights, biases), diverged = descend((weights, biases), gradient, optimizer, steps)
+    return LinearFit(weights, biases, diverged | ~finite(outputs(weights, biases)))
 
 
-def fit_linear_logits(
-    x: jax.Array,
-    weights: jax.Array,
-    biases: jax.Array,
-    gradient: Callable[[jax.Array], jax.Array],
-    learning_rate: float | jax.Array,
-    momentum: float | jax.Array,
-    steps: int,
-):
-    """Full-batch heavy-ball GD of several linear classifiers ("heads") that share the input ``x``.
+def accuracy(outputs: jax.Array, labels: jax.Array, *, form: str = "logits",
+             diverged: jax.Array | None = None) -> jax.Array:
+    """Test accuracy in [0, 1]; NaN where ``diverged`` (the model's numbers are meaningless).
 
-    The multi-class counterpart of :func:`fit_linear_margin`: the loss gradient
-    with respect to the logits is given in closed form (see :func:`mfh_sim.losses.logit_gradient`),
-    and the chain rule through l = x W + b gives dW = x^T dl, db = sum_i dl_i, so this is the
-    same iteration as :func:`fit` with optax SGD (``v <- g + momentum v``,
-    ``w <- w - learning_rate v``), without differentiating softmax and with all heads in one
-    matrix product.  Arrays are laid out classes first: a softmax over a short leading class
-    axis is elementwise work over samples, about twice as fast on a CPU as over a trailing axis.
-
-    Args: ``x`` (n, d); ``weights`` (C, d, heads); ``biases`` (C, heads); ``gradient`` maps
-    logits (C, n, heads) to dLoss/dlogits of the same shape (each head's slice the gradient of
-    its own loss).  Returns ``(weights, biases, diverged)``, ``diverged`` (heads,) flags heads
-    whose logits became non-finite at some step.
+    ``form='logits'``: ``outputs`` (n, C), the share of samples whose arg-max logit is the label.
+    ``form='margin'``: ``outputs`` (n,) or (n, heads) margins of two-class models, the share (per
+    head) of samples with ``(margin > 0) == (label == 1)`` (the arg-max of logits [0, m]).
     """
-    finite = lambda logits: jnp.all(jnp.isfinite(logits), axis=(0, 1))
-    logits_of = lambda w, b: jnp.einsum("nd,cdh->cnh", x, w) + b[:, None, :]
-
-    def descent_gradient(params):
-        w, b = params
-        logits = logits_of(w, b)
-        grad = gradient(logits)
-        return (jnp.einsum("nd,cnh->cdh", x, grad), jnp.sum(grad, axis=1)), ~finite(logits)
-
-    (weights, biases), diverged = descend(
-        (weights, biases), descent_gradient, make_optimizer("sgd", learning_rate, momentum), steps
-    )
-    diverged = diverged | ~finite(logits_of(weights, biases))
-    return weights, biases, diverged
-
-
-def softmax_first(logits: jax.Array) -> jax.Array:
-    """Softmax over the leading (class) axis."""
-    shifted = logits - jax.lax.stop_gradient(jnp.max(logits, axis=0, keepdims=True))
-    exp = jnp.exp(shifted)
-    return exp / jnp.sum(exp, axis=0, keepdims=True)
+    if form == "margin":
+        labels = (labels == 1).reshape(labels.shape + (1,) * (outputs.ndim - 1))
+        correct = jnp.mean((outputs > 0) == labels, axis=0)
+    else:
+        correct = jnp.mean(jnp.argmax(outputs, axis=-1) == labels)
+    return correct if diverged is None else jnp.where(diverged, jnp.nan, correct)

@@ -25,8 +25,16 @@ def require_integer(name: str, value: Any, minimum: int = 0) -> int:
     return int(value)
 
 
+def _refuse_text(name: str, value: Any, allowed: str) -> None:
+    """A string or a bool where a number belongs is refused, naming the argument (float("0.5")
+    would take it silently; True would be 1)."""
+    if isinstance(value, (str, bytes, bool, np.bool_)):
+        raise ValueError(f"{name}={value!r} is not allowed: it must be {allowed}, not a {type(value).__name__}")
+
+
 def require_ratio(name: str, value: Any) -> float:
-    """``value`` as a float in [0, 1] (NaN and infinities are refused)."""
+    """``value`` as a float in [0, 1] (NaN, infinities, strings and bools are refused)."""
+    _refuse_text(name, value, "a number in [0, 1]")
     try:
         ratio = float(value)
     except (TypeError, ValueError):
@@ -47,11 +55,12 @@ def require_real(
     """``value`` as a finite float in the interval from ``low`` to ``high`` (None: unbounded).
 
     ``open_low`` / ``open_high`` exclude the bound itself (learning_rate > 0: ``low=0.0,
-    open_low=True``).  NaN and infinities are refused.
+    open_low=True``).  NaN, infinities, strings and bools are refused.
     """
     lo = "(" if open_low else "["
     hi = ")" if open_high else "]"
     allowed = f"a finite number in {lo}{low if low is not None else '-inf'}, {high if high is not None else 'inf'}{hi}"
+    _refuse_text(name, value, allowed)
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -70,6 +79,25 @@ def require_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
     """Refuse ``value`` unless it is one of ``allowed`` (a tuple of :mod:`mfh_sim.choices`)."""
     if value not in allowed:
         raise ValueError(f"{name}={value!r} is not allowed: use one of {allowed}")
+
+
+def require_choices(name: str, values: Any, allowed: tuple[str, ...], item: str | None = None) -> tuple[str, ...]:
+    """``values`` (one string, or a sequence of them) as a non-empty tuple of distinct members of
+    ``allowed``; a bad member is named as ``item=...`` (default ``name``)."""
+    if isinstance(values, str):
+        values = (values,)
+    try:
+        values = tuple(values)
+    except TypeError:
+        raise ValueError(f"{name}={values!r} is not allowed: give a sequence of {allowed}") from None
+    if not values:
+        raise ValueError(f"{name}={values!r} is not allowed: give at least one of {allowed}")
+    for value in values:
+        if value not in allowed:
+            raise ValueError(f"{item or name}={value!r} is not allowed: use one or more of {allowed}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"{name}={values!r} is not allowed: give each at most once")
+    return values
 
 
 def require_seeds(seeds: Any) -> np.ndarray:

@@ -11,8 +11,10 @@ Ratios (Xue et al., ICLR 2023, Section 3)::
     alpha = |A| / |G u A|       share of the teacher's decisive latents that are teacher-specific
     beta  = |B| / |G u B|       share of the student's decisive latents that are student-specific
 
-so that ``1/gamma = 1/(1-alpha) + 1/(1-beta) - 1``.  A ratio whose denominator is zero is defined
-as 0 (for example ``alpha = 0`` when the teacher sees no decisive latent).
+so that ``1/gamma = 1/(1-alpha) + 1/(1-beta) - 1``.  A ratio whose denominator is zero (``alpha``
+when the teacher sees no decisive latent: |G u A| = 0) is 0/0: :meth:`VennConfig.from_ratios`
+refuses it, and a diagram given by counts reports it as 0 (:attr:`VennConfig.alpha`) and prints it
+as "n/a".
 
 Latent order (fixed; use :meth:`VennConfig.latent_slices` rather than positions)::
 
@@ -160,6 +162,13 @@ class VennConfig:
         """|U| / (all decisive latents): decisive signal neither modality sees, in [0, 1)."""
         return _safe_ratio(self.unseen, self.n_decisive)
 
+    def ratios_text(self, digits: int = 3) -> str:
+        """"gamma=..., alpha=..., beta=..." with "n/a" for a ratio that is 0/0 (a modality that
+        sees no decisive latent)."""
+        shown = lambda value, defined: f"{value:.{digits}f}" if defined else "n/a"
+        return (f"gamma={shown(self.gamma, True)}, alpha={shown(self.alpha, self.shared + self.a_only > 0)}, "
+                f"beta={shown(self.beta, self.shared + self.b_only > 0)}")
+
     def counts(self) -> dict[str, int]:
         """Block sizes keyed by region name ``G, A, B, U, Gn, An, Bn``."""
         return dict(zip(REGIONS, (getattr(self, name) for name in _COUNT_FIELDS)))
@@ -213,8 +222,7 @@ class VennConfig:
         return (
             f"VennConfig(G={self.shared}, A={self.a_only}, B={self.b_only}, U={self.unseen}, "
             f"Gn={self.shared_nondecisive}, An={self.a_nondecisive}, Bn={self.b_nondecisive}; "
-            f"dim_a={self.dim_a}, dim_b={self.dim_b}; gamma={self.gamma:.3f}, "
-            f"alpha={self.alpha:.3f}, beta={self.beta:.3f})"
+            f"dim_a={self.dim_a}, dim_b={self.dim_b}; {self.ratios_text()})"
         )
 
     # ------------------------------------------------------------------------ from ratios
@@ -242,7 +250,9 @@ class VennConfig:
         are rounded to integer counts summing to ``n_visible`` by the largest-remainder rule
         (ties go to G, then A, then B).  When gamma = 0 the ratios do not fix how the visible
         decisive latents split between A and B; ``teacher_fraction_when_disjoint`` (default: an
-        even split) does.  If rounding moves any ratio by more than ``tolerance`` a
+        even split) does.  Ratios that are 0/0 (alpha = 0 or beta = 0 with gamma = 0: a modality
+        that sees no decisive latent) are refused: give counts for such a diagram.  If rounding moves
+        any ratio by more than ``tolerance`` a
         :class:`UserWarning` names the realised ratios; raise ``n_visible`` for finer ratios.
 
         ``rest`` passes ``unseen``, the non-decisive block sizes and ``dim_a`` / ``dim_b``.
@@ -297,27 +307,17 @@ def decisive_shares(
     if g is None:  # alpha and beta given
         g = implied_gamma(a, b)  # type: ignore[arg-type]
     if g == 0.0:
-        # No shared latent: alpha is 1 if the teacher sees decisive latents (else 0), same for beta.
-        for name, value in (("alpha", a), ("beta", b)):
-            if value is not None and value not in (0.0, 1.0):
-                raise ValueError(
-                    f"{name}={value} is not allowed with gamma=0: with no shared decisive latent "
-                    f"{name} is 1 (that modality sees decisive latents) or 0 (it sees none)"
-                )
-        a_sees = a != 0.0 if a is not None else None
-        b_sees = b != 0.0 if b is not None else None
-        if a_sees is None:
-            a_sees = True
-        if b_sees is None:
-            b_sees = True
-        if not (a_sees or b_sees):
-            raise ValueError(
-                "alpha=0 and beta=0 with gamma=0 are not allowed: no modality would see a decisive "
-                "latent"
-            )
-        if a_sees and b_sees:
-            return (0.0, teacher_fraction, 1.0 - teacher_fraction)
-        return (0.0, 1.0, 0.0) if a_sees else (0.0, 0.0, 1.0)
+        # No shared latent: alpha = |A| / |A| is 1 when the teacher sees decisive latents, and 0/0
+        # when it sees none (then it is not a ratio at all); the same for beta and the student.
+        for name, value, who in (("alpha", a, "teacher"), ("beta", b, "student")):
+            if value is not None and value != 1.0:
+                undefined = (f"{name}=0 with gamma=0 is 0/0: the {who} would see no decisive latent, so "
+                             f"{name} is undefined" if value == 0.0 else
+                             f"{name}={value} is not allowed with gamma=0: with no shared decisive latent "
+                             f"{name} is 1")
+                raise ValueError(f"{undefined}; for a disjoint diagram give gamma=0 with {name}=1 (or leave "
+                                 f"it out), or give the counts shared, a_only, b_only")
+        return (0.0, teacher_fraction, 1.0 - teacher_fraction)
 
     # gamma > 0: both modality-specific shares follow from alpha and beta.
     if a is None:

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from mfh_sim.cli import main
+from mfh_sim.cli import command_names, main
 
 
 def _reproduce(out, seeds, *names):
@@ -96,9 +96,29 @@ def test_help_imports_neither_jax_nor_matplotlib(words):
     assert json.loads(completed.stdout.strip().splitlines()[-1]) == []
 
 
-def test_console_entry_point_help():
+def test_console_entry_point_help_and_version():
     completed = subprocess.run([sys.executable, "-m", "mfh_sim.cli", "--help"], capture_output=True, text=True)
     assert completed.returncode == 0 and "reproduce" in completed.stdout
+    from mfh_sim import __version__
+
+    for module in ("mfh_sim", "mfh_sim.cli"):
+        completed = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True, text=True,
+                                   timeout=120)
+        assert completed.returncode == 0 and completed.stdout.strip() == f"mfh-sim {__version__}", completed
+
+
+@pytest.mark.parametrize("command", command_names())
+def test_every_command_has_a_plain_description(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = capsys.readouterr().out
+    description = text.split("\n\n")[1]
+    assert len(description) > 40 and "``" not in text and ":func:" not in text and ":mod:" not in text
+
+
+def test_an_unknown_option_names_the_nearest_one(capsys):
+    assert main(["sweep", "--gamma", "0.5", "--alpha", "0", "--learnign-rate", "0.1", "--out", "unused"]) == 2
+    assert "did you mean --learning-rate?" in capsys.readouterr().err
 
 
 def test_importing_the_package_face_does_not_load_jax():

@@ -101,7 +101,7 @@ CASES = [
                  id="sweep the second point impossible"),
     pytest.param([*SWEEP, "--l2", "0.1", "--out", "{new}"], "--l2, --optimizer: l2=0.1 is not allowed with",
                  id="sweep ridge without erm"),
-    pytest.param(["sweep", "--shared", "40", "--a-only", "20", "--out", "{new}"], "--dim-a: dim_a=50",
+    pytest.param(["sweep", "--shared", "40", "--a-only", "20", "--b-only", "0", "--out", "{new}"], "--dim-a: dim_a=50",
                  id="sweep blocks exceed dims"),
     pytest.param([*SWEEP, "--n-train", "200,1", "--out", "{new}"], "--n-train: n_train=1", id="sweep n_train 1"),
     pytest.param([*SWEEP, "--kd-loss", "hint", "--out", "{new}"], "--kd-loss, --model: kd_loss='hint'",
@@ -123,11 +123,13 @@ CASES = [
                  id="sweep --out other folder"),
     pytest.param([*SWEEP, "--out", "{badmanifest}"], "--out: ", id="sweep --out broken manifest"),
     # sweep: a results directory of another sweep, another version, an older format.
-    pytest.param(["sweep", "--gamma", "0,0.5", "--alpha", "0", "--seeds", "3", "--out", "{results}"],
-                 "--out: out='{results}' holds the results of a different sweep (seeds:", id="sweep other sweep"),
-    pytest.param(["sweep", "--gamma", "0,0.5", "--alpha", "0", "--seeds", "2", "--out", "{oldversion}"],
+    pytest.param(["sweep", "--gamma", "0.25,0.5", "--alpha", "0", "--seeds", "2", "--steps", "999",
+                  "--out", "{results}"],
+                 "--out: out='{results}' holds the results of a different sweep (point 0: steps=1000 there, 999",
+                 id="sweep other sweep"),
+    pytest.param(["sweep", "--gamma", "0.25,0.5", "--alpha", "0", "--seeds", "2", "--out", "{oldversion}"],
                  "mfh_sim 0.0.1 there", id="sweep other version"),
-    pytest.param(["sweep", "--gamma", "0,1", "--alpha", "0", "--seeds", "3", "--steps", "5", "--n-test", "20",
+    pytest.param(["sweep", "--gamma", "0.5,1", "--alpha", "0", "--seeds", "3", "--steps", "5", "--n-test", "20",
                   "--out", "{legacy}"], "older mfh_sim (results format 1", id="sweep older format"),
     # reproduce.
     pytest.param(["reproduce", "--only", "fig9"], "argument --only: invalid choice: 'fig9'", id="reproduce --only"),
@@ -195,29 +197,29 @@ CASES = [
 
 # ------------------------------------------------------------------------------ fixtures
 def _fake_results(path: Path, seeds: int, version: str | None = None) -> Path:
-    """A results directory of ``sweep --gamma 0,0.5 --alpha 0 --seeds SEEDS``, written through the
+    """A results directory of ``sweep --gamma 0.25,0.5 --alpha 0 --seeds SEEDS``, written through the
     store with made-up numbers (nothing is simulated); with ``version``, as that package version
     wrote it, and without blocks."""
     from mfh_sim import store
     from mfh_sim.config import make_config
     from mfh_sim.engine import Block
-    from mfh_sim.protocols.paper import PaperProtocol
+    from mfh_sim.protocols.paper import PAPER
 
-    configs = [make_config(gamma=g, alpha=0.0) for g in (0.0, 0.5)]
-    grid = [{"gamma": 0.0}, {"gamma": 0.5}]
+    configs = [make_config(gamma=g, alpha=0.0) for g in (0.25, 0.5)]
+    grid = [{"gamma": 0.25}, {"gamma": 0.5}]
     real_version = store.package_version
     if version is not None:
         store.package_version = lambda: version
     try:
-        opened = store.ResultStore.open(path, PaperProtocol(), configs, grid, np.arange(seeds), 0)
+        opened = store.ResultStore.open(path, PAPER, configs, grid, np.arange(seeds), 0)
     finally:
         store.package_version = real_version
     if version is None:
-        for index, group in enumerate(opened.groups):
-            rows = group.rows(seeds)
-            opened.write(Block(index, 0, rows, {
-                name: np.full((rows,) + spec.shape, False if spec.dtype == np.bool_ else 0.75, dtype=spec.dtype)
-                for name, spec in opened.metrics.items()}))
+        rows = len(configs) * seeds
+        points, seed_indices = np.repeat(np.arange(len(configs)), seeds), np.tile(np.arange(seeds), len(configs))
+        opened.write(Block(0, 0, rows, points, seed_indices, seed_indices, {
+            name: np.full((rows,) + spec.shape, False if spec.dtype == np.bool_ else 0.75, dtype=spec.dtype)
+            for name, spec in opened.metrics.items()}))
     return path
 
 
@@ -320,8 +322,8 @@ def test_every_knob_has_a_case_of_each_kind_of_mistake():
 # ------------------------------------------------------------------------------ not a mistake
 def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
     """Only the user's mistakes are one line: an error inside the computation is not theirs."""
+    import mfh_sim.results
     import mfh_sim.simulation
-    import mfh_sim.store
 
     def broken(*args, **kwargs):
         raise ValueError("an internal inconsistency")
@@ -332,7 +334,7 @@ def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
     monkeypatch.setattr(mfh_sim.simulation, "sweep", lambda *a, **k: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         main([*SWEEP, "--out", str(tmp_path / "x")])
-    monkeypatch.setattr(mfh_sim.store, "load", broken)
+    monkeypatch.setattr(mfh_sim.results, "from_store", broken)
     with pytest.raises(ValueError, match="internal inconsistency"):
         main(["show", str(Path(__file__).parent / "data" / "legacy_store")])
 

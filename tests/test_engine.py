@@ -11,7 +11,7 @@ import mfh_sim
 from mfh_sim import engine
 from mfh_sim.config import make_config
 from mfh_sim.experiments.paper import fig2_point
-from mfh_sim.protocols.paper import METRIC_DTYPES, PAPER, PaperProtocol, bytes_per_run, inputs_of
+from mfh_sim.protocols.paper import METRIC_DTYPES, PAPER, bytes_per_run, inputs_of, paper_protocol, static_of
 
 FAST = dict(steps=60, n_test=200)
 
@@ -34,12 +34,12 @@ def test_keys_are_those_of_the_documented_formula(crn):
     # The engine derives keys inside the compiled call; they must be the documented
     # fold_in(fold_in(PRNGKey(root), identity or 0), seed), bit for bit.
     configs, seeds = fig2_points(), np.array([0, 5, 7])
-    protocol = PaperProtocol(common_random_numbers=crn)
+    protocol = paper_protocol(common_random_numbers=crn)
     result = engine.execute(protocol, configs, seeds, root_seed=3, chunk_size=8)
     config = configs[1]
     batch = lambda tree: jax.tree.map(lambda a: np.broadcast_to(a, (seeds.size,) + np.shape(a)).copy(), tree)
     assert protocol.identity_of(config) == (0 if crn else config.identity())
-    direct = engine.compiled_run(protocol, protocol.static_of(config))(
+    direct = jax.jit(jax.vmap(protocol.make_run(protocol.static_of(config))))(
         engine.run_keys(protocol.identity_of(config), seeds, 3), batch(inputs_of(config)))
     for name in METRIC_DTYPES:
         np.testing.assert_array_equal(np.asarray(getattr(direct, name)), result[name][1])
@@ -70,11 +70,17 @@ def test_blocks_partition_the_rows_and_completed_blocks_are_not_recomputed(refer
     assert not {(b.start, b.stop) for b in kept} & {(b.start, b.stop) for b in new_blocks}
 
 
-def test_missing_ranges():
-    done = np.array([1, 1, 0, 0, 1, 0, 1, 1, 0], dtype=bool)
-    assert engine.missing_ranges(done) == [(2, 4), (5, 6), (8, 9)]
-    assert engine.missing_ranges(np.ones(4, bool)) == []
-    assert engine.missing_ranges(np.zeros(3, bool)) == [(0, 3)]
+def test_known_runs_in_any_pattern_are_not_recomputed(reference):
+    # Every other seed of every point known (the pattern a directory extended with more seeds
+    # leaves): only the others run, and the result is the reference's.
+    configs, seeds = fig2_points(), np.arange(11)
+    points, columns = np.meshgrid(np.arange(3), np.arange(0, 11, 2), indexing="ij")
+    points, columns = points.ravel(), columns.ravel()
+    known = engine.Block(0, 0, points.size, points, columns, seeds[columns],
+                         {name: reference[name][points, columns] for name in METRIC_DTYPES})
+    computed = []
+    again = engine.execute(PAPER, configs, seeds, 3, chunk_size=8, completed=[known], progress=computed.append)
+    assert same(again, reference) and sum(computed) == 33 - points.size
 
 
 class FakeAccelerator:
@@ -89,8 +95,8 @@ class FakeAccelerator:
 
 
 def test_chunks_are_sized_to_device_memory():
-    small = make_config(gamma=0.5, alpha=0, n_train=200).static_signature()
-    large = make_config(gamma=0.5, alpha=0, n_train=2000, n_test=10000).static_signature()
+    small = static_of(make_config(gamma=0.5, alpha=0, n_train=200))
+    large = static_of(make_config(gamma=0.5, alpha=0, n_train=2000, n_test=10000))
     assert bytes_per_run(large) > 5 * bytes_per_run(small)
     assert PAPER.bytes_per_run(small) == bytes_per_run(small)
     memory = 80 * 2**30
@@ -154,47 +160,32 @@ def test_summaries_compare_the_same_seeds_when_only_the_kd_student_diverges():
 
 
 # ------------------------------------------------------------------------------ any protocol
-from dataclasses import dataclass  # noqa: E402
-
 from mfh_sim.protocols import MetricSpec, Protocol  # noqa: E402
 
 
-@dataclass(frozen=True)
-class Toy(Protocol):
-    """A protocol that is not the paper's: per-run vector metrics, two static groups."""
+def _toy_run(static):
+    def run(key, scale):
+        return {"draw": jax.random.uniform(key, (3,)) * scale + static, "big": scale > 2}
+    return run
 
-    name = "toy"
-    version = 1
 
-    def static_of(self, point):
-        return point % 2  # two compiled programs
-
-    def inputs_of(self, point):
-        return np.float32(point)
-
-    def identity_of(self, point):
-        return 1000 + point
-
-    def make_run(self, static):
-        def run(key, scale):
-            return {"draw": jax.random.uniform(key, (3,)) * scale + static, "big": scale > 2}
-        return run
-
-    def metrics(self, static):
-        return {"draw": MetricSpec(np.float32, (3,)), "big": MetricSpec(np.bool_, ())}
-
-    def bytes_per_run(self, static):
-        return 64
-
-    def describe(self, point):
-        return {"point": point}
-
-    def point_from_dict(self, values):
-        return values["point"]
+#: A protocol that is not the paper's: per-run vector metrics, two static groups.
+TOY = Protocol(
+    name="toy", version=1,
+    static_of=lambda point: point % 2,  # two compiled programs
+    inputs_of=np.float32,
+    identity_of=lambda point: 1000 + point,
+    make_run=_toy_run,
+    metrics=lambda static: {"draw": MetricSpec(np.float32, (3,)), "big": MetricSpec(np.bool_, ())},
+    bytes_per_run=lambda static: 64,
+    describe=lambda point: {"point": point},
+    point_from_dict=lambda values: values["point"],
+    result="",
+)
 
 
 def test_the_engine_runs_any_protocol_with_per_run_shapes_and_blocks():
-    toy, points, seeds = Toy(), [0, 1, 2, 3], np.array([4, 9, 2])
+    toy, points, seeds = TOY, [0, 1, 2, 3], np.array([4, 9, 2])
     blocks = []
     out = engine.execute(toy, points, seeds, root_seed=5, chunk_size=2, block_runs=2, on_block=blocks.append)
     assert out["draw"].shape == (4, 3, 3) and out["draw"].dtype == np.float32

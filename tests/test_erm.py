@@ -155,7 +155,7 @@ def test_optimizer_erm_trains_the_minimisers_on_the_protocols_draws():
     # simulate(optimizer='erm') against independent float64 minimisers fitted on the same draws.
     import mfh_sim
     from mfh_sim.engine import run_keys
-    from mfh_sim.protocols.paper import draw_run, inputs_of
+    from mfh_sim.protocols.paper import draw_run, inputs_of, static_of
 
     kwargs = dict(shared=3, a_only=2, b_only=2, unseen=1, dim_a=8, dim_b=9, n_train=30, n_test=400,
                   fresh_student_sample=True, kd_weight=1.5, temperature=2.0, optimizer="erm", l2=0.05)
@@ -163,7 +163,7 @@ def test_optimizer_erm_trains_the_minimisers_on_the_protocols_draws():
     config = mfh_sim.make_config(**kwargs)
     layout, knobs = inputs_of(config)
     for seed, key in enumerate(run_keys(0, np.arange(2), 0)):
-        draws = draw_run(jnp.asarray(key), layout, knobs, config.static_signature())
+        draws = draw_run(jnp.asarray(key), layout, knobs, static_of(config))
         train, students, test = draws.train, draws.students, draws.test
         teacher = _scipy_fit(train.x_a, train.labels, np.zeros(30), l2=0.05)
         t = np.asarray(students.x_a, np.float64) @ teacher[:-1] + teacher[-1]
@@ -270,7 +270,7 @@ def test_compare_scores_a_perfect_and_a_biased_predictor(theory_family):
 # instead of hanging the suite.
 CONCURRENT_ERM = """
 import numpy as np, mfh_sim
-from mfh_sim.experiments.paper import PAPER_ROWS, table2
+from mfh_sim.experiments import PAPER_ROWS, table2
 one = dict(gamma=0.5, alpha=1 / 3, optimizer="erm", l2=0.05, n_test=100, theory=False)
 a = mfh_sim.sweep(**one, seeds=16, chunk_size=2, workers=2)
 b = mfh_sim.sweep(**one, seeds=16, chunk_size=16, workers=1)

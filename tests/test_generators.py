@@ -20,6 +20,7 @@ from mfh_sim.data import (
     simplex_vertices,
 )
 from mfh_sim.experiments.families import deconfounded_gamma_sweep, paper_gamma_sweep
+from mfh_sim.protocols.paper import fit_function, fit_logits_gd, fit_margin_gd, static_of
 from mfh_sim.venn import VennConfig
 
 VENN = VennConfig(shared=4, a_only=3, b_only=2, unseen=2, shared_nondecisive=3, a_nondecisive=2,
@@ -39,18 +40,19 @@ def test_defaults_keep_the_identity_and_the_dict():
     assert type(plain).from_dict(changed.as_dict()) == changed
 
 
-def test_static_signature_reflects_structure_only():
+def test_static_part_reflects_structure_only():
     base = make_config(gamma=0.5, alpha=1 / 3)
-    assert make_config(gamma=0.5, alpha=1 / 3, label_noise=0.1).static_signature() != base.static_signature()
-    assert make_config(gamma=0.5, alpha=1 / 3, mixing_strength=0.3).static_signature() == base.static_signature()
-    assert make_config(gamma=0.5, alpha=1 / 3, n_classes=3).static_signature().n_classes == 3
-    assert not make_config(gamma=0.5, alpha=1 / 3, n_classes=3).uses_margin_fast_path
-    assert base.uses_margin_fast_path
+    assert static_of(make_config(gamma=0.5, alpha=1 / 3, label_noise=0.1)) != static_of(base)
+    mixed = make_config(gamma=0.5, alpha=1 / 3, mixing_depth=1)
+    assert static_of(make_config(gamma=0.5, alpha=1 / 3, mixing_depth=1, mixing_strength=0.3)) == static_of(mixed)
+    assert static_of(make_config(gamma=0.5, alpha=1 / 3, n_classes=3)).n_classes == 3
+    assert fit_function(static_of(make_config(gamma=0.5, alpha=1 / 3, n_classes=3))) is fit_logits_gd
+    assert fit_function(static_of(base)) is fit_margin_gd
     # Padding equalises the number of latents, hence the compiled program.
     small = make_config(shared=4, a_only=4, b_only=4, unseen=0, latent_padding=6)
     large = make_config(shared=4, a_only=4, b_only=4, unseen=6)
     assert small.n_latent == large.n_latent == 18
-    assert small.static_signature() == large.static_signature()
+    assert static_of(small) == static_of(large)
 
 
 # ---------------------------------------------------------------------------- labels

@@ -83,7 +83,9 @@ def test_random_family_shares_few_programs_and_varies_the_knobs():
     configs = random_family(spec)
     assert len(configs) == 200
     assert sum(c.n_classes == 3 for c in configs) == 50
-    signatures = {c.static_signature() for c in configs}
+    from mfh_sim.protocols.paper import static_of
+
+    signatures = {static_of(c) for c in configs}
     assert len(signatures) == len(spec.n_train_values) * 2
     assert {c.n_latent for c in configs} == {spec.n_latent}
     gammas = np.array([c.gamma for c in configs])

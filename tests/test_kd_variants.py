@@ -15,6 +15,7 @@ import mfh_sim
 from mfh_sim.config import make_config
 from mfh_sim.engine import execute
 from mfh_sim.losses import (
+    cross_entropy,
     distillation,
     feature_hint,
     kd_kl,
@@ -22,9 +23,9 @@ from mfh_sim.losses import (
     logit_mse,
     nontarget_divergence,
 )
-from mfh_sim.models import as_flax_params, linear_init, make_model
+from mfh_sim.models import as_flax_params, linear_init, linear_init_size, make_model
 from mfh_sim.protocols.paper import PAPER
-from mfh_sim.train import fit, fit_linear_logits
+from mfh_sim.train import fit, fit_linear, make_optimizer
 
 STUDENT = jnp.array([[1.0, 0.0, -1.0], [0.5, 2.0, 0.0]])
 TEACHER = jnp.array([[2.0, 0.0, 0.0], [0.0, 1.0, 1.0]])
@@ -83,34 +84,38 @@ def test_closed_form_logit_gradient_equals_autodiff(reduction):
     labels = jnp.array([0, 3, 1, 2, 3])
     kw = dict(ce_weight=0.7, kd_weight=1.3, temperature=2.5, reduction=reduction)
     expected = jax.grad(lambda l: distillation(l, labels, teacher, **kw))(logits)
-    np.testing.assert_allclose(np.asarray(logit_gradient(logits, labels, teacher, **kw)),
-                               np.asarray(expected), rtol=1e-5, atol=1e-7)
+    no_kd = jax.grad(lambda l: 0.7 * cross_entropy(l, labels))(logits)
+    # Classes first, two heads: head 0 CE only, head 1 CE + KD (the protocol's student pair).
+    onehot = jax.nn.one_hot(labels, 4).T[:, :, None]
+    both = logit_gradient(jnp.stack([logits.T, logits.T], axis=-1), onehot,
+                          jax.nn.softmax(teacher / 2.5, axis=-1).T, kd_head=1, **kw)
+    np.testing.assert_allclose(np.asarray(both[:, :, 1].T), np.asarray(expected), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(np.asarray(both[:, :, 0].T), np.asarray(no_kd), rtol=1e-5, atol=1e-7)
 
 
 def test_multiclass_protocol_fast_path_equals_the_generic_path():
     # One multi-class run through the protocol's fast path, and the same run (same data, same
     # initial weights, same SGD) through the generic autodiff trainer: same accuracies.
     from mfh_sim.config import make_config
-    from mfh_sim.protocols.paper import inputs_of, make_run
+    from mfh_sim.protocols.paper import inputs_of, make_run, static_of
 
     config = make_config(shared=3, a_only=2, b_only=2, unseen=1, dim_a=8, dim_b=8, n_train=40,
                          n_test=300, steps=80, n_classes=3, temperature=2.0, ce_weight=0.5)
-    static = config.static_signature()
-    layout, knobs = inputs_of(config)
+    static = static_of(config)
     key = jax.random.PRNGKey(11)
-    fast = make_run(static)(key, layout, knobs)
-    generic = _generic_multiclass(key, layout, knobs, static)
+    fast = make_run(static)(key, inputs_of(config))
+    generic = _generic_multiclass(key, inputs_of(config), static)
     for name in ("teacher_acc", "no_kd_acc", "kd_acc"):
         # Same iterations up to float rounding: at most a couple of the 300 test points may
         # sit close enough to a decision boundary to flip.
         assert abs(float(getattr(fast, name)) - float(generic[name])) <= 2 / 300, name
 
 
-def _generic_multiclass(key, layout, knobs, static):
+def _generic_multiclass(key, inputs, static):
     # The same run through the generic flax path (optax SGD on autodiff gradients of the losses).
     from mfh_sim.protocols.paper import make_run
 
-    metrics = make_run(static, fast_path=False)(key, layout, knobs)
+    metrics = make_run(static, fast_path=False)(key, inputs)
     return {name: getattr(metrics, name) for name in ("teacher_acc", "no_kd_acc", "kd_acc")}
 
 
@@ -120,18 +125,20 @@ def test_multiclass_fast_path_equals_the_generic_trainer():
     x = jax.random.normal(key, (40, 6))
     labels = jax.random.randint(jax.random.fold_in(key, 1), (40,), 0, 3)
     teacher = jax.random.normal(jax.random.fold_in(key, 2), (40, 3))
-    kernel, bias = linear_init(jax.random.fold_in(key, 3), 6, "torch", 3)
+    kernel, bias = linear_init(jax.random.normal(jax.random.fold_in(key, 3), (linear_init_size(6, 3),)), 6,
+                               n_classes=3)
     kw = dict(ce_weight=0.5, kd_weight=2.0, temperature=3.0, reduction="paper")
     model = make_model("linear", n_classes=3)
     optimizer = optax.chain(optax.trace(decay=0.9), optax.scale(-0.1))
     params, _ = fit(None, model, x, lambda l: distillation(l, labels, teacher, **kw), optimizer, 60,
                     params=as_flax_params(kernel, bias))
     # The fast path lays arrays out classes first: logits (C, n, heads).
-    to_first = lambda g: jnp.moveaxis(g, -1, 0)
-    w, b, diverged = fit_linear_logits(
-        x, kernel.T[:, :, None], bias[:, None],
-        lambda l: to_first(logit_gradient(jnp.moveaxis(l, 0, -1), labels, teacher[:, None], **kw)),
-        0.1, 0.9, 60)
+    onehot = jax.nn.one_hot(labels, 3).T[:, :, None]
+    probs = jax.nn.softmax(teacher / 3.0, axis=-1).T
+    w, b, diverged = fit_linear(
+        x, kernel.T[:, :, None], bias[:, None], form="logits", steps=60,
+        loss_gradient=lambda l: logit_gradient(l, onehot, probs, kd_head=0, **kw),
+        optimizer=make_optimizer("sgd", 0.1, 0.9))
     dense = params["params"]["Dense_0"]["Dense_0"]
     np.testing.assert_allclose(np.asarray(w[:, :, 0].T), np.asarray(dense["kernel"]), atol=2e-5)
     np.testing.assert_allclose(np.asarray(b[:, 0]), np.asarray(dense["bias"]), atol=2e-5)
@@ -174,11 +181,12 @@ def test_sweeps_over_kd_weight_temperature_and_n_train_reach_the_new_knobs():
     import mfh_sim
 
     base = {k: v for k, v in SMALL.items() if k != "n_train"}
-    result = mfh_sim.sweep(points=[dict(base, kd_loss="mse")], kd_weight=[0.0, 2.0], temperature=[1.0, 4.0],
+    # (A temperature belongs to the KL term: with kd_loss='mse' it would be refused.)
+    result = mfh_sim.sweep(points=[dict(base, kd_loss="kl")], kd_weight=[0.0, 2.0], temperature=[1.0, 4.0],
                            n_train=[40], seeds=2, theory=False, workers=1)
     assert len(result) == 4
     assert list(result.kd_weight) == [0.0, 0.0, 2.0, 2.0] and list(result.temperature) == [1.0, 4.0, 1.0, 4.0]
-    assert all(c.kd_loss == "mse" for c in result.configs)
+    assert all(c.kd_loss == "kl" for c in result.configs)
     # kd_weight = 0: the KD student is the no-KD student (same loss, same init).
     np.testing.assert_array_equal(result.kd_acc[:2], result.no_kd_acc[:2])
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from mfh_sim.losses import cross_entropy, distillation, kd_kl, margin_gradient
-from mfh_sim.models import as_flax_params, linear_init, make_model
-from mfh_sim.train import fit, fit_linear_margin, make_optimizer, margin_logits, margin_params
+from mfh_sim.models import as_flax_params, linear_init, linear_init_size, make_model
+from mfh_sim.train import fit, fit_linear, make_optimizer, margin_logits, margin_params
 
 
 def test_cross_entropy_by_hand():
@@ -69,7 +69,7 @@ def test_margin_fast_path_equals_two_output_flax_training(momentum):
     x = jax.random.normal(key, (n, d))
     labels = (x[:, 0] - x[:, 1] + 0.5 * jax.random.normal(jax.random.fold_in(key, 1), (n,)) > 0).astype(jnp.int32)
     teacher = margin_logits(2.0 * x[:, 0])
-    kernel, bias = linear_init(jax.random.PRNGKey(5), d, "torch")
+    kernel, bias = linear_init(jax.random.normal(jax.random.PRNGKey(5), (linear_init_size(d),)), d, init="torch")
     model = make_model("linear")
     loss = lambda logits: distillation(logits, labels, teacher, ce_weight=1.0, kd_weight=1.0, reduction="paper")
     params, diverged = fit(None, model, x, loss, make_optimizer("sgd", lr, momentum), steps,
@@ -79,7 +79,8 @@ def test_margin_fast_path_equals_two_output_flax_training(momentum):
     w, b = margin_params(kernel, bias)
     gradient = lambda m: margin_gradient(m, labels.astype(jnp.float32)[:, None], teacher[:, 1:2],
                                          ce_weight=1.0, kd_weight=1.0, reduction="paper")
-    w, b, fast_diverged = fit_linear_margin(x, w[:, None], b[None], gradient, lr, momentum, steps)
+    w, b, fast_diverged = fit_linear(x, w[:, None], b[None], loss_gradient=gradient, form="margin",
+                                     optimizer=make_optimizer("sgd", lr, momentum), steps=steps)
     fast_margins = np.asarray(x @ w + b)[:, 0]
     assert not bool(diverged) and not bool(fast_diverged[0])
     np.testing.assert_allclose(fast_margins, flax_margins, rtol=1e-4, atol=1e-4)
@@ -91,8 +92,8 @@ def test_fit_flags_divergence():
     loss = lambda logits: jnp.mean((logits - 1.0) ** 2)
     _, diverged = fit(jax.random.PRNGKey(0), make_model("linear"), x, loss, make_optimizer("sgd", 1.0), 5)
     assert bool(diverged)
-    w, b, fast_diverged = fit_linear_margin(x, jnp.ones((3, 1)), jnp.zeros(1),
-                                            lambda m: m * 1e20, 1e20, 0.0, 5)
+    w, b, fast_diverged = fit_linear(x, jnp.ones((3, 1)), jnp.zeros(1), loss_gradient=lambda m: m * 1e20,
+                                     form="margin", optimizer=make_optimizer("sgd", 1e20), steps=5)
     assert bool(fast_diverged[0])
 
 

@@ -1,7 +1,7 @@
 """The paper's recipe against a reference implementation written here from the paper's text.
 
 The protocol trains the paper's linear models in an exact margin form with closed-form
-gradients (``mfh_sim.train.fit_linear_margin``, ``mfh_sim.losses.margin_gradient``).  This module
+gradients (``mfh_sim.train.fit_linear``, ``mfh_sim.losses.margin_gradient``).  This module
 trains the same three models the way the original PyTorch script does, and nothing of the
 package's training or loss code is used for it: a two-output linear layer, plain full-batch
 gradient descent by ``jax.grad`` of a loss written out below,
@@ -30,8 +30,8 @@ import numpy as np
 
 from mfh_sim.config import make_config
 from mfh_sim.experiments.paper import PAPER_RECIPE, fig2_point
-from mfh_sim.models import linear_init_from_normals
-from mfh_sim.protocols.paper import draw_run, inputs_of, make_run
+from mfh_sim.models import linear_init
+from mfh_sim.protocols.paper import draw_run, inputs_of, make_run, static_of
 
 SEEDS = 6
 #: Test points float rounding may flip per model and seed (margins agree to ~1e-5 after 1000 steps).
@@ -63,10 +63,10 @@ def _reference_run(key, layout, knobs, per_class, static):
     apply = lambda p, x: x @ p[0] + p[1]
     teacher = _gradient_descent(
         lambda p: _cross_entropy(apply(p, train.x_a), train.labels),
-        linear_init_from_normals(draws.teacher_init, static.dim_a, static.init),
+        linear_init(draws.teacher_init, static.dim_a, init=static.init),
         knobs.learning_rate, static.steps)
     teacher_logits = apply(teacher, students.x_a)
-    start = linear_init_from_normals(draws.student_init, static.dim_b, static.init)
+    start = linear_init(draws.student_init, static.dim_b, init=static.init)
     no_kd = _gradient_descent(lambda p: _cross_entropy(apply(p, students.x_b), students.labels),
                               start, knobs.learning_rate, static.steps)
     kd = _gradient_descent(
@@ -82,7 +82,7 @@ def _programs(static):
     """(protocol, reference) programs over a batch of keys; knobs and layout traced, so every
     config of one static signature shares them."""
     def protocol(keys, layout, knobs):
-        m = jax.vmap(make_run(static), in_axes=(0, None, None))(keys, layout, knobs)
+        m = jax.vmap(make_run(static), in_axes=(0, None))(keys, (layout, knobs))
         return jnp.stack([m.teacher_acc, m.no_kd_acc, m.kd_acc])
 
     reference = lambda keys, layout, knobs, per_class: jax.vmap(
@@ -95,13 +95,13 @@ KEYS = jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(2023), s))(jnp.a
 
 def _protocol(config) -> np.ndarray:
     """The protocol's accuracies (3, SEEDS): teacher, no-KD, KD."""
-    return np.asarray(_programs(config.static_signature())[0](KEYS, *inputs_of(config)), np.float64)
+    return np.asarray(_programs(static_of(config))[0](KEYS, *inputs_of(config)), np.float64)
 
 
 def _reference(config, torch_reduction: str) -> np.ndarray:
     """The reference's accuracies (3, SEEDS) with PyTorch's KLDivLoss ``torch_reduction``."""
     per_class = np.float32(torch_reduction == "mean")
-    return np.asarray(_programs(config.static_signature())[1](KEYS, *inputs_of(config), per_class), np.float64)
+    return np.asarray(_programs(static_of(config))[1](KEYS, *inputs_of(config), per_class), np.float64)
 
 
 def _differing(first, second, n_test):

@@ -7,7 +7,7 @@ import pytest
 
 import mfh_sim
 from mfh_sim.config import make_config
-from mfh_sim.protocols.paper import inputs_of, make_run
+from mfh_sim.protocols.paper import inputs_of, make_run, static_of
 
 # Short trainings keep these tests fast; the properties checked do not depend on the step count.
 FAST = dict(steps=50, n_test=200)
@@ -100,6 +100,57 @@ def test_save_load_round_trip_without_pickle(tmp_path, small_sweep):
     assert len(csv) == 4 and csv[0].startswith("shared,")
 
 
+def test_simulation_and_sweep_results_behave_alike(tmp_path, small_sweep):
+    # summary(metric), to_pandas() and save() / mfh_sim.load on both result types.
+    one = small_sweep.point(1)
+    for metric in ("teacher_acc", "no_kd_acc", "kd_acc", "delta"):
+        assert small_sweep.summary(metric)[1] == one.summary(metric)
+    with pytest.raises(ValueError, match="metric='acc' is not allowed"):
+        small_sweep.summary("acc")
+    frame = one.to_pandas()
+    assert len(frame) == 6 and frame["kd_acc"].tolist() == pytest.approx(one.kd_acc.tolist())
+    assert frame.drop(columns="point").equals(
+        small_sweep.to_pandas().query("point == 1").drop(columns="point").reset_index(drop=True)
+        .drop(columns=[c for c in small_sweep.to_pandas().columns if c not in frame.columns]))
+    loaded = mfh_sim.load(one.save(tmp_path / "one.npz"))
+    assert isinstance(loaded, mfh_sim.SimulationResult) and loaded.config == one.config
+    np.testing.assert_array_equal(loaded.kd_acc, one.kd_acc)
+    assert str(loaded) == str(one)
+
+
+def test_simulate_takes_a_config_and_sweep_takes_configs_as_points():
+    config = make_config(gamma=0.5, alpha=1 / 3, **FAST)
+    by_config = mfh_sim.simulate(config, seeds=3, theory=False)
+    by_keywords = mfh_sim.simulate(gamma=0.5, alpha=1 / 3, seeds=3, theory=False, **FAST)
+    np.testing.assert_array_equal(by_config.kd_acc, by_keywords.kd_acc)
+    with pytest.raises(ValueError, match="not allowed with a SimConfig"):
+        mfh_sim.simulate(config, n_train=100)
+    with pytest.raises(ValueError, match="simulate runs one config"):
+        mfh_sim.simulate(gamma=[0.5, 1.0], alpha=0.0)
+    other = make_config(gamma=1.0, alpha=0.0, **FAST)
+    grid = mfh_sim.sweep(points=[config, other], seeds=3, theory=False)
+    assert grid.configs == [config, other]
+    np.testing.assert_array_equal(grid.kd_acc[0], by_config.kd_acc)
+    with pytest.warns(UserWarning, match="seeds=1: one seed gives a mean but no standard deviation"):
+        single = mfh_sim.simulate(config, seeds=1, theory=False)
+    assert "n/a" in str(single)
+
+
+def test_sweeps_export_to_xarray_with_their_grid_as_axes():
+    grid = mfh_sim.sweep(gamma=[0.25, 0.5], alpha=[0.0, 0.5], seeds=3, theory=False, **FAST)
+    data = grid.to_xarray()
+    assert dict(data.sizes) == {"gamma": 2, "alpha": 2, "seed": 3}
+    for index, point in enumerate(grid.grid):
+        np.testing.assert_array_equal(data.kd_acc.sel(**point).values, grid.kd_acc[index])
+        np.testing.assert_array_equal(data.delta.sel(**point).values, grid.delta[index])
+    assert float(data.kd_acc.mean("seed").sel(gamma=0.5, alpha=0.0)) == pytest.approx(grid.kd_acc[2].mean())
+    # A grid that is not a full product keeps one point axis, its keywords as coordinates.
+    ragged = mfh_sim.sweep(points=[dict(gamma=0.5, alpha=0.0), dict(gamma=1.0, alpha=0.0, kd_weight=0.5)],
+                           seeds=2, theory=False, **FAST)
+    flat = ragged.to_xarray()
+    assert dict(flat.sizes) == {"point": 2, "seed": 2} and list(flat.gamma.values) == [0.5, 1.0]
+
+
 def test_to_pandas_is_tidy(small_sweep):
     frame = small_sweep.to_pandas()
     assert len(frame) == 3 * 6
@@ -118,10 +169,9 @@ def test_kd_reduction_paper_is_half_weight_batchmean():
 
 def test_fast_path_equals_generic_flax_path_in_the_full_protocol():
     config = make_config(gamma=0.5, alpha=1 / 3, fresh_student_sample=True, momentum=0.5, **FAST)
-    layout, knobs = inputs_of(config)
     keys = jax.random.split(jax.random.PRNGKey(7), 5)
     batch = lambda tree: jax.tree.map(lambda a: np.stack([a] * 5), tree)
-    outputs = [jax.jit(jax.vmap(make_run(config.static_signature(), fast_path=fast)))(keys, batch(layout), batch(knobs))
+    outputs = [jax.jit(jax.vmap(make_run(static_of(config), fast_path=fast)))(keys, batch(inputs_of(config)))
                for fast in (True, False)]
     for name in ("teacher_acc", "no_kd_acc", "kd_acc"):
         fast, generic = (np.asarray(getattr(o, name)) for o in outputs)

@@ -14,7 +14,7 @@ from mfh_sim.commands.sweep import parse_values
 from mfh_sim.protocols.paper import METRIC_DTYPES, PAPER
 
 FAST = dict(steps=60, n_test=200)
-SWEEP = dict(gamma=[0.0, 0.5, 1.0], alpha=0.0, seeds=7, theory=False, chunk_size=8, **FAST)
+SWEEP = dict(gamma=[0.25, 0.5, 1.0], alpha=0.0, seeds=7, theory=False, chunk_size=8, **FAST)
 
 
 @pytest.fixture
@@ -47,22 +47,50 @@ def test_directory_holds_manifest_and_checksummed_chunks_that_load_without_pickl
         assert store._sha256(file.read_bytes()) == digest
         with np.load(file, allow_pickle=False) as archive:  # plain arrays only
             assert all(archive[name].dtype != object for name in archive.files)
-    assert same(store.load(out), result)
-    assert store.load(out).grid == result.grid
+    assert same(mfh_sim.load(out), result)
+    assert mfh_sim.load(out).grid == result.grid
 
 
 def test_a_different_sweep_is_refused(tmp_path):
     out = tmp_path / "run"
     mfh_sim.sweep(**SWEEP, out=out)
     before = sorted(p.name for p in chunk_files(out))
-    for change, words in ((dict(steps=61), "steps=60 there, 61 here"), (dict(seeds=8), "7 seed indices there, 8 here"),
-                          (dict(root_seed=1), "root_seed 0 there, 1 here"),
+    for change, words in ((dict(steps=61), "steps=60 there, 61 here"), (dict(root_seed=1), "root_seed 0 there, 1 here"),
                           (dict(common_random_numbers=False), "common_random_numbers")):
         with pytest.raises(store.ResultsMismatchError, match=words):
             mfh_sim.sweep(**{**SWEEP, **change}, out=out)
     with pytest.raises(ValueError, match="resume=False"):
         mfh_sim.sweep(**SWEEP, out=out, resume=False)
     assert sorted(p.name for p in chunk_files(out)) == before  # nothing was mixed in
+
+
+def test_more_seeds_run_only_the_new_ones_and_equal_a_fresh_run(tmp_path, small_blocks, monkeypatch):
+    # 7 seeds, then 12 (5 new, one of them out of order), then the 7 again (nothing runs):
+    # every number equals a fresh run with all the seeds, and only the new runs are computed.
+    out = tmp_path / "run"
+    mfh_sim.sweep(**SWEEP, out=out)
+    before = set(chunk_files(out))
+    seeds = [0, 1, 2, 3, 4, 5, 6, 9, 7, 8, 10, 11]
+    computed = []
+    execute = engine.execute
+
+    def counting(*args, **kwargs):
+        kwargs["progress"] = lambda n, bar=kwargs["progress"]: (computed.append(n), bar(n))
+        return execute(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "execute", counting)
+    grown = mfh_sim.sweep(**{**SWEEP, "seeds": seeds}, out=out)
+    assert sum(computed) == 3 * 5
+    monkeypatch.undo()
+    fresh = mfh_sim.sweep(**{**SWEEP, "seeds": seeds})
+    assert same(grown, fresh)
+    assert set(chunk_files(out)) > before  # the old blocks are kept and still valid
+    manifest = json.loads((out / store.MANIFEST).read_text())
+    assert manifest["seeds"] == seeds
+    loaded = mfh_sim.load(out)
+    assert list(loaded.seeds) == seeds and same(loaded, fresh)
+    again = mfh_sim.sweep(**SWEEP, out=out)  # the first 7 seeds: read back, nothing computed
+    assert same(again, mfh_sim.sweep(**SWEEP))
 
 
 def test_foreign_directories_and_edited_manifests_are_refused(tmp_path):
@@ -75,7 +103,7 @@ def test_foreign_directories_and_edited_manifests_are_refused(tmp_path):
     manifest["root_seed"] = 5
     (out / store.MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match="fingerprint"):
-        store.load(out)
+        mfh_sim.load(out)
 
 
 def test_an_altered_chunk_is_detected_set_aside_and_recomputed(tmp_path, small_blocks):
@@ -91,7 +119,7 @@ def test_an_altered_chunk_is_detected_set_aside_and_recomputed(tmp_path, small_b
     assert (victim.parent / (victim.name + ".corrupt")).exists()
     rows = victim.name.split(".")[0]
     assert [f for f in chunk_files(out) if f.name.split(".")[0] == rows]  # its rows were written again
-    assert same(store.load(out), clean)
+    assert same(mfh_sim.load(out), clean)
 
 
 def test_a_chunk_from_another_directory_is_not_loaded(tmp_path, small_blocks):
@@ -105,7 +133,7 @@ def test_a_chunk_from_another_directory_is_not_loaded(tmp_path, small_blocks):
     (first / store.BLOCKS / stray.name).write_bytes(stray.read_bytes())
     with pytest.warns(RuntimeWarning, match="another sweep"):
         with pytest.raises(ValueError, match="unfinished"):
-            store.load(first)
+            mfh_sim.load(first)
 
 
 def test_an_unfinished_directory_loads_its_finished_points_on_request(tmp_path, small_blocks):
@@ -113,8 +141,8 @@ def test_an_unfinished_directory_loads_its_finished_points_on_request(tmp_path, 
     mfh_sim.sweep(**SWEEP, out=out)
     chunk_files(out)[-1].unlink()  # rows 16..20: points 2 (seeds 2..6)
     with pytest.raises(ValueError, match="16 of 21 runs"):
-        store.load(out)
-    partial = store.load(out, partial=True)
+        mfh_sim.load(out)
+    partial = mfh_sim.load(out, partial=True)
     assert len(partial) == 2 and partial.kd_acc.shape == (2, 7)
 
 
@@ -130,7 +158,7 @@ def test_range_syntax():
 
 def test_cli_sweep_then_show_with_a_plot(tmp_path, capsys):
     out = tmp_path / "x"
-    args = ["sweep", "--gamma", "0:1:3", "--alpha", "0", "--seeds", "7", "--steps", "60", "--n-test", "200",
+    args = ["sweep", "--gamma", "0.25,0.5,1", "--alpha", "0", "--seeds", "7", "--steps", "60", "--n-test", "200",
             "--chunk-size", "8", "--no-theory", "--out", str(out)]
     assert main(args) == 0
     printed = capsys.readouterr()
@@ -142,9 +170,9 @@ def test_cli_sweep_then_show_with_a_plot(tmp_path, capsys):
     assert "21 of 21 runs stored" in shown and "KD gain" in shown
     assert plot.stat().st_size > 5000 and len((tmp_path / "s.csv").read_text().splitlines()) == 4
     # The table shows the same numbers as the sweep's result.
-    result = store.load(out)
+    result = mfh_sim.load(out)
     assert f"{100 * result.summary()[2]['kd_acc_mean']:8.2f}" in shown
-    assert main(["sweep", "--gamma", "0:1:3", "--alpha", "0", "--seeds", "8", "--steps", "60", "--n-test", "200",
+    assert main(["sweep", "--gamma", "0.25,0.5,1", "--alpha", "0", "--seeds", "7", "--steps", "61", "--n-test", "200",
                  "--no-theory", "--out", str(out)]) == 2
     assert "different sweep" in capsys.readouterr().err
     assert main(["show", str(tmp_path)]) == 2
@@ -166,8 +194,10 @@ def test_cli_reports_diverged_runs(tmp_path, capsys):
 # ------------------------------------------------------------------------------ versions
 LEGACY = Path(__file__).parent / "data" / "legacy_store"
 #: The legacy store: mfh_sim 0.1.0's sweep(gamma=[0, 1], alpha=0, seeds=3, steps=5, n_test=20,
-#: theory=False, out=...), results format 1 (blocks in chunks/, no protocol recorded).
-LEGACY_SWEEP = dict(gamma=[0.0, 1.0], alpha=0.0, seeds=3, steps=5, n_test=20, theory=False)
+#: theory=False, out=...), results format 1 (blocks in chunks/, no protocol recorded).  (gamma = 0
+#: with alpha = 0 is 0/0 and refused today: the same two diagrams are given by their counts.)
+LEGACY_SWEEP = dict(points=[dict(shared=0, a_only=0, b_only=20), dict(shared=20, a_only=0, b_only=0)], seeds=3,
+                    steps=5, n_test=20, theory=False)
 
 
 def test_the_manifest_records_protocol_and_package_version_and_a_mismatch_is_refused(tmp_path, monkeypatch):
@@ -183,10 +213,10 @@ def test_the_manifest_records_protocol_and_package_version_and_a_mismatch_is_ref
                        match=rf"mfh_sim {manifest['package_version']} there, 99.0 here.*start fresh"):
         mfh_sim.sweep(**SWEEP, out=out)
     monkeypatch.undo()
-    from mfh_sim.protocols.paper import PaperProtocol
+    from mfh_sim import simulation
 
     version = PAPER.version
-    monkeypatch.setattr(PaperProtocol, "version", version + 1)
+    monkeypatch.setattr(simulation, "paper_protocol", lambda crn: PAPER._replace(version=version + 1))
     with pytest.raises(store.ResultsMismatchError,
                        match=f"protocol 'paper' version {version} there, {version + 1} here"):
         mfh_sim.sweep(**SWEEP, out=out)
@@ -200,7 +230,8 @@ def test_a_store_of_results_format_1_loads_but_is_not_resumed(tmp_path):
 
     legacy = load(LEGACY)
     fresh = mfh_sim.sweep(**LEGACY_SWEEP)
-    assert legacy.grid == fresh.grid and legacy.teacher_acc.shape == fresh.teacher_acc.shape
+    assert legacy.grid == [{"gamma": 0.0}, {"gamma": 1.0}] and legacy.configs == fresh.configs
+    assert legacy.teacher_acc.shape == fresh.teacher_acc.shape
     # What format 1 wrote (protocol version 1's draws, which the current protocol no longer makes).
     np.testing.assert_allclose(legacy.teacher_acc, [[0.60, 0.40, 0.45], [0.50, 0.40, 0.60]], atol=1e-6)
     np.testing.assert_allclose(legacy.kd_acc, [[0.45, 0.60, 0.70], [0.45, 0.60, 0.70]], atol=1e-6)
@@ -217,7 +248,25 @@ def test_one_load_opens_directories_and_saved_files(tmp_path):
     result = mfh_sim.sweep(**SWEEP, out=out)
     saved = result.save(tmp_path / "saved.npz")
     assert same(load(out), result) and same(load(saved), result)
-    rows = load(result.to_csv(tmp_path / "summary.csv"))
-    assert [row["kd_acc_mean"] for row in rows] == pytest.approx([row["kd_acc_mean"] for row in result.summary()])
+    table = load(result.to_csv(tmp_path / "summary.csv"))
+    # The CSV holds 10 decimals.
+    assert list(table["kd_acc_mean"]) == pytest.approx([s.mean for s in result.summary("kd_acc")], abs=1e-10)
+    assert table.to_pandas()["delta_mean"].tolist() == pytest.approx([s.mean for s in result.summary("delta")],
+                                                                     abs=1e-10)
     with pytest.raises(ValueError, match="path="):
         load(tmp_path / "missing")
+
+
+def test_show_carries_the_theory_beside_the_simulation_and_plots_it(tmp_path, capsys):
+    from mfh_sim.plots.gain import plot_gain_curve
+
+    out = tmp_path / "t"
+    result = mfh_sim.sweep(gamma=[0.5, 1.0], alpha=0.0, seeds=3, chunk_size=8, out=out, **FAST)
+    assert "| theory:" in str(result) and result.theory is not None
+    capsys.readouterr()
+    assert main(["show", str(out), "--plot", str(tmp_path / "g.png")]) == 0
+    shown = capsys.readouterr().out
+    assert "| theory:" in shown and f"{100 * result.theory['delta'][1]:+6.2f}" in shown
+    figure = plot_gain_curve(result, result.table(), "gamma")
+    dotted = [line for line in figure.axes[0].lines if line.get_linestyle() == ":"]
+    assert len(dotted) == 1 and list(dotted[0].get_ydata()) == pytest.approx(100 * result.theory["delta"])

@@ -10,10 +10,19 @@ import numpy as np
 import pytest
 
 from mfh_sim.commands.reproduce import write_table2
-from mfh_sim.experiments.paper import PAPER_ROWS, table2
+from mfh_sim.data import Sample
+from mfh_sim.experiments import PAPER_ROWS, table2
 from mfh_sim.losses import margin_gradient
-from mfh_sim.protocols.table2 import MODES, fit_teachers, select_channels, selection_mask, teacher_init
-from mfh_sim.train import fit_linear_margin
+from mfh_sim.models import linear_init, linear_init_size
+from mfh_sim.protocols.table2 import (
+    MODES,
+    Table2Spec,
+    fit_teachers_gd,
+    restrict_to_selection,
+    select_channels,
+    selection_mask,
+)
+from mfh_sim.train import fit_linear, make_optimizer, margin_params
 
 # A cheap protocol (fewer steps, smaller samples) for the properties that do not need the
 # paper's settings; every test that uses it shares one compiled program.
@@ -70,6 +79,14 @@ def test_selection_bad_input(args, kwargs, message):
 
 
 # ------------------------------------------------------------------------ the teachers
+def _teacher_init(key, masks):
+    # The production steps: one draw for fan-in dim (the package's linear initialiser, margin
+    # form), restricted to each selection.
+    dim = masks.shape[-1]
+    weights, bias = margin_params(*linear_init(jax.random.normal(key, (linear_init_size(dim),)), dim))
+    return restrict_to_selection(weights, bias, masks)
+
+
 def test_teacher_init_uses_the_fan_in_of_the_selection():
     # Teachers reading k = 50, 10 and 2 channels: margin weights w_1 - w_0 of two U(-b, b)
     # weights, b = 1/sqrt(k), lie in [-2b, 2b] with variance 2 b^2 / 3.  The sample variance of
@@ -78,7 +95,7 @@ def test_teacher_init_uses_the_fan_in_of_the_selection():
     masks[0] = 1.0
     masks[1, 5:15] = 1.0
     masks[2, [3, 40]] = 1.0
-    weights, biases = jax.jit(jax.vmap(lambda k: teacher_init(k, jnp.asarray(masks))))(
+    weights, biases = jax.jit(jax.vmap(lambda k: _teacher_init(k, jnp.asarray(masks))))(
         jax.random.split(jax.random.PRNGKey(2), 3000)
     )
     weights, biases = np.asarray(weights), np.asarray(biases)
@@ -97,14 +114,17 @@ def test_masked_teacher_is_a_teacher_on_the_selected_channels():
     selected = np.array([0, 4, 9])
     mask = np.zeros((1, 12), np.float32)
     mask[0, selected] = 1.0
-    weights, biases = teacher_init(jax.random.fold_in(key, 1), jnp.asarray(mask))
-    masked_w, masked_b, _ = jax.jit(fit_teachers, static_argnums=6)(
-        x, labels, jnp.asarray(mask), weights, biases, 0.1, 200
-    )
+    # fit_teachers_gd trains row 0 of its masks as the regular teacher from init[0], as given.
+    start_w, start_b = _teacher_init(jax.random.fold_in(key, 1), jnp.asarray(mask))
+    init = ((start_w[0], start_b[0]), (start_w[0], start_b[0]), None)
+    spec = Table2Spec(dim_a=12, steps=200)
+    data = Sample(x, x, labels, None)
+    masked_w, masked_b, _ = jax.jit(lambda m: fit_teachers_gd(data, m, init, spec))(jnp.asarray(mask))
     targets = labels.astype(jnp.float32)[:, None]
-    direct_w, direct_b, _ = jax.jit(lambda w, b: fit_linear_margin(
-        x[:, selected], w, b, lambda m: margin_gradient(m, targets), 0.1, 0.0, 200,
-    ))(weights[0, selected][:, None], biases[:1])
+    direct_w, direct_b, _ = jax.jit(lambda w, b: fit_linear(
+        x[:, selected], w, b, loss_gradient=lambda m: margin_gradient(m, targets), form="margin",
+        optimizer=make_optimizer("sgd", 0.1), steps=200,
+    ))(start_w[0, selected][:, None], start_b[:1])
     np.testing.assert_allclose(np.asarray(masked_w[0, selected]), np.asarray(direct_w[:, 0]),
                                rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(float(masked_b[0]), float(direct_b[0]), rtol=1e-5, atol=1e-6)
@@ -236,9 +256,10 @@ def test_table2_runs_through_the_engine_and_resumes_from_its_directory(cheap_res
     # Table 2 is a protocol of the generic engine: keys are fold_in(fold_in(root, row_identity),
     # seed), and table2(out=DIR) stores blocks and resumes like sweep(out=DIR).
     from mfh_sim import engine, store
-    from mfh_sim.experiments.paper import table2 as entry
+    from mfh_sim.experiments import table2 as entry
+    from mfh_sim.experiments.table2 import Table2Result
     from mfh_sim.protocols.table2 import TABLE2, Table2Spec, row_identity, table2_point
-    from mfh_sim.results import Table2Result, load
+    from mfh_sim.results import load
 
     spec = Table2Spec(**CHEAP, modes=MODES)
     point = table2_point(*PAPER_ROWS[1], spec)

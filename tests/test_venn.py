@@ -49,8 +49,11 @@ def test_disjoint_and_degenerate_splits():
     venn = VennConfig.from_ratios(gamma=0.0, alpha=1.0, beta=1.0, n_visible=20,
                                   teacher_fraction_when_disjoint=0.25)
     assert (venn.shared, venn.a_only, venn.b_only) == (0, 5, 15)
-    only_student = VennConfig.from_ratios(alpha=0.0, beta=1.0, n_visible=10)
-    assert (only_student.shared, only_student.a_only, only_student.b_only) == (0, 0, 10)
+    # A modality that sees no decisive latent makes its ratio 0/0: refused as ratios, allowed as counts.
+    with pytest.raises(ValueError, match="alpha=0 with gamma=0 is 0/0"):
+        VennConfig.from_ratios(alpha=0.0, beta=1.0, n_visible=10)
+    only_student = VennConfig(shared=0, a_only=0, b_only=10)
+    assert only_student.alpha == 0.0 and "alpha=n/a" in str(only_student)
 
 
 def test_shares_sum_to_one():

@@ -1,7 +1,7 @@
 """``mfh-sim show DIR``: the summary table of a results directory, and optionally a plot.
 
-    mfh-sim show results/x                   # the table (accuracies in %)
-    mfh-sim show results/x --plot gain.png   # and the KD gain with its 95% interval
+    mfh-sim show results/x                   # the table (accuracies in %, the theory beside them)
+    mfh-sim show results/x --plot gain.png   # and the KD gain with its 95% interval and the theory
 
 Reading a results directory never unpickles anything (see :mod:`mfh_sim.store`).  An unfinished
 directory shows the grid points whose every seed is stored and how far the sweep got.
@@ -21,11 +21,13 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "show",
         help="print the summary table of a results directory (and plot the KD gain)",
-        description=__doc__.split("\n\n")[0],
+        description="Print the summary table of a results directory (accuracies in %, the theory's prediction "
+                    "beside them) and, with --plot, draw the KD gain against a varied parameter.",
     )
     parser.add_argument("directory", help="a results directory written by `mfh-sim sweep` or sweep(out=...)")
     parser.add_argument("--plot", metavar="PATH", default=None,
-                        help="save a plot of the KD gain (mean, 95%% interval) against the varied parameter")
+                        help="save a plot of the KD gain (mean, 95%% interval; the theory's prediction dotted) "
+                             "against the varied parameter")
     parser.add_argument("--x", default=None, metavar="NAME",
                         help="the parameter on the plot's x axis (default: the first one varied)")
     parser.add_argument("--csv", metavar="PATH", default=None, help="also write the summary as CSV")
@@ -34,8 +36,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mfh_sim.commands.sweep import report_warnings
-    from mfh_sim.results import SweepResult
-    from mfh_sim.store import load
+    from mfh_sim.results import SweepResult, from_store
 
     if args.x is not None and not args.plot:
         raise UsageError(f"--x {args.x!r} picks the x axis of the plot: give --plot PATH too")
@@ -49,11 +50,11 @@ def run(args: argparse.Namespace) -> int:
     stored, total = store.progress()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = load(args.directory, partial=True)
+        result = from_store(store, partial=True)
         table = str(result) if len(result) else ""
         # A Table 2 directory prints its table; only a sweep has per-point summary rows to plot.
         sweep = isinstance(result, SweepResult)
-        rows = result.summary() if sweep and len(result) else []
+        rows = result.table() if sweep and len(result) else []
     report_warnings(caught)
     x_name = None
     if args.plot:  # everything about the plot is checked before any file is written

@@ -1,6 +1,6 @@
 """``mfh-sim sweep``: run a grid of configs times seeds, persisted to a results directory.
 
-    mfh-sim sweep --gamma 0:1:11 --alpha 0 --seeds 1000 --out results/x
+    mfh-sim sweep --gamma 0.1:1:10 --alpha 0 --seeds 1000 --out results/x
 
 A value is a range ``START:STOP:COUNT`` (COUNT evenly spaced values from START to STOP
 inclusive), a comma-separated list, or a single value; options given a range or a list are grid
@@ -134,7 +134,9 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "sweep",
         help="run a grid x seeds sweep into a results directory (resumable)",
-        description=__doc__.split("\n\n")[0] + " Values: START:STOP:COUNT, a,b,c, or one value."
+        description="Run a grid of configs times seeds, persisted to a results directory (re-running the same "
+                    "command resumes it; more --seeds run only the new ones)."
+                    " Values: START:STOP:COUNT, a,b,c, or one value."
         " Each option's help ends with [role; default]: 'traced' knobs vary inside one compiled"
         " program, 'static' ones compile one program per value, 'layout' is the Venn diagram.",
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -29,7 +29,8 @@ def gain_axis(result: Any, rows: list[dict], x: str | None = None) -> str:
 def plot_gain_curve(result: Any, rows: list[dict], x: str | None = None):
     """The KD gain (percentage points, KD - no-KD: mean and 95% interval) against ``x``.
 
-    ``result`` is a :class:`~mfh_sim.results.SweepResult` and ``rows`` its ``summary()``.  Points
+    ``result`` is a :class:`~mfh_sim.results.SweepResult` and ``rows`` its ``table()``; where the
+    rows carry the theory's prediction (``delta_theory``) it is drawn dotted in each line's colour.  Points
     that differ in another varied keyword are drawn as separate lines (one line wears the
     palette's KD-gain colour; several take matplotlib's cycle).  Returns the figure.
     """
@@ -44,6 +45,7 @@ def plot_gain_curve(result: Any, rows: list[dict], x: str | None = None):
     numeric = all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in levels)
     position = (lambda v: float(v)) if numeric else (lambda v: float(levels.index(v)))
     figure, axes = plt.subplots(figsize=(5.5, 3.8))
+    drawn_theory = False
     for label, members in lines.items():
         members = sorted(members, key=lambda r: position(r[x]))
         xs = np.asarray([position(r[x]) for r in members])
@@ -53,12 +55,17 @@ def plot_gain_curve(result: Any, rows: list[dict], x: str | None = None):
         name = ", ".join(f"{k}={v}" for k, v in zip(others, label)) or None
         (line,) = axes.plot(xs, mean, marker="o", label=name, color=COLOURS["delta"] if len(lines) == 1 else None)
         axes.fill_between(xs, low, high, color=line.get_color(), alpha=0.25, linewidth=0)
+        theory = 100 * np.asarray([r.get("delta_theory", np.nan) for r in members], dtype=float)
+        if np.isfinite(theory).any():
+            drawn_theory = True
+            axes.plot(xs, theory, linestyle=":", color=line.get_color(), linewidth=1.4)
     axes.axhline(0.0, color="0.5", linewidth=0.8)
     axes.set_xlabel(x)
     if not numeric:
         axes.set_xticks(range(len(levels)), [str(v) for v in levels])
     axes.set_ylabel("KD gain (points): KD - no-KD")
-    axes.set_title(f"KD gain, mean and 95% interval over {len(result.seeds)} seeds")
+    axes.set_title(f"KD gain, mean and 95% interval over {len(result.seeds)} seeds"
+                   + ("; dotted: theory" if drawn_theory else ""))
     if len(lines) > 1:
         axes.legend(fontsize="small")
     figure.tight_layout()

@@ -8,9 +8,6 @@ import numpy as np
 
 from mfh_sim.plots.style import OTHER_COLOUR, SHARED_COLOUR, SPECIFIC_COLOUR
 
-# The former names, kept for code that imported them from here.
-SHARED_COLOR, SPECIFIC_COLOR, OTHER_COLOR = SHARED_COLOUR, SPECIFIC_COLOUR, OTHER_COLOUR
-
 
 def _indices(name: str, marks, panels: int, single: bool) -> list[np.ndarray]:
     if marks is None:
@@ -79,9 +76,9 @@ def plot_salience(
         finite = np.where(np.isfinite(value), value, np.nan)
         mean = np.nanmean(finite, axis=0) if np.isfinite(finite).any() else np.zeros(value.shape[1])
         spread = np.nanstd(finite, axis=0) if value.shape[0] > 1 else None
-        colours = np.full(channels.size, OTHER_COLOR, dtype=object)
-        colours[specific[panel]] = SPECIFIC_COLOR
-        colours[shared[panel]] = SHARED_COLOR
+        colours = np.full(channels.size, OTHER_COLOUR, dtype=object)
+        colours[specific[panel]] = SPECIFIC_COLOUR
+        colours[shared[panel]] = SHARED_COLOUR
         ax.bar(channels, mean, color=list(colours), width=0.8,
                yerr=spread, error_kw={"elinewidth": 0.6, "capsize": 0, "ecolor": "black"})
         ax.set_xlim(-0.8, channels.size - 0.2)
@@ -91,10 +88,10 @@ def plot_salience(
             ax.set_title(titles[panel], fontsize=9)
         ax.spines[["top", "right"]].set_visible(False)
     axes[-1, 0].set_xlabel(f"channel of $x^{modality}$")
-    handles = [Patch(color=SHARED_COLOR, label="shared decisive (modality-general)")]
+    handles = [Patch(color=SHARED_COLOUR, label="shared decisive (modality-general)")]
     if any(marks.size for marks in specific):
-        handles.append(Patch(color=SPECIFIC_COLOR, label="modality-specific decisive"))
-    handles.append(Patch(color=OTHER_COLOR, label="other channel"))
+        handles.append(Patch(color=SPECIFIC_COLOUR, label="modality-specific decisive"))
+    handles.append(Patch(color=OTHER_COLOUR, label="other channel"))
     axes[0, 0].legend(
         handles=handles,
         fontsize=8, frameon=False, loc="upper right",

@@ -1,27 +1,36 @@
-"""One simulated experiment: data, a teacher on x^a, a no-KD and a KD student on x^b, test accuracy.
+"""The paper's protocol: data, a teacher on x^a, a no-KD and a KD student on x^b, test accuracy.
 
-:func:`make_run` takes the static part of a config (shapes, model, optimiser kind) and returns a
-pure ``run(key, layout, knobs) -> Metrics``, in the style of PureJaxRL's ``make_train``: the
-caller jits and vmaps it over seeds and grid points.  Per-run settings that vary across a sweep
-(the Venn layout, learning rate, momentum, KD weights, temperature, label noise, mixing strength)
-are traced inputs.
+What one run sees is two things, both defined here from a :class:`~mfh_sim.config.SimConfig`:
+its :class:`StaticSpec` (shapes, step counts, model and optimiser kinds: what fixes the compiled
+program, :func:`static_of`) and its :class:`Inputs` (the Venn layout and the float
+:class:`Knobs`: what may differ between runs of one program, :func:`inputs_of`).
+:func:`make_run` takes the first and returns a pure ``run(key, inputs) -> Metrics``, in the style
+of PureJaxRL's ``make_train``: the engine jits and vmaps it over seeds and grid points.
 
-Two paths.  The paper's setting (linear two-class models, SGD, the KL loss) trains in the exact
-margin form of :func:`mfh_sim.train.fit_linear_margin`; everything else (more classes, MLPs,
-Adam, the logit-MSE and feature-hint KD losses) goes through the generic :func:`mfh_sim.train.fit`.
+One run skeleton (:func:`make_run`: draw, fit, score) and one *fit function* per way of
+training, chosen by the static part (:func:`fit_function`):
+
+* :func:`fit_margin_gd`: the paper's setting (linear two-class models, SGD, the KL loss) in the
+  exact margin form of :func:`mfh_sim.train.fit_linear`;
+* :func:`fit_logits_gd`: linear multi-class models under SGD with the KL loss, closed-form logit
+  gradients;
+* :func:`fit_erm`: converged ridge-logistic ERM (:mod:`mfh_sim.erm`);
+* :func:`fit_autodiff`: everything else (MLPs, Adam, the logit-MSE and feature-hint KD losses)
+  through the generic :func:`mfh_sim.train.fit`.
+
 The generator's extensions (label noise, nonlinear mixing of the channels, latent padding) only
-change the data, so they run on either path.
+change the data, so they run under every fit function.
 
 Random draws: the paper's draws (hyperplane, samples, initial linear weights) come from one call
-of the generator with the run's key (:func:`draw_run`); every draw added by an extension comes
-from the run's key folded with its own tag, so a config that uses no extension draws exactly what
-it would without the extensions.
+of the generator with the run's ``draws`` key (:func:`draw_run`); every draw added by an
+extension comes from a key of its own, so a config that uses no extension draws exactly what it
+would without the extensions.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import jax
@@ -29,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mfh_sim import erm
-from mfh_sim.config import SimConfig, StaticSpec
+from mfh_sim.config import SimConfig
 from mfh_sim.data import (
     Layout,
     Sample,
@@ -47,15 +56,17 @@ from mfh_sim.losses import (
     cross_entropy,
     distillation,
     feature_hint,
+    logit_gradient,
     logit_mse,
     margin_gradient,
     nontarget_divergence,
+    softmax_first,
 )
 from mfh_sim.models import (
     HintStudent,
     as_flax_params,
     hint_student_params,
-    linear_init_from_normals,
+    linear_init,
     linear_init_size,
     make_model,
 )
@@ -63,12 +74,57 @@ from mfh_sim.protocols import MetricSpec, Protocol
 from mfh_sim.train import (
     accuracy,
     fit,
-    fit_linear_logits,
-    fit_linear_margin,
+    fit_linear,
     make_optimizer,
     margin_params,
-    softmax_first,
 )
+
+
+class StaticSpec(NamedTuple):
+    """Shape- and structure-defining settings; configs that share one share a compiled program.
+
+    The :class:`SimConfig` fields whose knob role is 'static' (``n_latent`` counts the padding,
+    ``hidden`` is () for linear models, ``label_noise`` is whether there is any).
+    """
+
+    dim_a: int
+    dim_b: int
+    n_latent: int
+    n_train: int
+    n_test: int
+    steps: int
+    model: str
+    hidden: tuple[int, ...]
+    init: str
+    optimizer: str
+    kd_reduction: str
+    fresh_student_sample: bool
+    n_classes: int = 2
+    label_noise: bool = False
+    mixing_depth: int = 0
+    kd_loss: str = "kl"
+
+
+def static_of(config: SimConfig) -> StaticSpec:
+    """The part of ``config`` that fixes array shapes and program structure."""
+    return StaticSpec(
+        dim_a=config.venn.dim_a,
+        dim_b=config.venn.dim_b,
+        n_latent=config.n_latent,
+        n_train=config.n_train,
+        n_test=config.n_test,
+        steps=config.steps,
+        model=config.model,
+        hidden=config.hidden if config.model == "mlp" else (),
+        init=config.init,
+        optimizer=config.optimizer,
+        kd_reduction=config.kd_reduction,
+        fresh_student_sample=config.fresh_student_sample,
+        n_classes=config.n_classes,
+        label_noise=config.label_noise > 0.0,
+        mixing_depth=config.mixing_depth,
+        kd_loss=config.kd_loss,
+    )
 
 
 class Knobs(NamedTuple):
@@ -122,13 +178,17 @@ class Metrics(NamedTuple):
     nontarget_kl: jax.Array
 
 
-def knobs_of(config: SimConfig) -> Knobs:
-    return Knobs(*(np.float32(getattr(config, name)) for name in Knobs._fields))
+class Inputs(NamedTuple):
+    """The traced inputs of one run: its Venn diagram as arrays and its float knobs."""
+
+    layout: Layout
+    knobs: Knobs
 
 
-def inputs_of(config: SimConfig) -> tuple[Layout, Knobs]:
-    """The traced inputs of ``config``'s run."""
-    return make_layout(config.venn, config.hyperplane, config.latent_padding), knobs_of(config)
+def inputs_of(config: SimConfig) -> Inputs:
+    """The traced inputs of ``config``'s runs (numpy; the engine stacks them over points)."""
+    knobs = Knobs(*(np.float32(getattr(config, name)) for name in Knobs._fields))
+    return Inputs(make_layout(config.venn, config.hyperplane, config.latent_padding), knobs)
 
 
 class RunDraws(NamedTuple):
@@ -185,236 +245,200 @@ def draw_run(key: jax.Array, layout: Layout, knobs: Knobs, static: StaticSpec) -
     return RunDraws(train, students, test, teacher_init, student_init)
 
 
-def make_run(static: StaticSpec, fast_path: bool = True):
-    """A pure ``run(key, layout, knobs) -> Metrics`` for configs sharing ``static``.
+# ----------------------------------------------------------------------------- the trainings
+class Trained(NamedTuple):
+    """What a fit function hands the run skeleton: each model's outputs on the test sample and
+    its divergence flag.
 
-    ``fast_path`` trains linear models under SGD with the KL loss in closed form (the exact
-    margin form of :func:`mfh_sim.train.fit_linear_margin` for two classes, closed-form logit
-    gradients for more); ``False`` forces the generic flax path, which gives the same
-    classifiers up to float rounding (tested) and exists for checking that.
+    ``form`` 'margin': outputs are margins (n_test,) of two-class models; 'logits': (n_test, C).
+    ``kd_diverged`` is the KD student's own flag (the skeleton adds its teacher's).
     """
-    n_classes = static.n_classes
-    model = make_model(static.model, static.hidden, static.init, n_classes=n_classes)
 
-    def initial_params(key: jax.Array, normals: jax.Array, fan_in: int):
-        # Linear layers take their weights from the run's shared normals, exactly as the fast
-        # path does, so both paths start alike; other models use flax's initialisation.
-        if static.model == "linear":
-            return as_flax_params(*linear_init_from_normals(normals, fan_in, static.init, n_classes))
-        return model.init(key, jnp.zeros((1, fan_in), jnp.float32))
-
-    def run(key: jax.Array, layout: Layout, knobs: Knobs) -> Metrics:
-        draws = draw_run(key, layout, knobs, static)
-        # Keys for flax's initialisation of non-linear models (linear layers use the draws).
-        keys = split_run_key(key)
-        train, students, test = draws.train, draws.students, draws.test
-        if static.optimizer == "erm":
-            return _run_linear_erm(draws, knobs, static)
-        if fast_path and static.uses_margin_fast_path:
-            return _run_linear_sgd(draws, knobs, static)
-        if fast_path and static.model == "linear" and static.optimizer == "sgd" and static.kd_loss == "kl":
-            return _run_linear_sgd_multiclass(draws, knobs, static)
-        optimizer = make_optimizer(static.optimizer, knobs.learning_rate, knobs.momentum)
-        teacher, teacher_diverged = fit(
-            keys.teacher_init, model, train.x_a,
-            lambda logits: cross_entropy(logits, train.labels), optimizer, static.steps,
-            params=initial_params(keys.teacher_init, draws.teacher_init, static.dim_a),
-        )
-        teacher_logits = model.apply(teacher, students.x_a)
-        # Both students start from the same initial weights: their difference is then the effect
-        # of KD alone, which makes the paired interval of the KD gain tighter.
-        student_init = initial_params(keys.student_init, draws.student_init, static.dim_b)
-        no_kd, no_kd_diverged = fit(
-            keys.student_init, model, students.x_b,
-            lambda logits: cross_entropy(logits, students.labels), optimizer, static.steps,
-            params=student_init,
-        )
-        kd_loss_kind = static.kd_loss
-        kd_model, kd_init = model, None
-        ce = lambda logits: knobs.ce_weight * cross_entropy(logits, students.labels)
-        if kd_loss_kind == "kl":
-            kd_loss = lambda logits: distillation(
-                logits, students.labels, teacher_logits,
-                ce_weight=knobs.ce_weight, kd_weight=knobs.kd_weight,
-                temperature=knobs.temperature, reduction=static.kd_reduction,
-            )
-        elif kd_loss_kind == "mse":
-            kd_loss = lambda logits: ce(logits) + knobs.kd_weight * logit_mse(logits, teacher_logits)
-        else:  # 'hint': the teacher's last hidden layer, matched through a learned regressor
-            teacher_features = model.apply(teacher, students.x_a, features=True)
-            kd_model = HintStudent(n_classes, static.hidden, static.hidden[-1], static.init)
-            kd_init = hint_student_params(
-                model.init(keys.student_init, students.x_b[:1]), keys.hint,
-                static.hidden, static.hidden[-1], static.init,
-            )
-            kd_loss = lambda outputs: ce(outputs[0]) + knobs.kd_weight * feature_hint(
-                outputs[1], teacher_features
-            )
-        kd, kd_diverged = fit(keys.student_init, kd_model, students.x_b, kd_loss, optimizer, static.steps,
-                              params=student_init if kd_init is None else kd_init)
-        kd_logits = kd_model.apply(kd, test.x_b)
-        if kd_loss_kind == "hint":
-            kd_logits = kd_logits[0]
-
-        def test_acc(logits, diverged):
-            return jnp.where(diverged, jnp.nan, accuracy(logits, test.labels))
-
-        teacher_test = model.apply(teacher, test.x_a)
-        no_kd_test = model.apply(no_kd, test.x_b)
-        nontarget = jnp.where(
-            teacher_diverged | no_kd_diverged, jnp.nan,
-            jnp.mean(nontarget_divergence(teacher_test, no_kd_test, test.labels)),
-        )
-        return _metrics(
-            test_acc(teacher_test, teacher_diverged),
-            test_acc(no_kd_test, no_kd_diverged),
-            test_acc(kd_logits, kd_diverged | teacher_diverged),
-            teacher_diverged, no_kd_diverged, kd_diverged | teacher_diverged,
-            nontarget,
-        )
-
-    return run
+    teacher: jax.Array
+    no_kd: jax.Array
+    kd: jax.Array
+    teacher_diverged: jax.Array
+    no_kd_diverged: jax.Array
+    kd_diverged: jax.Array
+    form: str
 
 
-def _metrics(teacher_acc, no_kd_acc, kd_acc, teacher_div, no_kd_div, kd_div, nontarget=None) -> Metrics:
-    if nontarget is None:
-        # Two classes: one non-target class, so the non-target divergence is 0 by definition.
-        nontarget = jnp.where(teacher_div | no_kd_div, jnp.nan, 0.0).astype(jnp.float32)
-    return Metrics(teacher_acc, no_kd_acc, kd_acc, teacher_div, no_kd_div, kd_div, nontarget)
+#: Head 0 of the students' heads is the no-KD student (CE only), head 1 the KD student; both start
+#: from the same initial weights, so their difference is the effect of KD alone, which makes the
+#: paired interval of the KD gain tighter.
+def _student_weights(knobs: Knobs) -> tuple[jax.Array, jax.Array]:
+    """(ce_weight, kd_weight) of the two student heads: (1, 0) no KD, (ce_weight, kd_weight) KD."""
+    return (jnp.stack([jnp.float32(1.0), knobs.ce_weight]), jnp.stack([jnp.float32(0.0), knobs.kd_weight]))
 
 
-def _run_linear_erm(draws: RunDraws, knobs: Knobs, static: StaticSpec) -> Metrics:
-    """The protocol with every fit converged ridge-logistic ERM (:func:`mfh_sim.erm.newton_solve`).
-
-    Same draws as gradient training (the initial weights are drawn but unused): teacher on x^a of
-    the training sample, no-KD and KD students on x^b of the students' sample, accuracies on the
-    test sample.  A fit that does not reach the solver's tolerance is flagged ``*_diverged`` and
-    its accuracy is NaN, as a diverged gradient run's.  ``kd_loss='mse'``: the KD student's term is
-    the logit MSE's margin part (kd_weight / 4) (h - t)^2, temperature and reduction unused (the
-    simulator's logit MSE has neither; :func:`mfh_sim.erm.effective_kd_weight`).
-    """
+def fit_margin_gd(draws: RunDraws, knobs: Knobs, static: StaticSpec, keys: RunKeys) -> Trained:
+    """The paper's linear two-class models under full-batch SGD with the KL loss, trained in margin
+    form (exactly the two-output layers' predictions; :func:`mfh_sim.train.fit_linear`), both
+    students as two heads of one pass over x^b, gradients :func:`mfh_sim.losses.margin_gradient`."""
     train, students, test = draws.train, draws.students, draws.test
-    iterations, tol = erm.DEFAULT_ITERATIONS, erm.DEFAULT_TOL
-    teacher = erm.newton_solve(train.x_a, train.labels, jnp.zeros(train.x_a.shape[0]), knobs.l2,
-                               1.0, 0.0, 1.0, iterations, tol)
-    teacher_margins = students.x_a @ teacher.theta + teacher.bias
-    no_kd = erm.newton_solve(students.x_b, students.labels, teacher_margins, knobs.l2, 1.0, 0.0, 1.0,
-                             iterations, tol)
-    kd = erm.newton_solve(students.x_b, students.labels, teacher_margins, knobs.l2, knobs.ce_weight,
-                          erm.effective_kd_weight(knobs.kd_weight, static.kd_reduction, static.kd_loss),
-                          knobs.temperature, iterations, tol, kd_loss=static.kd_loss)
-    positive = test.labels == 1
-
-    def test_acc(fit: erm.ErmFit, x: jax.Array, failed: jax.Array) -> jax.Array:
-        return jnp.where(failed, jnp.nan, jnp.mean(((x @ fit.theta + fit.bias) > 0) == positive))
-
-    teacher_failed, no_kd_failed = ~teacher.converged, ~no_kd.converged
-    kd_failed = ~kd.converged | teacher_failed
-    return _metrics(test_acc(teacher, test.x_a, teacher_failed), test_acc(no_kd, test.x_b, no_kd_failed),
-                    test_acc(kd, test.x_b, kd_failed), teacher_failed, no_kd_failed, kd_failed)
-
-
-def _run_linear_sgd(draws: RunDraws, knobs: Knobs, static: StaticSpec) -> Metrics:
-    """The paper's linear models under full-batch SGD, trained in margin form (exactly equivalent;
-    see :func:`mfh_sim.train.fit_linear_margin`) with both students in one pass over x^b."""
-    train, students, test = draws.train, draws.students, draws.test
-    teacher_w, teacher_b = margin_params(*linear_init_from_normals(draws.teacher_init, static.dim_a, static.init))
-    student_w, student_b = margin_params(*linear_init_from_normals(draws.student_init, static.dim_b, static.init))
+    optimizer = make_optimizer("sgd", knobs.learning_rate, knobs.momentum)
+    teacher_w, teacher_b = margin_params(*linear_init(draws.teacher_init, static.dim_a, init=static.init))
+    student_w, student_b = margin_params(*linear_init(draws.student_init, static.dim_b, init=static.init))
     train_labels = train.labels.astype(jnp.float32)[:, None]
-    teacher_w, teacher_b, teacher_div = fit_linear_margin(
-        train.x_a, teacher_w[:, None], teacher_b[None],
-        lambda m: margin_gradient(m, train_labels),
-        knobs.learning_rate, knobs.momentum, static.steps,
-    )
-    teacher_margins = students.x_a @ teacher_w + teacher_b  # (n, 1)
+    teacher = fit_linear(train.x_a, teacher_w[:, None], teacher_b[None],
+                         loss_gradient=lambda m: margin_gradient(m, train_labels),
+                         form="margin", optimizer=optimizer, steps=static.steps)
+    teacher_margins = students.x_a @ teacher.weights + teacher.biases  # (n, 1)
     student_labels = students.labels.astype(jnp.float32)[:, None]
-    # Head 0 is the no-KD student (CE only), head 1 the KD student.
-    ce_weights = jnp.stack([jnp.float32(1.0), knobs.ce_weight])
-    kd_weights = jnp.stack([jnp.float32(0.0), knobs.kd_weight])
+    ce_weights, kd_weights = _student_weights(knobs)
     student_gradient = lambda m: margin_gradient(
         m, student_labels, teacher_margins, ce_weight=ce_weights, kd_weight=kd_weights,
         temperature=knobs.temperature, reduction=static.kd_reduction,
     )
-    # Both students start from the same initial weights: their difference is then the effect of
-    # KD alone, which makes the paired interval of the KD gain tighter.
-    both_w, both_b, student_div = fit_linear_margin(
-        students.x_b, jnp.stack([student_w, student_w], axis=1), jnp.stack([student_b, student_b]),
-        student_gradient, knobs.learning_rate, knobs.momentum, static.steps,
-    )
-    teacher_div = teacher_div[0]
-    kd_div = student_div[1] | teacher_div
-
-    def test_acc(margins, diverged):
-        return jnp.where(diverged, jnp.nan, jnp.mean((margins > 0) == (test.labels == 1)))
-
-    test_b = test.x_b @ both_w + both_b
-    return _metrics(
-        test_acc(test.x_a @ teacher_w[:, 0] + teacher_b[0], teacher_div),
-        test_acc(test_b[:, 0], student_div[0]),
-        test_acc(test_b[:, 1], kd_div),
-        teacher_div, student_div[0], kd_div,
-    )
+    both = fit_linear(students.x_b, jnp.stack([student_w, student_w], axis=1), jnp.stack([student_b, student_b]),
+                      loss_gradient=student_gradient, form="margin", optimizer=optimizer, steps=static.steps)
+    test_b = test.x_b @ both.weights + both.biases
+    return Trained(test.x_a @ teacher.weights[:, 0] + teacher.biases[0], test_b[:, 0], test_b[:, 1],
+                   teacher.diverged[0], both.diverged[0], both.diverged[1], "margin")
 
 
-def _run_linear_sgd_multiclass(draws: RunDraws, knobs: Knobs, static: StaticSpec) -> Metrics:
+def fit_logits_gd(draws: RunDraws, knobs: Knobs, static: StaticSpec, keys: RunKeys) -> Trained:
     """Linear models with more than two classes under full-batch SGD and the KL loss, trained with
-    closed-form logit gradients (:func:`mfh_sim.train.fit_linear_logits`), both students in one pass over x^b.
-
-    The gradients are those of :func:`mfh_sim.losses.logit_gradient`, written out classes first;
-    the teacher's softened probabilities are computed once, outside the training loop, and the
-    softened student softmax only for the KD head (XLA does not hoist loop invariants out of a
-    scan)."""
+    the closed-form logit gradients of :func:`mfh_sim.losses.logit_gradient`
+    (:func:`mfh_sim.train.fit_linear`, ``form='logits'``), both students as two heads of one pass
+    over x^b; the teacher's softened probabilities are computed once, before the students' loop."""
     classes = static.n_classes
     train, students, test = draws.train, draws.students, draws.test
-    teacher_w, teacher_b = linear_init_from_normals(draws.teacher_init, static.dim_a, static.init, classes)
-    student_w, student_b = linear_init_from_normals(draws.student_init, static.dim_b, static.init, classes)
+    optimizer = make_optimizer("sgd", knobs.learning_rate, knobs.momentum)
+    teacher_w, teacher_b = linear_init(draws.teacher_init, static.dim_a, init=static.init, n_classes=classes)
+    student_w, student_b = linear_init(draws.student_init, static.dim_b, init=static.init, n_classes=classes)
     classes_first = lambda labels: jax.nn.one_hot(labels, classes, dtype=jnp.float32).T[:, :, None]
-    n_train, n = train.x_a.shape[0], students.x_b.shape[0]
     train_onehot = classes_first(train.labels)  # (C, n, 1)
-    teacher_w, teacher_b, teacher_div = fit_linear_logits(
-        train.x_a, teacher_w.T[:, :, None], teacher_b[:, None],
-        lambda logits: (softmax_first(logits) - train_onehot) / n_train,
-        knobs.learning_rate, knobs.momentum, static.steps,
-    )
-    teacher_w, teacher_b = teacher_w[:, :, 0].T, teacher_b[:, 0]  # back to (d, C), (C,)
-    teacher_logits = students.x_a @ teacher_w + teacher_b  # (n, C)
-    teacher_soft = softmax_first(teacher_logits.T / knobs.temperature)  # (C, n)
+    teacher = fit_linear(train.x_a, teacher_w.T[:, :, None], teacher_b[:, None],
+                         loss_gradient=lambda logits: logit_gradient(logits, train_onehot),
+                         form="logits", optimizer=optimizer, steps=static.steps)
+    teacher_w, teacher_b = teacher.weights[:, :, 0].T, teacher.biases[:, 0]  # back to (d, C), (C,)
+    teacher_probs = softmax_first((students.x_a @ teacher_w + teacher_b).T / knobs.temperature)  # (C, n)
     onehot = classes_first(students.labels)
-    # Head 0 is the no-KD student (CE only), head 1 the KD student.
-    ce_weights = jnp.stack([jnp.float32(1.0), knobs.ce_weight])
-    kd_scale = knobs.kd_weight * knobs.temperature / (
-        n * (classes if static.kd_reduction == "paper" else 1))
-
-    def student_gradient(logits):
-        grad = ce_weights * (softmax_first(logits) - onehot) / n
-        soft = softmax_first(logits[:, :, 1] / knobs.temperature)
-        return grad.at[:, :, 1].add(kd_scale * (soft - teacher_soft))
-
-    # Both students start from the same initial weights (see make_run).
-    both_w, both_b, student_div = fit_linear_logits(
-        students.x_b, jnp.stack([student_w.T, student_w.T], axis=-1),
-        jnp.stack([student_b, student_b], axis=-1),
-        student_gradient, knobs.learning_rate, knobs.momentum, static.steps,
+    ce_weights, _ = _student_weights(knobs)
+    student_gradient = lambda logits: logit_gradient(
+        logits, onehot, teacher_probs, ce_weight=ce_weights, kd_weight=knobs.kd_weight,
+        temperature=knobs.temperature, reduction=static.kd_reduction, kd_head=1,
     )
-    teacher_div = teacher_div[0]
-    kd_div = student_div[1] | teacher_div
+    both = fit_linear(students.x_b, jnp.stack([student_w.T, student_w.T], axis=-1),
+                      jnp.stack([student_b, student_b], axis=-1), loss_gradient=student_gradient,
+                      form="logits", optimizer=optimizer, steps=static.steps)
+    students_test = jnp.einsum("nd,cdh->hnc", test.x_b, both.weights) + both.biases.T[:, None, :]  # (2, n, C)
+    return Trained(test.x_a @ teacher_w + teacher_b, students_test[0], students_test[1],
+                   teacher.diverged[0], both.diverged[0], both.diverged[1], "logits")
 
-    def test_acc(logits, diverged):
-        return jnp.where(diverged, jnp.nan, accuracy(logits, test.labels))
 
-    teacher_test = test.x_a @ teacher_w + teacher_b
-    students_test = jnp.einsum("nd,cdh->hnc", test.x_b, both_w) + both_b.T[:, None, :]  # (2, n, C)
-    nontarget = jnp.where(
-        teacher_div | student_div[0], jnp.nan,
-        jnp.mean(nontarget_divergence(teacher_test, students_test[0], test.labels)),
+def fit_erm(draws: RunDraws, knobs: Knobs, static: StaticSpec, keys: RunKeys) -> Trained:
+    """Every fit converged ridge-logistic ERM (:func:`mfh_sim.erm.newton_solve`), same draws as
+    gradient training (the initial weights are drawn but unused).  A fit that does not reach the
+    solver's tolerance is flagged diverged.  ``kd_loss='mse'``: the KD student's term is the logit
+    MSE's margin part (kd_weight / 4) (h - t)^2, temperature and reduction unused
+    (:func:`mfh_sim.erm.effective_kd_weight`)."""
+    train, students, test = draws.train, draws.students, draws.test
+    solve = functools.partial(erm.newton_solve, l2=knobs.l2, iterations=erm.DEFAULT_ITERATIONS,
+                              tol=erm.DEFAULT_TOL)
+    teacher = solve(train.x_a, train.labels, jnp.zeros(train.x_a.shape[0]), ce_weight=1.0, k=0.0, temperature=1.0)
+    teacher_margins = students.x_a @ teacher.theta + teacher.bias
+    no_kd = solve(students.x_b, students.labels, teacher_margins, ce_weight=1.0, k=0.0, temperature=1.0)
+    kd = solve(students.x_b, students.labels, teacher_margins, ce_weight=knobs.ce_weight,
+               k=erm.effective_kd_weight(knobs.kd_weight, static.kd_reduction, static.kd_loss),
+               temperature=knobs.temperature, kd_loss=static.kd_loss)
+    margins = lambda fit, x: x @ fit.theta + fit.bias
+    return Trained(margins(teacher, test.x_a), margins(no_kd, test.x_b), margins(kd, test.x_b),
+                   ~teacher.converged, ~no_kd.converged, ~kd.converged, "margin")
+
+
+def fit_autodiff(draws: RunDraws, knobs: Knobs, static: StaticSpec, keys: RunKeys) -> Trained:
+    """Any model, optimiser and KD loss by automatic differentiation (:func:`mfh_sim.train.fit`):
+    MLPs, Adam, the logit-MSE and feature-hint KD losses.  Linear layers take their initial weights
+    from the run's normals, as the closed-form fits do (so both start alike); MLPs use flax's
+    initialisation with the run's own keys."""
+    n_classes = static.n_classes
+    model = make_model(static.model, static.hidden, static.init, n_classes=n_classes)
+    train, students, test = draws.train, draws.students, draws.test
+
+    def initial_params(key: jax.Array, normals: jax.Array, fan_in: int):
+        if static.model == "linear":
+            return as_flax_params(*linear_init(normals, fan_in, init=static.init, n_classes=n_classes))
+        return model.init(key, jnp.zeros((1, fan_in), jnp.float32))
+
+    optimizer = make_optimizer(static.optimizer, knobs.learning_rate, knobs.momentum)
+    teacher, teacher_diverged = fit(
+        keys.teacher_init, model, train.x_a,
+        lambda logits: cross_entropy(logits, train.labels), optimizer, static.steps,
+        params=initial_params(keys.teacher_init, draws.teacher_init, static.dim_a),
     )
-    return _metrics(
-        test_acc(teacher_test, teacher_div),
-        test_acc(students_test[0], student_div[0]),
-        test_acc(students_test[1], kd_div),
-        teacher_div, student_div[0], kd_div,
-        nontarget,
+    teacher_logits = model.apply(teacher, students.x_a)
+    student_init = initial_params(keys.student_init, draws.student_init, static.dim_b)
+    no_kd, no_kd_diverged = fit(
+        keys.student_init, model, students.x_b,
+        lambda logits: cross_entropy(logits, students.labels), optimizer, static.steps,
+        params=student_init,
     )
+    kd_model, kd_init = model, student_init
+    ce = lambda logits: knobs.ce_weight * cross_entropy(logits, students.labels)
+    if static.kd_loss == "kl":
+        kd_loss = lambda logits: distillation(
+            logits, students.labels, teacher_logits,
+            ce_weight=knobs.ce_weight, kd_weight=knobs.kd_weight,
+            temperature=knobs.temperature, reduction=static.kd_reduction,
+        )
+    elif static.kd_loss == "mse":
+        kd_loss = lambda logits: ce(logits) + knobs.kd_weight * logit_mse(logits, teacher_logits)
+    else:  # 'hint': the teacher's last hidden layer, matched through a learned regressor
+        teacher_features = model.apply(teacher, students.x_a, features=True)
+        kd_model = HintStudent(n_classes, static.hidden, static.hidden[-1], static.init)
+        kd_init = hint_student_params(
+            model.init(keys.student_init, students.x_b[:1]), keys.hint,
+            static.hidden, static.hidden[-1], static.init,
+        )
+        kd_loss = lambda outputs: ce(outputs[0]) + knobs.kd_weight * feature_hint(outputs[1], teacher_features)
+    kd, kd_diverged = fit(keys.student_init, kd_model, students.x_b, kd_loss, optimizer, static.steps,
+                          params=kd_init)
+    kd_logits = kd_model.apply(kd, test.x_b)
+    if static.kd_loss == "hint":
+        kd_logits = kd_logits[0]
+    return Trained(model.apply(teacher, test.x_a), model.apply(no_kd, test.x_b), kd_logits,
+                   teacher_diverged, no_kd_diverged, kd_diverged, "logits")
+
+
+def fit_function(static: StaticSpec, fast_path: bool = True) -> Callable[..., Trained]:
+    """The fit function of ``static``: closed forms where they are exact (``fast_path``), else
+    automatic differentiation.  ``fast_path=False`` forces :func:`fit_autodiff` for gradient
+    training (it gives the same classifiers up to float rounding, tested, and exists to check
+    that); converged ERM has no other path."""
+    if static.optimizer == "erm":
+        return fit_erm
+    if fast_path and static.model == "linear" and static.optimizer == "sgd" and static.kd_loss == "kl":
+        return fit_margin_gd if static.n_classes == 2 else fit_logits_gd
+    return fit_autodiff
+
+
+def make_run(static: StaticSpec, fast_path: bool = True) -> Callable[[jax.Array, Inputs], Metrics]:
+    """A pure ``run(key, inputs) -> Metrics`` for configs sharing ``static``: the one run skeleton
+    (draws, the fit function of :func:`fit_function`, test accuracies)."""
+    fit_models = fit_function(static, fast_path)
+
+    def run(key: jax.Array, inputs: Inputs) -> Metrics:
+        layout, knobs = inputs
+        draws = draw_run(key, layout, knobs, static)
+        trained = fit_models(draws, knobs, static, split_run_key(key))
+        labels = draws.test.labels
+        teacher_div, no_kd_div = trained.teacher_diverged, trained.no_kd_diverged
+        # A KD student whose teacher diverged learned from meaningless targets.
+        kd_div = trained.kd_diverged | teacher_div
+        score = lambda outputs, diverged: accuracy(outputs, labels, form=trained.form, diverged=diverged)
+        if static.n_classes > 2:
+            nontarget = jnp.mean(nontarget_divergence(trained.teacher, trained.no_kd, labels))
+        else:  # one non-target class: the divergence is 0 by definition
+            nontarget = jnp.float32(0.0)
+        return Metrics(
+            score(trained.teacher, teacher_div), score(trained.no_kd, no_kd_div), score(trained.kd, kd_div),
+            teacher_div, no_kd_div, kd_div,
+            jnp.where(teacher_div | no_kd_div, jnp.nan, nontarget).astype(jnp.float32),
+        )
+
+    return run
 
 
 # ------------------------------------------------------------------------------ the protocol
@@ -446,8 +470,27 @@ def bytes_per_run(static: StaticSpec) -> int:
     return int(data + activations + 3 * 4 * 4 * params + erm_work + 4096)
 
 
-@dataclass(frozen=True)
-class PaperProtocol(Protocol):
+def metrics(static: StaticSpec) -> dict[str, MetricSpec]:
+    """Every metric is a per-run scalar (:data:`METRIC_DTYPES`)."""
+    return {name: MetricSpec(dtype, ()) for name, dtype in METRIC_DTYPES.items()}
+
+
+def runs_concurrently(static: StaticSpec) -> bool:
+    """Converged ERM factorises its Hessian (Cholesky) inside the Newton loop: one thread."""
+    return static.optimizer != "erm"
+
+
+def point_from_dict(values: Mapping[str, Any]) -> SimConfig:
+    """The config :meth:`SimConfig.as_dict` described."""
+    return SimConfig.from_dict(dict(values))
+
+
+def _shared_identity(config: SimConfig) -> int:
+    return 0
+
+
+@functools.cache
+def paper_protocol(common_random_numbers: bool = True) -> Protocol:
     """The paper's protocol (:func:`make_run`) for the engine: points are :class:`SimConfig`.
 
     ``common_random_numbers`` (default True): every point's run for seed s takes the key
@@ -455,47 +498,21 @@ class PaperProtocol(Protocol):
     hyperplane, samples and initial weights and differences between points are paired (as in the
     paper's Fig. 2, whose no-KD student is the same at every gamma).  False: the identity is
     :meth:`SimConfig.identity`, a hash of the config's content, so every point draws its own.
+
+    Version 2: the run key is split before any draw (version 1 drew the normals from the run key
+    and folded tags into that same key), so every number differs from version 1.
     """
-
-    common_random_numbers: bool = True
-
-    name = "paper"
-    #: 2: the run key is split before any draw (version 1 drew the normals from the run key and
-    #: folded tags into that same key), so every number differs from version 1.
-    version = 2
-
-    def static_of(self, point: SimConfig) -> StaticSpec:
-        return point.static_signature()
-
-    def inputs_of(self, point: SimConfig) -> tuple[Layout, Knobs]:
-        return inputs_of(point)
-
-    def identity_of(self, point: SimConfig) -> int:
-        return 0 if self.common_random_numbers else point.identity()
-
-    def make_run(self, static: StaticSpec) -> Callable[[jax.Array, tuple[Layout, Knobs]], Metrics]:
-        run = make_run(static)
-        return lambda key, inputs: run(key, *inputs)
-
-    def metrics(self, static: StaticSpec) -> dict[str, MetricSpec]:
-        return {name: MetricSpec(dtype, ()) for name, dtype in METRIC_DTYPES.items()}
-
-    def bytes_per_run(self, static: StaticSpec) -> int:
-        return bytes_per_run(static)
-
-    def describe(self, point: SimConfig) -> dict[str, Any]:
-        return point.as_dict()
-
-    def point_from_dict(self, values: Mapping[str, Any]) -> SimConfig:
-        return SimConfig.from_dict(dict(values))
-
-    def settings(self) -> dict[str, Any]:
-        return {"common_random_numbers": bool(self.common_random_numbers)}
-
-    def runs_concurrently(self, static: StaticSpec) -> bool:
-        # Converged ERM factorises its Hessian (Cholesky) inside the Newton loop.
-        return static.optimizer != "erm"
+    if not isinstance(common_random_numbers, (bool, np.bool_)):
+        raise ValueError(f"common_random_numbers={common_random_numbers!r} is not allowed: use True or False")
+    common = bool(common_random_numbers)
+    return Protocol(
+        name="paper", version=2, static_of=static_of, inputs_of=inputs_of,
+        identity_of=_shared_identity if common else SimConfig.identity,
+        make_run=make_run, metrics=metrics, bytes_per_run=bytes_per_run, describe=SimConfig.as_dict,
+        point_from_dict=point_from_dict, result="mfh_sim.results:SweepResult",
+        settings=(("common_random_numbers", common),), runs_concurrently=runs_concurrently,
+    )
 
 
 #: The paper's protocol with common random numbers (the default of every sweep).
-PAPER = PaperProtocol()
+PAPER = paper_protocol()
