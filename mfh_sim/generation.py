@@ -87,9 +87,8 @@ def generate(gamma: float | None = None, alpha: float | None = None, beta: float
     import jax
 
     from mfh_sim.config import make_config
-    from mfh_sim.data import hyperplane_from_normals
     from mfh_sim.engine import run_keys
-    from mfh_sim.protocols.paper import draw_run, inputs_of, split_run_key
+    from mfh_sim.protocols.paper import draw_run, inputs_of, static_of
 
     if "n_train" in knobs:
         raise ValueError(f"n_train={knobs['n_train']!r} is not allowed in generate: give the sample size as n")
@@ -97,35 +96,14 @@ def generate(gamma: float | None = None, alpha: float | None = None, beta: float
     seed = require_integer("seed", seed, 0)
     root_seed = require_root_seed(root_seed)
     config = make_config(gamma=gamma, alpha=alpha, beta=beta, n_train=n, **knobs)
-    static = config.static_signature()
+    static = static_of(config)
     layout, run_knobs = inputs_of(config)
     key = jax.numpy.asarray(run_keys(0, np.array([seed]), root_seed)[0])  # simulate's key of this seed
     draws = draw_run(key, layout, run_knobs, static)
-    if static.n_classes == 2:
-        # draw_run cuts its normals as (hyperplane, samples, initial weights): the first n_latent
-        # normals of the run's draws key are the hyperplane's (tested against the labels).
-        w = hyperplane_from_normals(_leading_normals(split_run_key(key).draws, static, layout), layout)
-    else:
-        from mfh_sim.data import class_directions
-
-        w = class_directions(split_run_key(key).classes, layout, static.n_classes)
-    w = np.asarray(w, np.float64)
+    w = np.asarray(draws.w, np.float64)
     arrays = lambda s: (np.asarray(s.x_a), np.asarray(s.x_b), np.asarray(s.labels, np.int32))
     x_a, x_b, y = arrays(draws.train)
     x_a_test, x_b_test, y_test = arrays(draws.test)
     return Generated(x_a, x_b, y, x_a_test, x_b_test, y_test, np.asarray(draws.train.latents), w,
                      config.venn, layout, shares_of(w, config.venn))
 
-
-def _leading_normals(key, static, layout):
-    """The hyperplane's normals: the first n_latent of the one normal draw of :func:`draw_run`
-    (drawn at its full length: a shorter draw from the same key gives other numbers)."""
-    import jax
-
-    from mfh_sim.data import sample_width
-    from mfh_sim.models import linear_init_size
-
-    rows = static.n_train * (2 if static.fresh_student_sample else 1) + static.n_test
-    total = (layout.decisive.shape[-1] + rows * sample_width(layout)
-             + linear_init_size(static.dim_a, static.n_classes) + linear_init_size(static.dim_b, static.n_classes))
-    return jax.random.normal(key, (total,))[: layout.decisive.shape[-1]]

@@ -109,21 +109,26 @@ def logit_gradient(
     kd_weight: float | jax.Array = 0.0,
     temperature: float | jax.Array = 1.0,
     reduction: str = "paper",
-    kd_head: int = -1,
+    kd_head: int | None = -1,
 ) -> jax.Array:
     """d/d logits of :func:`distillation` for any number of classes, in closed form, classes first.
 
     ``logits`` (C, n, heads): C classes, n samples, heads trained side by side; ``onehot``
     (C, n, 1) the labels.  With p = softmax(l), p^T = softmax(l / T) and q = ``teacher_probs``
-    (C, n) the teacher's softened probabilities softmax(t / T), per head
+    the teacher's softened probabilities softmax(t / T), per head
 
         d CE / d l                  = (p - onehot) / n                  (times ``ce_weight``)
         d T^2 KL(q || p^T) / d l    = T (p^T - q) / (n c)               (times ``kd_weight``)
 
-    with c = C for ``reduction='paper'`` and c = 1 for ``'batchmean'``.  ``ce_weight`` may be an
-    array over heads; the KD term applies to head ``kd_head`` only (none without
-    ``teacher_probs``), so the softened softmax is computed for that head alone, and q is taken
-    as given, computed once outside a training loop (XLA does not hoist loop invariants out of a
+    with c = C for ``reduction='paper'`` and c = 1 for ``'batchmean'``.  ``ce_weight`` and
+    ``kd_weight`` may be arrays that broadcast against (C, n, heads) (per head, or per sample and
+    head: a 0/1 mask times n / its count averages a head's loss over its own samples).
+
+    Which heads distil: ``kd_head=h`` (default the last), the KD term applies to head h only and
+    q is (C, n), so the softened softmax is computed for that head alone (the paper's no-KD and
+    KD students side by side); ``kd_head=None``, every head distils from its own teacher, q is
+    (C, n, heads) (a head whose ``kd_weight`` is 0 is a no-KD head).  Either way q is taken as
+    given, computed once outside a training loop (XLA does not hoist loop invariants out of a
     scan).  Classes first: a softmax over a short leading axis is elementwise work over samples,
     about twice as fast on a CPU as over a trailing axis.
     """
@@ -134,6 +139,8 @@ def logit_gradient(
     if teacher_probs is None:
         return grad
     scale = kd_weight * temperature / (n * (classes if reduction == "paper" else 1))
+    if kd_head is None:
+        return grad + scale * (softmax_first(logits / temperature) - teacher_probs)
     soft = softmax_first(logits[:, :, kd_head] / temperature)
     return grad.at[:, :, kd_head].add(scale * (soft - teacher_probs))
 

@@ -233,6 +233,7 @@ def test_the_run_calls_no_lapack_so_chunks_run_concurrently():
 
 def test_margin_form_trains_the_two_output_layer():
     # Two classes train in margin form; the logits form of the same heads gives the same model.
+    import jax
     import jax.numpy as jnp
 
     from mfh_sim.losses import logit_gradient
@@ -242,9 +243,11 @@ def test_margin_form_trains_the_two_output_layer():
     static, inputs = REAL.static_of(point), REAL.inputs_of(point)
     x = jnp.asarray((point.x_a - point.x_a.mean(0)) / point.x_a.std(0), jnp.float32)
     x = jnp.pad(x, ((0, 0), (0, static.width_a - x.shape[1])))
-    labels = jnp.asarray(point.labels)
-    teacher = jnp.asarray(np.random.default_rng(0).normal(size=(x.shape[0], 2, 2)), jnp.float32)
-    gradient = lambda logits: logit_gradient(logits, labels, teacher, kd_weight=jnp.float32(0.7), temperature=2.0)
+    onehot = jax.nn.one_hot(jnp.asarray(point.labels), 2, dtype=jnp.float32).T[:, :, None]
+    teacher = jnp.asarray(np.random.default_rng(0).normal(size=(2, x.shape[0], 2)), jnp.float32)
+    probs = jax.nn.softmax(teacher / 2.0, axis=0)  # each of the two heads distils from its own teacher
+    gradient = lambda logits: logit_gradient(logits, onehot, probs, kd_weight=jnp.float32(0.7), temperature=2.0,
+                                             kd_head=None)
     w, b = _init(jnp.linspace(-2, 2, (static.width_a + 1) * 2), static.width_a, jnp.float32(12), 2, 2)
     out = {form: _train(x, w, b, gradient, inputs, static, form) for form in ("margin", "logits")}
     margins = {form: np.diff(np.asarray(_logits(x, *out[form][:2])), axis=-1) for form in out}

@@ -192,13 +192,16 @@ def inputs_of(config: SimConfig) -> Inputs:
 
 
 class RunDraws(NamedTuple):
-    """Everything random in one run: the samples and the linear layers' initial normals."""
+    """Everything random in one run: the samples, the linear layers' initial normals and the label
+    direction ``w`` (the hyperplane (n_latent,) with two classes; the class directions
+    (n_latent, n_classes) with more, see :func:`mfh_sim.data.class_directions`)."""
 
     train: Sample
     students: Sample
     test: Sample
     teacher_init: jax.Array
     student_init: jax.Array
+    w: jax.Array
 
 
 def draw_run(key: jax.Array, layout: Layout, knobs: Knobs, static: StaticSpec) -> RunDraws:
@@ -242,7 +245,7 @@ def draw_run(key: jax.Array, layout: Layout, knobs: Knobs, static: StaticSpec) -
     samples = split(data, sizes)
     train, test = samples[0], samples[-1]
     students = samples[1] if static.fresh_student_sample else train
-    return RunDraws(train, students, test, teacher_init, student_init)
+    return RunDraws(train, students, test, teacher_init, student_init, w)
 
 
 # ----------------------------------------------------------------------------- the trainings

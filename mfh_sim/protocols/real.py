@@ -37,6 +37,7 @@ imports neither the engine nor anything above it.
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -47,9 +48,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from mfh_sim.losses import logit_gradient
-from mfh_sim.models import linear_init_from_normals, linear_init_size
+from mfh_sim.models import linear_init, linear_init_size
 from mfh_sim.protocols import MetricSpec, Protocol
-from mfh_sim.train import fit_linear_logits, fit_linear_margin
+from mfh_sim.train import fit_linear, make_optimizer
 
 #: Channel widths views are zero-padded to (a wider view is padded to a multiple of 128), so
 #: that views of similar width share one compiled program.
@@ -169,7 +170,7 @@ def general_part(x_a: jax.Array, x_b: jax.Array, pool: jax.Array, ridge: jax.Arr
 
     V by conjugate gradients (:data:`RIDGE_ITERATIONS`, all columns at once), not a LAPACK solve:
     programs that call LAPACK cannot run in several threads at once on JAX's CPU runtime (see
-    :meth:`mfh_sim.protocols.Protocol.runs_concurrently`), and this one should use every core."""
+    :attr:`mfh_sim.protocols.Protocol.runs_concurrently`), and this one should use every core."""
     xb, target = x_b[pool], x_a[pool]
     lam = ridge * pool.shape[0]
     apply = lambda v: xb @ (xb.T @ v) + lam * v
@@ -193,9 +194,9 @@ def _init(normals: jax.Array, width: int, dim: jax.Array, n_classes: int, heads:
     """Classes-first initial weights (C, width, heads), biases (C, heads) of a linear layer with
     PyTorch's U(+-1/sqrt(dim)) init on its ``dim`` real inputs, the same for every head.
 
-    :func:`mfh_sim.models.linear_init_from_normals` at the padded width gives U(+-1/sqrt(width));
-    rescaled by sqrt(width / dim) it is U(+-1/sqrt(dim)), and padded inputs get weight 0."""
-    kernel, bias = linear_init_from_normals(normals, width, "torch", n_classes)
+    :func:`mfh_sim.models.linear_init` at the padded width gives U(+-1/sqrt(width)); rescaled by
+    sqrt(width / dim) it is U(+-1/sqrt(dim)), and padded inputs get weight 0."""
+    kernel, bias = linear_init(normals, width, init="torch", n_classes=n_classes)
     scale = jnp.sqrt(width / dim)
     kernel = kernel * scale * (jnp.arange(width) < dim)[:, None]
     return (jnp.broadcast_to((kernel.T)[:, :, None], (n_classes, width, heads)),
@@ -205,23 +206,25 @@ def _init(normals: jax.Array, width: int, dim: jax.Array, n_classes: int, heads:
 def _train(x, weights, biases, gradient, inputs: RealInputs, static: RealStatic, form: str | None = None):
     """Every training of the protocol: ``static.steps`` steps of full-batch GD (no momentum) of
     linear heads sharing the input ``x`` (n, width), with the closed-form loss gradient
-    ``gradient`` (logits (n, heads, C) -> dLoss/dlogits, same shape) at ``inputs.learning_rate``.
+    ``gradient`` (classes-first logits (C, n, heads) -> dLoss/dlogits, same shape, as
+    :func:`mfh_sim.losses.logit_gradient` gives it) at ``inputs.learning_rate``.
 
     ``form``: 'margin' (the default for two classes) trains the margin m = l_1 - l_0 of each head,
-    exactly the two-output layer's GD at half the arithmetic (:func:`mfh_sim.train.fit_linear_margin`;
+    exactly the two-output layer's GD at half the arithmetic (:func:`mfh_sim.train.fit_linear`;
     the loss depends on the logits only through m, so dL/dm is the class-1 component of the logit
     gradient at logits [0, m]); 'logits' (more classes) trains the logits.
     Returns (weights (C, width, heads), biases (C, heads), diverged (heads,)); in margin form
     class 0's weights are 0, which gives the same softmax as the two-output layer."""
     form = form or ("margin" if static.n_classes == 2 else "logits")
+    optimizer = make_optimizer("sgd", inputs.learning_rate, 0.0)
     if form == "margin":
-        margin_of = lambda m: jnp.stack([jnp.zeros_like(m), m], axis=-1)
-        v, c, diverged = fit_linear_margin(x, weights[1] - weights[0], biases[1] - biases[0],
-                                           lambda m: gradient(margin_of(m))[..., 1], inputs.learning_rate, 0.0,
-                                           static.steps)
+        margin_of = lambda m: jnp.stack([jnp.zeros_like(m), m])
+        v, c, diverged = fit_linear(x, weights[1] - weights[0], biases[1] - biases[0],
+                                    loss_gradient=lambda m: gradient(margin_of(m))[1], form="margin",
+                                    optimizer=optimizer, steps=static.steps)
         return jnp.stack([jnp.zeros_like(v), v]), jnp.stack([jnp.zeros_like(c), c]), diverged
-    classes_first = lambda logits: jnp.transpose(gradient(jnp.transpose(logits, (1, 2, 0))), (2, 0, 1))
-    return fit_linear_logits(x, weights, biases, classes_first, inputs.learning_rate, 0.0, static.steps)
+    return tuple(fit_linear(x, weights, biases, loss_gradient=gradient, form="logits",
+                            optimizer=optimizer, steps=static.steps))
 
 
 def _logits(x: jax.Array, weights: jax.Array, biases: jax.Array) -> jax.Array:
@@ -230,9 +233,14 @@ def _logits(x: jax.Array, weights: jax.Array, biases: jax.Array) -> jax.Array:
 
 
 def _role_weights(masks: jax.Array) -> jax.Array:
-    """Per-row loss weights (n, heads, 1) that turn logit_gradient's mean over all n rows into a
-    mean over each head's rows (``masks`` (n, heads) in {0, 1})."""
-    return (masks * masks.shape[0] / jnp.maximum(jnp.sum(masks, axis=0), 1.0))[:, :, None]
+    """Per-row loss weights (1, n, heads), classes first, that turn logit_gradient's mean over all
+    n rows into a mean over each head's rows (``masks`` (n, heads) in {0, 1})."""
+    return (masks * masks.shape[0] / jnp.maximum(jnp.sum(masks, axis=0), 1.0))[None]
+
+
+def _onehot(labels: jax.Array, n_classes: int) -> jax.Array:
+    """Labels (n,) as classes-first one-hot rows (C, n, 1), the layout of logit_gradient."""
+    return jax.nn.one_hot(labels, n_classes, dtype=jnp.float32).T[:, :, None]
 
 
 def make_run(static: RealStatic) -> Callable[[jax.Array, RealInputs], RealMetrics]:
@@ -262,7 +270,8 @@ def make_run(static: RealStatic) -> Callable[[jax.Array, RealInputs], RealMetric
 
         def fit_teacher(x_rows, rows):
             w, b = _init(teacher_init, wa, inputs.dim_a, classes, 1)
-            gradient = lambda logits: logit_gradient(logits, y[rows])
+            onehot = _onehot(y[rows], classes)
+            gradient = lambda logits: logit_gradient(logits, onehot)
             return _train(x_rows, w, b, gradient, inputs, static)
 
         # Three teachers on the teacher's split (x^a, x^a_G, x^a_S), one on the student's labels.
@@ -288,12 +297,15 @@ def make_run(static: RealStatic) -> Callable[[jax.Array, RealInputs], RealMetric
         ce_w, kd_w = _role_weights(ce_masks), _role_weights(kd_masks)
 
         # The no-KD heads keep CE weight 1 whatever the KD students' ce_weight knob.
-        ce_knob = jnp.where(jnp.arange(heads) < n_budgets, 1.0, inputs.ce_weight)[None, :, None]
+        ce_knob = jnp.where(jnp.arange(heads) < n_budgets, 1.0, inputs.ce_weight)[None, None, :]
+        # Each head's teacher's softened probabilities, classes first (C, rows, heads), once.
+        teacher_probs = jnp.transpose(jax.nn.softmax(head_teacher / inputs.temperature, axis=-1), (2, 0, 1))
+        student_onehot = _onehot(y[rows], classes)
 
         def student_gradient(logits):
-            return logit_gradient(logits, y[rows], head_teacher, ce_weight=ce_knob * ce_w,
+            return logit_gradient(logits, student_onehot, teacher_probs, ce_weight=ce_knob * ce_w,
                                   kd_weight=inputs.kd_weight * kd_w, temperature=inputs.temperature,
-                                  reduction=static.kd_reduction)
+                                  reduction=static.kd_reduction, kd_head=None)
 
         s_w, s_b = _init(student_init, wb, inputs.dim_b, classes, heads)
         student_w, student_b, student_div = _train(x_b[rows], s_w, s_b, student_gradient, inputs, static)
@@ -301,7 +313,8 @@ def make_run(static: RealStatic) -> Callable[[jax.Array, RealInputs], RealMetric
         # Mimicability: an x^b probe fitted on the pool to the regular teacher's hard labels.
         teacher_hard = jnp.argmax(teacher_logits[n_student:, 0], axis=-1)
         m_w, m_b = _init(student_init, wb, inputs.dim_b, classes, 1)
-        mimic_w, mimic_b, mimic_div = _train(x_b[pool], m_w, m_b, lambda logits: logit_gradient(logits, teacher_hard),
+        mimic_onehot = _onehot(teacher_hard, classes)
+        mimic_w, mimic_b, mimic_div = _train(x_b[pool], m_w, m_b, lambda logits: logit_gradient(logits, mimic_onehot),
                                              inputs, static)
 
         def accuracy(logits, labels, diverged):
@@ -337,59 +350,72 @@ def _pad(x: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
-@dataclass(frozen=True)
-class RealProtocol(Protocol):
-    """The real-data protocol for the engine: points are :class:`RealPoint`."""
-
-    name = "real"
-    #: 2: roles (teacher split, pool, label budgets, test), four teachers and the transfer arms;
-    #: version 1 trained teacher and students on one sample.
-    version = 2
-
-    def static_of(self, point: RealPoint) -> RealStatic:
-        return RealStatic(int(point.labels.shape[0]), int(point.n_classes), padded_width(point.x_a.shape[1]),
-                          padded_width(point.x_b.shape[1]), int(point.n_test), int(point.n_teacher),
-                          int(point.n_pool), tuple(int(b) for b in point.budgets), int(point.steps),
-                          str(point.kd_reduction))
-
-    def inputs_of(self, point: RealPoint) -> RealInputs:
-        static = self.static_of(point)
-        f32 = np.float32
-        return RealInputs(
-            _pad(point.x_a, static.width_a), _pad(point.x_b, static.width_b),
-            np.asarray(point.labels, np.int32), f32(point.x_a.shape[1]), f32(point.x_b.shape[1]),
-            f32(point.learning_rate), f32(point.ce_weight), f32(point.kd_weight), f32(point.temperature),
-            f32(point.ridge),
-        )
-
-    def identity_of(self, point: RealPoint) -> int:
-        return zlib.crc32(f"{point.task}|{point.fingerprint}".encode())
-
-    def make_run(self, static: RealStatic) -> Callable[[jax.Array, RealInputs], RealMetrics]:
-        return make_run(static)
-
-    def metrics(self, static: RealStatic) -> dict[str, MetricSpec]:
-        b = BUDGET_SLOTS
-        shapes = {"teacher_acc": (len(TEACHERS),), "no_kd_acc": (b,), "kd_acc": (len(TEACHER_ARMS), b)}
-        return {name: MetricSpec(dtype, shapes.get(name, ())) for name, dtype in METRIC_DTYPES.items()}
-
-    def bytes_per_run(self, static: RealStatic) -> int:
-        width = static.width_a + static.width_b
-        heads = len(static.budgets) * (1 + len(TEACHER_ARMS)) + 1
-        rows = max(static.budgets) + static.n_pool
-        return int(4 * (8 * static.n_samples * width + 4 * rows * heads * static.n_classes
-                        + 3 * width * heads * static.n_classes + static.n_pool**2 + static.width_b * static.width_a)
-                   + 4096)
-
-    def describe(self, point: RealPoint) -> dict[str, Any]:
-        # The data are not stored in a manifest: a point is described by names and fingerprint.
-        return {k: getattr(point, k) for k in (
-            "task", "teacher_view", "student_view", "fingerprint", "n_classes", "n_test", "n_teacher", "n_pool",
-            "budgets", "steps", "learning_rate", "ce_weight", "kd_weight", "temperature", "ridge", "kd_reduction")}
-
-    def point_from_dict(self, values: Mapping[str, Any]) -> RealPoint:
-        raise ValueError("a real-data point cannot be rebuilt from its description alone: reload its data "
-                         "(mfh_sim.real) and rebuild the points")
+# The protocol interface is a NamedTuple of functions (mfh_sim.protocols), bundled at the end.
+def static_of(point: RealPoint) -> RealStatic:
+    """What fixes ``point``'s compiled program."""
+    return RealStatic(int(point.labels.shape[0]), int(point.n_classes), padded_width(point.x_a.shape[1]),
+                      padded_width(point.x_b.shape[1]), int(point.n_test), int(point.n_teacher),
+                      int(point.n_pool), tuple(int(b) for b in point.budgets), int(point.steps),
+                      str(point.kd_reduction))
 
 
-REAL = RealProtocol()
+def inputs_of(point: RealPoint) -> RealInputs:
+    """The traced inputs of ``point``'s runs."""
+    static = static_of(point)
+    f32 = np.float32
+    return RealInputs(
+        _pad(point.x_a, static.width_a), _pad(point.x_b, static.width_b),
+        np.asarray(point.labels, np.int32), f32(point.x_a.shape[1]), f32(point.x_b.shape[1]),
+        f32(point.learning_rate), f32(point.ce_weight), f32(point.kd_weight), f32(point.temperature),
+        f32(point.ridge),
+    )
+
+
+def identity_of(point: RealPoint) -> int:
+    """A point's key identity: its task and data, not its views (every view pair of a task sees the
+    same roles for a split index)."""
+    return zlib.crc32(f"{point.task}|{point.fingerprint}".encode())
+
+
+def metrics(static: RealStatic) -> dict[str, MetricSpec]:
+    b = BUDGET_SLOTS
+    shapes = {"teacher_acc": (len(TEACHERS),), "no_kd_acc": (b,), "kd_acc": (len(TEACHER_ARMS), b)}
+    return {name: MetricSpec(dtype, shapes.get(name, ())) for name, dtype in METRIC_DTYPES.items()}
+
+
+def bytes_per_run(static: RealStatic) -> int:
+    width = static.width_a + static.width_b
+    heads = len(static.budgets) * (1 + len(TEACHER_ARMS)) + 1
+    rows = max(static.budgets) + static.n_pool
+    return int(4 * (8 * static.n_samples * width + 4 * rows * heads * static.n_classes
+                    + 3 * width * heads * static.n_classes + static.n_pool**2 + static.width_b * static.width_a)
+               + 4096)
+
+
+def describe(point: RealPoint) -> dict[str, Any]:
+    # The data are not stored in a manifest: a point is described by names and fingerprint.
+    return {k: getattr(point, k) for k in (
+        "task", "teacher_view", "student_view", "fingerprint", "n_classes", "n_test", "n_teacher", "n_pool",
+        "budgets", "steps", "learning_rate", "ce_weight", "kd_weight", "temperature", "ridge", "kd_reduction")}
+
+
+def point_from_dict(values: Mapping[str, Any]) -> RealPoint:
+    raise ValueError("a real-data point cannot be rebuilt from its description alone: reload its data "
+                     "(mfh_sim.real) and rebuild the points")
+
+
+@functools.cache
+def real_protocol() -> Protocol:
+    """The real-data protocol for the engine: points are :class:`RealPoint`; no result type (the
+    report in :mod:`mfh_sim.real` reads the engine's arrays).
+
+    Version 2: roles (teacher split, pool, label budgets, test), four teachers and the transfer
+    arms; version 1 trained teacher and students on one sample.
+    """
+    return Protocol(name="real", version=2, static_of=static_of, inputs_of=inputs_of, identity_of=identity_of,
+                    make_run=make_run, metrics=metrics, bytes_per_run=bytes_per_run, describe=describe,
+                    point_from_dict=point_from_dict, result="")
+
+
+#: The real-data protocol.
+REAL = real_protocol()

@@ -96,24 +96,10 @@ def run_points(points: Sequence, splits: int, *, root_seed: int = 0, out: str | 
                workers: int | None = None, chunk_size: int | None = None, progress: bool = False
                ) -> dict[str, np.ndarray]:
     """Run the arms: arrays (points, splits, ...) per metric; resumable with ``out`` (a run store).
-    The one call of the engine (store, progress and execute together)."""
-    from mfh_sim.engine import execute
-    from mfh_sim.progress import ProgressBar
+    Through the one runner (:func:`mfh_sim.engine.run`: store, progress and execution)."""
+    from mfh_sim.engine import run
     from mfh_sim.protocols.real import REAL
 
     splits = require_integer("splits", splits, 2)
-    seeds = np.arange(splits)
-    completed, store = [], None
-    if out is not None:
-        from mfh_sim.store import ResultStore
-
-        store = ResultStore.open(out, REAL, points, [{} for _ in points], seeds, root_seed)
-        completed = store.completed()
-    done = sum(b.stop - b.start for b in completed)
-    bar = ProgressBar(len(points) * splits - done, enabled=progress)
-    try:
-        return execute(REAL, points, seeds, root_seed, completed=completed, workers=workers,
-                       chunk_size=chunk_size, progress=bar.update,
-                       on_block=store.write if store is not None else None)
-    finally:
-        bar.close()
+    return run(REAL, points, np.arange(splits), root_seed=root_seed, out=out, progress=progress,
+               label="runs", workers=workers, chunk_size=chunk_size).arrays
