@@ -612,9 +612,14 @@ def _term_draws(term: Term, predictors: dict[str, np.ndarray], gain: np.ndarray,
 
 def claim_statistic(claim: Claim, predictors: dict[str, np.ndarray], gain: np.ndarray, *, n_boot: int = 2000,
                     level: float = 0.95, seed: int = 0) -> tuple[float, float, float, int]:
-    """The claim's statistic on one family, its percentile bootstrap interval (resampling configs;
-    both terms of a contrast on the same resamples) and the configs used: (value, low, high, n).
-    NaN where fewer than 3 + controls configs have every predictor, or a predictor is constant."""
+    """The claim's statistic on one family, its percentile bootstrap interval over configs and the
+    number of configs used: (value, low, high, n).
+
+    One term: :func:`bootstrap_spearman` or :func:`partial_spearman` (the same numbers as the
+    family's tables).  Two terms: |first| - |second| with both terms computed on the same
+    resamples (paired), so what the two share cancels.  NaN where too few configs have every
+    predictor or a predictor is constant.
+    """
     names = {claim_name for term in claim.terms for claim_name in (term[0], *term[1])}
     if any(name not in predictors for name in names):
         return (math.nan, math.nan, math.nan, 0)
@@ -627,17 +632,27 @@ def claim_statistic(claim: Claim, predictors: dict[str, np.ndarray], gain: np.nd
     n = int(keep.sum())
     if n < 3 + max(len(term[1]) for term in claim.terms):
         return (math.nan, math.nan, math.nan, n)
+    if len(claim.terms) == 1:
+        name, controls = claim.terms[0]
+        if controls:
+            value, low, high = partial_spearman(used[name], y, [used[c] for c in controls], n_boot=n_boot,
+                                                level=level, seed=seed)
+        else:
+            value, low, high = bootstrap_spearman(used[name], y, n_boot=n_boot, level=level, seed=seed)
+        return (value, low, high, n)
 
-    def statistic(index: np.ndarray) -> np.ndarray:
-        values = [_term_draws(term, used, y, index) for term in claim.terms]
-        return values[0] if len(values) == 1 else np.abs(values[0]) - np.abs(values[1])
+    def contrast(index: np.ndarray) -> np.ndarray:
+        first, second = (_term_draws(term, used, y, index) for term in claim.terms)
+        return np.abs(first) - np.abs(second)
 
-    value = float(statistic(np.arange(n)[None])[0])
+    value = float(contrast(np.arange(n)[None])[0])
     if not math.isfinite(value):
         return (math.nan, math.nan, math.nan, n)
-    draws = statistic(np.random.default_rng(seed).integers(0, n, size=(require_integer("n_boot", n_boot, 10), n)))
+    draws = contrast(np.random.default_rng(seed).integers(0, n, size=(require_integer("n_boot", n_boot, 10), n)))
     tail = 100 * (1 - level) / 2
-    low, high = np.nanpercentile(draws, [tail, 100 - tail])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # every resample degenerate: no interval (NaN)
+        low, high = np.nanpercentile(draws, [tail, 100 - tail])
     return (value, float(low), float(high), n)
 
 
