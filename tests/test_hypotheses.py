@@ -278,6 +278,12 @@ def test_the_command_runs_several_families_and_a_rerun_computes_nothing(tmp_path
     assert main([*argv, "--no-figure"]) == 0
     assert written == [] and (tmp_path / "out" / f"{REPORT_STEM}.txt").read_text() == report
     capsys.readouterr()
+    # Other seeds into the same folder: refused in one line before anything runs or is written.
+    before = sorted(p.stat().st_mtime_ns for p in (tmp_path / "out").rglob("*"))
+    assert main([*argv[:-3], "--seeds", "4", "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds the gamma-split family's runs with 3 seeds" in err
+    assert written == [] and sorted(p.stat().st_mtime_ns for p in (tmp_path / "out").rglob("*")) == before
 
 
 @pytest.mark.parametrize("argv, expected", [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mfh_sim.commands import UsageError, finite_number, integer, user_input, writable_folder
+from mfh_sim.commands import UsageError, finite_number, integer, one_line, user_input, writable_folder
 
 #: The options of the families' fields (:class:`mfh_sim.experiments.families.FamilySpec`), so that a
 #: refusal of ``n_configs=3`` names ``--configs``.
@@ -98,11 +98,42 @@ def run(args: argparse.Namespace) -> int:
         with user_input(names=FAMILY_OPTIONS):
             specs[name] = family_spec(name, seed=args.family_seed, **changes)
     writable_folder(args.out, "--out")
+    stores = {name: args.out / "runs" if len(specs) == 1 else args.out / name / "runs" for name in specs}
+    _check_stores(stores, specs, args.seeds, args.root_seed)
     common = dict(seeds=args.seeds, root_seed=args.root_seed, n_boot=args.bootstrap, workers=args.workers,
                   chunk_size=args.chunk_size, progress=not args.quiet)
-    if len(specs) == 1:
-        return _one_family(args, *specs.items(), common)
-    return _several_families(args, specs, common)
+    from mfh_sim.store import ResultsMismatchError
+
+    try:
+        if len(specs) == 1:
+            return _one_family(args, *specs.items(), common)
+        return _several_families(args, specs, common)
+    except ResultsMismatchError as error:
+        # Raised when a family's store opens, before that family runs (what _check_stores cannot
+        # see from the manifest alone); the families before it are stored and resume.
+        raise UsageError(f"--out: {one_line(error)}") from None
+
+
+def _check_stores(stores: dict, specs: dict, seeds: int, root_seed: int) -> None:
+    """Refuse, before anything runs, a results store of a family that holds other runs than this
+    command asks for (other seeds, root seed, number of configs or package version)."""
+    from mfh_sim.store import MANIFEST, package_version, read_manifest
+
+    for name, folder in stores.items():
+        if not (folder / MANIFEST).is_file():
+            continue
+        with user_input("--out"):
+            manifest = read_manifest(folder)
+        held = (len(manifest.get("seeds", [])), manifest.get("root_seed"), len(manifest.get("points", [])),
+                manifest.get("package_version"))
+        wanted = (seeds, root_seed, specs[name].n_configs, package_version())
+        if held != wanted or manifest.get("seeds") != list(range(seeds)):
+            raise UsageError(
+                f"--out: {str(folder)!r} holds the {name} family's runs with {held[0]} seeds, root seed {held[1]}, "
+                f"{held[2]} configs, mfh-sim {held[3]}; this command asks for {seeds} seeds, root seed "
+                f"{root_seed}, {wanted[2]} configs, mfh-sim {wanted[3]}: give another --out, or the same "
+                "options to resume"
+            )
 
 
 def _one_family(args: argparse.Namespace, item, common: dict) -> int:
