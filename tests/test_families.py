@@ -71,7 +71,7 @@ def test_every_design_gives_valid_configs_in_few_programs_and_says_what_it_draws
         assert len({c.static_signature() for c in configs}) == 2 * len(spec.n_train_values)
         assert {c.n_latent for c in configs} == {spec.n_latent}
         assert {c.n_train for c in configs} == set(spec.n_train_values)
-        assert f"U uniform on 0..{spec.max_unseen}" in description
+        assert (f"U uniform on 0..{spec.max_unseen}" if spec.max_unseen else "U = 0") in description
     else:
         assert len({c.static_signature() for c in configs}) == spec.n_shapes
 

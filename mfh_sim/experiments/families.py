@@ -216,7 +216,8 @@ class FamilySpec:
         }[self.diagram]
         n_multi = int(round(self.multiclass_share * self.n_configs))
         sizes = ", ".join(str(v) for v in self.n_train_values)
-        return (f"{self.n_configs} configs: {visible}; U uniform on 0..{self.max_unseen}; non-decisive blocks "
+        unseen = f"U uniform on 0..{self.max_unseen}" if self.max_unseen else "no unseen decisive latent (U = 0)"
+        return (f"{self.n_configs} configs: {visible}; {unseen}; non-decisive blocks "
                 f"uniform on 0..{self.max_nondecisive}; n_train uniform over {{{sizes}}}; {n_multi} configs with "
                 f"{self.n_classes} classes, the rest two; {self.dim} channels per modality, {self.n_test} test "
                 f"samples, full-batch SGD for {self.steps} steps; family seed {self.seed}")
