@@ -467,12 +467,17 @@ def score_family(predictors: dict[str, np.ndarray], gain: np.ndarray, multiclass
     a subset with fewer than max(folds, 3) configs is left out; the non-target divergence only on
     'multi-class') and :data:`PARTIALS` on all configs."""
     scores = {}
-    for subset, mask in (("all", np.ones(gain.size, bool)), ("two-class", ~multiclass), ("multi-class", multiclass)):
-        if mask.sum() >= max(folds, 3):
-            chosen = predictors if subset == "multi-class" else {
-                k: v for k, v in predictors.items() if k != "nontarget_kl"}
-            scores[subset] = score_predictors(chosen, gain, mask, n_boot=n_boot, folds=folds, seed=seed)
-    return scores, score_partials(predictors, gain, n_boot=n_boot, seed=seed)
+    with warnings.catch_warnings():
+        # A predictor constant in the family (the unseen share of 'no-unseen') has no rank
+        # correlation: its scores are NaN, without a warning per resample.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for subset, mask in (("all", np.ones(gain.size, bool)), ("two-class", ~multiclass),
+                             ("multi-class", multiclass)):
+            if mask.sum() >= max(folds, 3):
+                chosen = predictors if subset == "multi-class" else {
+                    k: v for k, v in predictors.items() if k != "nontarget_kl"}
+                scores[subset] = score_predictors(chosen, gain, mask, n_boot=n_boot, folds=folds, seed=seed)
+        return scores, score_partials(predictors, gain, n_boot=n_boot, seed=seed)
 
 
 def run_head_to_head(
@@ -703,6 +708,13 @@ class ClaimResult:
 def judge_claims(families: dict[str, FamilySummary], claims: tuple[Claim, ...] = CLAIMS, *, n_boot: int = 2000,
                  seed: int = 0) -> list[ClaimResult]:
     """Every claim's statistic in every family (see :func:`claim_statistic`)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a constant predictor: NaN, not a warning
+        return _judge(families, claims, n_boot, seed)
+
+
+def _judge(families: dict[str, FamilySummary], claims: tuple[Claim, ...], n_boot: int,
+           seed: int) -> list[ClaimResult]:
     return [ClaimResult(claim, {name: claim_statistic(claim, summary.predictors, summary.gain, n_boot=n_boot,
                                                       seed=seed)
                                 for name, summary in families.items()})
