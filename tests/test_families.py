@@ -95,6 +95,13 @@ def test_the_designs_differ_where_their_names_say():
     # (8.5% of these 2000 configs, 0.6 of a uniform gamma: the bound 0.15 is 10 SEs from either.)
     assert np.mean(_ratios(counts)["gamma"] > 0.6) < 0.15
     assert {c.venn.unseen for c in random_family("no-unseen")} == {0}
+    # What the docs say the designs share at one family seed: wide-n-train has gamma-split's
+    # diagrams, gamma-beta is gamma-alpha with the private latents swapped.
+    diagram = lambda c: (c.venn.shared, c.venn.a_only, c.venn.b_only, c.venn.unseen, c.n_classes)
+    assert [diagram(c) for c in random_family("wide-n-train")] == [diagram(c) for c in random_family("gamma-split")]
+    mirrored = [(c.venn.shared, c.venn.b_only, c.venn.a_only, c.venn.unseen, c.n_classes)
+                for c in random_family("gamma-alpha")]
+    assert [diagram(c) for c in random_family("gamma-beta")] == mirrored
     assert {c.n_train for c in random_family("wide-n-train")} == {50, 100, 200, 500, 1000}
 
 

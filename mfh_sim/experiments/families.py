@@ -383,7 +383,10 @@ def shapes_family_points(seed: int, shapes: int = 10, per_shape: int = 4) -> lis
 Family = FamilySpec | ShapesFamilySpec
 
 #: The named family designs of the head-to-head (``mfh-sim hypotheses --family NAME``), each at
-#: family seed 0 (:func:`family_spec` sets another).  :meth:`describe` says what each draws.
+#: family seed 0 (:func:`family_spec` sets another).  :meth:`describe` says what each draws.  At one
+#: seed the designs of :class:`FamilySpec` read one numpy stream, so some share draws: 'wide-n-train'
+#: has the diagrams of 'gamma-split', 'gamma-beta' is 'gamma-alpha' with A and B swapped, and all put
+#: their multi-class configs at the same positions.
 FAMILIES: dict[str, Family] = {
     # The family of the head-to-head before the designs were named.
     "gamma-split": FamilySpec(),
