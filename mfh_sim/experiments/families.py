@@ -1,5 +1,11 @@
-"""Families of Venn-diagram configs: the paper's gamma sweep, a de-confounded one, and the random
-family of the hypothesis head-to-head (:class:`FamilySpec`, :func:`random_family`).
+"""Families of Venn-diagram configs: the paper's gamma sweep, a de-confounded one, and the named
+random family designs of the hypothesis head-to-head (:data:`FAMILIES`, :func:`family_spec`,
+:func:`random_family`; :class:`FamilySpec` and :class:`ShapesFamilySpec` say what each draws).
+
+Why several designs: a rank correlation across the configs of a random family depends on how the
+family makes gamma, alpha, beta, the unseen share and n_train move together, so a conclusion of the
+head-to-head is about crossmodal KD only if it holds whatever the design
+(:func:`mfh_sim.experiments.hypotheses.run_families` checks each claim in each design).
 
 The paper's Fig. 2 sweep (Xue et al., ICLR 2023) raises the overlap o of the two modalities'
 views of K = 20 decisive latents: x^b shows latents 0..9 and x^a latents (10-o)..(19-o), so
