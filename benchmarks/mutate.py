@@ -122,15 +122,15 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "response_term_dropped", "theory: the same-sample student's field ignores the teacher's fit",
         "mfh_sim/theory/gcm.py",
-        "field = omega - Vb * ex(ch.xi * vh_st) * f_t if vh_st is not None else omega",
+        "field = omega - coef * ex(ch.xi * vh_st) * f_t if vh_st is not None else omega",
         "field = omega",
         ("tests/test_theory_gcm.py::test_same_sample_gain_with_many_shared_channels_matches_monte_carlo",),
     ),
     Mutation(
         "response_teacher_factor_dropped", "theory: the response term without the teacher's 1 / (1 + V_T CE'')",
         "mfh_sim/theory/gcm.py",
-        'cache[("ht", y, rule)] = loss_ht / (1.0 + ex(ch.v_t) * s_y * (1.0 - s_y))',
-        'cache[("ht", y, rule)] = loss_ht',
+        'cache[("ht", y_true, y, rule)] = loss_ht / (1.0 + ex(ch.v_t) * s_y * (1.0 - s_y))',
+        'cache[("ht", y_true, y, rule)] = loss_ht',
         ("tests/test_theory_gcm.py::test_same_sample_mse_gain_matches_monte_carlo_and_needs_the_response",),
     ),
     Mutation(
@@ -141,6 +141,49 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/test_intervals.py::test_t_interval_of_a_mean_covers_at_its_level",),
     ),
 )
+
+
+# --- The theory's extensions (docs/theory.md 4.10-4.13): each new term dropped or mis-normalised,
+# --- each caught by its independent Monte-Carlo test in tests/test_theory_knobs.py.
+_KNOBS = "tests/test_theory_knobs.py::"
+THEORY_EXTENSION_MUTATIONS: tuple[Mutation, ...] = (
+    Mutation(
+        "label_noise_channel_dropped", "theory: the channel trains on clean labels (only the test labels noisy)",
+        "mfh_sim/theory/gcm.py",
+        "    noisy = ch.label_noise is not None and bool(np.any(ch.label_noise > 0))\n    if noisy:\n        eps",
+        "    noisy = False\n    if noisy:\n        eps",
+        (_KNOBS + "test_label_noise_matches_monte_carlo",),
+    ),
+    Mutation(
+        "multiclass_channel_dropped", "theory: C-class problems solved with the two-class channel",
+        "mfh_sim/theory/gcm.py",
+        "    if n_classes is not None and int(np.max(n_classes)) > 2:",
+        "    if False:",
+        (_KNOBS + "test_more_classes_match_monte_carlo[True]",),
+    ),
+    Mutation(
+        "multiclass_kd_weight_halved", "theory: the C-class KL's 'paper' weight divided by 2, not by C",
+        "mfh_sim/theory/api.py",
+        'k = config.kd_weight / (float(classes) if config.kd_reduction == "paper" else 1.0)',
+        'k = config.kd_weight / (2.0 if config.kd_reduction == "paper" else 1.0)',
+        (_KNOBS + "test_more_classes_match_monte_carlo[True]",),
+    ),
+    Mutation(
+        "mixing_spectrum_dropped", "theory: mixed channels treated as the linear generator's (isotropic)",
+        "mfh_sim/theory/highdim.py",
+        "        mix = problem.mixing\n",
+        "        mix = None\n",
+        (_KNOBS + "test_mixed_channels_match_monte_carlo",),
+    ),
+    Mutation(
+        "momentum_map_dropped", "theory: heavy-ball GD mapped as plain GD at the same learning rate",
+        "mfh_sim/theory/api.py",
+        "return gd_effective_l2(config.learning_rate / (1.0 - momentum), config.steps)",
+        "return gd_effective_l2(config.learning_rate, config.steps)",
+        (_KNOBS + "test_momentum_map_matches_monte_carlo_and_fails_without",),
+    ),
+)
+MUTATIONS = MUTATIONS + THEORY_EXTENSION_MUTATIONS
 
 
 class HarnessError(RuntimeError):

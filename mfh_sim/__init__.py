@@ -30,12 +30,14 @@ from mfh_sim.venn import VennConfig  # noqa: E402
 if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and editors
     from mfh_sim import experiments
     from mfh_sim.experiments import table2
+    from mfh_sim.generation import generate
     from mfh_sim.results import SimulationResult, SweepResult
     from mfh_sim.simulation import simulate, sweep
 
 #: Lazily imported members: name -> (module, attribute or None for the module itself).
 _LAZY: dict[str, tuple[str, str | None]] = {
     "experiments": ("mfh_sim.experiments", None),
+    "generate": ("mfh_sim.generation", "generate"),
     "simulate": ("mfh_sim.simulation", "simulate"),
     "sweep": ("mfh_sim.simulation", "sweep"),
     "table2": ("mfh_sim.experiments", "table2"),
@@ -85,6 +87,7 @@ __all__ = [
     "VennConfig",
     "__version__",
     "experiments",
+    "generate",
     "load",
     "make_config",
     "simulate",

@@ -425,3 +425,168 @@ def fit_students(
                  kd_weight=kd_weight, temperature=temperature, kd_reduction=kd_reduction, kd_loss=kd_loss,
                  **solver)
     return no_kd, kd
+
+
+# --------------------------------------------------------------------------- more than two classes
+class SoftmaxErmFit(NamedTuple):
+    """A fitted C-class linear model, logits = x @ weights + bias, and how the solve ended.
+
+    weights: (d, C); bias: (C,) (both with rows summing to zero over the classes: the softmax
+    ignores a common shift); converged: () bool, max|grad R| <= tol; iterations: () int32 Newton
+    steps; grad_norm: () float, max|grad R| at the end.
+    """
+
+    weights: jax.Array
+    bias: jax.Array
+    converged: jax.Array
+    iterations: jax.Array
+    grad_norm: jax.Array
+
+
+def softmax_effective_kd_weight(kd_weight, n_classes: int, kd_reduction: str = "paper", kd_loss: str = "kl"):
+    """k of :func:`softmax_newton_solve`'s objective for the simulator's KD weight.
+
+    KL: ``kd_weight`` / C for 'paper' (PyTorch's KLDivLoss 'mean' averages over the C classes too),
+    ``kd_weight`` for 'batchmean'.  Logit MSE (mean over samples and the C logits of (s - t)^2):
+    ``kd_weight`` / C on |l - t|^2, of which the solver keeps the sum-zero part |P (l - t)|^2 (the
+    sum part never reaches the softmax).  Two classes give the margin form's weights back
+    (kd_weight / 2 on the KL; kd_weight / 4 on the squared margin gap, since |P d|^2 = (d_1 - d_0)^2 / 2).
+    """
+    if kd_reduction not in KD_REDUCTIONS:
+        raise ValueError(f"kd_reduction={kd_reduction!r} is not allowed: use one of {KD_REDUCTIONS}")
+    if kd_loss not in ERM_KD_LOSSES:
+        raise ValueError(f"kd_loss={kd_loss!r} is not allowed: use one of {ERM_KD_LOSSES}")
+    if kd_loss == "mse" or kd_reduction == "paper":
+        return kd_weight / n_classes
+    return kd_weight
+
+
+def _sum_zero_basis(n_classes: int) -> np.ndarray:
+    """(C, C - 1) orthonormal basis of the sum-zero subspace of R^C (float64)."""
+    centred = np.eye(n_classes) - 1.0 / n_classes
+    basis, _ = np.linalg.qr(centred[:, : n_classes - 1])
+    return basis
+
+
+@partial(jax.jit, static_argnames=("n_classes", "iterations", "tol", "kd_loss"))
+def softmax_newton_solve(
+    x: jax.Array,
+    labels: jax.Array,
+    teacher_logits: jax.Array,
+    l2: float | jax.Array,
+    ce_weight: float | jax.Array,
+    k: float | jax.Array,
+    temperature: float | jax.Array,
+    n_classes: int,
+    iterations: int = DEFAULT_ITERATIONS,
+    tol: float = DEFAULT_TOL,
+    kd_loss: str = "kl",
+) -> SoftmaxErmFit:
+    """Converged ridge ERM of a C-class linear softmax model with knowledge distillation.
+
+    Minimises, over logit weights W (d, C) and biases b (C,), with l_i = W^T x_i + b,
+
+        R(W, b) = (1/n) sum_i [ c CE(y_i, l_i) + k T^2 KL(softmax(t_i/T) || softmax(l_i/T)) ]
+                  + l2 ||W||_F^2,
+
+    CE(y, l) = -log softmax(l)_y, t_i the teacher's logits (n, C), c = ``ce_weight``, k the
+    effective KD weight (:func:`softmax_effective_kd_weight`); with ``kd_loss='mse'`` the KD term is
+    k |P (l_i - t_i)|^2 (P the sum-zero projector; T unused).  The bias is not penalised.  For two
+    classes the minimiser's margin weights w_1 - w_0 are :func:`newton_solve`'s theta at the same
+    ``l2`` (l2 ||W||^2 = (l2/2) ||w_1 - w_0||^2 at the optimum w_0 = -w_1), so ``l2`` means the same
+    as there.  R is invariant under a common shift of the logits; the solve runs in the sum-zero
+    coordinates g = B^T l (B an orthonormal basis of the sum-zero subspace, W = Theta B^T,
+    b = B beta), where R is strictly convex in (Theta, beta) for l2 > 0 and the ridge is
+    l2 ||Theta||_F^2.
+
+    Damped Newton as :func:`newton_solve`: the Hessian over the (d + 1)(C - 1) unknowns is
+    (1/n) sum_i (x1_i x1_i^T) (x) B^T H_i B + 2 l2 (features only), H_i = c J(p_i) + k J(r_i)
+    (+ 2k P for the MSE), J(p) = diag(p) - p p^T, p_i = softmax(l_i), r_i = softmax(l_i / T); the
+    gradient in l is c (p_i - e_{y_i}) + k T (r_i - softmax(t_i / T)) (+ 2k P (l_i - t_i)).  A
+    Cholesky solve, then the largest step 2^-j meeting Armijo's condition; stops at
+    max|grad R| <= tol * TARGET_FACTOR, when no step decreases R, or after ``iterations`` steps.
+    ``labels`` (n,) int in [0, C); ``n_classes``, ``iterations``, ``tol``, ``kd_loss`` static.
+    """
+    n, d = x.shape
+    dtype = x.dtype
+    C = n_classes
+    basis = jnp.asarray(_sum_zero_basis(C), dtype)  # (C, C-1)
+    x1 = jnp.concatenate([x, jnp.ones((n, 1), dtype)], axis=1)
+    onehot = jax.nn.one_hot(labels, C, dtype=dtype)
+    t = teacher_logits.astype(dtype)
+    target = jax.nn.softmax(t / temperature, axis=-1)
+    log_target = jax.nn.log_softmax(t / temperature, axis=-1)
+    penalty = jnp.concatenate([jnp.ones(d, dtype), jnp.zeros(1, dtype)])[:, None] * l2  # (d+1, 1)
+    size = (d + 1) * (C - 1)
+    steps = 2.0 ** -jnp.arange(LINE_SEARCH_STEPS, dtype=dtype)
+
+    def logits_of(w):  # w (..., d+1, C-1) -> (..., n, C)
+        return jnp.einsum("ia,...ac,kc->...ik", x1, w, basis)
+
+    def total(logits, w):
+        ce = -jnp.sum(onehot * jax.nn.log_softmax(logits, axis=-1), axis=-1)
+        if kd_loss == "mse":
+            diff = logits - t
+            diff = diff - jnp.mean(diff, axis=-1, keepdims=True)
+            kd = jnp.sum(diff**2, axis=-1)
+        else:
+            log_s = jax.nn.log_softmax(logits / temperature, axis=-1)
+            kd = temperature**2 * jnp.sum(target * (log_target - log_s), axis=-1)
+        data = jnp.mean(ce_weight * ce + k * kd, axis=-1)
+        return data + jnp.sum(penalty * w**2, axis=(-2, -1))
+
+    def grad_logits(logits):
+        p = jax.nn.softmax(logits, axis=-1)
+        g = ce_weight * (p - onehot)
+        if kd_loss == "mse":
+            diff = logits - t
+            g = g + 2.0 * k * (diff - jnp.mean(diff, axis=-1, keepdims=True))
+        else:
+            g = g + k * temperature * (jax.nn.softmax(logits / temperature, axis=-1) - target)
+        return g, p
+
+    def gradient(w, logits):
+        g, p = grad_logits(logits)
+        return x1.T @ (g @ basis) / n + 2.0 * penalty * w, p
+
+    def jac(p):
+        return p[:, :, None] * (jnp.eye(C, dtype=dtype) - p[:, None, :])
+
+    def body(state):
+        w, logits, it, _, _ = state
+        g, p = gradient(w, logits)
+        H = ce_weight * jac(p)
+        if kd_loss == "mse":
+            H = H + 2.0 * k * (jnp.eye(C, dtype=dtype) - 1.0 / C)
+        else:
+            H = H + k * jac(jax.nn.softmax(logits / temperature, axis=-1))
+        hg = jnp.einsum("kc,ikl,le->ice", basis, H, basis)  # (n, C-1, C-1)
+        hess = jnp.einsum("ia,ib,ice->acbe", x1, x1, hg).reshape(size, size) / n
+        hess = hess + jnp.diag(jnp.broadcast_to(2.0 * penalty, (d + 1, C - 1)).reshape(-1))
+        chol = jax.scipy.linalg.cho_factor(hess, lower=True)
+        dw = -jax.scipy.linalg.cho_solve(chol, g.reshape(-1)).reshape(d + 1, C - 1)
+        dlogits = logits_of(dw)
+        values = total(logits[None] + steps[:, None, None] * dlogits[None], w[None] + steps[:, None, None] * dw[None])
+        slope = jnp.sum(g * dw)
+        ok = values <= total(logits, w) + ARMIJO * steps * slope
+        step = steps[jnp.minimum(jnp.argmax(ok), LINE_SEARCH_STEPS - 1)]
+        step = jnp.where(jnp.any(ok), step, steps[-1])
+        w = w + step * dw
+        logits = logits + step * dlogits
+        g_new, _ = gradient(w, logits)
+        return w, logits, it + 1, jnp.max(jnp.abs(g_new)), ~jnp.any(ok)
+
+    def cond(state):
+        _, _, it, gnorm, stalled = state
+        return (it < iterations) & (gnorm > tol * TARGET_FACTOR) & ~stalled
+
+    w0 = jnp.zeros((d + 1, C - 1), dtype)
+    logits0 = jnp.zeros((n, C), dtype)
+    g0, _ = gradient(w0, logits0)
+    state = (w0, logits0, jnp.int32(0), jnp.max(jnp.abs(g0)), jnp.asarray(False))
+    w, _, it, _, _ = jax.lax.while_loop(cond, body, state)
+    g_final, _ = gradient(w, logits_of(w))
+    gnorm = jnp.max(jnp.abs(g_final))
+    weights = w[:d] @ basis.T
+    bias = basis @ w[d]
+    return SoftmaxErmFit(weights, bias, gnorm <= tol, it, gnorm)

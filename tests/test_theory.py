@@ -11,15 +11,12 @@ from scipy.special import expit, ndtr
 import mfh_sim
 from mfh_sim.theory import (
     complementarity,
-    crossover_gamma,
     linear_student,
     predict,
     predict_limit,
     sheppard_accuracy,
-    simulate_least_squares,
 )
 from mfh_sim.theory.criteria import student_label_information, teacher_student_information
-from mfh_sim.theory.finite import least_squares_accuracies
 from mfh_sim.theory.population import population_accuracies
 from mfh_sim.theory.quadrature import Blocks, logistic_slope, solve_teacher_scale, split_rule
 from mfh_sim.venn import VennConfig
@@ -162,23 +159,15 @@ def test_no_kd_does_not_depend_on_training_knobs():
 
 
 # --------------------------------------------------------------------------------- finite sample
-def test_least_squares_recovers_population_as_n_grows():
-    rule = split_rule(Blocks(4, 6, 6, 4), "gaussian")
-    big = least_squares_accuracies(rule, 0.0, n_train=1e12, dim_a=25, dim_b=50, shared_channels=4)
-    pop = predict_limit(fig2(4))
-    assert big["teacher_acc"] == pytest.approx(pop["teacher_acc"], abs=1e-5)
-    assert big["no_kd_acc"] == pytest.approx(pop["no_kd_acc"], abs=1e-5)
-    for same in (True, False):
-        logit_matching = least_squares_accuracies(rule, 1.0, n_train=1e12, dim_a=25, dim_b=50,
-                                                  shared_channels=4, same_sample=same)
-        assert logit_matching["kd_acc"] == pytest.approx(pop["pure_kd_acc"], abs=1e-5)
+def test_gcm_crossover_needs_its_geometry_and_grows_with_n():
+    from mfh_sim.experiments import fig2_blocks
+    from mfh_sim.theory import crossover_gamma_gcm
 
-
-def test_crossover_grows_with_n_toward_one():
-    # In the population KD never helps (delta <= 0, = 0 only at gamma = 1), so gamma* -> 1.
-    values = [crossover_gamma(n_train=n) for n in (100, 200, 1000, 10**9)]
-    assert 0 < values[0] < values[1] < values[2] < values[3] < 1
-    assert values[3] > 0.999
+    geometry = dict(dim_a=25, dim_b=50, overlap_max=10)
+    with pytest.raises(TypeError):
+        crossover_gamma_gcm(n_train=200)  # no Fig. 2 default: the geometry is an argument
+    values = [crossover_gamma_gcm(fig2_blocks, n_train=n, **geometry) for n in (200, 400)]
+    assert 0 < values[0] < values[1] < 1
 
 
 # ---------------------------------------------------------------------------------- complementarity
@@ -221,12 +210,6 @@ def test_bad_input_raises_clear_errors():
         predict(fig2(2), nodes=1)
     with pytest.raises(ValueError, match="label="):
         complementarity(fig2(2), label="soft")
-    with pytest.raises(ValueError, match="lam="):
-        crossover_gamma(lam=0.0)
-    with pytest.raises(ValueError, match="n_train="):
-        simulate_least_squares(fig2(2).venn, n_train=40)
-    with pytest.raises(ValueError, match="lams="):
-        simulate_least_squares(fig2(2).venn, lams=[1.5])
 
 
 def test_theory_for_returns_none_where_not_covered():
@@ -246,13 +229,6 @@ def test_a_declined_simulation_carries_the_reason_not_numbers():
     assert covered.theory_declined is None and covered.theory["delta_limit"] == 0.0
 
 
-def test_surrogate_is_nan_where_it_does_not_apply():
-    from mfh_sim.theory import finite_prediction
-
-    assert math.isnan(finite_prediction(fig2(2, temperature=2.0))["kd_acc"])
-    assert math.isnan(finite_prediction(fig2(2, n_train=40))["no_kd_acc"])
-
-
 def test_results_carry_theory():
     r = mfh_sim.simulate(shared=2, a_only=3, b_only=3, unseen=2, dim_a=8, dim_b=8, seeds=2, steps=5)
     assert set(r.theory) >= {"teacher_acc", "no_kd_acc", "kd_acc", "delta", "delta_limit"}
@@ -266,10 +242,10 @@ def test_crossover_from_gains_interpolates_in_overlap():
     from mfh_sim.theory import crossover_from_gains
 
     # Zero half-way between o = 4 and o = 6 -> o* = 5, gamma* = 5 / 15.
-    assert crossover_from_gains([0, 2, 4, 6], [-2.0, -1.0, -0.5, 0.5]) == pytest.approx(1 / 3)
-    assert math.isnan(crossover_from_gains([0, 2], [-1.0, -0.5]))
+    assert crossover_from_gains([0, 2, 4, 6], [-2.0, -1.0, -0.5, 0.5], n_decisive=20) == pytest.approx(1 / 3)
+    assert math.isnan(crossover_from_gains([0, 2], [-1.0, -0.5], n_decisive=20))
     with pytest.raises(ValueError, match="gains"):
-        crossover_from_gains([0, 2, 4], [1.0, 2.0])
+        crossover_from_gains([0, 2, 4], [1.0, 2.0], n_decisive=20)
 
 
 def test_linear_student_with_a_given_teacher():

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize_scalar
 from scipy.special import expit
+from theory_monte_carlo import newton_logistic
 
 import mfh_sim
 from mfh_sim.theory import (
@@ -67,25 +68,7 @@ def test_separable_mle_is_nan_with_a_warning():
 
 
 # ------------------------------------------------------------------- Monte-Carlo ERM (independent)
-def _newton(X, y, l2, t=None, k=0.0, T=1.0, c=0.0):
-    """argmin mean_i [CE(y_i, h_i) + k T^2 KL(sigma(t_i/T) || sigma(h_i/T)) + c (h_i - t_i)^2]
-    + l2/2 ||theta||^2."""
-    n, d = X.shape
-    theta = np.zeros(d)
-    for _ in range(60):
-        h = X @ theta
-        s = expit(-y * h)
-        g, gp = -y * s, s * (1 - s)
-        if k:
-            sh = expit(h / T)
-            g, gp = g + k * T * (sh - expit(t / T)), gp + k * sh * (1 - sh)
-        if c:
-            g, gp = g + 2 * c * (h - t), gp + 2 * c
-        step = np.linalg.solve((X.T * gp) @ X / n + l2 * np.eye(d), X.T @ g / n + l2 * theta)
-        theta -= step
-        if np.abs(step).max() < 1e-10:
-            break
-    return theta
+_newton = newton_logistic  # tests/theory_monte_carlo.py: independent of the package
 
 
 def _monte_carlo(G, A, B, U, d_a, d_b, n, l2, k, T, seeds, rng, S=0, c=0.0):
@@ -183,8 +166,8 @@ def test_same_sample_gain_with_many_shared_channels_matches_monte_carlo(monte_ca
 def _drop_the_response_term(monkeypatch):
     original = gcm._channel
 
-    def without_response(ch, m, q, V, kd_on, cache, nodes=None, vh_st=None):
-        return original(ch, m, q, V, kd_on, cache, nodes, None)
+    def without_response(ch, m, q, V, kd_on, cache, nodes=None, vh_st=None, resp=None):
+        return original(ch, m, q, V, kd_on, cache, nodes, None, resp)
 
     monkeypatch.setattr(gcm, "_channel", without_response)
 
@@ -234,13 +217,24 @@ def test_golden_values():
 
 DECLINED = [
     (dict(model="mlp"), "model="),
-    (dict(n_classes=3), "n_classes="),
-    (dict(label_noise=0.1), "label_noise="),
-    (dict(mixing_depth=1), "mixing_depth="),
     (dict(optimizer="adam"), "optimizer="),
-    (dict(momentum=0.9), "momentum="),
+    (dict(model="mlp", kd_loss="hint"), "model="),
     (dict(ce_weight=0.0, kd_weight=0.0), "ce_weight=0"),
 ]
+
+#: Knobs the theory covers since issue 19 (docs/theory.md 4.10-4.13): no reason, a prediction.
+COVERED = [dict(n_classes=3), dict(label_noise=0.1), dict(mixing_depth=1), dict(momentum=0.9),
+           dict(n_classes=4, label_noise=0.2, mixing_depth=2, mixing_strength=0.4, momentum=0.5)]
+
+
+@pytest.mark.parametrize("knobs", COVERED)
+def test_extensions_are_covered(knobs):
+    config = mfh_sim.make_config(shared=3, a_only=2, b_only=2, unseen=1, dim_a=20, dim_b=20, n_train=80, **knobs)
+    assert decline_reason(config) is None
+    out = predict(config)
+    classes = knobs.get("n_classes", 2)
+    for key in ("teacher_acc", "no_kd_acc", "kd_acc", "teacher_acc_limit", "kd_acc_limit"):
+        assert 1.0 / classes - 0.02 < out[key] < 1.0
 
 
 @pytest.mark.parametrize("knobs,needle", DECLINED)
@@ -274,12 +268,16 @@ def test_bad_arguments_name_the_parameter():
         gd_effective_l2(0.0, 10)
     with pytest.raises(ValueError, match="steps="):
         gd_effective_l2(0.1, 0)
+    from mfh_sim.experiments import fig2_blocks
     from mfh_sim.theory import crossover_gamma_gcm
 
+    geometry = dict(n_train=200, dim_a=25, dim_b=50, overlap_max=10)
     with pytest.raises(ValueError, match="n_train="):
-        crossover_gamma_gcm(n_train=1)
+        crossover_gamma_gcm(fig2_blocks, **dict(geometry, n_train=1))
     with pytest.raises(ValueError, match="dim_b="):
-        crossover_gamma_gcm(dim_b=0)
+        crossover_gamma_gcm(fig2_blocks, **dict(geometry, dim_b=0))
+    with pytest.raises(ValueError, match="blocks_of_overlap="):
+        crossover_gamma_gcm(None, **geometry)
 
 
 # ------------------------------------------------------------------------------- batched entry

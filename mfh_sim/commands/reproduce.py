@@ -99,8 +99,9 @@ def _theory(out: Path, seeds: int, progress: bool, training: dict[str, Any]) -> 
                                 title=f"KD gain: theory and simulation{_trained_by(training)}")
     sizes = np.geomspace(100, 5000, CROSSOVER_SIZES)
     # The crossover's ridge: the training's own (ERM) or, for the paper's GD, the theory's GD map.
-    predicted = [crossover_gamma_gcm(n_train=int(n), l2=training.get("l2")) for n in sizes]
-    simulated = crossover_from_gains(np.asarray(experiments.FIG2_OVERLAPS), result.delta)
+    predicted = [crossover_gamma_gcm(experiments.fig2_blocks, n_train=int(n), dim_a=25, dim_b=50, overlap_max=10,
+                                     l2=training.get("l2")) for n in sizes]
+    simulated = crossover_from_gains(np.asarray(experiments.FIG2_OVERLAPS), result.delta, n_decisive=20)
     crossover = crossover_curve(sizes, predicted, simulated=([200], [simulated]))
     crossover.axes[0].set_title("Fig. 2 geometry: where KD starts to help", fontsize=10)
     return (_save(accuracies, out, "theory_fig2") + _save(gain, out, "theory_fig2_gain")

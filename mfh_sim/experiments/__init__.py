@@ -18,6 +18,7 @@ from mfh_sim.experiments.paper import (  # noqa: F401
     PAPER_ROWS,
     PAPER_TABLE2,
     fig2,
+    fig2_blocks,
     fig2_point,
     fig2_points,
     fig3,
@@ -27,4 +28,5 @@ from mfh_sim.experiments.paper import (  # noqa: F401
 )
 
 __all__ = ["FIG2_OVERLAPS", "FIG3_EXTRA", "PAPER_FIG2", "PAPER_FIG3", "PAPER_RECIPE", "PAPER_ROWS",
-           "PAPER_TABLE2", "fig2", "fig2_point", "fig2_points", "fig3", "fig3_points", "table2", "table2_markdown"]
+           "PAPER_TABLE2", "fig2", "fig2_blocks", "fig2_point", "fig2_points", "fig3", "fig3_points", "table2",
+           "table2_markdown"]

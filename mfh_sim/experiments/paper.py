@@ -46,7 +46,8 @@ from mfh_sim.simulation import sweep
 from mfh_sim.validation import require_optimizer
 
 __all__ = ["FIG2_OVERLAPS", "FIG3_EXTRA", "PAPER_FIG2", "PAPER_FIG3", "PAPER_RECIPE", "PAPER_ROWS",
-           "PAPER_TABLE2", "fig2", "fig2_point", "fig2_points", "fig3", "fig3_points", "table2", "table2_markdown"]
+           "PAPER_TABLE2", "fig2", "fig2_blocks", "fig2_point", "fig2_points", "fig3", "fig3_points", "table2",
+           "table2_markdown"]
 
 FIG2_OVERLAPS = (0, 2, 4, 6, 8, 10)
 FIG3_EXTRA = (0, 10, 20, 30, 40)
@@ -103,6 +104,14 @@ def fig2_point(overlap: int) -> dict[str, int]:
     """The Venn diagram of Fig. 2 at overlap o (counts and channel dims): the one definition of
     the Fig. 2 geometry.  G = o, A = B = 10 - o, U = o, x^a 25 channels, x^b 50."""
     return dict(shared=overlap, a_only=10 - overlap, b_only=10 - overlap, unseen=overlap, dim_a=25, dim_b=50)
+
+
+def fig2_blocks(overlap: float):
+    """The decisive blocks (G, A, B, U) of Fig. 2 at a real overlap o (the theory interpolates):
+    G = o, A = B = 10 - o, U = o; for :func:`mfh_sim.theory.crossover_gamma_gcm`."""
+    from mfh_sim.theory.quadrature import Blocks
+
+    return Blocks(overlap, 10.0 - overlap, 10.0 - overlap, overlap)
 
 
 def fig2_points() -> list[dict[str, int]]:

@@ -1,27 +1,38 @@
-"""Crossmodal KD on real paired data: one run is one random train/test split of a fixed data set.
+"""Crossmodal KD on real paired data: one run is one random split of a fixed data set into roles.
 
-A point is one binary task on one ordered pair of views (teacher view ``a``, student view ``b``)
-of a paired data set; its traced inputs are the data themselves (zero-padded to a few channel
-widths so that pairs of views share compiled programs).  A run, a pure function of its key:
+A point is one task (a labelled paired data set, any number of classes) on one ordered pair of
+views: teacher view ``a``, student view ``b``.  Its traced inputs are the data (zero-padded to a
+few channel widths so that view pairs share compiled programs).  A run, a pure function of its key:
 
-1. draws a split: ``n_train`` samples for training, the rest for test;
-2. standardises each view with the mean and standard deviation of the training split only
-   (a channel constant on the training split is centred and left unscaled);
-3. trains the simulator's recipe (:mod:`mfh_sim.train`: full-batch GD on two-class linear models
-   in margin form, PyTorch's uniform init): a teacher on x^a, a no-KD and a KD student on x^b
-   (both students from the same initial weights), and measures test accuracy;
-4. for the estimator of the Venn diagram (:mod:`mfh_sim.real`), on the *training split only*:
-   ``folds``-fold cross-validated accuracies of linear probes (same recipe) on x^a, x^b and the
-   concatenation [x^a, x^b], and the effective number of channels of each (the participation
-   ratio of the standardised covariance, with an unbiased estimate of tr(Sigma^2)).
+1. draws a permutation of the samples and cuts it into disjoint roles: ``n_test`` test samples,
+   ``n_teacher`` labelled samples for the teacher (view a), ``n_pool`` unlabelled paired samples,
+   and ``max(budgets)`` labelled samples for the student (view b), of which a budget uses the first
+   20, 50, ... (nested budgets: a larger budget adds samples);
+2. standardises each view with the mean and standard deviation of the non-test samples (the
+   unlabelled statistics a practitioner has before testing);
+3. decomposes view a by a ridge regression of x^a on x^b fitted on the unlabelled pool only: the
+   prediction x^a_G = x^b C is the part of x^a that x^b can express (modality-general), the
+   residual x^a_S = x^a - x^a_G the rest (modality-specific);
+4. trains, with the simulator's recipe (linear softmax models, PyTorch's uniform initialisation,
+   full-batch GD, CE + the KL term at temperature T with the paper's reduction; every training
+   goes through :func:`_train`): four teachers from one initialisation, on x^a, x^a_G, x^a_S
+   (each on the teacher's split) and on x^a of the student's labelled samples (the same-sample
+   teacher); then all students on x^b from one initialisation: per budget a no-KD student
+   (CE on its labels) and one KD student per teacher arm (CE on its labels + KD on its labelled
+   samples and the pool, carrying that teacher's soft labels), and the same-sample KD student at
+   the largest budget (CE + KD on its own labelled samples, the teacher's training sample);
+5. a mimicability probe: a linear model on x^b of the pool fitted to the regular teacher's hard
+   labels there, scored by its agreement with the teacher on the test samples;
+6. measures every model's test accuracy (fractions in [0, 1]).
 
-Padded channels are zero after standardisation, receive zero gradient and enter the initial
-weights with the bound of the view's true width, so padding changes no trained classifier (only
-which normals the initial weights are cut from).
+Arms (:data:`ARMS`): ``transfer`` (teacher on its own split, student on a label budget plus the
+teacher-labelled pool), ``general_teacher`` and ``specific_teacher`` (the same with a teacher on
+x^a_G or x^a_S: teacher accuracy and the share of its signal the student can see move apart),
+``same_sample`` (teacher and students on the same labelled samples: the paper's recipe).
 
-Keys come from identity: a point's identity is a hash of its task's name and data, not of its
-views, so every view pair of one task sees the same splits for the same seed (paired
-comparisons across pairs).  The core: imports neither the engine nor anything above it.
+Keys come from identity: a point's identity hashes its task's name and data, not its views, so
+for one split index every view pair and every arm of a task sees the same roles.  The core:
+imports neither the engine nor anything above it.
 """
 
 from __future__ import annotations
@@ -35,18 +46,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mfh_sim.losses import margin_gradient
+from mfh_sim.losses import logit_gradient
+from mfh_sim.models import linear_init_from_normals, linear_init_size
 from mfh_sim.protocols import MetricSpec, Protocol
-from mfh_sim.train import descend, make_optimizer
+from mfh_sim.train import fit_linear_logits, fit_linear_margin
 
-#: Channel widths views are zero-padded to (a wider view is padded to a multiple of 128): views
-#: of similar width share one compiled program.  Few widths, because compiling a program costs
-#: seconds on a CPU; the Multiple Features views (6-240 channels, 53-456 for two concatenated)
-#: take four kd programs and five probe programs.
-PAD_WIDTHS = (80, 160, 256, 320, 512)
-#: What a point computes: 'kd' (teacher, no-KD and KD students) or 'probe' (a cross-validated
-#: probe on the training split, for the estimator).
-KINDS = ("kd", "probe")
+#: Channel widths views are zero-padded to (a wider view is padded to a multiple of 128), so
+#: that views of similar width share one compiled program.
+PAD_WIDTHS = (32, 80, 256, 512)
+#: The teacher arms, in the order of the metric ``kd_acc``'s first axis.
+TEACHER_ARMS = ("transfer", "general_teacher", "specific_teacher")
+#: Every arm of the protocol (a row family of ``real_kd.csv``; ``semi_synthetic`` is the transfer
+#: arm on data built with known overlap, see :mod:`mfh_sim.real.sources`).
+ARMS = TEACHER_ARMS + ("same_sample",)
+#: Label budgets a point may have (metrics carry this many budget slots, NaN past its own).
+BUDGET_SLOTS = 3
+#: The order of the metric ``teacher_acc``.
+TEACHERS = ("regular", "general", "specific", "same_sample")
 
 
 def padded_width(dim: int) -> int:
@@ -58,56 +74,61 @@ def padded_width(dim: int) -> int:
 
 
 class RealStatic(NamedTuple):
-    """What fixes a compiled program: the kind, sample counts, padded widths, steps, folds, KD reduction."""
+    """What fixes a compiled program: sample counts, roles, classes, padded widths, steps, reduction."""
 
-    kind: str
     n_samples: int
-    n_train: int
+    n_classes: int
     width_a: int
     width_b: int
+    n_test: int
+    n_teacher: int
+    n_pool: int
+    budgets: tuple[int, ...]
     steps: int
-    folds: int
     kd_reduction: str
 
 
 class RealInputs(NamedTuple):
-    """Traced inputs of one point: the padded views, labels in {0, 1}, true widths, recipe knobs."""
+    """Traced inputs of one point: the padded views, labels, true widths, recipe knobs."""
 
     x_a: np.ndarray  # (n_samples, width_a) float32, raw (unstandardised) features
     x_b: np.ndarray  # (n_samples, width_b)
-    labels: np.ndarray  # (n_samples,) int32 in {0, 1}
+    labels: np.ndarray  # (n_samples,) int32 in [0, n_classes)
     dim_a: np.ndarray  # () float32: true channels of x^a
     dim_b: np.ndarray
     learning_rate: np.ndarray
     ce_weight: np.ndarray
     kd_weight: np.ndarray
     temperature: np.ndarray
+    ridge: np.ndarray  # () float32: ridge of the x^a-on-x^b regression, per pool sample
 
 
 class RealMetrics(NamedTuple):
-    """'kd' points: test accuracies in [0, 1] (NaN where a training diverged) and divergence
-    flags, and ``shared``, the effective channels the two views share (:func:`shared_channels`);
-    'probe' points: the probe's cross-validated accuracy on the training split in [0, 1] (NaN for
-    'kd' points); both: ``deff``, the effective channels of x^a on the training split."""
+    """Test accuracies in [0, 1] (NaN where a training diverged).
+
+    ``teacher_acc`` (4,): the teachers of :data:`TEACHERS`; ``no_kd_acc`` (BUDGET_SLOTS,) per
+    budget (NaN past the point's budgets); ``kd_acc`` (3, BUDGET_SLOTS): the KD students of
+    :data:`TEACHER_ARMS`; ``same_sample_kd_acc`` ():
+    the same-sample KD student (largest budget; its no-KD twin is ``no_kd_acc[-1]``);
+    ``mimicability`` (): test agreement of the pool-fitted x^b probe with the regular teacher;
+    ``general_r2`` (): share of x^a's variance on the test samples that x^a_G explains;
+    ``diverged`` (): any training of the run diverged.
+    """
 
     teacher_acc: jax.Array
     no_kd_acc: jax.Array
     kd_acc: jax.Array
-    teacher_diverged: jax.Array
-    no_kd_diverged: jax.Array
-    kd_diverged: jax.Array
-    probe_acc: jax.Array
-    deff: jax.Array
-    shared: jax.Array
+    same_sample_kd_acc: jax.Array
+    mimicability: jax.Array
+    general_r2: jax.Array
+    diverged: jax.Array
 
 
 @dataclass(frozen=True, eq=False)
 class RealPoint:
-    """One task on one ordered view pair (kind 'kd'), or one view or concatenation of views
-    (kind 'probe': ``x_a`` is probed, ``x_b`` is ignored).  ``x_a``, ``x_b``, ``labels`` are held by
-    reference (not compared or hashed: the point's identity is its task plus ``fingerprint``)."""
+    """One task on one ordered view pair.  ``x_a``, ``x_b``, ``labels`` are held by reference
+    (not compared or hashed: the point's identity is its task plus ``fingerprint``)."""
 
-    kind: str
     task: str
     teacher_view: str
     student_view: str
@@ -115,153 +136,199 @@ class RealPoint:
     x_b: np.ndarray
     labels: np.ndarray
     fingerprint: str
-    n_train: int
+    n_classes: int
+    n_test: int
+    n_teacher: int
+    n_pool: int
+    budgets: tuple[int, ...]
     steps: int = 1000
-    folds: int = 2
     learning_rate: float = 0.1
     ce_weight: float = 1.0
     kd_weight: float = 1.0
     temperature: float = 1.0
+    ridge: float = 1.0
     kd_reduction: str = "paper"
 
 
-def _standardise(x: jax.Array, train: jax.Array) -> jax.Array:
-    mean = jnp.mean(train, axis=0)
-    std = jnp.std(train, axis=0)
+def _standardise(x: jax.Array, rows: jax.Array) -> jax.Array:
+    mean = jnp.mean(x[rows], axis=0)
+    std = jnp.std(x[rows], axis=0)
     # Constant channels (and padding) are centred, not scaled: dividing by ~0 would blow them up.
     return (x - mean) / jnp.where(std > 1e-8, std, 1.0)
 
 
-def effective_dim(x: jax.Array, dim: jax.Array) -> jax.Array:
-    """Participation ratio tr(S)^2 / tr(S^2) of standardised ``x`` (n, width), in [1, dim].
-
-    tr(S^2) is estimated without its O(d^2/n) upward bias (Bai & Saranadasa 1996; Chen, Zhang &
-    Zhong 2010): tr2 = (n-1)^2/((n+1)(n-2)) (tr(S^2) - tr(S)^2/(n-1)), so an isotropic view of d
-    channels gives about d even when n < d.
-    """
-    n = x.shape[0]
-    centred = x - jnp.mean(x, axis=0)
-    gram = centred @ centred.T / (n - 1)  # n x n has the same nonzero spectrum as the covariance
-    tr = jnp.trace(gram)
-    tr2 = jnp.sum(gram * gram)
-    tr2 = (n - 1) ** 2 / ((n + 1) * (n - 2)) * (tr2 - tr**2 / (n - 1))
-    return jnp.clip(tr**2 / jnp.maximum(tr2, 1e-12), 1.0, jnp.maximum(dim, 1.0))
+#: Conjugate-gradient iterations of the ridge regression's solve (its system is well conditioned:
+#: the ridge is |pool| on standardised views; tested against a direct solve).
+RIDGE_ITERATIONS = 64
 
 
-def shared_channels(x_a: jax.Array, x_b: jax.Array, dim_a: jax.Array, dim_b: jax.Array,
-                    deff_a: jax.Array, deff_b: jax.Array) -> jax.Array:
-    """Effective channels the standardised views share, in [0, min(deff_a, deff_b)].
+def general_part(x_a: jax.Array, x_b: jax.Array, pool: jax.Array, ridge: jax.Array) -> jax.Array:
+    """x^b C, the ridge prediction of x^a from x^b fitted on the rows ``pool`` (standardised views):
+    C = argmin ||x^a_P - x^b_P C||^2 + lambda ||C||^2 with lambda = ``ridge`` x |pool|, in the dual
+    form C = x^b_P^T V, (x^b_P x^b_P^T + lambda I) V = x^a_P.
 
-    ||Sigma_ab||_F^2 by the unbiased U-statistic mean_{i != j} (a_i . a_j)(b_i . b_j), expressed in
-    effective channels: a channel shared by two isotropic views adds 1 to it, and an effective
-    channel of a view of d channels carries variance d / deff, so the count is
-    ||Sigma_ab||_F^2 deff_a deff_b / (d_a d_b).  Equals the number of shared channels (the
-    simulator's G + Gn) for isotropic views.
-    """
-    n = x_a.shape[0]
-    a = x_a - jnp.mean(x_a, axis=0)
-    b = x_b - jnp.mean(x_b, axis=0)
-    ga, gb = a @ a.T, b @ b.T
-    cross = (jnp.sum(ga * gb) - jnp.sum(jnp.diag(ga) * jnp.diag(gb))) / (n * (n - 1))
-    return jnp.clip(cross * deff_a * deff_b / (dim_a * dim_b), 0.0, jnp.minimum(deff_a, deff_b))
+    V by conjugate gradients (:data:`RIDGE_ITERATIONS`, all columns at once), not a LAPACK solve:
+    programs that call LAPACK cannot run in several threads at once on JAX's CPU runtime (see
+    :meth:`mfh_sim.protocols.Protocol.runs_concurrently`), and this one should use every core."""
+    xb, target = x_b[pool], x_a[pool]
+    lam = ridge * pool.shape[0]
+    apply = lambda v: xb @ (xb.T @ v) + lam * v
 
+    def step(_, state):
+        v, r, p, rs = state
+        ap = apply(p)
+        curvature = jnp.sum(p * ap, axis=0)
+        alpha = jnp.where(curvature > 0, rs / jnp.where(curvature > 0, curvature, 1.0), 0.0)
+        v, r = v + alpha * p, r - alpha * ap
+        rs_new = jnp.sum(r * r, axis=0)
+        beta = jnp.where(rs > 0, rs_new / jnp.where(rs > 0, rs, 1.0), 0.0)
+        return v, r, r + beta * p, rs_new
 
-def _uniform_init(normals: jax.Array, dim: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Margin weights (v, c) of a two-output layer with PyTorch's U(+-1/sqrt(dim)) init.
-
-    ``normals`` (width + 1, 2) are mapped through the normal CDF; v = w_1 - w_0 on real channels.
-    """
-    bound = 1.0 / jnp.sqrt(dim)
-    values = bound * (2.0 * jax.scipy.special.ndtr(normals) - 1.0)
-    weights = (values[:-1, 1] - values[:-1, 0]) * mask
-    return weights, values[-1, 1] - values[-1, 0]
+    start = (jnp.zeros_like(target), target, target, jnp.sum(target * target, axis=0))
+    v = jax.lax.fori_loop(0, RIDGE_ITERATIONS, step, start)[0]
+    return x_b @ (xb.T @ v)
 
 
-def _fit(x, labels01, weights, biases, teacher_margins, ce_w, kd_w, inputs, static):
-    """Heads of full-batch GD in margin form on one input (the simulator's
-    :func:`~mfh_sim.train.fit_linear_margin`, with the recipe's knobs traced from ``inputs``);
-    padded channels of ``x`` are zero, so their weights never move."""
-    x_t = x.T
-    labels = labels01.astype(jnp.float32)[:, None]
+def _init(normals: jax.Array, width: int, dim: jax.Array, n_classes: int, heads: int):
+    """Classes-first initial weights (C, width, heads), biases (C, heads) of a linear layer with
+    PyTorch's U(+-1/sqrt(dim)) init on its ``dim`` real inputs, the same for every head.
 
-    def gradient(params):
-        w, b = params
-        margins = x @ w + b
-        g = margin_gradient(margins, labels, teacher_margins, ce_weight=ce_w, kd_weight=kd_w,
-                            temperature=inputs.temperature, reduction=static.kd_reduction)
-        return (2.0 * (x_t @ g), 2.0 * jnp.sum(g, axis=0)), ~jnp.all(jnp.isfinite(margins), axis=0)
+    :func:`mfh_sim.models.linear_init_from_normals` at the padded width gives U(+-1/sqrt(width));
+    rescaled by sqrt(width / dim) it is U(+-1/sqrt(dim)), and padded inputs get weight 0."""
+    kernel, bias = linear_init_from_normals(normals, width, "torch", n_classes)
+    scale = jnp.sqrt(width / dim)
+    kernel = kernel * scale * (jnp.arange(width) < dim)[:, None]
+    return (jnp.broadcast_to((kernel.T)[:, :, None], (n_classes, width, heads)),
+            jnp.broadcast_to((bias * scale)[:, None], (n_classes, heads)))
 
-    (w, b), bad = descend((weights, biases), gradient, make_optimizer("sgd", inputs.learning_rate), static.steps)
-    return w, b, bad | ~jnp.all(jnp.isfinite(x @ w + b), axis=0)
+
+def _train(x, weights, biases, gradient, inputs: RealInputs, static: RealStatic, form: str | None = None):
+    """Every training of the protocol: ``static.steps`` steps of full-batch GD (no momentum) of
+    linear heads sharing the input ``x`` (n, width), with the closed-form loss gradient
+    ``gradient`` (logits (n, heads, C) -> dLoss/dlogits, same shape) at ``inputs.learning_rate``.
+
+    ``form``: 'margin' (the default for two classes) trains the margin m = l_1 - l_0 of each head,
+    exactly the two-output layer's GD at half the arithmetic (:func:`mfh_sim.train.fit_linear_margin`;
+    the loss depends on the logits only through m, so dL/dm is the class-1 component of the logit
+    gradient at logits [0, m]); 'logits' (more classes) trains the logits.
+    Returns (weights (C, width, heads), biases (C, heads), diverged (heads,)); in margin form
+    class 0's weights are 0, which gives the same softmax as the two-output layer."""
+    form = form or ("margin" if static.n_classes == 2 else "logits")
+    if form == "margin":
+        margin_of = lambda m: jnp.stack([jnp.zeros_like(m), m], axis=-1)
+        v, c, diverged = fit_linear_margin(x, weights[1] - weights[0], biases[1] - biases[0],
+                                           lambda m: gradient(margin_of(m))[..., 1], inputs.learning_rate, 0.0,
+                                           static.steps)
+        return jnp.stack([jnp.zeros_like(v), v]), jnp.stack([jnp.zeros_like(c), c]), diverged
+    classes_first = lambda logits: jnp.transpose(gradient(jnp.transpose(logits, (1, 2, 0))), (2, 0, 1))
+    return fit_linear_logits(x, weights, biases, classes_first, inputs.learning_rate, 0.0, static.steps)
+
+
+def _logits(x: jax.Array, weights: jax.Array, biases: jax.Array) -> jax.Array:
+    """(n, heads, C) logits of classes-first linear heads."""
+    return jnp.einsum("nd,cdh->nhc", x, weights) + biases.T[None]
+
+
+def _role_weights(masks: jax.Array) -> jax.Array:
+    """Per-row loss weights (n, heads, 1) that turn logit_gradient's mean over all n rows into a
+    mean over each head's rows (``masks`` (n, heads) in {0, 1})."""
+    return (masks * masks.shape[0] / jnp.maximum(jnp.sum(masks, axis=0), 1.0))[:, :, None]
 
 
 def make_run(static: RealStatic) -> Callable[[jax.Array, RealInputs], RealMetrics]:
     """A pure ``run(key, inputs) -> RealMetrics`` for the points sharing ``static``."""
-    n, n_train, wa, wb = static.n_samples, static.n_train, static.width_a, static.width_b
-    folds = static.folds
-    fold_size = n_train // folds
-    nan = jnp.float32(jnp.nan)
-    no = jnp.bool_(False)
+    n, classes, wa, wb = static.n_samples, static.n_classes, static.width_a, static.width_b
+    n_test, n_teacher, n_pool = static.n_test, static.n_teacher, static.n_pool
+    budgets = jnp.asarray(static.budgets)
+    n_budgets, n_student = len(static.budgets), max(static.budgets)
+    n_arms = len(TEACHER_ARMS)
 
     def run(key: jax.Array, inputs: RealInputs) -> RealMetrics:
         split_key, init_key = jax.random.split(key)
         order = jax.random.permutation(split_key, n)
-        train, test = order[:n_train], order[n_train:]
-        mask_a = (jnp.arange(wa) < inputs.dim_a).astype(jnp.float32)
-        x_a = _standardise(inputs.x_a, inputs.x_a[train]) * mask_a
+        test = order[:n_test]
+        teacher_rows = order[n_test : n_test + n_teacher]
+        pool = order[n_test + n_teacher : n_test + n_teacher + n_pool]
+        labelled = order[n_test + n_teacher + n_pool : n_test + n_teacher + n_pool + n_student]
+        known = order[n_test:]
         y = inputs.labels
-        y_train = y[train]
-        normals = jax.random.normal(init_key, (wa + 1 + wb + 1, 2))
-        ta_w, ta_b = _uniform_init(normals[: wa + 1], inputs.dim_a, mask_a)
-        deff_a = effective_dim(x_a[train], inputs.dim_a)
-        if static.kind == "probe":
-            # Folds are consecutive blocks of the (already random) training split.
-            position = jnp.arange(n_train)
+        x_a = _standardise(inputs.x_a, known) * (jnp.arange(wa) < inputs.dim_a)
+        x_b = _standardise(inputs.x_b, known) * (jnp.arange(wb) < inputs.dim_b)
+        general = general_part(x_a, x_b, pool, inputs.ridge)
+        specific = x_a - general
+        normals = jax.random.normal(init_key, (linear_init_size(wa, classes) + linear_init_size(wb, classes),))
+        teacher_init = normals[: linear_init_size(wa, classes)]
+        student_init = normals[linear_init_size(wa, classes):]
 
-            def probe_fold(f):
-                held = (position >= f * fold_size) & (position < (f + 1) * fold_size)
-                fit_rows = train[jnp.argsort(held, stable=True)[: n_train - fold_size]]
-                held_rows = train[jnp.argsort(~held, stable=True)[:fold_size]]
-                w, b, bad = _fit(x_a[fit_rows], y[fit_rows], ta_w[:, None], ta_b[None], None,
-                                 1.0, 0.0, inputs, static)
-                correct = jnp.mean(((x_a[held_rows] @ w[:, 0] + b[0]) > 0) == (y[held_rows] == 1))
-                return jnp.where(bad[0], jnp.nan, correct)
+        def fit_teacher(x_rows, rows):
+            w, b = _init(teacher_init, wa, inputs.dim_a, classes, 1)
+            gradient = lambda logits: logit_gradient(logits, y[rows])
+            return _train(x_rows, w, b, gradient, inputs, static)
 
-            probe = jnp.mean(jax.vmap(probe_fold)(jnp.arange(folds)))
-            return RealMetrics(nan, nan, nan, no, no, no, probe, deff_a, nan)
+        # Three teachers on the teacher's split (x^a, x^a_G, x^a_S), one on the student's labels.
+        views = jnp.stack([x_a, general, specific])
+        arm_w, arm_b, arm_div = jax.vmap(lambda v: fit_teacher(v[teacher_rows], teacher_rows))(views)
+        same_w, same_b, same_div = fit_teacher(x_a[labelled], labelled)
 
-        mask_b = (jnp.arange(wb) < inputs.dim_b).astype(jnp.float32)
-        x_b = _standardise(inputs.x_b, inputs.x_b[train]) * mask_b
-        st_w, st_b = _uniform_init(normals[wa + 1:], inputs.dim_b, mask_b)
-        # Teacher on x^a, then both students on x^b from the same init (head 0 no-KD, head 1 KD).
-        teacher_w, teacher_b, teacher_div = _fit(x_a[train], y_train, ta_w[:, None], ta_b[None], None,
-                                                 1.0, 0.0, inputs, static)
-        teacher_margins = x_a[train] @ teacher_w + teacher_b
-        ce_w = jnp.stack([jnp.float32(1.0), inputs.ce_weight])
-        kd_w = jnp.stack([jnp.float32(0.0), inputs.kd_weight])
-        both_w, both_b, student_div = _fit(x_b[train], y_train, jnp.stack([st_w, st_w], axis=1),
-                                           jnp.stack([st_b, st_b]), teacher_margins, ce_w, kd_w, inputs, static)
-        positive = y[test] == 1
+        # Students see the labelled rows, then the pool: (n_student + n_pool, width_b).
+        rows = jnp.concatenate([labelled, pool])
+        position = jnp.arange(n_student + n_pool)
+        in_budget = (position[:, None] < budgets[None, :]).astype(jnp.float32)  # (rows, budgets)
+        with_pool = jnp.maximum(in_budget, (position >= n_student)[:, None].astype(jnp.float32))
+        teacher_logits = jnp.stack([_logits(v[rows], w, b)[:, 0] for v, w, b in
+                                    zip(views, arm_w, arm_b)], axis=1)  # (rows, arms, C)
+        same_logits = _logits(x_a[rows], same_w, same_b)[:, 0]  # (rows, C)
+        # Heads: budgets no-KD, then arms x budgets KD, then the same-sample KD student.
+        ce_masks = jnp.concatenate([in_budget, jnp.tile(in_budget, (1, n_arms)), in_budget[:, -1:]], axis=1)
+        kd_masks = jnp.concatenate([jnp.zeros_like(in_budget), jnp.tile(with_pool, (1, n_arms)),
+                                    in_budget[:, -1:]], axis=1)
+        head_teacher = jnp.concatenate([jnp.zeros((rows.size, n_budgets, classes)),
+                                        jnp.repeat(teacher_logits, n_budgets, axis=1), same_logits[:, None]], axis=1)
+        heads = ce_masks.shape[1]
+        ce_w, kd_w = _role_weights(ce_masks), _role_weights(kd_masks)
 
-        def test_acc(margins, diverged):
-            return jnp.where(diverged, jnp.nan, jnp.mean((margins > 0) == positive))
+        # The no-KD heads keep CE weight 1 whatever the KD students' ce_weight knob.
+        ce_knob = jnp.where(jnp.arange(heads) < n_budgets, 1.0, inputs.ce_weight)[None, :, None]
 
-        teacher_div = teacher_div[0]
-        kd_div = student_div[1] | teacher_div
-        students_test = x_b[test] @ both_w + both_b
+        def student_gradient(logits):
+            return logit_gradient(logits, y[rows], head_teacher, ce_weight=ce_knob * ce_w,
+                                  kd_weight=inputs.kd_weight * kd_w, temperature=inputs.temperature,
+                                  reduction=static.kd_reduction)
+
+        s_w, s_b = _init(student_init, wb, inputs.dim_b, classes, heads)
+        student_w, student_b, student_div = _train(x_b[rows], s_w, s_b, student_gradient, inputs, static)
+
+        # Mimicability: an x^b probe fitted on the pool to the regular teacher's hard labels.
+        teacher_hard = jnp.argmax(teacher_logits[n_student:, 0], axis=-1)
+        m_w, m_b = _init(student_init, wb, inputs.dim_b, classes, 1)
+        mimic_w, mimic_b, mimic_div = _train(x_b[pool], m_w, m_b, lambda logits: logit_gradient(logits, teacher_hard),
+                                             inputs, static)
+
+        def accuracy(logits, labels, diverged):
+            return jnp.where(diverged, jnp.nan, jnp.mean(jnp.argmax(logits, axis=-1) == labels[:, None], axis=0))
+
+        teacher_test = jnp.concatenate([jnp.stack([_logits(v[test], w, b)[:, 0] for v, w, b in
+                                                   zip(views, arm_w, arm_b)], axis=1),
+                                        _logits(x_a[test], same_w, same_b)], axis=1)  # (test, 4, C)
+        teacher_div = jnp.concatenate([arm_div[:, 0], same_div])
+        teacher_acc = accuracy(teacher_test, y[test], teacher_div)
+        head_div = student_div | jnp.concatenate([jnp.zeros(n_budgets, bool), jnp.repeat(arm_div[:, 0], n_budgets),
+                                                   same_div])
+        student_acc = accuracy(_logits(x_b[test], student_w, student_b), y[test], head_div)
+        teacher_test_hard = jnp.argmax(teacher_test[:, 0], axis=-1)
+        mimic = accuracy(_logits(x_b[test], mimic_w, mimic_b), teacher_test_hard, mimic_div | arm_div[0])[0]
+        residual = jnp.sum(specific[test] ** 2)
+        r2 = 1.0 - residual / jnp.maximum(jnp.sum(x_a[test] ** 2), 1e-12)
+        pad = lambda a: jnp.concatenate([a, jnp.full(a.shape[:-1] + (BUDGET_SLOTS - n_budgets,), jnp.nan)], axis=-1)
         return RealMetrics(
-            test_acc(x_a[test] @ teacher_w[:, 0] + teacher_b[0], teacher_div),
-            test_acc(students_test[:, 0], student_div[0]),
-            test_acc(students_test[:, 1], kd_div),
-            teacher_div, student_div[0], kd_div, nan, deff_a,
-            shared_channels(x_a[train], x_b[train], inputs.dim_a, inputs.dim_b, deff_a,
-                            effective_dim(x_b[train], inputs.dim_b)),
+            teacher_acc, pad(student_acc[:n_budgets]), pad(student_acc[n_budgets:-1].reshape(n_arms, n_budgets)),
+            student_acc[-1], mimic, r2, jnp.any(teacher_div) | jnp.any(student_div) | mimic_div[0],
         )
 
     return run
 
 
-METRIC_DTYPES = {name: (np.bool_ if name.endswith("_diverged") else np.float32) for name in RealMetrics._fields}
+METRIC_DTYPES = {name: (np.bool_ if name == "diverged" else np.float32) for name in RealMetrics._fields}
 
 
 def _pad(x: np.ndarray, width: int) -> np.ndarray:
@@ -275,23 +342,24 @@ class RealProtocol(Protocol):
     """The real-data protocol for the engine: points are :class:`RealPoint`."""
 
     name = "real"
-    version = 1
+    #: 2: roles (teacher split, pool, label budgets, test), four teachers and the transfer arms;
+    #: version 1 trained teacher and students on one sample.
+    version = 2
 
     def static_of(self, point: RealPoint) -> RealStatic:
-        probe = point.kind == "probe"
-        return RealStatic(str(point.kind), int(point.labels.shape[0]), int(point.n_train),
-                          padded_width(point.x_a.shape[1]), 1 if probe else padded_width(point.x_b.shape[1]),
-                          int(point.steps), int(point.folds),
+        return RealStatic(int(point.labels.shape[0]), int(point.n_classes), padded_width(point.x_a.shape[1]),
+                          padded_width(point.x_b.shape[1]), int(point.n_test), int(point.n_teacher),
+                          int(point.n_pool), tuple(int(b) for b in point.budgets), int(point.steps),
                           str(point.kd_reduction))
 
     def inputs_of(self, point: RealPoint) -> RealInputs:
         static = self.static_of(point)
         f32 = np.float32
-        x_b = point.x_b if point.kind == "kd" else np.zeros((point.labels.shape[0], 1))
         return RealInputs(
-            _pad(point.x_a, static.width_a), _pad(x_b, static.width_b),
-            np.asarray(point.labels, np.int32), f32(point.x_a.shape[1]), f32(x_b.shape[1]),
+            _pad(point.x_a, static.width_a), _pad(point.x_b, static.width_b),
+            np.asarray(point.labels, np.int32), f32(point.x_a.shape[1]), f32(point.x_b.shape[1]),
             f32(point.learning_rate), f32(point.ce_weight), f32(point.kd_weight), f32(point.temperature),
+            f32(point.ridge),
         )
 
     def identity_of(self, point: RealPoint) -> int:
@@ -301,18 +369,23 @@ class RealProtocol(Protocol):
         return make_run(static)
 
     def metrics(self, static: RealStatic) -> dict[str, MetricSpec]:
-        return {name: MetricSpec(dtype, ()) for name, dtype in METRIC_DTYPES.items()}
+        b = BUDGET_SLOTS
+        shapes = {"teacher_acc": (len(TEACHERS),), "no_kd_acc": (b,), "kd_acc": (len(TEACHER_ARMS), b)}
+        return {name: MetricSpec(dtype, shapes.get(name, ())) for name, dtype in METRIC_DTYPES.items()}
 
     def bytes_per_run(self, static: RealStatic) -> int:
         width = static.width_a + static.width_b
-        return int(4 * (4 * static.n_samples * width + 2 * static.folds * static.n_train * width + width * 8)
-                   + 8 * static.n_train**2 + 4096)
+        heads = len(static.budgets) * (1 + len(TEACHER_ARMS)) + 1
+        rows = max(static.budgets) + static.n_pool
+        return int(4 * (8 * static.n_samples * width + 4 * rows * heads * static.n_classes
+                        + 3 * width * heads * static.n_classes + static.n_pool**2 + static.width_b * static.width_a)
+                   + 4096)
 
     def describe(self, point: RealPoint) -> dict[str, Any]:
         # The data are not stored in a manifest: a point is described by names and fingerprint.
-        return {k: getattr(point, k) for k in ("kind", "task", "teacher_view", "student_view", "fingerprint", "n_train",
-                                               "steps", "folds", "learning_rate", "ce_weight", "kd_weight",
-                                               "temperature", "kd_reduction")}
+        return {k: getattr(point, k) for k in (
+            "task", "teacher_view", "student_view", "fingerprint", "n_classes", "n_test", "n_teacher", "n_pool",
+            "budgets", "steps", "learning_rate", "ce_weight", "kd_weight", "temperature", "ridge", "kd_reduction")}
 
     def point_from_dict(self, values: Mapping[str, Any]) -> RealPoint:
         raise ValueError("a real-data point cannot be rebuilt from its description alone: reload its data "

@@ -6,7 +6,6 @@ import math
 
 from mfh_sim.config import SimConfig
 from mfh_sim.theory.criteria import LABELS, complementarity_gap
-from mfh_sim.theory.finite import least_squares_accuracies, surrogate_lambda
 from mfh_sim.theory.highdim import FINITE_NODES, Problem, finite_accuracies_many, gd_effective_l2
 from mfh_sim.theory.population import TEACHERS, population_accuracies, population_accuracies_mse
 from mfh_sim.theory.quadrature import DEFAULT_NODES, Blocks, split_rule
@@ -27,11 +26,12 @@ class TheoryDeclined(NotImplementedError):
 def decline_reason(config: object) -> str | None:
     """Why the theory does not model ``config``, or None if it does.
 
-    Modelled: linear two-class models (``model='linear'``, ``n_classes=2``) on the linear Gaussian
-    generator (``mixing_depth=0``, ``label_noise=0``), the KL and the logit-MSE distillation losses
-    (``kd_loss='kl'`` or ``'mse'``; not the feature hint),
-    trained by full-batch plain GD (``optimizer='sgd'`` with ``momentum=0``, the paper's recipe,
-    through an effective ridge) or by converged ridge ERM (``optimizer='erm'`` with ridge
+    Modelled: linear models (``model='linear'``) with any number of classes (more than two: the
+    symmetric softmax theory, docs/theory.md 4.10), label noise (4.11) and the random tanh mixing
+    of the channels (``mixing_depth >= 1``, through Gaussian equivalence, 4.12), the KL and the
+    logit-MSE distillation losses (``kd_loss='kl'`` or ``'mse'``; not the feature hint), trained by
+    full-batch GD (``optimizer='sgd'``, heavy-ball momentum included, the paper's recipe, through an
+    effective ridge, 4.6 and 4.13) or by converged ridge ERM (``optimizer='erm'`` with ridge
     ``config.l2``), both hyperplanes, both student-sample protocols.
     """
     if not isinstance(config, SimConfig):
@@ -43,22 +43,13 @@ def decline_reason(config: object) -> str | None:
     checks = (
         (config.model != "linear",
          f"model={config.model!r}: the theory treats linear models (model='linear') only"),
-        (getattr(config, "n_classes", 2) != 2,
-         f"n_classes={getattr(config, 'n_classes', 2)}: the theory treats two classes only"),
-        (getattr(config, "label_noise", 0.0) > 0,
-         f"label_noise={getattr(config, 'label_noise', 0.0)}: flipped labels are not modelled"),
-        (getattr(config, "mixing_depth", 0) > 0,
-         f"mixing_depth={getattr(config, 'mixing_depth', 0)}: the theory needs Gaussian channels "
-         "(mixing_depth=0)"),
         (getattr(config, "kd_loss", "kl") not in ("kl", "mse"),
          f"kd_loss={getattr(config, 'kd_loss', 'kl')!r}: only the KL and logit-MSE distillation losses "
          "(kd_loss='kl' or 'mse') are modelled"),
         (optimizer not in ("sgd", "erm"),
-         f"optimizer={optimizer!r}: only plain full-batch GD (optimizer='sgd', momentum=0) and "
-         "converged ridge ERM (optimizer='erm') are modelled"),
-        (optimizer == "sgd" and getattr(config, "momentum", 0.0) != 0.0,
-         f"momentum={getattr(config, 'momentum', 0.0)}: heavy-ball GD is not modelled (momentum=0 "
-         "only)"),
+         f"optimizer={optimizer!r}: only full-batch GD (optimizer='sgd', with or without heavy-ball "
+         "momentum) and converged ridge ERM (optimizer='erm') are modelled; Adam's per-coordinate "
+         "step sizes have no effective-ridge map"),
         (config.ce_weight == 0.0 and config.kd_weight == 0.0,
          "ce_weight=0 with kd_weight=0: the KD student's loss is identically zero"),
     )
@@ -94,12 +85,30 @@ def blocks_of(config: SimConfig) -> Blocks:
 def effective_l2(config: SimConfig) -> float:
     """The ridge weight the finite-sample theory uses for ``config`` (ERM normalisation).
 
-    ``optimizer='erm'``: ``config.l2``.  Plain GD (the paper's recipe): the effective ridge
-    :func:`~mfh_sim.theory.highdim.gd_effective_l2` of ``steps`` steps at ``learning_rate``.
+    ``optimizer='erm'``: ``config.l2``.  GD (the paper's recipe): the effective ridge
+    :func:`~mfh_sim.theory.highdim.gd_effective_l2` of ``steps`` steps at ``learning_rate``;
+    heavy-ball momentum beta moves the slow directions like plain GD at learning_rate / (1 - beta)
+    once its transient (~1 / (1 - beta) steps) has passed (docs/theory.md 4.13).
     """
     if getattr(config, "optimizer", "sgd") == "erm":
         return float(getattr(config, "l2", 0.0))
-    return gd_effective_l2(config.learning_rate, config.steps)
+    momentum = float(getattr(config, "momentum", 0.0))
+    return gd_effective_l2(config.learning_rate / (1.0 - momentum), config.steps)
+
+
+def mixing_of(config: SimConfig):
+    """The config's channel mixing as :class:`~mfh_sim.theory.mixing.Mixing`, or None (linear channels)."""
+    depth = int(getattr(config, "mixing_depth", 0))
+    strength = float(getattr(config, "mixing_strength", 0.0))
+    if depth == 0 or strength == 0.0:
+        return None
+    from mfh_sim.theory.mixing import Mixing
+
+    v = config.venn
+    return Mixing(depth=depth, strength=strength,
+                  latent_a=v.shared + v.a_only + v.shared_nondecisive + v.a_nondecisive,
+                  latent_b=v.shared + v.b_only + v.shared_nondecisive + v.b_nondecisive,
+                  dim_a=v.dim_a, dim_b=v.dim_b, shared_latents=v.shared + v.shared_nondecisive)
 
 
 def problem_of(config: SimConfig) -> Problem:
@@ -110,20 +119,23 @@ def problem_of(config: SimConfig) -> Problem:
     ((h - h_T)^2 + (sum - sum_T)^2) / 4 in the margin h and the logit sum, and the sum part never
     reaches the margin, so the margin loss is ce_weight CE + c (h - h_T)^2 with c = kd_weight / 4,
     whatever the reduction and the temperature (neither enters the simulator's MSE term):
-    k = 0, mse = c, temperature 1 (docs/theory.md 4.4b).
+    k = 0, mse = c, temperature 1 (docs/theory.md 4.4b).  C > 2 classes: k = kd_weight / C
+    ('paper') or kd_weight, and the logit MSE's sum-zero part is (kd_weight / C) |P (l - t)|^2.
     """
     v = config.venn
     l2 = effective_l2(config)
+    classes = int(getattr(config, "n_classes", 2))
     if getattr(config, "kd_loss", "kl") == "mse":
-        k, mse, temperature = 0.0, config.kd_weight / 4.0, 1.0
+        k, mse, temperature = 0.0, config.kd_weight / (4.0 if classes == 2 else classes), 1.0
     else:
-        k = config.kd_weight / (2.0 if config.kd_reduction == "paper" else 1.0)
+        k = config.kd_weight / (float(classes) if config.kd_reduction == "paper" else 1.0)
         mse, temperature = 0.0, config.temperature
     return Problem(
         n_train=float(config.n_train), dim_a=float(v.dim_a), dim_b=float(v.dim_b),
         shared_channels=float(v.shared + v.shared_nondecisive), l2_teacher=l2, l2_student=l2,
         ce=config.ce_weight, k=k, temperature=temperature,
-        same_sample=not config.fresh_student_sample, mse=mse,
+        same_sample=not config.fresh_student_sample, mse=mse, n_classes=classes,
+        label_noise=float(getattr(config, "label_noise", 0.0)), mixing=mixing_of(config),
     )
 
 
@@ -143,7 +155,10 @@ def predict(
     ERM normalisation (what ``optimizer='erm'`` must minimise for the theory to apply): each
     model minimises (1/n) sum_i loss_i + (l2/2) ||theta||^2, the mean over the n training samples
     of the per-sample loss in the two-class margin form, ridge on the margin weights
-    theta = w_1 - w_0 only (not the bias); see :mod:`mfh_sim.theory.highdim`.
+    theta = w_1 - w_0 only (not the bias); see :mod:`mfh_sim.theory.highdim`.  More than two
+    classes: (1/n) sum_i loss_i + l2 ||W||_F^2 on the logit weights (the same at two classes;
+    :func:`mfh_sim.erm.softmax_newton_solve` minimises it).  Label noise, mixed channels and
+    momentum: docs/theory.md 4.11-4.13.
 
     Infinite-data limit (population minimisers, Gauss-Jacobi over hyperplanes with ``nodes``
     per Beta variable): ``teacher_acc_limit``, ``no_kd_acc_limit``, ``kd_acc_limit``,
@@ -219,7 +234,8 @@ def _theory_key(config: SimConfig, teacher: str, nodes: int, finite_nodes: int) 
     return (
         blocks_of(config), config.hyperplane, problem_of(config), effective_l2(config),
         config.ce_weight, config.kd_weight, config.temperature, config.kd_reduction, teacher,
-        nodes, finite_nodes, getattr(config, "kd_loss", "kl"),
+        nodes, finite_nodes, getattr(config, "kd_loss", "kl"), getattr(config, "n_classes", 2),
+        getattr(config, "label_noise", 0.0), mixing_of(config),
     )
 
 
@@ -245,6 +261,9 @@ def predict_limit(
     config = _check_config(config)
     if teacher not in TEACHERS:
         raise ValueError(f"teacher={teacher!r} is not allowed: use one of {TEACHERS}")
+    if (getattr(config, "n_classes", 2) > 2 or getattr(config, "label_noise", 0.0) > 0
+            or mixing_of(config) is not None):
+        return extended_limit(config, teacher=teacher, nodes=_check_nodes(nodes))
     rule = split_rule(blocks_of(config), config.hyperplane, _check_nodes(nodes))
     if getattr(config, "kd_loss", "kl") == "mse":
         return population_accuracies_mse(rule, config.ce_weight, config.kd_weight / 4.0, teacher)
@@ -258,36 +277,39 @@ def predict_limit(
     )
 
 
+def extended_limit(config: SimConfig, *, teacher: str = "logistic", nodes: int = DEFAULT_NODES) -> dict[str, float]:
+    """:func:`predict_limit` for more than two classes, label noise or mixed channels (logistic teacher)."""
+    from mfh_sim.theory import mixing as mixing_theory
+    from mfh_sim.theory.highdim import _rule_blocks
+    from mfh_sim.theory.population import population_accuracies_extended
+
+    if teacher != "logistic":
+        raise ValueError(
+            f"teacher={teacher!r} is not allowed for this config: with more than two classes, label noise "
+            "or mixed channels the infinite-data limit is computed for the trained (teacher='logistic') "
+            "teacher only")
+    problem = problem_of(config)
+    classes = problem.n_classes
+    rule = split_rule(_rule_blocks(blocks_of(config), classes), config.hyperplane,
+                      nodes if classes == 2 else min(nodes, 8))
+    mix = problem.mixing
+    traces, fraction = None, 0.0
+    if mix is not None:
+        spec_a = mixing_theory.spectrum(mixing_theory.modality(mix, "a"))
+        spec_b = mixing_theory.spectrum(mixing_theory.modality(mix, "b"))
+        tau_a = mixing_theory.inverse_trace(spec_a)
+        traces = (tau_a, mixing_theory.inverse_trace(spec_b),
+                  max(mixing_theory.inverse_trace_square(spec_a) - tau_a**2, 0.0))
+        fraction = mix.shared_latents / max(mix.latent_a, 1)
+    return population_accuracies_extended(
+        rule, n_classes=classes, label_noise=problem.label_noise, ce=config.ce_weight, k=problem.k,
+        mse=problem.mse, temperature=problem.temperature, mixing=traces, shared_fraction=fraction)
+
+
 def _describe(config: SimConfig) -> str:
     v = config.venn
     return (f"config G={v.shared} A={v.a_only} B={v.b_only} U={v.unseen} dim_a={v.dim_a} "
             f"dim_b={v.dim_b} n_train={config.n_train} optimizer={getattr(config, 'optimizer', 'sgd')}")
-
-
-def finite_prediction(config: SimConfig, rule=None) -> dict[str, float]:
-    """The least-squares surrogate's accuracies (fractions; kept for comparison, not used by predict).
-
-    Keys ``teacher_acc``, ``no_kd_acc``, ``kd_acc``, ``delta``; NaN for temperature != 1,
-    n_train <= max(dim_a, dim_b) + 1 or kd_loss='mse' (its mixing weight lam is matched to the KL
-    student).  Superseded by the GCM theory in :func:`predict`.
-    """
-    config = _check_config(config)
-    if rule is None:
-        rule = split_rule(blocks_of(config), config.hyperplane)
-    nan = {k: math.nan for k in ("teacher_acc", "no_kd_acc", "kd_acc", "delta")}
-    v = config.venn
-    if (config.temperature != 1.0 or config.n_train <= max(v.dim_a, v.dim_b) + 1
-            or getattr(config, "kd_loss", "kl") == "mse"):
-        return nan
-    return least_squares_accuracies(
-        rule,
-        surrogate_lambda(config.ce_weight, config.kd_weight, config.kd_reduction),
-        n_train=config.n_train,
-        dim_a=v.dim_a,
-        dim_b=v.dim_b,
-        shared_channels=v.shared + v.shared_nondecisive,
-        same_sample=not config.fresh_student_sample,
-    )
 
 
 def complementarity(config: SimConfig, *, label: str = "binary", nodes: int = DEFAULT_NODES) -> float:

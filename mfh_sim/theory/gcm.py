@@ -89,6 +89,20 @@ class Channel(NamedTuple):
     v_t: np.ndarray | None = None
     xi: np.ndarray | None = None
     mse: np.ndarray | None = None
+    #: Probability eps that a label is replaced by a uniformly drawn other class (None: no noise).
+    #: The channel averages the loss over the observed label given the true one.
+    label_noise: np.ndarray | None = None
+    #: Number of classes C (None or 2: the two-class margin channel; > 2: the symmetric
+    #: multi-class channel of :mod:`mfh_sim.theory.multiclass`, equal across the batch).
+    n_classes: np.ndarray | None = None
+    #: Anisotropic inputs (nonlinear mixing, :mod:`mfh_sim.theory.mixing`): spectral atoms of the
+    #: input covariance Omega, (P, A) each: eigenvalues ``spec_lam``, weights ``spec_w`` of
+    #: (1/d) tr f(Omega) = sum_a w_a f(lam_a), and weights ``spec_s`` of the signal trace
+    #: tau(f) = tr(T f(Omega) T^T) / c = sum_a s_a f(lam_a) (T the linear part of the channels'
+    #: map from the latents).  None: isotropic inputs (Omega = I).
+    spec_lam: np.ndarray | None = None
+    spec_w: np.ndarray | None = None
+    spec_s: np.ndarray | None = None
 
 
 class FixedPoint(NamedTuple):
@@ -260,7 +274,8 @@ def _half_line_rule(n: int, top: float = 8.5) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _channel(ch: Channel, m: np.ndarray, q: np.ndarray, V: np.ndarray, kd_on: bool, cache: dict,
-             nodes: tuple[int, int, int] | None = None, vh_st: np.ndarray | None = None):
+             nodes: tuple[int, int, int] | None = None, vh_st: np.ndarray | None = None,
+             resp: np.ndarray | None = None):
     """Conjugates (Vh, qh, mh, qh_ST, Vh_ST) from (m, q, V, Vh_ST) for every problem; mh is (P, K).
 
     The label latent L is integrated first, on each half-line separately (y = sign L exactly, so
@@ -278,28 +293,25 @@ def _channel(ch: Channel, m: np.ndarray, q: np.ndarray, V: np.ndarray, kd_on: bo
     field omega moved by the teacher's fit of that sample, omega - V xi Vh_ST f_T (f_T the
     teacher's residual there, Vh_ST = alpha E[loss_ht / ((1 + V loss'') (1 + V_T CE''_T))] <= 0;
     section 4.5 of docs/theory.md); the prox and f are taken at the moved field, the Gaussian
-    projections (Stein) at omega.
+    projections (Stein) at omega.  ``resp`` (default V) replaces V in that shift for anisotropic
+    inputs (the trace tau(R) of the prior's resolvent, docs/theory.md 4.12).
+
+    Label noise (``ch.label_noise`` = eps > 0): the observed label is the true one with probability
+    1 - eps and the other with probability eps; the loss (and the teacher's in-sample fit) uses
+    the observed label, the Gaussian projections the true latent L.
     """
+    if ch.n_classes is not None:
+        # The symmetric C-class channel (a Channel built with n_classes = 2 takes it too: a check
+        # of it against the two-class quadrature).
+        from mfh_sim.theory.multiclass import channel as multiclass_channel
+
+        return multiclass_channel(ch, m, q, V, kd_on, cache, nodes, vh_st, resp)
     n_label, n_logit, n_omega = nodes if nodes is not None else (LABEL_NODES, LOGIT_NODES, OMEGA_NODES)
     xl, wl = _half_line_rule(n_label)
     xo, wo = _gauss_hermite(n_omega)
     xt, wt = _gauss_hermite(n_logit) if kd_on else (np.zeros(1), np.ones(1))
     P = q.shape[0]
-    q = np.maximum(q, 1e-300)
-    m1 = m[:, 0]
-    m2 = m[:, 1] if kd_on else np.zeros(P)
-    s_lt = ch.s_lt if kd_on else np.zeros(P)
-    s_tt = ch.s_tt if kd_on else np.ones(P)
-    # T | L ~ N(s_lt L, s_tt - s_lt^2); omega | L, T ~ N(b_l L + b_t T, sig2).
-    v_t = np.maximum(s_tt - s_lt**2, 1e-12)
-    det = np.maximum(s_tt - s_lt**2, 1e-12)
-    b_l = (m1 * s_tt - m2 * s_lt) / det
-    b_t = (m2 - m1 * s_lt) / det
-    sig2 = np.maximum(q - (b_l * m1 + b_t * m2), 1e-12 * q)
-    # C = Cov((L, T) | omega)
-    c_ll = np.maximum(1.0 - m1**2 / q, 1e-12)
-    c_lt = s_lt - m1 * m2 / q
-    c_tt = np.maximum(s_tt - m2**2 / q, 1e-12) if kd_on else np.ones(P)
+    q, m1, m2, s_lt, v_t, b_l, b_t, sig2, c_ll, c_lt, c_tt = gaussian_conditionals(ch, m, q, kd_on)
     ex = lambda v: v[:, None, None, None]
     weight = (wl[:, None, None] * wt[None, :, None] * wo[None, None, :]).ravel()
     Vb, a, k, T = ex(V), ex(ch.ce), ex(ch.kd), ex(ch.temperature)
@@ -314,35 +326,43 @@ def _channel(ch: Channel, m: np.ndarray, q: np.ndarray, V: np.ndarray, kd_on: bo
     e_l = np.zeros(P)  # E[(L - m_1 omega / q) f]
     e_t = np.zeros(P)  # E[(T - m_2 omega / q) f]
     rule = (n_label, n_logit, n_omega)
-    for y in (1.0, -1.0):
-        L = y * xl[None, :, None, None]
+    noisy = ch.label_noise is not None and bool(np.any(ch.label_noise > 0))
+    if noisy:
+        eps = ch.label_noise
+        branches = ((1.0, 1.0, 1.0 - eps), (1.0, -1.0, eps), (-1.0, -1.0, 1.0 - eps), (-1.0, 1.0, eps))
+    else:
+        branches = ((1.0, 1.0, None), (-1.0, -1.0, None))
+    share_sum = (lambda v, share: wsum(v)) if not noisy else (lambda v, share: wsum(v) * share)
+    for y_true, y, share in branches:
+        L = y_true * xl[None, :, None, None]
         t = ex(s_lt) * L + ex(np.sqrt(v_t)) * xt[None, None, :, None]
         omega = ex(b_l) * L + ex(b_t) * t + ex(np.sqrt(sig2)) * xo[None, None, None, :]
         if same:
             # The teacher's in-sample logit: its cavity field moved by its own fit (V_T > 0).  It
             # depends on the teacher only, so it is solved once per problem.
-            if ("t", y, rule) not in cache:
+            if ("t", y_true, y, rule) not in cache:
                 vt = ex(ch.v_t)
-                cache[("t", y, rule)], _ = _prox(t, y, t, vt, np.ones_like(vt), np.zeros_like(vt),
-                                                 np.ones_like(vt), iters=60)
-            t_in = cache[("t", y, rule)]
+                cache[("t", y_true, y, rule)], _ = _prox(t, y, t, vt, np.ones_like(vt), np.zeros_like(vt),
+                                                         np.ones_like(vt), iters=60)
+            t_in = cache[("t", y_true, y, rule)]
             f_t = (t_in - t) / ex(ch.v_t)
-            if ("ht", y, rule) not in cache:
+            if ("ht", y_true, y, rule) not in cache:
                 # The teacher-only part of the response's weight, also solved once per problem:
                 # loss_ht = d^2 loss / dh dt of the KD term (KL: -k sigma'(t/T); MSE: -2c) over
                 # 1 + V_T CE''_T at the teacher's in-sample logit.
                 s_t = expit(t_in / T)
                 loss_ht = -k * s_t * (1.0 - s_t) - (2.0 * c if c is not None else 0.0)
                 s_y = expit(-y * t_in)
-                cache[("ht", y, rule)] = loss_ht / (1.0 + ex(ch.v_t) * s_y * (1.0 - s_y))
+                cache[("ht", y_true, y, rule)] = loss_ht / (1.0 + ex(ch.v_t) * s_y * (1.0 - s_y))
             # The student's field answers the teacher's fit of this very sample: the teacher's
             # logits on the other samples moved with it (by V_T f_T x^a_i . x^a_j / (1 + V_T CE''_j)
             # each), and the student followed them through the shared channels.
-            field = omega - Vb * ex(ch.xi * vh_st) * f_t if vh_st is not None else omega
+            coef = Vb if resp is None else ex(resp)
+            field = omega - coef * ex(ch.xi * vh_st) * f_t if vh_st is not None else omega
         else:
             t_in = t
             field = omega
-        key = ("s", y, rule)
+        key = ("s", y_true, y, rule)
         if key + ("h",) in cache:
             # First-order predictor from the previous call's solution (h_0, omega_0, V_0, f_0,
             # loss''_0): F(h) = h - omega + V loss'(h) = 0 moves by dh (1 + V loss'') = d omega + f dV
@@ -356,22 +376,49 @@ def _channel(ch: Channel, m: np.ndarray, q: np.ndarray, V: np.ndarray, kd_on: bo
         f = (h - field) / Vb
         for part, value in (("h", h), ("omega", field), ("V", Vb), ("f", f), ("gp", gp)):
             cache[key + (part,)] = value
-        vh += wsum(gp / (1.0 + Vb * gp))
-        qh += wsum(f * f)
-        e_l += wsum((L - ex(m1 / q) * omega) * f)
+        vh += share_sum(gp / (1.0 + Vb * gp), share)
+        qh += share_sum(f * f, share)
+        e_l += share_sum((L - ex(m1 / q) * omega) * f, share)
         if kd_on:
-            e_t += wsum((t - ex(m2 / q) * omega) * f)
+            e_t += share_sum((t - ex(m2 / q) * omega) * f, share)
         if same:
-            qh_st += wsum(f * f_t)
-            vh_st_new += wsum(cache[("ht", y, rule)] / (1.0 + Vb * gp))
-    alpha = ch.alpha
+            qh_st += share_sum(f * f_t, share)
+            vh_st_new += share_sum(cache[("ht", y_true, y, rule)] / (1.0 + Vb * gp), share)
+    return conjugates(ch.alpha, kd_on, vh, qh, e_l, e_t, qh_st, vh_st_new, c_ll, c_lt, c_tt)
+
+
+def gaussian_conditionals(ch: Channel, m: np.ndarray, q: np.ndarray, kd_on: bool):
+    """The channel's Gaussian conditionals of (L, T, omega) with covariance
+    [[1, s_lt, m_1], [s_lt, s_tt, m_2], [m_1, m_2, q]]: T | L ~ N(s_lt L, v_t),
+    omega | L, T ~ N(b_l L + b_t T, sig2), and C = Cov((L, T) | omega) = [[c_ll, c_lt], [c_lt, c_tt]].
+
+    Returns (q floored, m_1, m_2, s_lt, v_t, b_l, b_t, sig2, c_ll, c_lt, c_tt), one entry a problem.
+    """
+    P = q.shape[0]
+    q = np.maximum(q, 1e-300)
+    m1 = m[:, 0]
+    m2 = m[:, 1] if kd_on else np.zeros(P)
+    s_lt = ch.s_lt if kd_on else np.zeros(P)
+    s_tt = ch.s_tt if kd_on else np.ones(P)
+    v_t = np.maximum(s_tt - s_lt**2, 1e-12)
+    b_l = (m1 * s_tt - m2 * s_lt) / v_t
+    b_t = (m2 - m1 * s_lt) / v_t
+    sig2 = np.maximum(q - (b_l * m1 + b_t * m2), 1e-12 * q)
+    c_ll = np.maximum(1.0 - m1**2 / q, 1e-12)
+    c_lt = s_lt - m1 * m2 / q
+    c_tt = np.maximum(s_tt - m2**2 / q, 1e-12) if kd_on else np.ones(P)
+    return q, m1, m2, s_lt, v_t, b_l, b_t, sig2, c_ll, c_lt, c_tt
+
+
+def conjugates(alpha, kd_on, vh, qh, e_l, e_t, qh_st, vh_st, c_ll, c_lt, c_tt):
+    """(Vh, qh, mh, qh_ST, Vh_ST) from the channel's expectations: mh = alpha C^-1 (e_l, e_t)."""
     if not kd_on:
-        return alpha * vh, alpha * qh, (alpha * e_l / c_ll)[:, None], qh_st, vh_st_new
+        return alpha * vh, alpha * qh, (alpha * e_l / c_ll)[:, None], qh_st, vh_st
     det_c = c_ll * c_tt - c_lt**2
     mh1 = (c_tt * e_l - c_lt * e_t) / det_c
     mh2 = (-c_lt * e_l + c_ll * e_t) / det_c
     return (alpha * vh, alpha * qh, alpha[:, None] * np.stack([mh1, mh2], axis=1), alpha * qh_st,
-            alpha * vh_st_new)
+            alpha * vh_st)
 
 
 #: Anderson mixing of the outer iteration: memory (past residuals) and Tikhonov weight of its
@@ -471,7 +518,13 @@ def solve(
         history = None
     x, m, q, V, done, _ = _iterate(ch, x0, None, tol, max_iter, damping, anderson, history)
     vh, qh, mh, qh_st, vh_st = x[:, 0], x[:, 1], x[:, 2:2 + K], x[:, 2 + K], x[:, 3 + K]
-    acc = 1.0 - np.arccos(np.clip(m[:, 0] / np.sqrt(np.maximum(q, 1e-300)), -1, 1)) / math.pi
+    if ch.n_classes is not None and int(ch.n_classes[0]) > 2:
+        from mfh_sim.theory.multiclass import accuracy as multiclass_accuracy
+
+        with np.errstate(invalid="ignore"):
+            acc = multiclass_accuracy(m[:, 0] / np.sqrt(np.maximum(q, 1e-300)), int(ch.n_classes[0]))
+    else:
+        acc = 1.0 - np.arccos(np.clip(m[:, 0] / np.sqrt(np.maximum(q, 1e-300)), -1, 1)) / math.pi
     ok = done & np.isfinite(acc)
     if not ok.all():
         if isinstance(label, str):
@@ -511,6 +564,7 @@ def _iterate(ch: Channel, x: np.ndarray, nodes, tol: float, max_iter: int, dampi
     m = np.zeros((P, K))
     q = np.zeros(P)
     V = np.zeros(P)
+    resp = np.zeros(P)
     memory = max(int(anderson), 0)
     if history is None or memory == 0:
         dx_hist = np.zeros((P, D, 0))
@@ -530,22 +584,38 @@ def _iterate(ch: Channel, x: np.ndarray, nodes, tol: float, max_iter: int, dampi
 
     last_x = last_f = None  # previous iterate and residual of the active problems
 
-    def prior(xa, sub_omega, sub_lam, sub_xi):
+    spectral = ch.spec_lam is not None
+
+    def prior(xa, sub_omega, sub_lam, sub_xi, sub_spec=None):
         vh, qh, mh, qh_st = xa[:, 0], xa[:, 1], xa[:, 2:2 + K], xa[:, 2 + K]
-        V_ = 1.0 / (sub_lam + vh)
         om = np.einsum("pij,pj->pi", sub_omega, mh)
-        m_ = V_[:, None] * om
-        q_ = V_**2 * (np.einsum("pi,pi->p", mh, om) + qh)
+        if sub_spec is None:
+            V_ = 1.0 / (sub_lam + vh)
+            tau_r, tau_rr, noise = V_, V_**2, V_**2
+        else:
+            # Anisotropic inputs: the resolvent R = (lam' + Vh Omega)^-1 in the spectral atoms.
+            lam_a, w_a, s_a = sub_spec
+            r = 1.0 / (sub_lam[:, None] + vh[:, None] * lam_a)
+            V_ = np.sum(w_a * lam_a * r, axis=1)
+            noise = np.sum(w_a * (lam_a * r) ** 2, axis=1)
+            tau_r = np.sum(s_a * r, axis=1)
+            tau_rr = np.sum(s_a * lam_a * r**2, axis=1)
+        m_ = tau_r[:, None] * om
+        if sub_spec is None:
+            q_ = V_**2 * (np.einsum("pi,pi->p", mh, om) + qh)
+        else:
+            q_ = tau_rr * np.einsum("pi,pi->p", mh, om) + noise * qh
         if K == 2:
             # Same sample: the student's noise is correlated with the teacher's on shared channels.
-            m_[:, 1] += V_ * sub_xi * qh_st
-            q_ += V_**2 * 2.0 * mh[:, 1] * sub_xi * qh_st
-        return m_, q_, V_
+            m_[:, 1] += tau_r * sub_xi * qh_st
+            q_ += tau_rr * 2.0 * mh[:, 1] * sub_xi * qh_st
+        return m_, q_, V_, tau_r
 
     for _ in range(max_iter):
         with np.errstate(over="ignore", invalid="ignore"):  # a diverging problem goes non-finite
-            ma, qa, Va = prior(x[active], ch.omega[active], lam[active], xi[active])
-        m[active], q[active], V[active] = ma, qa, Va
+            ma, qa, Va, ra = prior(x[active], ch.omega[active], lam[active], xi[active],
+                                   (ch.spec_lam[active], ch.spec_w[active], ch.spec_s[active]) if spectral else None)
+        m[active], q[active], V[active], resp[active] = ma, qa, Va, ra
         state = np.concatenate([m, q[:, None], V[:, None]], axis=1)
         with np.errstate(invalid="ignore"):
             rel = np.max(np.abs(state - prev) / (np.abs(state) + 1e-10), axis=1)
@@ -571,7 +641,8 @@ def _iterate(ch: Channel, x: np.ndarray, nodes, tol: float, max_iter: int, dampi
             active = keep
         sub = Channel(*(None if f is None else f[active] for f in ch))
         new_vh, new_qh, new_mh, new_qh_st, new_vh_st = _channel(sub, m[active], q[active], V[active], kd_on,
-                                                                caches, nodes, x[active, 3 + K])
+                                                                caches, nodes, x[active, 3 + K],
+                                                                resp[active] if spectral else None)
         if new_mh.shape[1] < K:
             # No KD term (k = 0) in a two-direction problem: the loss ignores the teacher, so the
             # teacher direction's conjugate is 0 (the student is the plain logistic one).
@@ -598,10 +669,30 @@ def _iterate(ch: Channel, x: np.ndarray, nodes, tol: float, max_iter: int, dampi
     return x, m, q, V, done, (out_dx, out_df)
 
 
-def logistic_erm(rho, alpha, l2, **kw) -> FixedPoint:
+def _extras(P: int, label_noise, n_classes, spectrum) -> dict:
+    """The optional Channel fields (label noise, classes, spectral atoms) broadcast to P problems."""
+    extra: dict = {}
+    if label_noise is not None:
+        eps = np.broadcast_to(np.asarray(label_noise, dtype=np.float64), (P,)).copy()
+        if np.any(eps > 0):
+            extra["label_noise"] = eps
+    if n_classes is not None and int(np.max(n_classes)) > 2:
+        extra["n_classes"] = np.full(P, int(np.max(n_classes)))
+    if spectrum is not None:
+        lam, w, s_ = (np.broadcast_to(np.asarray(v, dtype=np.float64), np.broadcast_shapes(
+            np.shape(spectrum[0]), (P, np.shape(spectrum[0])[-1]))).copy() for v in spectrum)
+        extra.update(spec_lam=lam, spec_w=w, spec_s=s_)
+    return extra
+
+
+def logistic_erm(rho, alpha, l2, *, label_noise=None, n_classes=None, spectrum=None, **kw) -> FixedPoint:
     """Ridge logistic regression (no KD) seeing the visible share ``rho`` in [0, 1] of ||w||^2.
 
-    Arrays broadcast; ``alpha`` = n / d > 0, ``l2`` >= 0 in the (ERM) normalisation.
+    Arrays broadcast; ``alpha`` = n / d > 0, ``l2`` >= 0 in the (ERM) normalisation.  Optional:
+    ``label_noise`` eps (labels replaced by another class), ``n_classes`` C > 2 (the symmetric
+    softmax channel of :mod:`mfh_sim.theory.multiclass`; then ``l2`` is the ridge per sum-zero logit
+    direction, (l2/2) ||Theta||^2), ``spectrum`` (lam, w, s) atoms of anisotropic inputs, each
+    (P, A) (:mod:`mfh_sim.theory.mixing`).
     """
     rho, alpha, l2 = (np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in (rho, alpha, l2))
     rho, alpha, l2 = np.broadcast_arrays(rho, alpha, l2)
@@ -609,25 +700,26 @@ def logistic_erm(rho, alpha, l2, **kw) -> FixedPoint:
     P = rho.size
     ch = Channel(
         alpha=alpha, l2=l2, omega=rho[:, None, None].copy(), s_lt=np.zeros(P), s_tt=np.ones(P),
-        ce=np.ones(P), kd=np.zeros(P), temperature=np.ones(P),
+        ce=np.ones(P), kd=np.zeros(P), temperature=np.ones(P), **_extras(P, label_noise, n_classes, spectrum),
     )
     # A student that sees nothing has m = 0 and accuracy 1/2 exactly; keep rho > 0 for the algebra.
     ch = ch._replace(omega=np.maximum(ch.omega, 1e-12))
     return solve(ch, **kw)
-
-
 def _flat(*values):
     arrays = np.broadcast_arrays(*(np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in values))
     return [a.ravel().copy() for a in arrays]
 
 
-def teacher_projection(m_t, q_t, rho_t, p_g, shared_channels, dim_a):
+def teacher_projection(m_t, q_t, rho_t, p_g, shared_channels, dim_a, directions=1):
     """How a trained teacher's weights look from the student's channels.
 
     The teacher's weights are c_T w_T + nu with c_T = m_T / rho_T (w_T its visible part of w,
     ||w_T||^2 = rho_T) and nu isotropic in the (dim_a - 1) directions orthogonal to w_T, of squared
     norm q_T - m_T^2 / rho_T.  A share (shared_channels - p_G / rho_T) / (dim_a - 1) of ||nu||^2
-    falls on the channels the student also sees (its expectation under that isotropy).
+    falls on the channels the student also sees (its expectation under that isotropy).  With
+    ``directions`` = C - 1 class directions (the symmetric multi-class case, per direction) the
+    noise avoids the C - 1 directions of the teacher's class frame:
+    (shared_channels - (C - 1) p_G / rho_T) / (dim_a - (C - 1)).
 
     Returns (c_T, ||nu_S||^2): the coefficient on w_G and the squared norm of the teacher's noise
     on shared channels.
@@ -636,9 +728,9 @@ def teacher_projection(m_t, q_t, rho_t, p_g, shared_channels, dim_a):
         c_t = np.where(rho_t > 0, m_t / np.where(rho_t > 0, rho_t, 1.0), 0.0)
         noise = np.maximum(q_t - c_t * m_t, 0.0)
         share = np.where(
-            dim_a > 1,
-            (shared_channels - np.where(rho_t > 0, p_g / np.where(rho_t > 0, rho_t, 1.0), 0.0))
-            / np.maximum(dim_a - 1.0, 1.0),
+            dim_a > directions,
+            (shared_channels - directions * np.where(rho_t > 0, p_g / np.where(rho_t > 0, rho_t, 1.0), 0.0))
+            / np.maximum(dim_a - directions, 1.0),
             0.0,
         )
     return c_t, noise * np.clip(share, 0.0, 1.0)
@@ -646,7 +738,7 @@ def teacher_projection(m_t, q_t, rho_t, p_g, shared_channels, dim_a):
 
 def kd_erm(
     p_g, p_a, p_b, m_t, q_t, *, alpha, l2, shared_channels, dim_a, ce, kd, temperature,
-    v_t=None, mse=None, **kw
+    v_t=None, mse=None, label_noise=None, n_classes=None, spectrum=None, projection=None, **kw
 ) -> FixedPoint:
     """KD student trained by ridge ERM on a sample independent of the teacher's training sample.
 
@@ -665,6 +757,11 @@ def kd_erm(
 
     ``mse`` (None: none) is the weight c of a margin-MSE distillation term c (h - t)^2 in the
     student's per-sample loss (logit-MSE KD: c = kd_weight / 4, with kd = 0; docs/theory.md 4.4b).
+
+    ``label_noise``, ``n_classes``, ``spectrum``: as :func:`logistic_erm`.  ``projection``: the
+    teacher's weights seen from the student's channels, (c_T p_G, c_T^2 p_G + ||nu_S||^2, xi) per
+    problem, where the isotropic :func:`teacher_projection` does not apply (anisotropic inputs,
+    :func:`mfh_sim.theory.mixing.teacher_projection`).
     """
     if v_t is None:
         v_t = 0.0
@@ -673,12 +770,20 @@ def kd_erm(
         p_g, p_a, p_b, m_t, q_t, alpha, l2, shared_channels, dim_a, ce, kd, temperature, v_t,
         mse if with_mse else 0.0,
     )
-    c_t, nu_s = teacher_projection(m_t, q_t, p_g + p_a, p_g, g_c, d_a)
     P = p_g.size
     omega = np.empty((P, 2, 2))
     omega[:, 0, 0] = np.maximum(p_g + p_b, 1e-12)
-    omega[:, 0, 1] = omega[:, 1, 0] = c_t * p_g
-    omega[:, 1, 1] = c_t**2 * p_g + nu_s
+    if projection is None:
+        directions = int(np.max(n_classes)) - 1 if n_classes is not None else 1
+        c_t, nu_s = teacher_projection(m_t, q_t, p_g + p_a, p_g, g_c, d_a, directions)
+        omega[:, 0, 1] = omega[:, 1, 0] = c_t * p_g
+        omega[:, 1, 1] = c_t**2 * p_g + nu_s
+        xi = v_t * g_c / d_a
+    else:
+        cross, teacher_sq, xi = (np.broadcast_to(np.asarray(v, dtype=np.float64), (P,)) for v in projection)
+        omega[:, 0, 1] = omega[:, 1, 0] = cross
+        omega[:, 1, 1] = teacher_sq
+        xi = np.where(v_t > 0, xi, 0.0)
     ch = Channel(alpha, l2, omega, m_t, np.maximum(q_t, 1e-12), ce, kd, temperature,
-                 v_t, v_t * g_c / d_a, mse if with_mse else None)
+                 v_t, xi, mse if with_mse else None, **_extras(P, label_noise, n_classes, spectrum))
     return solve(ch, **kw)

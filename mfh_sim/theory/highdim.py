@@ -30,6 +30,10 @@ from mfh_sim.theory.quadrature import Blocks, SplitRule, beta_rule, split_rule
 #: in the shares; 3 nodes per variable agree with 6 to ~2e-5 in accuracy, measured on two Gaussian
 #: configs).
 FINITE_NODES = 3
+#: Gauss-Jacobi nodes per Beta variable with more than two classes: the shares' law is narrower
+#: (parameters scaled by C - 1), and 2 nodes agree with 3 and 4 to ~2e-4 in accuracy (measured on
+#: three configs); each KD node costs a C-class channel solve.
+MULTICLASS_NODES = 2
 #: Effective ridge of the paper's GD: l2_eff = GD_RIDGE_CONSTANT / (margin learning rate * steps).
 GD_RIDGE_CONSTANT = 1.0
 
@@ -44,6 +48,14 @@ class Problem(NamedTuple):
     own training sample (True, the paper's Fig. 2/3) or on a fresh one (False, Table 2); mse >= 0
     the weight c of a margin-MSE distillation term c (h - t)^2 (logit-MSE KD: c = kd_weight / 4 and
     k = 0; default 0, no such term).
+
+    Extensions (defaults: the paper's generator): n_classes C >= 2 (C > 2: the symmetric softmax
+    theory of :mod:`mfh_sim.theory.multiclass`; then k and mse are the per-sample weights of the
+    C-logit KL and of |P (l - t)|^2, and the ridges are those of l2 ||W||_F^2 on the logit
+    weights, which is (l2/2) ||theta||^2 for two classes); label_noise eps in [0, (C-1)/C) (a
+    label replaced by a uniformly drawn other class, training and test alike); mixing: None or a
+    :class:`mfh_sim.theory.mixing.Mixing` (random tanh layers on each modality's latent channels,
+    through Gaussian equivalence).
     """
 
     n_train: float
@@ -57,6 +69,9 @@ class Problem(NamedTuple):
     temperature: float
     same_sample: bool
     mse: float = 0.0
+    n_classes: int = 2
+    label_noise: float = 0.0
+    mixing: object = None
 
 
 def gd_effective_l2(learning_rate: float, steps: int, *, margin: bool = True) -> float:
@@ -101,58 +116,119 @@ def finite_accuracies(
     return finite_accuracies_many([(blocks, hyperplane, problem, label)], nodes=nodes)[0]
 
 
+def _rule_blocks(blocks: Blocks, n_classes: int) -> Blocks:
+    """Blocks whose Dirichlet law gives the hyperplane rule: scaled by C - 1 for C classes.
+
+    Two classes: the shares of w ~ N(0, I) are Dirichlet(|G|/2, ...).  C classes: the class frame
+    has C - 1 orthonormal directions; the theory takes its Gram on each block as isotropic, with
+    the trace share Dirichlet((C - 1)|G|/2, ...) (matched mean, and variance to leading order:
+    docs/theory.md 4.10).
+    """
+    if n_classes == 2:
+        return blocks
+    f = float(n_classes - 1)
+    return Blocks(blocks.g * f, blocks.a * f, blocks.b * f, blocks.u * f)
+
+
+def observed_accuracy(acc, label_noise: float, n_classes: int):
+    """Accuracy against labels replaced by a uniformly drawn other class with probability eps.
+
+    (1 - eps) acc + eps (1 - acc) / (C - 1): the simulator's test labels carry the noise too.
+    """
+    if label_noise == 0:
+        return acc
+    return (1.0 - label_noise) * acc + label_noise * (1.0 - acc) / (n_classes - 1)
+
+
 def finite_accuracies_many(items, *, nodes: int = FINITE_NODES) -> list[dict[str, float]]:
     """:func:`finite_accuracies` for many ``(blocks, hyperplane, problem, label)`` at once.
 
-    Two vectorised solves for the whole list: every distinct logistic fixed point (teacher and
-    no-KD student at every hyperplane node of every item) in one batch, then every KD student in
-    one batch per protocol (same or fresh sample, with or without a KD term).  Each problem's
-    iteration is independent of the batch, so the values equal the one-item calls'.
+    Vectorised solves for the whole list: every distinct logistic fixed point (teacher and no-KD
+    student at every hyperplane node of every item) in one batch per kind of channel (two-class
+    or C-class, label noise or not, isotropic or mixed inputs), then every KD student in one batch
+    per protocol and kind.  Each problem's iteration is independent of the batch, so the values
+    equal the one-item calls'.
     """
-    preps = []
-    rows = []  # (rho, alpha, l2) of every logistic problem, with its label
-    row_labels = []
+    from mfh_sim.theory import mixing as mixing_theory
 
-    def request(x, alpha, l2, label):
+    preps = []
+    rows = []  # (rho, alpha, l2, eps, C, spectrum index) of every logistic problem, with its label
+    row_labels = []
+    spectra: list = []  # spectral atoms of mixed inputs, by index
+    spectrum_index: dict = {}
+
+    def spectrum_of(description) -> int:
+        if description is None:
+            return -1
+        if description not in spectrum_index:
+            spectrum_index[description] = len(spectra)
+            spectra.append(mixing_theory.spectrum(description))
+        return spectrum_index[description]
+
+    def request(x, alpha, l2, eps, classes, spec, label):
         start = len(rows)
-        rows.extend((float(v), float(alpha), float(l2)) for v in x)
+        rows.extend((float(v), float(alpha), float(l2), float(eps), float(classes), float(spec)) for v in x)
         row_labels.extend([label] * len(x))
         return slice(start, len(rows))
 
     for blocks, hyperplane, problem, label in items:
         n = float(problem.n_train)
-        total = blocks.total
+        C = int(problem.n_classes)
+        eps = float(problem.label_noise)
+        ridge = 1.0 if C == 2 else 2.0  # (l2/2)||theta||^2 on the margin = l2 ||W||^2 = (2 l2 / 2)||Theta||^2
+        rblocks = _rule_blocks(blocks, C)
+        nodes_here = nodes if C == 2 else min(nodes, MULTICLASS_NODES)
+        total = rblocks.total
         ones = hyperplane == "ones"
         # Teacher and no-KD student: one-dimensional rules in their own visible share.
-        x_t, w_t = _marginal_rule((blocks.g + blocks.a) / 2, (blocks.b + blocks.u) / 2,
-                                  (blocks.g + blocks.a) / total if ones else None, nodes)
-        x_s, w_s = _marginal_rule((blocks.g + blocks.b) / 2, (blocks.a + blocks.u) / 2,
-                                  (blocks.g + blocks.b) / total if ones else None, nodes)
-        rule = shares_rule(blocks, hyperplane, nodes)
+        x_t, w_t = _marginal_rule((rblocks.g + rblocks.a) / 2, (rblocks.b + rblocks.u) / 2,
+                                  (rblocks.g + rblocks.a) / total if ones else None, nodes_here)
+        x_s, w_s = _marginal_rule((rblocks.g + rblocks.b) / 2, (rblocks.a + rblocks.u) / 2,
+                                  (rblocks.g + rblocks.b) / total if ones else None, nodes_here)
+        rule = shares_rule(rblocks, hyperplane, nodes_here)
         # The KD student needs the teacher at every node's rho_T = X: solve once per distinct X.
         xs, inverse = np.unique(rule.x, return_inverse=True)
+        mix = problem.mixing
+        spec_a = spectrum_of(mixing_theory.modality(mix, "a") if mix is not None else None)
+        spec_b = spectrum_of(mixing_theory.modality(mix, "b") if mix is not None else None)
         preps.append(dict(
             n=n, problem=problem, label=label, x_t=x_t, w_t=w_t, x_s=x_s, w_s=w_s, rule=rule,
-            xs=xs, inverse=inverse,
-            teacher=request(x_t, n / problem.dim_a, problem.l2_teacher, f"{label} teacher"),
-            no_kd=request(x_s, n / problem.dim_b, problem.l2_student, f"{label} no-KD student"),
-            kd_teacher=request(xs, n / problem.dim_a, problem.l2_teacher, f"{label} teacher"),
+            xs=xs, inverse=inverse, C=C, eps=eps, ridge=ridge, spec_a=spec_a, spec_b=spec_b,
+            teacher=request(x_t, n / problem.dim_a, ridge * problem.l2_teacher, eps, C, spec_a, f"{label} teacher"),
+            no_kd=request(x_s, n / problem.dim_b, ridge * problem.l2_student, eps, C, spec_b,
+                          f"{label} no-KD student"),
+            kd_teacher=request(xs, n / problem.dim_a, ridge * problem.l2_teacher, eps, C, spec_a, f"{label} teacher"),
         ))
-    table = np.array(rows, dtype=np.float64).reshape(-1, 3)
+    table = np.array(rows, dtype=np.float64).reshape(-1, 6)
     distinct, where = np.unique(table, axis=0, return_inverse=True)
     where = where.ravel()
     first = np.zeros(len(distinct), dtype=int)
     first[where[::-1]] = np.arange(len(where))[::-1]  # a row of each distinct problem, for labels
-    fp = logistic_erm(distinct[:, 0], distinct[:, 1], distinct[:, 2],
-                      label=[row_labels[i] for i in first])
-    acc, m_all, q_all, v_all = (arr[where] for arr in (fp.accuracy, fp.m[:, 0], fp.q, fp.V))
+    fields = {name: np.full(len(distinct), np.nan) for name in ("acc", "m", "q", "V", "mh", "qh", "Vh")}
+    # One batch per kind of channel: (label noise or not, classes, spectrum).
+    kinds = {}
+    for i, row in enumerate(distinct):
+        kinds.setdefault((row[3] > 0, row[4], row[5]), []).append(i)
+    for (_, classes, spec), members in kinds.items():
+        members = np.array(members)
+        sub = distinct[members]
+        fp = gcm_logistic(sub[:, 0], sub[:, 1], sub[:, 2], label_noise=sub[:, 3], n_classes=int(classes),
+                          spectrum=None if spec < 0 else spectra[int(spec)].atoms,
+                          label=[row_labels[i] for i in first[members]])
+        for name, value in (("acc", fp.accuracy), ("m", fp.m[:, 0]), ("q", fp.q), ("V", fp.V),
+                            ("mh", fp.mh[:, 0]), ("qh", fp.qh), ("Vh", fp.Vh)):
+            fields[name][members] = value
+    acc, m_all, q_all, v_all, mh_all, qh_all, vh_all = (fields[k][where]
+                                                        for k in ("acc", "m", "q", "V", "mh", "qh", "Vh"))
 
     outs = []
     groups: dict = {}
     for i, prep in enumerate(preps):
+        C, eps = prep["C"], prep["eps"]
+        seen = lambda a, share, C=C, eps=eps: observed_accuracy(_seen(a, share, C), eps, C)
         out = {
-            "teacher_acc": float(np.sum(prep["w_t"] * _seen(acc[prep["teacher"]], prep["x_t"]))),
-            "no_kd_acc": float(np.sum(prep["w_s"] * _seen(acc[prep["no_kd"]], prep["x_s"]))),
+            "teacher_acc": float(np.sum(prep["w_t"] * seen(acc[prep["teacher"]], prep["x_t"]))),
+            "no_kd_acc": float(np.sum(prep["w_s"] * seen(acc[prep["no_kd"]], prep["x_s"]))),
         }
         outs.append(out)
         problem, rule, xs, inverse = prep["problem"], prep["rule"], prep["xs"], prep["inverse"]
@@ -163,48 +239,67 @@ def finite_accuracies_many(items, *, nodes: int = FINITE_NODES) -> list[dict[str
         full = lambda v, size=size: np.full(size, float(v))
         kd_args = dict(
             p_g=rule.p_g, p_a=rule.p_a, p_b=rule.p_b, m_t=m_t, q_t=q_t,
-            alpha=full(prep["n"] / problem.dim_b), l2=full(problem.l2_student),
+            alpha=full(prep["n"] / problem.dim_b), l2=full(prep["ridge"] * problem.l2_student),
             shared_channels=full(problem.shared_channels), dim_a=full(problem.dim_a),
             ce=full(problem.ce), kd=full(problem.k), temperature=full(problem.temperature),
             v_t=v_t if problem.same_sample else np.zeros(size),
         )
         if problem.mse > 0:
             kd_args["mse"] = full(problem.mse)
+        if eps > 0:
+            kd_args["label_noise"] = full(eps)
+        if prep["spec_b"] >= 0:
+            # Mixed inputs: the teacher's weights seen from the student's channels through both
+            # modalities' mixing (Gaussian equivalence, generic directions).
+            kd_args["projection"] = mixing_theory.teacher_projection(
+                spectra[prep["spec_a"]], spectra[prep["spec_b"]], problem, rule,
+                mh_t=mh_all[sl][inverse], qh_t=qh_all[sl][inverse], vh_t=vh_all[sl][inverse],
+                alpha_t=prep["n"] / problem.dim_a, l2_teacher=prep["ridge"] * problem.l2_teacher)
         # Logit-MSE students solve in batches of their own (the prox's loss is batch-wide in kind).
-        key = (bool(problem.same_sample), bool(problem.k > 0), bool(problem.mse > 0))
+        key = (bool(problem.same_sample), bool(problem.k > 0), bool(problem.mse > 0), eps > 0, C, prep["spec_b"])
         groups.setdefault(key, []).append((i, kd_args, [f"{prep['label']} KD student"] * size))
-    for (same, _, _), members in groups.items():
-        cat = {name: np.concatenate([args[name] for _, args, _ in members])
+    for (same, _, _, _, C, spec), members in groups.items():
+        cat = {name: (np.concatenate([args[name] for _, args, _ in members]) if name != "projection" else
+                      tuple(np.concatenate([args[name][j] for _, args, _ in members]) for j in range(3)))
                for name in members[0][1]}
         labels = [lab for _, _, labs in members for lab in labs]
         v_t = cat.pop("v_t") if same else None
         if not same:
             cat.pop("v_t")
         p_g, p_a, p_b, m_t, q_t = (cat.pop(name) for name in ("p_g", "p_a", "p_b", "m_t", "q_t"))
-        kd = kd_erm(p_g, p_a, p_b, m_t, q_t, v_t=v_t, label=labels, **cat)
+        kd = kd_erm(p_g, p_a, p_b, m_t, q_t, v_t=v_t, label=labels, n_classes=C,
+                    spectrum=None if spec < 0 else spectra[spec].atoms, **cat)
         start = 0
         for i, args, _ in members:
             size = args["p_g"].size
-            rule = preps[i]["rule"]
+            rule, eps = preps[i]["rule"], preps[i]["eps"]
             accs = kd.accuracy[start:start + size]
             start += size
-            outs[i]["kd_acc"] = float(np.sum(rule.weight * _seen(accs, rule.p_g + rule.p_b)))
+            kd_acc = observed_accuracy(_seen(accs, rule.p_g + rule.p_b, C), eps, C)
+            outs[i]["kd_acc"] = float(np.sum(rule.weight * kd_acc))
             outs[i]["delta"] = outs[i]["kd_acc"] - outs[i]["no_kd_acc"]
     return outs
 
 
-def _seen(acc: np.ndarray, share: np.ndarray) -> np.ndarray:
-    """A model that sees none of w is at chance (1/2) exactly, whatever the algebra gives."""
-    return np.where(np.asarray(share) > 0, acc, 0.5)
+def gcm_logistic(rho, alpha, l2, *, label_noise, n_classes, spectrum, label):
+    """:func:`~mfh_sim.theory.gcm.logistic_erm` of a batch of one kind (see finite_accuracies_many)."""
+    eps = label_noise if np.any(label_noise > 0) else None
+    spec = None if spectrum is None else tuple(np.broadcast_to(a, (len(rho),) + a.shape[-1:]) for a in spectrum)
+    return logistic_erm(rho, alpha, l2, label_noise=eps, n_classes=n_classes, spectrum=spec, label=label)
+
+
+def _seen(acc: np.ndarray, share: np.ndarray, n_classes: int = 2) -> np.ndarray:
+    """A model that sees none of w is at chance (1/C) exactly, whatever the algebra gives."""
+    return np.where(np.asarray(share) > 0, acc, 1.0 / n_classes)
 
 
 def crossover_gamma_gcm(
-    blocks_of_overlap=None,
+    blocks_of_overlap,
     *,
-    n_train: float = 200,
-    dim_a: float = 25,
-    dim_b: float = 50,
-    overlap_max: float = 10.0,
+    n_train: float,
+    dim_a: float,
+    dim_b: float,
+    overlap_max: float,
     l2: float | None = None,
     ce: float = 1.0,
     k: float = 0.5,
@@ -217,18 +312,17 @@ def crossover_gamma_gcm(
     """The GCM theory's crossover gamma* of a one-parameter family of Venn diagrams.
 
     ``blocks_of_overlap(o)`` gives the decisive blocks at a real overlap o in [0, overlap_max]
-    (default: the paper's Fig. 2, :func:`~mfh_sim.theory.finite.fig2_blocks`); the shared channels
-    are o.  The KD gain delta(o) of :func:`finite_accuracies` (ridge ``l2``, default the paper's GD
+    (the paper's Fig. 2: :func:`mfh_sim.experiments.fig2_blocks`, overlap_max 10, dims 25 / 50); the
+    shared channels are o.  The KD gain delta(o) of :func:`finite_accuracies` (ridge ``l2``, default the paper's GD
     map) is evaluated on ``grid`` overlaps, its last negative-to-positive sign change refined by
     Brent's method, and gamma* = G / (G + A + B) returned there.  0.0 if KD helps at every
     overlap > 0, NaN if it never turns positive.
     """
     from scipy.optimize import brentq
 
-    from mfh_sim.theory.finite import fig2_blocks
-
-    if blocks_of_overlap is None:
-        blocks_of_overlap = fig2_blocks
+    if not callable(blocks_of_overlap):
+        raise ValueError(f"blocks_of_overlap={blocks_of_overlap!r} is not allowed: it must be a function of the "
+                         "overlap returning Blocks")
     if not n_train >= 2:
         raise ValueError(f"n_train={n_train!r} is not allowed: it must be >= 2")
     for name, value in (("dim_a", dim_a), ("dim_b", dim_b)):
@@ -257,3 +351,25 @@ def crossover_gamma_gcm(
     i = hits[-1]
     o_star = brentq(delta, overlaps[i], overlaps[i + 1], xtol=1e-3)
     return gamma_of(o_star)
+
+
+def crossover_from_gains(overlaps: np.ndarray, gains: np.ndarray, *, n_decisive: float) -> float:
+    """gamma* where a measured KD-gain curve over overlaps o turns positive (for simulated curves).
+
+    ``gains`` has shape (len(overlaps),) or (len(overlaps), seeds) (then averaged over seeds).
+    The last negative-to-positive change of the mean gain is located by linear interpolation in
+    the overlap o and returned as gamma* = o / (n_decisive - o), the geometry's gamma when G = o and
+    G + A + B = n_decisive - o (the paper's Fig. 2: n_decisive = 20); NaN if the mean never changes
+    sign that way.
+    """
+    overlaps = np.asarray(overlaps, dtype=np.float64)
+    gains = np.asarray(gains, dtype=np.float64)
+    mean = gains.mean(axis=1) if gains.ndim == 2 else gains
+    if mean.shape != overlaps.shape:
+        raise ValueError(f"gains has shape {gains.shape}: it must start with len(overlaps) = {overlaps.size}")
+    hits = np.flatnonzero((mean[:-1] <= 0) & (mean[1:] > 0))
+    if hits.size == 0:
+        return float("nan")
+    j = hits[-1]
+    star = overlaps[j] + (overlaps[j + 1] - overlaps[j]) * (-mean[j]) / (mean[j + 1] - mean[j])
+    return float(star / (n_decisive - star))

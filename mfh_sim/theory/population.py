@@ -272,3 +272,105 @@ def linear_student(
         "no_kd_acc": accuracy(label_b, latents_b),
         "kd_acc": accuracy(student, latents_b),
     }
+
+
+# ------------------------------------------------------- more classes, label noise, mixed channels
+def population_accuracies_extended(
+    rule: SplitRule,
+    *,
+    n_classes: int,
+    label_noise: float,
+    ce: float,
+    k: float,
+    mse: float,
+    temperature: float,
+    mixing: tuple[float, float, float] | None = None,
+    shared_fraction: float = 0.0,
+) -> dict[str, float]:
+    """Population accuracies (fractions, against the noisy test labels) for C classes, label noise
+    eps and mixed channels (docs/theory.md 4.10-4.12; the logistic, i.e. softmax, teacher).
+
+    Stationarity with Stein's lemma as in section 3, per sum-zero logit direction: a model on
+    Gaussian-equivalent channels of covariance Omega reads out the label latent through
+    Omega^-1 T^T w (Brillinger), with correlation r^2 = share * tau(Omega^-1) (``mixing`` =
+    (tau_a, tau_b, spread_a): tau = tr(T Omega^-1 T^T) / c for modality a, b, spread_a =
+    tr((T_a Omega_a^-1 T_a^T)^2) / c_a - tau_a^2; None: 1, 1, 0).  The KD student loads c_1 on its
+    label part and c_2 on the teacher's weights pulled to the shared latents
+    (tau_a w_G + a generic part of squared norm ``shared_fraction`` spread_a rho_T,
+    shared_fraction = shared latents / a's latent channels): c_1 = ce lambda_y with the label's Stein
+    coefficient lambda_y (phi(0)(1 - 2 eps) for two classes, E[max L] / (C - 1) (1 - eps C/(C - 1))
+    for C), and c_2 = k T u kappa(u / T) / r_T (KL) or 2 c u / r_T (logit MSE), u the population
+    teacher's logit scale at correlation r_T.  Accuracy: Sheppard (two classes) or
+    :func:`mfh_sim.theory.multiclass.accuracy` of r = sqrt(tau_b) N / D with
+    N = c_1 rho_S + c_2 tau_a p_G, D^2 = c_1^2 rho_S + 2 c_1 c_2 tau_a p_G + c_2^2 (tau_a^2 p_G + |e|^2).
+    """
+    from mfh_sim.theory import multiclass
+
+    C = int(n_classes)
+    eps = float(label_noise)
+    tau_a, tau_b, spread_a = (1.0, 1.0, 0.0) if mixing is None else mixing
+
+    def acc(r):
+        r = np.clip(np.asarray(r, dtype=np.float64), 0.0, 1.0)
+        raw = sheppard_accuracy(r) if C == 2 else multiclass.accuracy(r.ravel(), C).reshape(r.shape)
+        return (1.0 - eps) * raw + eps * (1.0 - raw) / (C - 1)
+
+    x = np.asarray(rule.x, dtype=np.float64)
+    rho_s = rule.p_g + rule.p_b
+    r_t = np.sqrt(np.clip(x * tau_a, 0.0, 1.0))
+    wsum = lambda values: float(np.sum(rule.weight * values))
+    if C == 2:
+        lam = PHI0 * (1.0 - 2.0 * eps)
+    else:
+        lam = multiclass.label_stein(C, eps)
+
+    distinct, inverse = np.unique(r_t, return_inverse=True)
+    inverse = inverse.ravel()
+
+    def teacher_coefficient(r: float) -> float:
+        """c_2 per unit of (the teacher's weights on w_G): KL and MSE terms."""
+        if r <= 0:
+            return 0.0
+        if C == 2:
+            s = float(solve_teacher_scale(np.array([min(r * (1.0 - 2.0 * eps), 1.0)]))[0])
+            slope_scale = lambda v: float(logistic_slope_times_scale(np.array([v]))[0])
+            limit_kl = temperature * PHI0
+        else:
+            s = multiclass.teacher_scale(r * r, C, eps) if (r < 1.0 or eps > 0) else math.inf
+            slope_scale = lambda v: v * multiclass.mean_jacobian(v, C)
+            limit_kl = temperature * lam
+        coef = 0.0
+        if k > 0:
+            coef += k * (limit_kl if not math.isfinite(s) else temperature * slope_scale(s / temperature)) / r
+        if mse > 0:
+            coef += 2.0 * mse * s / r if math.isfinite(s) else math.inf
+        return coef
+
+    c2 = np.array([teacher_coefficient(float(r)) for r in distinct])[inverse]
+
+    def kd_corr(c1):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            extra = shared_fraction * spread_a * x
+            num = c1 * rho_s + c2 * tau_a * rule.p_g
+            den2 = c1**2 * rho_s + 2 * c1 * c2 * tau_a * rule.p_g + c2**2 * (tau_a**2 * rule.p_g + extra)
+            corr = np.where(den2 > 0, num / np.sqrt(np.where(den2 > 0, den2, 1.0)), 0.0)
+            # An infinitely large teacher coefficient: the teacher's direction alone.
+            alone = np.where(tau_a**2 * rule.p_g + extra > 0,
+                             tau_a * rule.p_g / np.sqrt(np.maximum(tau_a**2 * rule.p_g + extra, 1e-300)), 0.0)
+            corr = np.where(np.isfinite(c2), corr, alone)
+        return math.sqrt(tau_b) * corr
+
+    with np.errstate(invalid="ignore"):
+        kd_acc = wsum(acc(kd_corr(ce * lam)))
+        no_kd_acc = wsum(acc(np.sqrt(np.clip(rho_s * tau_b, 0.0, 1.0))))
+        extra = shared_fraction * spread_a * x
+        alone = np.where(tau_a**2 * rule.p_g + extra > 0,
+                         tau_a * rule.p_g / np.sqrt(np.maximum(tau_a**2 * rule.p_g + extra, 1e-300)), 0.0)
+        pure = wsum(acc(math.sqrt(tau_b) * alone))  # the KD-only ceiling: the teacher's direction alone
+        return {
+            "teacher_acc": wsum(acc(r_t)),
+            "no_kd_acc": no_kd_acc,
+            "kd_acc": kd_acc,
+            "delta": kd_acc - no_kd_acc,
+            "pure_kd_acc": pure,
+        }

@@ -1,4 +1,4 @@
-"""Hand-run timing of the finite-sample theory (not a test): ``python -m mfh_sim.theory.benchmark``.
+"""Hand-run timing of the finite-sample theory (not a test): ``PYTHONPATH=. python benchmarks/theory_speed.py``.
 
 Prints wall and CPU (process) time of :func:`~mfh_sim.theory.api.predict` for single configs
 (memo cleared, so every call solves), and of :func:`~mfh_sim.theory.api.predict_many` on a
@@ -33,6 +33,20 @@ SINGLE = {
                                  fresh_student_sample=True),
     "fig2 o=5 (ones, same sample)": dict(shared=5, a_only=5, b_only=5, unseen=5, dim_a=25, dim_b=50,
                                          hyperplane="ones"),
+    # The extensions of docs/theory.md 4.10-4.13.
+    "label noise 0.2 (gaussian, same sample)": dict(shared=5, a_only=5, b_only=5, unseen=5, dim_a=25, dim_b=50,
+                                                    label_noise=0.2),
+    "momentum 0.9 (gaussian, same sample)": dict(shared=5, a_only=5, b_only=5, unseen=5, dim_a=25, dim_b=50,
+                                                 momentum=0.9, learning_rate=0.01),
+    "mixing depth 2 (gaussian, same sample)": dict(shared=5, a_only=5, b_only=5, unseen=5, dim_a=25, dim_b=50,
+                                                   mixing_depth=2, mixing_strength=0.5),
+    "3 classes (same sample)": dict(shared=5, a_only=5, b_only=5, unseen=5, dim_a=25, dim_b=50, n_classes=3),
+    "4 classes (fresh sample)": dict(shared=5, a_only=5, b_only=5, unseen=5, dim_a=25, dim_b=50, n_classes=4,
+                                     fresh_student_sample=True),
+    "4 classes, noise, mixing, momentum (same sample)": dict(
+        shared=5, a_only=5, b_only=5, unseen=5, dim_a=25, dim_b=50, n_classes=4, label_noise=0.2,
+        mixing_depth=1, mixing_strength=0.5, momentum=0.5),
+    "10 classes (same sample)": dict(shared=10, a_only=5, b_only=5, unseen=5, dim_a=40, dim_b=40, n_classes=10),
 }
 
 
@@ -48,9 +62,21 @@ def _timed(fn) -> tuple[float, float]:
     return time.perf_counter() - w, time.process_time() - c
 
 
+def _multiclass_setup() -> None:
+    """The C-class theory's one-time costs per process: scipy.stats' quasi-Monte Carlo module, the
+    Sobol points and the accuracy interpolant of each C (cached afterwards)."""
+    from mfh_sim.theory import multiclass
+
+    for classes in (3, 4, 10):
+        for coarse in (False, True):
+            multiclass.normals(classes, multiclass.points_for(classes, coarse))
+        multiclass.accuracy(0.5, classes)
+    multiclass.normals(4, multiclass.MAX_POINTS)  # the infinite-data limit's kappa
+
+
 def cases(skip_grid: bool = False) -> list[tuple[str, object]]:
-    """(label, zero-argument callable) for every timed line."""
-    out: list[tuple[str, object]] = []
+    """(label, zero-argument callable) for every timed line (the C-class setup first, once)."""
+    out: list[tuple[str, object]] = [("one-time C-class setup (C = 3, 4, 10; cached per process)", _multiclass_setup)]
     for label, knobs in SINGLE.items():
         config = mfh_sim.make_config(**knobs)
         out.append((f"predict: {label}", lambda config=config: api.predict(config)))
@@ -70,6 +96,11 @@ def cases(skip_grid: bool = False) -> list[tuple[str, object]]:
             for o in range(10) for n in range(10) for j in range(10)]
     out.append((f"predict_many: {len(ones)}-config sweep (100 distinct, ones)",
                 lambda: api.predict_many(ones)))
+    mixed = [mfh_sim.make_config(shared=o, a_only=10 - o, b_only=10 - o, unseen=o, dim_a=25, dim_b=50,
+                                 n_classes=3 + (o % 2), label_noise=0.1 * (o % 3), n_test=1000 + j)
+             for o in range(10) for j in range(100)]
+    out.append((f"predict_many: {len(mixed)}-config sweep (10 distinct, 3-4 classes, label noise)",
+                lambda: api.predict_many(mixed)))
     return out
 
 

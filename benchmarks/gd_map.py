@@ -166,7 +166,7 @@ def proximal_curvatures(ch, fp, kd_on: bool):
     gcm._channel(ch, fp.m, fp.q, fp.V, kd_on, cache, None, fp.vh_st)
     w, rule = _rule_weights(kd_on)
     P = fp.q.shape[0]
-    tau = np.concatenate([cache[("s", y, rule, "gp")].reshape(P, -1) for y in (1.0, -1.0)], axis=1)
+    tau = np.concatenate([cache[("s", y, y, rule, "gp")].reshape(P, -1) for y in (1.0, -1.0)], axis=1)
     weight = np.concatenate([w, w])
     return tau, np.broadcast_to(weight, tau.shape)
 
