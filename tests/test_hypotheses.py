@@ -1,5 +1,6 @@
 """The head-to-head: statistics (Spearman with bootstrap intervals, cross-fitted sign agreement),
-the random family's design (few compiled programs), an end-to-end run and the CLI."""
+the random family's design (few compiled programs), an end-to-end run and the CLI; the claims
+judged across families, the report's files, and a report that resumes after an interruption."""
 
 from __future__ import annotations
 
@@ -12,10 +13,20 @@ from scipy import stats as scipy_stats
 
 from mfh_sim.cli import main
 from mfh_sim.experiments.hypotheses import (
+    CLAIMS,
+    FAMILIES,
+    PREDICTORS,
+    Claim,
+    ClaimResult,
     FamilySpec,
     bootstrap_spearman,
+    claim_statistic,
+    family_spec,
+    judge_claims,
+    load_family_report,
     partial_spearman,
     random_family,
+    run_families,
     run_head_to_head,
     sign_agreement,
     wilson_interval,
@@ -97,21 +108,6 @@ def test_random_family_shares_few_programs_and_varies_the_knobs():
     assert random_family(FamilySpec(n_configs=200, multiclass_share=0.25, seed=1)) != configs
 
 
-@pytest.mark.parametrize("knobs, name", [
-    (dict(n_configs=5), "n_configs"),
-    (dict(multiclass_share=1.5), "multiclass_share"),
-    (dict(n_classes=2), "n_classes"),
-    (dict(dim=10), "dim"),
-    (dict(n_train_values=(1,)), "n_train_values"),
-    (dict(n_train_values=()), "n_train_values"),
-    (dict(max_unseen=-1), "max_unseen"),
-    (dict(seed=-3), "seed"),
-])
-def test_bad_family_knobs_raise_value_errors_naming_them(knobs, name):
-    with pytest.raises(ValueError, match=name):
-        FamilySpec(**knobs)
-
-
 TINY = FamilySpec(n_configs=12, multiclass_share=0.5, n_visible=4, max_unseen=2, max_nondecisive=1,
                   dim=6, n_train_values=(24,), n_test=60, steps=30)
 
@@ -165,6 +161,149 @@ def test_head_to_head_end_to_end_and_cli(tmp_path):
     np.testing.assert_allclose(saved["gain"], result.gain)
 
 
-def test_cli_rejects_bad_input(capsys):
-    assert main(["hypotheses", "--configs", "3", "--quiet"]) == 2
-    assert "n_configs" in capsys.readouterr().err
+# ----------------------------------------------------------------- claims across families
+def test_a_contrast_claim_pairs_its_resamples_and_a_single_one_is_the_tables_statistic():
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=200)
+    gain = z + 0.5 * rng.normal(size=200)
+    predictors = {"sharp": z + 0.2 * rng.normal(size=200), "blunt": z + 2.0 * rng.normal(size=200),
+                  "flat": np.ones(200), "half": np.where(np.arange(200) < 100, z, np.nan)}
+    sharp, blunt = ("sharp", ()), ("blunt", ())
+    better = claim_statistic(Claim("c", "sharp beats blunt", (sharp, blunt), +1), predictors, gain, n_boot=400)
+    # rho(sharp) is about 0.87 and rho(blunt) about 0.4: the difference is many SEs above 0.
+    assert better[1] > 0.2 and better[3] == 200
+    worse = claim_statistic(Claim("c", "blunt beats sharp", (blunt, sharp), +1), predictors, gain, n_boot=400)
+    assert worse[:3] == pytest.approx((-better[0], -better[2], -better[1]))
+    # Paired resamples: a predictor against itself is exactly 0 on every resample.  (Resampled
+    # apart, each side would carry its own bootstrap noise, an interval about 0.2 wide.)
+    assert claim_statistic(Claim("c", "same", (sharp, sharp), +1), predictors, gain, n_boot=400)[:3] == (0, 0, 0)
+    # One term: the numbers of the family's tables (bootstrap_spearman, partial_spearman).
+    single = claim_statistic(Claim("c", "sharp", (sharp,), +1), predictors, gain, n_boot=300, seed=5)
+    assert single[:3] == bootstrap_spearman(predictors["sharp"], gain, n_boot=300, seed=5)
+    given = claim_statistic(Claim("c", "sharp | blunt", (("sharp", ("blunt",)),), +1), predictors, gain,
+                            n_boot=300, seed=5)
+    assert given[:3] == partial_spearman(predictors["sharp"], gain, [predictors["blunt"]], n_boot=300, seed=5)
+    # NaN predictors leave their configs out; a constant one gives no value.
+    assert claim_statistic(Claim("c", "half", (("half", ()), sharp), +1), predictors, gain, n_boot=50)[3] == 100
+    assert math.isnan(claim_statistic(Claim("c", "flat", (("flat", ()),), +1), predictors, gain, n_boot=50)[0])
+    assert claim_statistic(Claim("c", "absent", (("absent", ()),), +1), predictors, gain)[3] == 0
+
+
+def test_verdicts_say_holds_in_all_families_or_that_it_depends_with_the_range():
+    negative = Claim("c", "x ranks the gain negatively", (("x", ()),), -1)
+    result = ClaimResult(negative, {"a": (-0.6, -0.7, -0.5, 240), "b": (-0.2, -0.3, -0.1, 240),
+                                    "c": (math.nan, math.nan, math.nan, 240)})
+    assert [result.status(f) for f in "abc"] == ["holds", "holds", "n/a"]
+    assert result.verdict == "holds in all 2 families (range -0.60 to -0.20); n/a in c"
+    result = ClaimResult(negative, {"a": (-0.6, -0.7, -0.5, 240), "b": (0.05, -0.05, 0.15, 240),
+                                    "c": (0.3, 0.2, 0.4, 240)})
+    assert [result.status(f) for f in "abc"] == ["holds", "unclear", "reversed"]
+    assert result.verdict == ("depends on the family (range -0.60 to +0.30; holds in 1, unclear in 1, "
+                              "reversed in 1 of 3)")
+    reversed_everywhere = ClaimResult(negative, {"a": (0.3, 0.2, 0.4, 9)})
+    assert reversed_everywhere.verdict == "reversed in all 1 families (range +0.30 to +0.30)"
+    assert ClaimResult(negative, {"a": (0.0, -0.1, 0.1, 9), "b": (-0.05, -0.2, 0.0, 9)}).verdict.startswith(
+        "not shown in any of the 2 families")
+    assert [c.key for c in CLAIMS] == list(dict.fromkeys(c.key for c in CLAIMS))  # keys are unique
+    assert all(name in PREDICTORS for c in CLAIMS for term in c.terms for name in (term[0], *term[1]))
+
+
+def _tiny_families() -> dict:
+    """Two small designs that compile into few programs (run in seconds)."""
+    small = dict(n_configs=12, multiclass_share=0.5, n_visible=4, max_unseen=2, max_nondecisive=1, dim=6,
+                 n_train_values=(24,), n_test=60, steps=30)
+    return {"gamma-split": family_spec("gamma-split", **small), "alpha-beta": family_spec("alpha-beta", **small)}
+
+
+def test_a_family_report_resumes_after_an_interruption_and_saves_what_it_shows(tmp_path, monkeypatch):
+    import mfh_sim.experiments.hypotheses as hypotheses
+    from mfh_sim.store import ResultStore
+
+    families = _tiny_families()
+    common = dict(seeds=3, n_boot=50, workers=1)
+    fresh = run_families(families, out=tmp_path / "fresh", **common)
+    assert set(fresh.families) == {"gamma-split", "alpha-beta"} and len(fresh.claims) == len(CLAIMS)
+    for name in families:
+        assert (tmp_path / "fresh" / name / "runs" / "manifest.json").is_file()
+        assert json.loads((tmp_path / "fresh" / name / "hypotheses.json").read_text())["family"] == name
+
+    # Interrupted while the second family simulates; the rerun simulates only that one.
+    simulate = hypotheses.simulate_family
+    calls = []
+
+    def interrupted(points, **kwargs):
+        calls.append(kwargs["out"])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return simulate(points, **kwargs)
+
+    monkeypatch.setattr(hypotheses, "simulate_family", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_families(families, out=tmp_path / "resumed", **common)
+    monkeypatch.setattr(hypotheses, "simulate_family", simulate)
+    written = []
+    write = ResultStore.write
+    monkeypatch.setattr(ResultStore, "write", lambda store, block: written.append(store.path.parent.name)
+                        or write(store, block))
+    resumed = run_families(families, out=tmp_path / "resumed", **common)
+    assert set(written) == {"alpha-beta"}
+    for name in families:
+        np.testing.assert_array_equal(resumed.families[name].gain, fresh.families[name].gain)
+    assert resumed.table() == fresh.table()
+
+    # The saved report is the report: loaded, it prints the same, and its per-config data give
+    # the same claims again.
+    json_path, text_path = resumed.save(tmp_path / "report")
+    loaded = load_family_report(json_path)
+    assert loaded.table() == resumed.table() == text_path.read_text().rstrip("\n")
+    again = judge_claims(loaded.families, n_boot=50)
+    np.testing.assert_equal([r.values for r in again], [r.values for r in resumed.claims])  # NaN == NaN here
+
+
+def test_the_command_runs_several_families_and_a_rerun_computes_nothing(tmp_path, monkeypatch, capsys):
+    from mfh_sim.commands.hypotheses import FAMILY_NAMES, REPORT_STEM
+    from mfh_sim.store import ResultStore
+
+    assert FAMILY_NAMES == tuple(FAMILIES)
+    argv = ["hypotheses", "--family", "gamma-split", "--family", "alpha-beta", "--configs", "12", "--seeds", "3",
+            "--multiclass-share", "0.5", "--n-train", "24", "--steps", "30", "--bootstrap", "50", "--workers", "1",
+            "--n-visible", "4", "--max-unseen", "2", "--max-nondecisive", "1", "--dim", "6", "--n-test", "60",
+            "--out", str(tmp_path / "out"), "--quiet"]
+    assert main(argv) == 0
+    report = (tmp_path / "out" / f"{REPORT_STEM}.txt").read_text()
+    assert "verdict:" in report and (tmp_path / "out" / f"{REPORT_STEM}.png").is_file()
+    # The same report as the Python function on the same families.
+    assert report.rstrip("\n") == run_families(_tiny_families(), seeds=3, n_boot=50, workers=1).table()
+    written = []
+    write = ResultStore.write
+    monkeypatch.setattr(ResultStore, "write", lambda store, block: written.append(block) or write(store, block))
+    assert main([*argv, "--no-figure"]) == 0
+    assert written == [] and (tmp_path / "out" / f"{REPORT_STEM}.txt").read_text() == report
+    capsys.readouterr()
+    # Other seeds into the same folder: refused in one line before anything runs or is written.
+    before = sorted(p.stat().st_mtime_ns for p in (tmp_path / "out").rglob("*"))
+    assert main([*argv[:-3], "--seeds", "4", "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds the gamma-split family's runs with 3 seeds" in err
+    assert written == [] and sorted(p.stat().st_mtime_ns for p in (tmp_path / "out").rglob("*")) == before
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--family", "gamma_split"], "argument --family: invalid choice: 'gamma_split'"),
+    (["--family", "no-unseen", "--family", "no-unseen"], "--family no-unseen is given twice"),
+    (["--family", "all", "--family", "wide-n-train"], "--family wide-n-train is given twice ('all' includes it)"),
+    (["--family", "varied-shapes", "--dim", "40"], "--dim: dim=40 is not allowed with family='varied-shapes'"),
+    (["--family", "varied-shapes", "--configs", "30"], "--configs: n_configs=30 is not allowed with family="),
+    (["--family", "gamma-alpha", "--configs", "3"], "--configs: n_configs=3 is not allowed"),
+    (["--family", "uniform-counts", "--n-visible", "20"], "--n-visible: n_visible=20 is not allowed with diagram="),
+])
+def test_a_mistake_in_the_families_is_one_line_before_anything_runs(argv, expected, tmp_path, monkeypatch, capsys):
+    import mfh_sim.simulation
+
+    monkeypatch.setattr(mfh_sim.simulation, "sweep", lambda *a, **k: pytest.fail("a simulation started"))
+    out = tmp_path / "out"
+    code = main(["hypotheses", *argv, "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith("mfh-sim hypotheses: error: ")
+    assert expected in err
+    assert not out.exists()

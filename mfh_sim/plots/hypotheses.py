@@ -1,4 +1,5 @@
-"""The head-to-head figure: KD gain against each predictor, and the correlations with intervals."""
+"""The head-to-head figures: KD gain against each predictor with the correlations and their
+intervals (one family), and the predictors and claims across family designs (several)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import math
 
 import numpy as np
 
-from mfh_sim.experiments.hypotheses import PREDICTORS, SUBSETS, HeadToHead
+from mfh_sim.experiments.hypotheses import PREDICTORS, SUBSETS, FamilyReport, HeadToHead
 
 
 def plot_head_to_head(result: HeadToHead):
@@ -70,4 +71,65 @@ def plot_head_to_head(result: HeadToHead):
     axis.legend(fontsize=8, ncol=len(subsets))
     axis.set_title(f"{len(result.configs)} Venn configs x {len(result.seeds)} seeds; bars: bootstrap 95% intervals",
                    fontsize=9)
+    return figure
+
+
+#: Cell colours of a claim's status in a family.
+STATUS_COLOURS = {"holds": "#9fd49f", "unclear": "#e3e3e3", "reversed": "#f2a7a0", "n/a": "white"}
+
+
+def plot_families(report: FamilyReport):
+    """Left: Spearman's rho of each predictor (rows) with the KD gain in each family (columns);
+    a dot marks a cell whose bootstrap 95% interval contains 0.  Right: each claim's statistic
+    in each family, coloured by whether the claim holds there (green: interval on the claimed
+    side of 0), is unclear (gray: it contains 0) or is reversed (red), with the verdict's count."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+
+    names = list(report.families)
+    predictors = list(PREDICTORS)
+    rho = np.full((len(predictors), len(names)), np.nan)
+    spans_zero = np.zeros_like(rho, bool)
+    for column, summary in enumerate(report.families.values()):
+        for row, predictor in enumerate(predictors):
+            subset = "multi-class" if predictor == "nontarget_kl" else "all"
+            score = next((s for s in summary.scores.get(subset, []) if s.predictor == predictor), None)
+            if score is not None and math.isfinite(score.spearman):
+                rho[row, column] = score.spearman
+                spans_zero[row, column] = score.spearman_low <= 0 <= score.spearman_high
+    claims = report.claims
+    height = max(len(predictors), len(claims)) * 0.42 + 2.2
+    figure, (left, right) = plt.subplots(
+        1, 2, figsize=(1.05 * len(names) * 2 + 7.5, height),
+        gridspec_kw={"width_ratios": (len(names) + 3.2, len(names) + 4.2), "wspace": 0.12})
+    left.imshow(np.ma.masked_invalid(rho), cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
+    for (row, column), value in np.ndenumerate(rho):
+        text = "n/a" if math.isnan(value) else f"{value:+.2f}" + (" ·" if spans_zero[row, column] else "")
+        left.text(column, row, text, ha="center", va="center", fontsize=7,
+                  color="white" if abs(np.nan_to_num(value)) > 0.6 else "black")
+    left.set_yticks(range(len(predictors)), [PREDICTORS[p][0] for p in predictors], fontsize=8)
+    left.set_xticks(range(len(names)), names, rotation=35, ha="right", fontsize=8)
+    left.set_title("Spearman rho with the KD gain\n(· : 95% interval contains 0)", fontsize=9)
+
+    statuses = ["holds", "unclear", "reversed", "n/a"]
+    codes = np.array([[statuses.index(result.status(name)) for name in names] for result in claims])
+    right.imshow(codes, cmap=ListedColormap([STATUS_COLOURS[s] for s in statuses]), vmin=-0.5, vmax=3.5,
+                 aspect="auto")
+    for row, result in enumerate(claims):
+        for column, name in enumerate(names):
+            value = result.values[name][0]
+            right.text(column, row, "n/a" if math.isnan(value) else f"{value:+.2f}", ha="center", va="center",
+                       fontsize=7)
+    right.set_yticks(range(len(claims)), [r.claim.text for r in claims], fontsize=7)
+    right.yaxis.tick_right()
+    right.set_xticks(range(len(names)), names, rotation=35, ha="right", fontsize=8)
+    counts = [f"{sum(r.status(n) == 'holds' for n in names)}/{sum(r.status(n) != 'n/a' for n in names)}"
+              for r in claims]
+    for row, count in enumerate(counts):
+        right.text(-0.6, row, count, ha="right", va="center", fontsize=7, fontweight="bold")
+    right.set_title("each claim's statistic per family (green: holds, gray: unclear,\nred: reversed; "
+                    "left: families where it holds / where it applies)", fontsize=9)
+    figure.suptitle(f"The head-to-head across {len(names)} family designs "
+                    f"({', '.join(sorted({f'{s.seeds} seeds' for s in report.families.values()}))} per config; "
+                    f"bootstrap over configs, {report.n_boot} resamples)", fontsize=10)
     return figure
