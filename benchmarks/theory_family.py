@@ -24,7 +24,8 @@ everywhere in the code; printed tables are in percentage points.
 The family.  Ten *shapes* (dim_a, dim_b in [20, 60], n_train log-uniform in
 [max(dim_a, dim_b) + 5, 400], protocol alternating: students on the teacher's own sample, then on
 a fresh sample), each with four random Venn diagrams: every block count (shared, a_only, b_only,
-unseen, shared / a / b non-decisive) random, gamma spread over [0, 1] (:func:`_draw_counts`),
+unseen, shared / a / b non-decisive) random, gamma spread over [0, 1]
+(:func:`mfh_sim.experiments.families._shape_counts`),
 kd_weight uniform in [0.5, 2], Gaussian
 hyperplane, temperature 1, the paper's 'paper' KD reduction.  Grouping four diagrams per shape
 (with ``latent_padding`` equalising the number of latents, which changes no distribution) lets
@@ -60,6 +61,9 @@ from typing import Any
 
 import numpy as np
 
+from mfh_sim.experiments.families import knob_family, shapes_family_points
+from mfh_sim.protocols.paper import static_of
+
 CACHE = Path(__file__).resolve().parent / "data" / "theory_family.json"
 #: numpy seed of the family draw (fixed: the family is part of the benchmark's definition).
 FAMILY_SEED = 20261201
@@ -82,61 +86,11 @@ QUANTITIES = LEVELS + ("delta",)
 
 
 # ------------------------------------------------------------------------------- the family
-def _draw_counts(rng: np.random.Generator, dim_a: int, dim_b: int) -> dict[str, int]:
-    """One Venn diagram's block counts that fit in dim_a x dim_b channels (rejection sampling).
-
-    The visible decisive latents V ~ U{3..28} split by gamma ~ U(0, 1) into G = round(gamma V)
-    and the rest, which a uniform fraction splits into A and B, so that gamma spans [0, 1]
-    (independent uniform counts would rarely give gamma > 0.6); U ~ U{0..12} and the
-    non-decisive blocks ~ U{0..8} are independent.
-    """
-    while True:
-        visible = int(rng.integers(3, 29))
-        shared = int(round(rng.uniform() * visible))
-        a_only = int(round(rng.uniform() * (visible - shared)))
-        counts = dict(
-            shared=shared, a_only=a_only, b_only=visible - shared - a_only,
-            unseen=int(rng.integers(0, 13)), shared_nondecisive=int(rng.integers(0, 9)),
-            a_nondecisive=int(rng.integers(0, 9)), b_nondecisive=int(rng.integers(0, 9)),
-        )
-        used_a = counts["shared"] + counts["a_only"] + counts["shared_nondecisive"] + counts["a_nondecisive"]
-        used_b = counts["shared"] + counts["b_only"] + counts["shared_nondecisive"] + counts["b_nondecisive"]
-        if used_a <= dim_a and used_b <= dim_b:
-            return counts
-
-
-def _n_latent(point: Mapping[str, int]) -> int:
-    return sum(point[k] for k in ("shared", "a_only", "b_only", "unseen", "shared_nondecisive",
-                                  "a_nondecisive", "b_nondecisive"))
-
-
 def draw_family(seed: int = FAMILY_SEED, shapes: int = N_SHAPES,
                 per_shape: int = DIAGRAMS_PER_SHAPE) -> list[dict[str, Any]]:
-    """The random family: ``shapes`` x ``per_shape`` :func:`mfh_sim.make_config` keyword dicts.
-
-    Deterministic in ``seed``.  Each dict also carries ``"shape"`` (its shape index), which is
-    not a config keyword (drop it before :func:`mfh_sim.make_config`; see :func:`config_kwargs`).
-    """
-    rng = np.random.default_rng(seed)
-    family = []
-    for shape in range(shapes):
-        dim_a, dim_b = (int(v) for v in rng.integers(20, 61, size=2))
-        low = max(dim_a, dim_b) + 5
-        n_train = int(round(math.exp(rng.uniform(math.log(low), math.log(400)))))
-        fresh = bool(shape % 2)
-        points = []
-        for _ in range(per_shape):
-            points.append(dict(
-                **_draw_counts(rng, dim_a, dim_b), dim_a=dim_a, dim_b=dim_b, n_train=n_train,
-                fresh_student_sample=fresh, kd_weight=round(float(rng.uniform(0.5, 2.0)), 2),
-                hyperplane="gaussian", shape=shape,
-            ))
-        widest = max(_n_latent(p) for p in points)
-        for p in points:
-            # Equal latent counts give the shape's diagrams one compiled program.
-            p["latent_padding"] = widest - _n_latent(p)
-        family.extend(points)
-    return family
+    """The family as make_config keyword dicts (each with its ``"shape"`` index): the design
+    :func:`mfh_sim.experiments.families.shapes_family_points` at ``seed``."""
+    return shapes_family_points(seed, shapes, per_shape)
 
 
 def large_n_set() -> list[dict[str, Any]]:
@@ -159,48 +113,8 @@ KNOB_CACHE = Path(__file__).resolve().parent / "data" / "theory_family_knobs.jso
 
 
 def draw_knob_family(count: int = 36, seed: int = KNOB_FAMILY_SEED) -> list:
-    """A random family of ``count`` SimConfigs across the generator's and optimiser's extensions.
-
-    Pure and deterministic in (count, seed).  Groups of four diagrams share a *shape* (dim_a,
-    dim_b in [20, 60], n_train log-uniform in [max(dims) + 5, 400], the students' protocol
-    alternating, and the static knobs: n_classes uniform in {2, 3, 4}, mixing_depth in {0, 1, 2},
-    label noise on with probability 2/3), so that each group compiles once; per diagram, every
-    block count random (as :func:`draw_family`), label_noise ~ U(0.1, 0.3) where on,
-    mixing_strength ~ U(0.2, 0.8) where the depth is > 0, heavy-ball momentum 0 with probability
-    1/3 and ~ U(0.5, 0.9) otherwise, kd_weight ~ U(0.5, 2), Gaussian hyperplane, T = 1, the
-    paper's reduction and GD recipe (learning rate 0.1, 1,000 steps).  Each knob is off in part of
-    the family, so every term is seen alone and with the others.
-    """
-    import mfh_sim
-
-    rng = np.random.default_rng(seed)
-    family = []
-    shape = 0
-    while len(family) < count:
-        dim_a, dim_b = (int(v) for v in rng.integers(20, 61, size=2))
-        low = max(dim_a, dim_b) + 5
-        n_train = int(round(math.exp(rng.uniform(math.log(low), math.log(400)))))
-        classes = int(rng.integers(2, 5))
-        depth = int(rng.integers(0, 3))
-        noisy = bool(rng.uniform() < 2.0 / 3.0)
-        points = []
-        for _ in range(min(DIAGRAMS_PER_SHAPE, count - len(family))):
-            point = dict(
-                **_draw_counts(rng, dim_a, dim_b), dim_a=dim_a, dim_b=dim_b, n_train=n_train,
-                fresh_student_sample=bool(shape % 2), kd_weight=round(float(rng.uniform(0.5, 2.0)), 2),
-                hyperplane="gaussian", n_classes=classes,
-                label_noise=round(float(rng.uniform(0.1, 0.3)), 3) if noisy else 0.0,
-                mixing_depth=depth,
-                mixing_strength=round(float(rng.uniform(0.2, 0.8)), 3) if depth else 1.0,
-                momentum=0.0 if rng.uniform() < 1.0 / 3.0 else round(float(rng.uniform(0.5, 0.9)), 3),
-            )
-            points.append(point)
-        widest = max(_n_latent(p) for p in points)
-        for p in points:
-            p["latent_padding"] = widest - _n_latent(p)
-            family.append(mfh_sim.make_config(**p))
-        shape += 1
-    return family
+    """The knob family: :func:`mfh_sim.experiments.families.knob_family` at ``seed``."""
+    return knob_family(count, seed, DIAGRAMS_PER_SHAPE)
 
 
 def erm_twin(config, l2: float = L2) -> dict[str, Any]:
@@ -228,7 +142,7 @@ def simulate_softmax_erm(config, seeds: int, l2: float, root_seed: int = ROOT_SE
     from mfh_sim import erm
     from mfh_sim.protocols.paper import draw_run, inputs_of
 
-    static = config.static_signature()
+    static = static_of(config)
     layout, knobs = inputs_of(config)
     C = config.n_classes
     k = erm.softmax_effective_kd_weight(config.kd_weight, C, config.kd_reduction, config.kd_loss)
@@ -295,7 +209,7 @@ def build_knobs(gd_seeds: int, erm_seeds: int, path: Path = KNOB_CACHE, count: i
     if "gd" in modes and gd_seeds:
         shapes: dict = {}
         for index, config in enumerate(family):
-            shapes.setdefault(config.static_signature(), []).append(index)
+            shapes.setdefault(static_of(config), []).append(index)
         for members in shapes.values():
             members = [i for i in members if not _have(cache, i, "knobs", "gd", None)]
             if not members:

@@ -54,13 +54,8 @@ def quick_mode(monkeypatch):
 
 @pytest.fixture(scope="session")
 def theory_family():
-    """``benchmarks/theory_family.py`` (the theory's family benchmark) as a module, loaded from its
-    path: benchmarks/ is not a package."""
-    import importlib.util
-    from pathlib import Path
+    """``benchmarks.theory_family``, the theory's family benchmark (the repository root is on the
+    tests' path: ``pythonpath`` in pyproject.toml)."""
+    from benchmarks import theory_family
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "theory_family.py"
-    spec = importlib.util.spec_from_file_location("theory_family", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return theory_family

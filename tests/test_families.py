@@ -1,6 +1,6 @@
-"""The named family designs of the head-to-head (mfh_sim.experiments.families): each draws what
-its description says, the default one is the family of the head-to-head before the designs were
-named, and the shapes design is the theory benchmark's family, config for config."""
+"""The family designs (mfh_sim.experiments.families): each draws what its description says, the
+default one is the family of the head-to-head before the designs were named, and the shapes and
+knob designs are the theory benchmarks' committed families, config for config."""
 
 from __future__ import annotations
 
@@ -11,15 +11,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mfh_sim.config import SimConfig
 from mfh_sim.experiments.families import (
     DIAGRAMS,
     FAMILIES,
     FamilySpec,
     ShapesFamilySpec,
     family_spec,
+    knob_family,
     random_family,
     shapes_family_points,
+    validation_family,
 )
+from mfh_sim.protocols.paper import static_of
 
 DATA = Path(__file__).resolve().parents[1] / "benchmarks" / "data"
 
@@ -44,13 +48,26 @@ def test_the_shapes_design_draws_the_theory_benchmarks_committed_families(cache)
 
 
 @pytest.mark.parametrize("seed, shapes, per_shape", [(20261201, 10, 4), (7, 3, 5), (0, 12, 20)])
-def test_the_shapes_design_equals_the_benchmarks_draw_family(theory_family, seed, shapes, per_shape):
-    # Holds while benchmarks/theory_family.py keeps its own copy of the generator; once it calls
-    # shapes_family_points, the test above (against its committed caches) keeps the family fixed.
-    assert shapes_family_points(seed, shapes, per_shape) == theory_family.draw_family(seed, shapes, per_shape)
+def test_the_shapes_spec_gives_the_shapes_points_as_configs(seed, shapes, per_shape):
     spec = ShapesFamilySpec(n_shapes=shapes, per_shape=per_shape, seed=seed)
-    assert spec.points() == [{k: v for k, v in p.items() if k != "shape"}
-                             for p in theory_family.draw_family(seed, shapes, per_shape)]
+    points = shapes_family_points(seed, shapes, per_shape)
+    assert [p["shape"] for p in points] == [i // per_shape for i in range(shapes * per_shape)]
+    assert spec.points() == [{k: v for k, v in p.items() if k != "shape"} for p in points]
+
+
+def test_the_knob_family_draws_the_theory_benchmarks_committed_family():
+    saved = json.loads((DATA / "theory_family_knobs.json").read_text())
+    family = knob_family(len(saved["knobs"]), saved["family_seed"])
+    assert [c.as_dict() for c in family] == [SimConfig.from_dict(k).as_dict() for k in saved["knobs"]]
+
+
+def test_the_validation_family_covers_the_space_with_both_hyperplanes():
+    family = validation_family(40, seed=3)
+    assert family == validation_family(40, seed=3) and family != validation_family(40, seed=4)
+    assert [c.hyperplane for c in family[:4]] == ["gaussian", "ones", "gaussian", "ones"]
+    for name in ("shared", "a_only", "b_only", "unseen"):
+        assert len({getattr(c.venn, name) for c in family}) > 5, name
+    assert all(c.venn.shared + c.venn.a_only + c.venn.b_only >= 1 for c in family)
 
 
 def _ratios(configs):
@@ -68,12 +85,12 @@ def test_every_design_gives_valid_configs_in_few_programs_and_says_what_it_draws
     assert "240 configs" in description and "family seed 0" in description
     if isinstance(spec, FamilySpec):
         assert sum(c.n_classes == 3 for c in configs) == 48
-        assert len({c.static_signature() for c in configs}) == 2 * len(spec.n_train_values)
+        assert len({static_of(c) for c in configs}) == 2 * len(spec.n_train_values)
         assert {c.n_latent for c in configs} == {spec.n_latent}
         assert {c.n_train for c in configs} == set(spec.n_train_values)
         assert (f"U uniform on 0..{spec.max_unseen}" if spec.max_unseen else "U = 0") in description
     else:
-        assert len({c.static_signature() for c in configs}) == spec.n_shapes
+        assert len({static_of(c) for c in configs}) == spec.n_shapes
 
 
 def test_the_designs_differ_where_their_names_say():

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 import mfh_sim
+from mfh_sim.experiments.families import validation_family
 from mfh_sim.real import estimate
 from mfh_sim.real.estimator import DELTA2_MAX, share_of_separation, shares_from_visible
-from mfh_sim.real.validation import random_family, simulated_data, validate
+from mfh_sim.real.validation import simulated_data, validate
 
 
 # ----------------------------------------------------------------------------- generate
@@ -68,7 +69,7 @@ def test_the_estimate_does_not_saturate_on_accurate_views():
 
 @pytest.mark.parametrize("setting", ["anisotropic", "correlated_noise", "in_model"])
 def test_the_estimate_recovers_known_diagrams_out_of_model(setting):
-    configs = random_family(6, seed=5)
+    configs = validation_family(6, seed=5)
     errors = []
     for i, config in enumerate(configs):
         x_a, x_b, y, truth = simulated_data(config, setting, 400, seed=i)
@@ -105,4 +106,4 @@ def test_bad_estimator_inputs_raise_one_clear_error():
     with pytest.raises(ValueError, match="the same number of rows"):
         estimate(x[:-1], x, y)
     with pytest.raises(ValueError, match="setting='x'"):
-        simulated_data(random_family(1)[0], "x", 100, 0)
+        simulated_data(validation_family(1)[0], "x", 100, 0)

@@ -385,6 +385,73 @@ def shapes_family_points(seed: int, shapes: int = 10, per_shape: int = 4) -> lis
     return family
 
 
+def knob_family(count: int = 36, seed: int = 20261205, per_shape: int = 4) -> list[SimConfig]:
+    """A random family of ``count`` SimConfigs across the generator's and optimiser's extensions
+    (the theory's check of docs/theory.md 4.14; its default seed is that family's).
+
+    Pure and deterministic in (count, seed).  Groups of ``per_shape`` diagrams share a *shape*
+    (dim_a, dim_b uniform on 20..60, n_train log-uniform on [max(dims) + 5, 400], the students'
+    protocol alternating, and the static knobs: n_classes uniform in {2, 3, 4}, mixing_depth in
+    {0, 1, 2}, label noise on with probability 2/3), so that each group compiles once; per diagram,
+    every block count random (:func:`_shape_counts`), label_noise ~ U(0.1, 0.3) where on,
+    mixing_strength ~ U(0.2, 0.8) where the depth is > 0, heavy-ball momentum 0 with probability
+    1/3 and ~ U(0.5, 0.9) otherwise, kd_weight ~ U(0.5, 2), Gaussian hyperplane, T = 1, the
+    paper's reduction and GD recipe (learning rate 0.1, 1,000 steps).  Each knob is off in part of
+    the family, so every term is seen alone and with the others.
+    """
+    count = require_integer("count", count, minimum=1)
+    per_shape = require_integer("per_shape", per_shape, minimum=1)
+    rng = np.random.default_rng(require_integer("seed", seed))
+    family: list[SimConfig] = []
+    shape = 0
+    while len(family) < count:
+        dim_a, dim_b = (int(v) for v in rng.integers(20, 61, size=2))
+        low = max(dim_a, dim_b) + 5
+        n_train = int(round(math.exp(rng.uniform(math.log(low), math.log(400)))))
+        classes = int(rng.integers(2, 5))
+        depth = int(rng.integers(0, 3))
+        noisy = bool(rng.uniform() < 2.0 / 3.0)
+        points = []
+        for _ in range(min(per_shape, count - len(family))):
+            points.append(dict(
+                **_shape_counts(rng, dim_a, dim_b), dim_a=dim_a, dim_b=dim_b, n_train=n_train,
+                fresh_student_sample=bool(shape % 2), kd_weight=round(float(rng.uniform(0.5, 2.0)), 2),
+                hyperplane="gaussian", n_classes=classes,
+                label_noise=round(float(rng.uniform(0.1, 0.3)), 3) if noisy else 0.0,
+                mixing_depth=depth,
+                mixing_strength=round(float(rng.uniform(0.2, 0.8)), 3) if depth else 1.0,
+                momentum=0.0 if rng.uniform() < 1.0 / 3.0 else round(float(rng.uniform(0.5, 0.9)), 3),
+            ))
+        widest = max(_block_latents(p) for p in points)
+        for p in points:
+            p["latent_padding"] = widest - _block_latents(p)
+            family.append(make_config(**p))
+        shape += 1
+    return family
+
+
+def validation_family(count: int, seed: int = 0, dim: int = 40) -> list[SimConfig]:
+    """``count`` random configs across the Venn space, for validating an estimator of the diagram
+    (:func:`mfh_sim.real.validate`): decisive blocks G, A, B of 0-12 latents (at least one
+    visible), 0-16 unseen, 0-4 non-decisive per region, ``dim`` channels per view, the hyperplane
+    Gaussian or all-ones (alternately).  A pure function of (count, seed)."""
+    from mfh_sim.venn import VennConfig
+
+    count = require_integer("count", count, minimum=1)
+    rng = np.random.default_rng(require_integer("seed", seed))
+    out: list[SimConfig] = []
+    while len(out) < count:
+        g, a, b = (int(v) for v in rng.integers(0, 13, size=3))
+        unseen = int(rng.integers(0, 17))
+        gn, an, bn = (int(v) for v in rng.integers(0, 5, size=3))
+        if g + a + b == 0:
+            continue
+        venn = VennConfig(shared=g, a_only=a, b_only=b, unseen=unseen, shared_nondecisive=gn, a_nondecisive=an,
+                          b_nondecisive=bn, dim_a=dim, dim_b=dim)
+        out.append(make_config(venn=venn, hyperplane="gaussian" if len(out) % 2 == 0 else "ones"))
+    return out
+
+
 # ------------------------------------------------------------------------- named designs
 Family = FamilySpec | ShapesFamilySpec
 

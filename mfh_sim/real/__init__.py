@@ -27,12 +27,12 @@ from mfh_sim.real.sources import (
     user_task,
 )
 from mfh_sim.real.statistics import cluster_bootstrap, corrected_t_interval, split_t_interval
-from mfh_sim.real.validation import random_family, validate
+from mfh_sim.real.validation import validate
 
 __all__ = [
     "BUDGETS", "COLUMNS", "DEFAULT_TASKS", "PREDICTORS", "VIEWS", "RealCheck", "Roles", "Task", "VennEstimate",
     "basicmotions_task", "check", "check_paired", "cluster_bootstrap", "corrected_t_interval", "default_roles",
     "digit_tasks", "estimate", "estimate_views", "load_multifeature", "load_paired", "make_points", "mnist_tasks",
-    "nutrimouse_task", "random_family", "run_points", "semi_synthetic_tasks", "split_t_interval", "user_task",
+    "nutrimouse_task", "run_points", "semi_synthetic_tasks", "split_t_interval", "user_task",
     "validate",
 ]

@@ -17,29 +17,6 @@ from mfh_sim.validation import require_integer
 SETTINGS = ("in_model", "anisotropic", "correlated_noise", "nonlinear", "separable")
 
 
-def random_family(count: int, seed: int = 0, dim: int = 40) -> list:
-    """``count`` random configs (:class:`mfh_sim.SimConfig`) across the space: decisive blocks
-    G, A, B of 0-12 latents (at least one visible), 0-16 unseen, 0-4 non-decisive per region,
-    ``dim`` channels per view, the hyperplane Gaussian or all-ones (alternately).  A pure function
-    of (count, seed)."""
-    from mfh_sim.config import make_config
-    from mfh_sim.venn import VennConfig
-
-    count = require_integer("count", count, 1)
-    rng = np.random.default_rng(require_integer("seed", seed, 0))
-    out = []
-    while len(out) < count:
-        g, a, b = (int(v) for v in rng.integers(0, 13, size=3))
-        unseen = int(rng.integers(0, 17))
-        gn, an, bn = (int(v) for v in rng.integers(0, 5, size=3))
-        if g + a + b == 0:
-            continue
-        venn = VennConfig(shared=g, a_only=a, b_only=b, unseen=unseen, shared_nondecisive=gn, a_nondecisive=an,
-                          b_nondecisive=bn, dim_a=dim, dim_b=dim)
-        out.append(make_config(venn=venn, hyperplane="gaussian" if len(out) % 2 == 0 else "ones"))
-    return out
-
-
 def simulated_data(config, setting: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """(x_a, x_b, y, true shares) of ``config`` in ``setting`` (:data:`SETTINGS`): the generator's
     data, then for 'anisotropic' every channel scaled by a log-uniform factor in [0.1, 10];
@@ -115,11 +92,14 @@ class EstimatorCheck:
 
 def validate(diagrams: int = 200, *, seed: int = 0, n: int = 400, settings=SETTINGS, n_boot: int = 100
              ) -> EstimatorCheck:
-    """Estimator v2 on ``diagrams`` random diagrams (:func:`random_family`) in each of
+    """Estimator v2 on ``diagrams`` random diagrams
+    (:func:`mfh_sim.experiments.families.validation_family`) in each of
     ``settings``, ``n`` samples each: the in-model rows on every diagram, each out-of-model
     setting on a fifth of them (at least 3)."""
     diagrams = require_integer("diagrams", diagrams, 3)
-    family = random_family(diagrams, seed)
+    from mfh_sim.experiments.families import validation_family
+
+    family = validation_family(diagrams, seed)
     rows = []
     for setting in settings:
         chosen = family if setting == "in_model" else family[: max(3, diagrams // 5)]
