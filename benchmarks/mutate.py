@@ -51,6 +51,13 @@ REFERENCE = "tests/test_paper_reference.py::test_paper_recipe_trains_what_the_pa
 
 MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
+        "softmax_erm_kd_by_two", "the C-class ERM student's KD weight normalised by 2 instead of C",
+        "mfh_sim/protocols/paper.py",
+        "k=erm.softmax_effective_kd_weight(knobs.kd_weight, classes, static.kd_reduction, static.kd_loss)",
+        "k=erm.softmax_effective_kd_weight(knobs.kd_weight, 2, static.kd_reduction, static.kd_loss)",
+        ("tests/test_erm.py::test_optimizer_erm_trains_the_c_class_minimisers_on_the_protocols_draws",),
+    ),
+    Mutation(
         "kd_weight_x2", "the KD student's KD weight doubled (margin fast path)",
         "mfh_sim/protocols/paper.py",
         "jnp.stack([jnp.float32(0.0), knobs.kd_weight])",

@@ -144,8 +144,8 @@ class SimConfig:
         "static", choices=INITS)
     optimizer: str = knob(
         "sgd", "choice",
-        "training: full-batch 'sgd' (heavy-ball momentum; the paper's), 'adam', or 'erm' (ridge-logistic "
-        "ERM solved to convergence; linear two-class models, needs l2 > 0)",
+        "training: full-batch 'sgd' (heavy-ball momentum; the paper's), 'adam', or 'erm' (ridge ERM "
+        "solved to convergence; linear models, any number of classes, needs l2 > 0)",
         "static", choices=OPTIMIZERS)
     learning_rate: float = knob(0.1, "float", "step size, > 0", "traced")
     momentum: float = knob(0.0, "float", "heavy-ball momentum of 'sgd', in [0, 1) (0 with 'adam')", "traced")
@@ -176,8 +176,9 @@ class SimConfig:
         "static", choices=KD_LOSSES, extension=True)
     l2: float = knob(
         0.0, "float",
-        "ridge weight of optimizer='erm': each fit minimises the mean loss + (l2/2)||theta||^2 "
-        "(bias unpenalised), > 0 there; 0 otherwise", "traced", extension=True)
+        "ridge weight of optimizer='erm': each fit minimises the mean loss + (l2/2)||theta||^2 with two "
+        "classes (theta the margin weights), + l2||W||_F^2 with more (W the logit weights; the same at "
+        "two), biases unpenalised; > 0 there, 0 otherwise", "traced", extension=True)
     latent_padding: int = knob(
         0, "int", "extra latents no modality shows and the label ignores, >= 0 (to share one program)",
         "static", extension=True)
@@ -257,10 +258,9 @@ class SimConfig:
         if self.optimizer != "erm":
             return  # a ridge without 'erm' is refused with the other knobs that would do nothing
         object.__setattr__(self, "l2", require_real("l2", self.l2, 0.0, None, open_low=True))
-        # The converged solver trains the paper's models only: a two-class linear layer with the
-        # KL or the logit-MSE distillation term (mfh_sim.erm).
-        for name, value, allowed in (("model", self.model, ("linear",)), ("n_classes", self.n_classes, (2,)),
-                                     ("kd_loss", self.kd_loss, ("kl", "mse"))):
+        # The converged solvers train linear layers (two classes in margin form, more as a softmax)
+        # with the KL or the logit-MSE distillation term (mfh_sim.erm).
+        for name, value, allowed in (("model", self.model, ("linear",)), ("kd_loss", self.kd_loss, ("kl", "mse"))):
             if value not in allowed:
                 shown = " or ".join(repr(v) for v in allowed)
                 raise ValueError(

@@ -177,6 +177,58 @@ def test_optimizer_erm_trains_the_minimisers_on_the_protocols_draws():
             assert abs(getattr(result, name)[seed] - expected) <= 1.0 / 400 + 1e-9, name
 
 
+def _scipy_softmax_fit(x, y, t, *, n_classes, l2, kd_weight=0.0, temperature=1.0):
+    """Float64 BFGS minimiser of the C-class objective, written from the simulator's loss (CE +
+    kd_weight T^2 KL averaged over samples and classes, the 'paper' reduction) + l2 ||W||_F^2,
+    independently of erm.py.  Returns the (d + 1, C) weights, the bias last."""
+    x, t = np.asarray(x, np.float64), np.asarray(t, np.float64)
+    onehot = np.eye(n_classes)[np.asarray(y)]
+    log_softmax = lambda z: z - np.logaddexp.reduce(z, axis=1, keepdims=True)
+    log_q = log_softmax(t / temperature)
+
+    def f(flat):
+        w = flat.reshape(x.shape[1] + 1, n_classes)
+        logits = x @ w[:-1] + w[-1]
+        ce = -np.sum(onehot * log_softmax(logits), axis=1)
+        kl = np.sum(np.exp(log_q) * (log_q - log_softmax(logits / temperature)), axis=1)
+        return np.mean(ce + kd_weight * temperature**2 * kl / n_classes) + l2 * np.sum(w[:-1] ** 2)
+
+    start = np.zeros((x.shape[1] + 1) * n_classes)
+    return minimize(f, start, method="BFGS", options={"gtol": 1e-9, "maxiter": 20_000}).x.reshape(-1, n_classes)
+
+
+def test_optimizer_erm_trains_the_c_class_minimisers_on_the_protocols_draws():
+    # simulate(optimizer='erm', n_classes=3) against independent float64 softmax minimisers fitted on
+    # the same draws: the wiring of the C-class solver (its KD weight's normalisation by C, the
+    # teacher's logits, the ridge) to the simulator's own loss.
+    import mfh_sim
+    from mfh_sim.engine import run_keys
+    from mfh_sim.protocols.paper import draw_run, inputs_of, static_of
+
+    kwargs = dict(shared=3, a_only=2, b_only=2, unseen=1, dim_a=8, dim_b=9, n_train=40, n_test=400,
+                  n_classes=3, kd_weight=3.0, temperature=2.0, optimizer="erm", l2=0.02)
+    result = mfh_sim.simulate(seeds=2, theory=False, **kwargs)
+    config = mfh_sim.make_config(**kwargs)
+    layout, knobs = inputs_of(config)
+    fit = lambda x, y, t, **kw: _scipy_softmax_fit(x, y, t, n_classes=3, l2=0.02, **kw)
+    scores = lambda w, x: np.asarray(x, np.float64) @ w[:-1] + w[-1]
+    for seed, key in enumerate(run_keys(0, np.arange(2), 0)):
+        draws = draw_run(jnp.asarray(key), layout, knobs, static_of(config))
+        train, students, test = draws.train, draws.students, draws.test
+        teacher = fit(train.x_a, train.labels, np.zeros((40, 3)))
+        t = scores(teacher, students.x_a)
+        no_kd = fit(students.x_b, students.labels, t)
+        kd = fit(students.x_b, students.labels, t, kd_weight=3.0, temperature=2.0)
+        labels = np.asarray(test.labels)
+        for name, w, x in (("teacher_acc", teacher, test.x_a), ("no_kd_acc", no_kd, test.x_b),
+                           ("kd_acc", kd, test.x_b)):
+            expected = np.mean(np.argmax(scores(w, x), axis=1) == labels)
+            # float32 vs float64 minimisers may disagree on a test point sitting on a boundary.
+            assert abs(getattr(result, name)[seed] - expected) <= 1.0 / 400 + 1e-9, name
+        # The KD student is not the no-KD one: the test would not see a dropped KD term otherwise.
+        assert np.mean(np.argmax(scores(kd, test.x_b), 1) != np.argmax(scores(no_kd, test.x_b), 1)) > 0.01
+
+
 def test_erm_config_errors_name_the_parameter():
     import mfh_sim
 

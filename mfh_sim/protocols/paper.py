@@ -14,7 +14,8 @@ training, chosen by the static part (:func:`fit_function`):
   exact margin form of :func:`mfh_sim.train.fit_linear`;
 * :func:`fit_logits_gd`: linear multi-class models under SGD with the KL loss, closed-form logit
   gradients;
-* :func:`fit_erm`: converged ridge-logistic ERM (:mod:`mfh_sim.erm`);
+* :func:`fit_erm`: converged ridge-logistic ERM (:mod:`mfh_sim.erm`); :func:`fit_softmax_erm` its
+  C-class counterpart;
 * :func:`fit_autodiff`: everything else (MLPs, Adam, the logit-MSE and feature-hint KD losses)
   through the generic :func:`mfh_sim.train.fit`.
 
@@ -351,6 +352,28 @@ def fit_erm(draws: RunDraws, knobs: Knobs, static: StaticSpec, keys: RunKeys) ->
                    ~teacher.converged, ~no_kd.converged, ~kd.converged, "margin")
 
 
+def fit_softmax_erm(draws: RunDraws, knobs: Knobs, static: StaticSpec, keys: RunKeys) -> Trained:
+    """Every fit converged ridge ERM of a C-class linear softmax model
+    (:func:`mfh_sim.erm.softmax_newton_solve`), the multi-class counterpart of :func:`fit_erm`: the
+    ridge is l2 ||W||_F^2 on the logit weights (at two classes the same objective as
+    :func:`fit_erm`'s), the KD term the KL at temperature T or the logit MSE
+    (:func:`mfh_sim.erm.softmax_effective_kd_weight`).  Same draws as gradient training."""
+    classes = static.n_classes
+    train, students, test = draws.train, draws.students, draws.test
+    solve = functools.partial(erm.softmax_newton_solve, l2=knobs.l2, n_classes=classes,
+                              iterations=erm.DEFAULT_ITERATIONS, tol=erm.DEFAULT_TOL)
+    no_teacher = jnp.zeros((train.x_a.shape[0], classes), train.x_a.dtype)
+    teacher = solve(train.x_a, train.labels, no_teacher, ce_weight=1.0, k=0.0, temperature=1.0)
+    teacher_logits = students.x_a @ teacher.weights + teacher.bias
+    no_kd = solve(students.x_b, students.labels, teacher_logits, ce_weight=1.0, k=0.0, temperature=1.0)
+    kd = solve(students.x_b, students.labels, teacher_logits, ce_weight=knobs.ce_weight,
+               k=erm.softmax_effective_kd_weight(knobs.kd_weight, classes, static.kd_reduction, static.kd_loss),
+               temperature=knobs.temperature, kd_loss=static.kd_loss)
+    logits = lambda fit, x: x @ fit.weights + fit.bias
+    return Trained(logits(teacher, test.x_a), logits(no_kd, test.x_b), logits(kd, test.x_b),
+                   ~teacher.converged, ~no_kd.converged, ~kd.converged, "logits")
+
+
 def fit_autodiff(draws: RunDraws, knobs: Knobs, static: StaticSpec, keys: RunKeys) -> Trained:
     """Any model, optimiser and KD loss by automatic differentiation (:func:`mfh_sim.train.fit`):
     MLPs, Adam, the logit-MSE and feature-hint KD losses.  Linear layers take their initial weights
@@ -411,7 +434,7 @@ def fit_function(static: StaticSpec, fast_path: bool = True) -> Callable[..., Tr
     training (it gives the same classifiers up to float rounding, tested, and exists to check
     that); converged ERM has no other path."""
     if static.optimizer == "erm":
-        return fit_erm
+        return fit_erm if static.n_classes == 2 else fit_softmax_erm
     if fast_path and static.model == "linear" and static.optimizer == "sgd" and static.kd_loss == "kl":
         return fit_margin_gd if static.n_classes == 2 else fit_logits_gd
     return fit_autodiff
@@ -467,9 +490,11 @@ def bytes_per_run(static: StaticSpec) -> int:
     activations = 3 * 6 * 4 * static.n_train * (sum(widths) + 2)
     layer_sizes = (max(static.dim_a, static.dim_b),) + widths + (2,)
     params = sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(layer_sizes[:-1], layer_sizes[1:]))
-    # Converged ERM holds a (d + 1)^2 Hessian and a few (n_train, d) products per Newton step.
-    widest = max(static.dim_a, static.dim_b)
-    erm_work = 3 * 4 * ((widest + 1) ** 2 + 4 * static.n_train * widest) if static.optimizer == "erm" else 0
+    # Converged ERM holds a ((d + 1)(C - 1))^2 Hessian and a few (n_train, d C) products per
+    # Newton step.
+    widest, classes = max(static.dim_a, static.dim_b), static.n_classes
+    erm_work = (3 * 4 * (((widest + 1) * (classes - 1)) ** 2 + 4 * static.n_train * widest * classes)
+                if static.optimizer == "erm" else 0)
     return int(data + activations + 3 * 4 * 4 * params + erm_work + 4096)
 
 
