@@ -22,7 +22,7 @@ INITS: tuple[str, ...] = ("torch", "lecun")
 
 #: How a model is trained: full-batch 'sgd' (with heavy-ball momentum, the paper's at momentum 0),
 #: 'adam', or 'erm': ridge-regularised logistic ERM solved to convergence by Newton's method
-#: (linear two-class models; the regime in which the theory is exact, see mfh_sim.erm).
+#: (linear models, any number of classes; the regime in which the theory is exact, see mfh_sim.erm).
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "erm")
 
 #: How the KL term of the KD loss is averaged: 'paper' (over batch and classes, as PyTorch's
