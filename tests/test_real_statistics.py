@@ -1,4 +1,4 @@
-"""The real-data statistics hold their level (mfh_sim.real.statistics): the corrected resampled
+"""The real-data statistics hold their level (in mfh_sim.stats): the corrected resampled
 t interval covers the truth 90-98% of the time however many splits; the split-only interval of
 mfh-sim 0.3 does not (so the coverage check catches that bug); the cluster bootstrap resamples
 clusters."""
@@ -6,14 +6,14 @@ clusters."""
 import numpy as np
 import pytest
 
-from mfh_sim.real.statistics import (
+from mfh_sim.stats import (
     cluster_bootstrap,
     corrected_t_interval,
-    partial_spearman,
-    spearman,
     split_coverage,
     split_t_interval,
 )
+from mfh_sim.stats import weighted_partial_spearman as partial_spearman
+from mfh_sim.stats import weighted_spearman as spearman
 
 SPLITS = (5, 20, 50)
 #: 600 data sets: a coverage's standard error is about 0.9 points at 95%.

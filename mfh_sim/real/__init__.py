@@ -4,9 +4,9 @@ a teacher on view a helps a student on view b?
 * :mod:`~mfh_sim.real.sources`: the paired data sources, user arrays, semi-synthetic views;
 * :mod:`~mfh_sim.real.arms`: the KD arms' points and the one run of the engine;
 * :mod:`~mfh_sim.real.estimator`: estimator v2 of the Venn diagram (:func:`estimate`);
-* :mod:`~mfh_sim.real.statistics`: intervals that hold their level over resampled splits;
 * :mod:`~mfh_sim.real.validation`: the estimator on simulated diagrams of known truth;
-* :mod:`~mfh_sim.real.report`: rows, predictors, scores (:func:`check`).
+* :mod:`~mfh_sim.real.report`: rows, predictors, scores (:func:`check`), with the intervals over
+  resampled splits and the cluster bootstrap of :mod:`mfh_sim.stats`.
 """
 
 from mfh_sim.real.arms import BUDGETS, Roles, default_roles, make_points, run_points
@@ -26,13 +26,12 @@ from mfh_sim.real.sources import (
     semi_synthetic_tasks,
     user_task,
 )
-from mfh_sim.real.statistics import cluster_bootstrap, corrected_t_interval, split_t_interval
 from mfh_sim.real.validation import validate
 
 __all__ = [
     "BUDGETS", "COLUMNS", "DEFAULT_TASKS", "PREDICTORS", "VIEWS", "RealCheck", "Roles", "Task", "VennEstimate",
-    "basicmotions_task", "check", "check_paired", "cluster_bootstrap", "corrected_t_interval", "default_roles",
+    "basicmotions_task", "check", "check_paired", "default_roles",
     "digit_tasks", "estimate", "estimate_views", "load_multifeature", "load_paired", "make_points", "mnist_tasks",
-    "nutrimouse_task", "run_points", "semi_synthetic_tasks", "split_t_interval", "user_task",
+    "nutrimouse_task", "run_points", "semi_synthetic_tasks", "user_task",
     "validate",
 ]

@@ -1,7 +1,7 @@
 """Estimate, predict, then measure: the rows of ``real_kd.csv`` and the predictors' scores.
 
 A row is one (arm, task, teacher view, student view, label budget): the measured KD gain over the
-splits with its corrected resampled t interval (:mod:`mfh_sim.real.statistics`), the accuracies,
+splits with its corrected resampled t interval (:mod:`mfh_sim.stats`), the accuracies,
 and the predictors a practitioner could compute before training the KD student, side by side.
 """
 
@@ -20,7 +20,7 @@ import numpy as np
 from mfh_sim.real.arms import run_points
 from mfh_sim.real.estimator import estimate_views
 from mfh_sim.real.sources import Task
-from mfh_sim.real.statistics import cluster_bootstrap, corrected_t_interval, partial_spearman, spearman
+from mfh_sim.stats import cluster_bootstrap, corrected_t_interval, weighted_partial_spearman, weighted_spearman
 from mfh_sim.validation import require_integer
 
 #: Splits run beyond ``splits`` for the pilot predictor (a cheap KD run on fresh splits).
@@ -181,12 +181,13 @@ def _score_arm(arm: str, sel: list[dict], n_boot: int, seed: int) -> dict[str, A
     for name in PREDICTORS:
         x = col(name)
         if np.sum(np.isfinite(x)) >= 4:
-            entry[name] = cluster_bootstrap(lambda w, x=x: spearman(x, gain, w), factors, n_boot=n_boot, seed=seed)
+            entry[name] = cluster_bootstrap(lambda w, x=x: weighted_spearman(x, gain, w), factors, n_boot=n_boot,
+                                            seed=seed)
     if arm in ("general_teacher", "specific_teacher", "semi_synthetic", "manipulation"):
         gamma = col("gamma_design") if arm == "semi_synthetic" else col("gamma_hat")
         teacher = col("teacher_acc")
         entry["partial_gamma_given_teacher"] = cluster_bootstrap(
-            lambda w: partial_spearman(gamma, gain, teacher, w), factors, n_boot=n_boot, seed=seed)
+            lambda w: weighted_partial_spearman(gamma, gain, teacher, w), factors, n_boot=n_boot, seed=seed)
     return entry
 
 
