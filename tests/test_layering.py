@@ -30,12 +30,7 @@ PLOTTING = {"plots", "commands"}
 PROTOCOL_BLIND = {"engine", "store", "results"}
 
 #: (module, imported, rule) breaches tolerated for now, each with its reason.
-KNOWN: set[tuple[str, str, str]] = {
-    # The C-class theory (issue 19) and the two-class GCM call each other (multiclass builds on
-    # gcm's quadrature; gcm hands its C > 2 problems to multiclass inside a function): for the
-    # theory's owners to untangle.
-    ("theory.gcm", "theory.gcm -> theory.multiclass -> theory.gcm", "no import cycle"),
-}
+KNOWN: set[tuple[str, str, str]] = set()
 
 
 def _module_name(path: Path) -> str:

@@ -43,7 +43,7 @@ import math
 import numpy as np
 from scipy.special import ndtr, ndtri, owens_t, softmax
 
-from mfh_sim.theory import gcm
+from mfh_sim.theory.channel import conjugates, gaussian_conditionals
 
 #: Quasi-Monte Carlo points of the channel: about POINTS_TIMES_DIRECTIONS / (C - 1) (a power of two
 #: in [MIN_POINTS, MAX_POINTS]: each point averages over C - 1 directions, so fewer points carry the
@@ -282,7 +282,7 @@ def channel(ch, m, q, V, kd_on: bool, cache: dict, nodes=None, vh_st=None, resp=
     points = points_for(C, coarse=nodes is not None)
     label, zeta, xi = normals(C, points)
     P = q.shape[0]
-    q, m1, m2, s_lt, v_t, b_l, b_t, sig2, c_ll, c_lt, c_tt = gcm.gaussian_conditionals(ch, m, q, kd_on)
+    q, m1, m2, s_lt, v_t, b_l, b_t, sig2, c_ll, c_lt, c_tt = gaussian_conditionals(ch, m, q, kd_on)
     ex = lambda v: np.asarray(v, dtype=np.float64)[:, None, None]
     L = label[None]
     t = ex(s_lt) * L + ex(np.sqrt(v_t)) * zeta[None]
@@ -329,7 +329,7 @@ def channel(ch, m, q, V, kd_on: bool, cache: dict, nodes=None, vh_st=None, resp=
         if same:
             qh_st += weigh(_mean(_rowsum(f * f_t)) * scale)
             vh_st_new += weigh(_mean(np.einsum("pnij,pnji->pn", M, ht)) * scale)
-    return gcm.conjugates(ch.alpha, kd_on, vh, qh, e_l, e_t, qh_st, vh_st_new, c_ll, c_lt, c_tt)
+    return conjugates(ch.alpha, kd_on, vh, qh, e_l, e_t, qh_st, vh_st_new, c_ll, c_lt, c_tt)
 
 
 # ------------------------------------------------------------------------------ test accuracy
