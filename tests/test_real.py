@@ -136,9 +136,14 @@ def test_the_arms_run_on_their_roles(simulated):
     assert np.all(np.isnan(arrays["no_kd_acc"][..., 2])) and np.all(np.isfinite(arrays["no_kd_acc"][..., :2]))
     assert not arrays["diverged"].any()
     # The general part of x^a is what x^b shows: all of x^a's signal on diagram 0 (shared 4),
-    # little on diagram 1 (nothing shared), so its teacher is near chance there.
+    # little on diagram 1 (nothing shared), so its teacher is near chance there while the regular
+    # teacher learns. A teacher's mean is over 4 splits x 50 test samples: chance +- 3 SE is
+    # 0.5 +- 0.106 (the data's draws differ between JAX versions, so no level tighter than that).
     teacher = np.nanmean(arrays["teacher_acc"], axis=1)
-    assert teacher[0, 1] > 0.7 and teacher[1, 1] < 0.65 and teacher[1, 0] > 0.75
+    n_scored = arrays["teacher_acc"].shape[1] * points[0].n_test
+    three_se = 3 * np.sqrt(0.25 / n_scored)
+    assert teacher[0, 1] > 0.5 + three_se and teacher[1, 0] > 0.5 + three_se
+    assert abs(teacher[1, 1] - 0.5) < three_se and teacher[1, 0] > teacher[1, 1]
     assert np.nanmean(arrays["general_r2"][0]) > np.nanmean(arrays["general_r2"][1])
 
 
