@@ -111,8 +111,9 @@ def theory_item(est, budget: int, steps: int, learning_rate: float, kd_weight: f
 def attach_estimates(rows: list[dict], tasks: dict[str, Task], points: Sequence, *, seed: int = 0,
                      n_boot: int = 100) -> None:
     """gamma_hat, alpha_hat, beta_hat with bounds, p_u, at_boundary and the theory's predicted
-    gain for every row (the estimator runs once per task and unordered view pair; binary tasks
-    only: the theory declines more classes, and so does the row's prediction)."""
+    gain for every row (the estimator runs once per task and unordered view pair; the prediction
+    for binary tasks only: the estimator's multi-class shares are not mapped onto the theory's
+    C-class channel, so those rows' prediction is NaN)."""
     knobs = {p.task: p for p in points}
     pending = []
     for name, task in tasks.items():
