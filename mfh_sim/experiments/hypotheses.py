@@ -116,7 +116,7 @@ def _complementarities(configs: list[SimConfig]) -> np.ndarray:
 
 def theory_gains(configs: list[SimConfig]) -> np.ndarray:
     """The finite-sample theory's KD gain (:func:`mfh_sim.theory.predict_many`, fraction) of each
-    config; NaN for the configs the theory declines (multi-class, label noise, MLPs, ...)."""
+    config; NaN for the configs the theory declines (MLPs, Adam, feature-hint KD, ...)."""
     from mfh_sim.simulation import theory_for_many
 
     with warnings.catch_warnings():
