@@ -214,6 +214,13 @@ THEORY_EXTENSION_MUTATIONS: tuple[Mutation, ...] = (
         (_KNOBS + "test_more_classes_match_monte_carlo[True]",),
     ),
     Mutation(
+        "multiclass_ridge_factor_dropped", "theory: the C-class ridge l2 ||W||_F^2 read as (l2 / 2) ||Theta||^2",
+        "mfh_sim/theory/highdim.py",
+        "ridge = 1.0 if C == 2 else 2.0",
+        "ridge = 1.0",
+        (_KNOBS + "test_more_classes_match_monte_carlo[True]",),
+    ),
+    Mutation(
         "mixing_spectrum_dropped", "theory: mixed channels treated as the linear generator's (isotropic)",
         "mfh_sim/theory/highdim.py",
         "        mix = problem.mixing\n",
