@@ -369,13 +369,15 @@ class BatchedPeer:
     at once (fewer Python round trips per step); eager mode runs step by step either way."""
 
     def __init__(self, steps: int = 1000, compiled: bool = False, steps_per_call: int = 1,
-                 learning_rate: float = LEARNING_RATE, kd_weight: float = 1.0, temperature: float = 1.0):
+                 learning_rate: float = LEARNING_RATE, kd_weight: float = 1.0, temperature: float = 1.0,
+                 device: str = "cpu"):
         if steps % steps_per_call:
             raise ValueError(f"steps_per_call={steps_per_call} must divide steps={steps}")
         self.steps, self.compiled = steps, compiled
         self.learning_rate, self.temperature = learning_rate, temperature
         self.per_call = steps_per_call if compiled else 1
-        self.kd_scale = torch.tensor([0.0, kd_weight * temperature / (NUM_CLASSES * N_TRAIN)])
+        self.device = torch.device(device)
+        self.kd_scale = torch.tensor([0.0, kd_weight * temperature / (NUM_CLASSES * N_TRAIN)], device=self.device)
         teacher, student = _block(teacher_step, self.per_call), _block(student_step, self.per_call)
         if compiled:
             # Every peer's loop bodies share one code object: forget earlier peers' compilations,
@@ -391,6 +393,10 @@ class BatchedPeer:
         xa_test, xb_test, y_test = make_batch(overlap, simulations, N_TEST, generator, w)
         teacher_v, teacher_c = margin_init(simulations, TEACHER_CHANNELS, generator)
         student_v, student_c = margin_init(simulations, STUDENT_CHANNELS, generator)
+        # Drawn on the CPU (the same numbers on any device), trained where the peer runs.
+        xa, xb, y, xa_test, xb_test, y_test, teacher_v, teacher_c, student_v, student_c = (
+            t.to(self.device) for t in (xa, xb, y, xa_test, xb_test, y_test,
+                                        teacher_v, teacher_c, student_v, student_c))
         lr, calls = self.learning_rate, self.steps // self.per_call
         xa_t = xa.transpose(1, 2).contiguous()  # x^T once, outside the loop, as mfh_sim does
         for _ in range(calls):
@@ -404,12 +410,12 @@ class BatchedPeer:
         students_acc = _accuracy(xb_test, y_test, v, c)
         # A KD student whose teacher diverged learned from meaningless targets (as in mfh_sim).
         kd_acc = torch.where(teacher_acc[:, 0].isnan(), teacher_acc[:, 0], students_acc[:, 1])
-        return torch.stack([teacher_acc[:, 0], students_acc[:, 0], kd_acc], dim=1)
+        return torch.stack([teacher_acc[:, 0], students_acc[:, 0], kd_acc], dim=1).cpu()
 
 
 def run_batched(overlaps=tuple(range(11)), seeds: int = 1000, *, chunk: int = BATCHED_CHUNK,
                 compiled: bool = False, steps: int = 1000, seed: int = 0,
-                steps_per_call: int = 1, threads: int = 2) -> dict:
+                steps_per_call: int = 1, threads: int = 2, device: str = "cpu") -> dict:
     """The batched peer over ``overlaps`` x ``seeds`` simulations (3 training runs each), timed.
 
     Chunk k (seeds k*chunk ... ) draws from a generator seeded with (seed, k) alone, so every
@@ -418,13 +424,15 @@ def run_batched(overlaps=tuple(range(11)), seeds: int = 1000, *, chunk: int = BA
     runs first.  ``threads``: PyTorch's intra-op threads for the call (restored after).  On a
     loaded machine two intra-op threads can be far slower than one (each small op waits at a
     barrier for a thread that another process holds), so state the load beside any time.
+    ``device``: where the peer trains ('cpu', 'cuda'); the data are drawn on the CPU either way
+    and each chunk's accuracies come back to the host (which waits for the device).
     Returns ``wall_time_s`` (seconds, after the warm-up), ``warm_up_s``,
     ``accuracies`` (overlaps, seeds, 3: teacher, no-KD, KD; fractions in [0, 1]),
     ``training_runs``, ``runs_per_s``, ``chunk``, ``compiled``, ``torch_version``, ``num_threads``.
     """
     if seeds % chunk:
         raise ValueError(f"chunk={chunk} must divide seeds={seeds} (one compiled shape)")
-    peer = BatchedPeer(steps=steps, compiled=compiled, steps_per_call=steps_per_call)
+    peer = BatchedPeer(steps=steps, compiled=compiled, steps_per_call=steps_per_call, device=device)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -492,13 +500,14 @@ def main() -> None:
     parser.add_argument("--batched", action="store_true",
                         help="the batched peer (11 overlaps x --repetitions seeds), eager and compiled")
     parser.add_argument("--chunk", type=int, default=BATCHED_CHUNK)
+    parser.add_argument("--device", default="cpu", help="where the batched peer trains: cpu or cuda")
     args = parser.parse_args()
     if not args.batched:
         print(format_table(run_protocol(args.repetitions, args.steps, args.seed)))
         return
     for compiled in (False, True):
         result = run_batched(seeds=args.repetitions, chunk=args.chunk, compiled=compiled,
-                             steps=args.steps, seed=args.seed)
+                             steps=args.steps, seed=args.seed, device=args.device)
         print(f"batched, {'compiled' if compiled else 'eager'}, chunk {args.chunk}: "
               f"{result['wall_time_s']:.2f} s ({result['runs_per_s']:.0f} training runs/s), "
               f"warm-up {result['warm_up_s']:.1f} s; mean accuracies (teacher, no-KD, KD) per overlap:")
