@@ -74,7 +74,7 @@ fi
 # undeduplicated protocol's FLOPs, 33.3 MFLOP a training run: benchmarks/speed.py), and the
 # target of ten million training runs a minute on one H100.
 echo "== f32 GEMM rate and the sweep's effective rate"
-timeout 120 "$PYTHON" - "$OUT_DIR/gpu-first.json" <<'PY' 2>&1 | tee "$OUT_DIR/gpu-rates.log"
+timeout 60 "$PYTHON" - "$OUT_DIR/gpu-first.json" <<'PY' 2>&1 | tee "$OUT_DIR/gpu-rates.log"
 import json, sys
 sys.path.insert(0, "benchmarks")
 import jax
@@ -97,7 +97,7 @@ PY
 # (nothing is installed here); its accuracies are checked against mfh_sim's within seed noise.
 if [[ "${MFH_GPU_TORCH:-1}" == "1" ]]; then
     echo "== batched PyTorch peer (11 overlaps x ${MFH_GPU_TORCH_SEEDS:-2000} seeds)"
-    timeout 240 "$PYTHON" - <<'PY' 2>&1 | tee "$OUT_DIR/gpu-torch.log"
+    timeout 150 "$PYTHON" - <<'PY' 2>&1 | tee "$OUT_DIR/gpu-torch.log"
 import os, sys, time
 sys.path.insert(0, "benchmarks")
 try:

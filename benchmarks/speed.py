@@ -24,7 +24,8 @@ for 1000 steps, so 4 * 200 * (25 + 50 + 50) * 1000 = 100 MFLOP, 33.3 MFLOP a tra
 33,000-run sweep is 1.1 TFLOP.  (Data generation, the sigmoid and the test evaluation are left
 out: they are small beside the steps.)  It is printed as a fraction of the GEMM rate.
 
-The PyTorch parts run if torch is installed (``pip install -e '.[bench]'``), on 2 threads.  The
+The PyTorch parts run if torch is installed (``pip install -e '.[bench]'``), on 2 threads
+(``--torch-threads``).  The
 one-at-a-time peer is too slow for the big sweep (about an hour), so its ratios against the big
 sweep's ways compare training runs per second (its rate on the small protocol), and say so.
 
@@ -112,12 +113,18 @@ def main() -> None:
     parser.add_argument("--big-seeds", type=int, default=1000, help="seeds of the big sweep (x 11 overlaps)")
     parser.add_argument("--torch-chunk", type=int, default=None,
                         help="simulations per chunk of the batched peer (must divide --big-seeds)")
+    parser.add_argument("--torch-threads", type=int, default=2,
+                        help="PyTorch intra-op threads of the batched peer (default 2, one per core)")
     parser.add_argument("--no-torch", action="store_true")
     args = parser.parse_args()
     use_torch = not args.no_torch and importlib.util.find_spec("torch") is not None
     if use_torch:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         import torch_baseline
+
+        # Both PyTorch peers on the same threads.  On a loaded machine pass --torch-threads 1:
+        # with two, every small op waits at a barrier for a thread that another process holds.
+        torch_baseline.torch.set_num_threads(args.torch_threads)
     print(f"versions: {versions()}"
           + (f", torch {torch_baseline.torch.__version__}" if use_torch else ", torch not installed")
           + f"; cores: {len(os.sched_getaffinity(0))}; {load()}")
@@ -148,6 +155,8 @@ def main() -> None:
         ratio = (f"{one_at_a_time['wall_time_s'] / seconds:15.1f}" if one_at_a_time is not None
                  else f"{'n/a':>15}")
         print(f"{name:<42} {seconds:8.3f} {trainings / seconds:10.1f} {ratio}")
+    if one_at_a_time is not None:
+        print(f"(PyTorch on {one_at_a_time['num_threads']} threads)")
     print(f"loop / vmapped (both compiled): {loop_time / compiled:.1f}x ({load()})")
 
     big_overlaps = tuple(range(11))
@@ -167,7 +176,7 @@ def main() -> None:
         for compiled_peer in (False, True):
             name = f"batched PyTorch, {'torch.compile' if compiled_peer else 'eager'}"
             peers[name] = torch_baseline.run_batched(big_overlaps, args.big_seeds, chunk=chunk,
-                                                     compiled=compiled_peer)
+                                                     compiled=compiled_peer, threads=args.torch_threads)
             ways.append((name, peers[name]["wall_time_s"]))
             print(f"  {name} (chunk {chunk}): {peers[name]['wall_time_s']:.1f} s, warm-up "
                   f"{peers[name]['warm_up_s']:.1f} s untimed ({load()})", flush=True)
