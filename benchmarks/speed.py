@@ -190,8 +190,10 @@ def main() -> None:
         rate = flops / seconds / 1e9
         print(f"{name:<36} {seconds:8.1f} {big_trainings / seconds:8.0f} {rate:8.1f} {rate / gemm:8.1%}")
     print("\nratios (row's time / column's time: how many times faster the column is):")
-    short = [name.split(",")[0][:8] + ("/c" if "compile" in name and "first" not in name else "")
-             for name, _ in ways]
+    labels = {"mfh_sim sweep, compiled": "mfh comp", "mfh_sim sweep, first call": "mfh first",
+              "batched PyTorch, eager": "pt eager", "batched PyTorch, torch.compile": "pt comp",
+              "PyTorch one at a time (projected*)": "pt 1-by-1"}
+    short = [labels[name] for name, _ in ways]
     print(f"{'':<36} " + " ".join(f"{label:>10}" for label in short))
     for name, seconds in ways:
         print(f"{name:<36} " + " ".join(f"{seconds / other:10.2f}" for _, other in ways))
