@@ -24,8 +24,9 @@ for 1000 steps, so 4 * 200 * (25 + 50 + 50) * 1000 = 100 MFLOP, 33.3 MFLOP a tra
 33,000-run sweep is 1.1 TFLOP.  (Data generation, the sigmoid and the test evaluation are left
 out: they are small beside the steps.)  It is printed as a fraction of the GEMM rate.
 
-The PyTorch parts run if torch is installed (``pip install -e '.[bench]'``), on 2 threads
-(``--torch-threads``).  The
+The PyTorch parts run if torch is installed (``pip install -e '.[bench]'``): the one-at-a-time
+peer on 2 intra-op threads (``--torch-threads``), the batched peer as 2 worker threads of one
+PyTorch thread each, one chunk per core as ``mfh_sim``'s engine runs (``--torch-workers``).  The
 one-at-a-time peer is too slow for the big sweep (about an hour), so its ratios against the big
 sweep's ways compare training runs per second (its rate on the small protocol), and say so.
 
@@ -114,7 +115,9 @@ def main() -> None:
     parser.add_argument("--torch-chunk", type=int, default=None,
                         help="simulations per chunk of the batched peer (must divide --big-seeds)")
     parser.add_argument("--torch-threads", type=int, default=2,
-                        help="PyTorch intra-op threads of the batched peer (default 2, one per core)")
+                        help="PyTorch intra-op threads of the one-at-a-time peer (default 2)")
+    parser.add_argument("--torch-workers", type=int, default=2,
+                        help="chunks the batched peer trains at once, one thread each (default 2)")
     parser.add_argument("--no-torch", action="store_true")
     args = parser.parse_args()
     use_torch = not args.no_torch and importlib.util.find_spec("torch") is not None
@@ -122,8 +125,8 @@ def main() -> None:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         import torch_baseline
 
-        # Both PyTorch peers on the same threads.  On a loaded machine pass --torch-threads 1:
-        # with two, every small op waits at a barrier for a thread that another process holds.
+        # On a loaded machine pass --torch-threads 1: with two, every small op of the
+        # one-at-a-time peer waits at a barrier for a thread that another process holds.
         torch_baseline.torch.set_num_threads(args.torch_threads)
     print(f"versions: {versions()}"
           + (f", torch {torch_baseline.torch.__version__}" if use_torch else ", torch not installed")
@@ -176,9 +179,11 @@ def main() -> None:
         for compiled_peer in (False, True):
             name = f"batched PyTorch, {'torch.compile' if compiled_peer else 'eager'}"
             peers[name] = torch_baseline.run_batched(big_overlaps, args.big_seeds, chunk=chunk,
-                                                     compiled=compiled_peer, threads=args.torch_threads)
+                                                     compiled=compiled_peer, threads=1,
+                                                     workers=args.torch_workers)
             ways.append((name, peers[name]["wall_time_s"]))
-            print(f"  {name} (chunk {chunk}): {peers[name]['wall_time_s']:.1f} s, warm-up "
+            print(f"  {name} (chunk {chunk}, {args.torch_workers} worker threads of 1 PyTorch "
+                  f"thread each): {peers[name]['wall_time_s']:.1f} s, warm-up "
                   f"{peers[name]['warm_up_s']:.1f} s untimed ({load()})", flush=True)
     projected = None
     if one_at_a_time is not None:

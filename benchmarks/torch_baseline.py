@@ -82,6 +82,7 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 import torch.nn as nn
@@ -303,10 +304,10 @@ def make_batch(
     overlap: int, simulations: int, n: int, generator: torch.Generator, w: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``simulations`` independent samples of ``n`` rows under hyperplanes ``w`` (S, 20):
-    ``(x_a (S, n, 25), x_b (S, n, 50), y (S, n, 1) float 0/1)``.  The draws do not depend on
+    ``(x_a (S, n, 25), x_b (S, n, 50), y (S, 1, n) float 0/1)``.  The draws do not depend on
     ``overlap`` (it only picks which latents x^a shows): common random numbers."""
     z = torch.randn(simulations, n, NUM_LATENTS, generator=generator)
-    y = (torch.einsum("snk,sk->sn", z, w) > 0).float().unsqueeze(-1)
+    y = (torch.einsum("snk,sk->sn", z, w) > 0).float().unsqueeze(1)
     latents_a, latents_b = fig2_channels(overlap)
     noise_a = torch.randn(simulations, n, TEACHER_CHANNELS - NUM_SHARED_SLOTS, generator=generator)
     noise_b = torch.randn(simulations, n, STUDENT_CHANNELS - NUM_SHARED_SLOTS, generator=generator)
@@ -318,28 +319,32 @@ def make_batch(
 def margin_init(
     simulations: int, fan_in: int, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Margin weights (S, d, 1) and bias (S, 1, 1) of ``nn.Linear(d, 2)``'s default init:
+    """Margin weights (S, 1, d) and bias (S, 1, 1) of ``nn.Linear(d, 2)``'s default init:
     the difference of its two columns, each U(-1/sqrt(d), 1/sqrt(d))."""
     bound = fan_in ** -0.5
     layer = (torch.rand(simulations, fan_in + 1, NUM_CLASSES, generator=generator) * 2 - 1) * bound
     margin = layer[..., 1] - layer[..., 0]
-    return margin[:, :fan_in, None].contiguous(), margin[:, fan_in:, None].contiguous()
+    return margin[:, None, :fan_in].contiguous(), margin[:, None, fan_in:].contiguous()
 
 
+# Heads first: weights (S, heads, d), margins (S, heads, n).  PyTorch's CPU batched GEMM is several
+# times faster for a (heads x d) by (d x n) product than for (n x d) by (d x heads) with one or two
+# heads (benchmarks/RESULTS.md: 22 against 3.3 GFLOP/s on one thread), so the peer is laid out so.
 def teacher_step(v, c, x, x_t, y, lr: float):
-    """One full-batch SGD step of the teachers (CE), closed-form margin gradient."""
-    g = (torch.sigmoid(torch.baddbmm(c, x, v)) - y) / x.shape[1]
-    return v - 2 * lr * torch.bmm(x_t, g), c - 2 * lr * g.sum(dim=1, keepdim=True)
+    """One full-batch SGD step of the teachers (CE), closed-form margin gradient.
+    ``v`` (S, 1, d), ``c`` (S, 1, 1), ``x`` (S, n, d), ``x_t`` its transpose, ``y`` (S, 1, n)."""
+    g = (torch.sigmoid(torch.baddbmm(c, v, x_t)) - y) / x.shape[1]
+    return v - 2 * lr * torch.bmm(g, x), c - 2 * lr * g.sum(dim=2, keepdim=True)
 
 
 def student_step(v, c, x, x_t, y, soft_teacher, lr: float, kd_scale: torch.Tensor, temperature: float):
     """One step of both students (heads: no-KD, KD) on x^b: CE plus the KD term on head 1.
 
-    ``soft_teacher`` is sigmoid(t / T) of the teacher's margins (S, n, 1); ``kd_scale`` (2,) is
-    kd_weight T / (2 n) per head (0 for the no-KD head)."""
-    m = torch.baddbmm(c, x, v)
+    ``v`` (S, 2, d), ``c`` (S, 2, 1); ``soft_teacher`` is sigmoid(t / T) of the teacher's margins
+    (S, 1, n); ``kd_scale`` (2, 1) is kd_weight T / (2 n) per head (0 for the no-KD head)."""
+    m = torch.baddbmm(c, v, x_t)
     g = (torch.sigmoid(m) - y) / x.shape[1] + kd_scale * (torch.sigmoid(m / temperature) - soft_teacher)
-    return v - 2 * lr * torch.bmm(x_t, g), c - 2 * lr * g.sum(dim=1, keepdim=True)
+    return v - 2 * lr * torch.bmm(g, x), c - 2 * lr * g.sum(dim=2, keepdim=True)
 
 
 def _block(step, steps: int):
@@ -355,9 +360,9 @@ def _block(step, steps: int):
 
 def _accuracy(x, y, v, c) -> torch.Tensor:
     """Test accuracy (S, heads) of margin models; NaN where a model's outputs are not finite."""
-    m = torch.baddbmm(c, x, v)
-    correct = ((m > 0).float() == y).float().mean(dim=1)
-    return torch.where(torch.isfinite(m).all(dim=1), correct, torch.full_like(correct, float("nan")))
+    m = torch.baddbmm(c, v, x.transpose(1, 2))
+    correct = ((m > 0).float() == y).float().mean(dim=2)
+    return torch.where(torch.isfinite(m).all(dim=2), correct, torch.full_like(correct, float("nan")))
 
 
 class BatchedPeer:
@@ -377,7 +382,8 @@ class BatchedPeer:
         self.learning_rate, self.temperature = learning_rate, temperature
         self.per_call = steps_per_call if compiled else 1
         self.device = torch.device(device)
-        self.kd_scale = torch.tensor([0.0, kd_weight * temperature / (NUM_CLASSES * N_TRAIN)], device=self.device)
+        self.kd_scale = torch.tensor([[0.0], [kd_weight * temperature / (NUM_CLASSES * N_TRAIN)]],
+                                     device=self.device)
         teacher, student = _block(teacher_step, self.per_call), _block(student_step, self.per_call)
         if compiled:
             # Every peer's loop bodies share one code object: forget earlier peers' compilations,
@@ -401,9 +407,9 @@ class BatchedPeer:
         xa_t = xa.transpose(1, 2).contiguous()  # x^T once, outside the loop, as mfh_sim does
         for _ in range(calls):
             teacher_v, teacher_c = self._teacher(teacher_v, teacher_c, xa, xa_t, y, lr)
-        soft_teacher = torch.sigmoid(torch.baddbmm(teacher_c, xa, teacher_v) / self.temperature)
+        soft_teacher = torch.sigmoid(torch.baddbmm(teacher_c, teacher_v, xa_t) / self.temperature)
         xb_t = xb.transpose(1, 2).contiguous()
-        v, c = student_v.repeat(1, 1, 2), student_c.repeat(1, 1, 2)  # both heads from one init
+        v, c = student_v.repeat(1, 2, 1), student_c.repeat(1, 2, 1)  # both heads from one init
         for _ in range(calls):
             v, c = self._student(v, c, xb, xb_t, y, soft_teacher, lr, self.kd_scale, self.temperature)
         teacher_acc = _accuracy(xa_test, y_test, teacher_v, teacher_c)
@@ -415,15 +421,18 @@ class BatchedPeer:
 
 def run_batched(overlaps=tuple(range(11)), seeds: int = 1000, *, chunk: int = BATCHED_CHUNK,
                 compiled: bool = False, steps: int = 1000, seed: int = 0,
-                steps_per_call: int = 1, threads: int = 2, device: str = "cpu") -> dict:
+                steps_per_call: int = 1, threads: int = 1, workers: int = 2, device: str = "cpu") -> dict:
     """The batched peer over ``overlaps`` x ``seeds`` simulations (3 training runs each), timed.
 
     Chunk k (seeds k*chunk ... ) draws from a generator seeded with (seed, k) alone, so every
     overlap sees the same draws for a seed (common random numbers) and the numbers do not depend
     on the order of the overlaps.  A warm-up chunk (compilation included, untimed, its own seed)
-    runs first.  ``threads``: PyTorch's intra-op threads for the call (restored after).  On a
-    loaded machine two intra-op threads can be far slower than one (each small op waits at a
-    barrier for a thread that another process holds), so state the load beside any time.
+    runs first.  ``threads``: PyTorch's intra-op threads for the call (restored after);
+    ``workers``: chunks trained at once, each by its own Python thread (PyTorch's ops release the
+    GIL).  The default, 2 workers of 1 thread, uses two cores the way ``mfh_sim``'s engine does
+    (one chunk per core); 1 worker of 2 threads splits every op over both cores instead, which on
+    a loaded machine can be far slower (each small op waits at a barrier for a thread that another
+    process holds), so state the load beside any time.
     ``device``: where the peer trains ('cpu', 'cuda'); the data are drawn on the CPU either way
     and each chunk's accuracies come back to the host (which waits for the device).
     Returns ``wall_time_s`` (seconds, after the warm-up), ``warm_up_s``,
@@ -436,27 +445,37 @@ def run_batched(overlaps=tuple(range(11)), seeds: int = 1000, *, chunk: int = BA
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return _run_batched(peer, overlaps, seeds, chunk, compiled, seed)
+        return _run_batched(peer, overlaps, seeds, chunk, compiled, seed, workers)
     finally:
         torch.set_num_threads(previous_threads)
 
 
-def _run_batched(peer: BatchedPeer, overlaps, seeds: int, chunk: int, compiled: bool, seed: int) -> dict:
+def _run_batched(peer: BatchedPeer, overlaps, seeds: int, chunk: int, compiled: bool, seed: int,
+                 workers: int) -> dict:
     start = time.perf_counter()
     peer(overlaps[0], chunk, torch.Generator().manual_seed(-1))
     warm_up_s = time.perf_counter() - start
     accuracies = torch.empty(len(overlaps), seeds, 3)
+
+    def one_chunk(task):
+        point, first = task
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + first // chunk)
+        accuracies[point, first:first + chunk] = peer(overlaps[point], chunk, generator)
+
+    tasks = [(point, first) for point in range(len(overlaps)) for first in range(0, seeds, chunk)]
     start = time.perf_counter()
-    for point, overlap in enumerate(overlaps):
-        for first in range(0, seeds, chunk):
-            generator = torch.Generator().manual_seed(seed * 1_000_003 + first // chunk)
-            accuracies[point, first:first + chunk] = peer(overlap, chunk, generator)
+    if workers == 1:
+        for task in tasks:
+            one_chunk(task)
+    else:  # PyTorch's ops release the GIL: one chunk per worker thread, as mfh_sim's engine does
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(one_chunk, tasks))
     wall_time_s = time.perf_counter() - start
     training_runs = TRAININGS_PER_REPETITION * len(overlaps) * seeds
     return dict(wall_time_s=wall_time_s, warm_up_s=warm_up_s, accuracies=accuracies.numpy(),
                 overlaps=list(overlaps), training_runs=training_runs,
                 runs_per_s=training_runs / wall_time_s, chunk=chunk, compiled=compiled,
-                torch_version=torch.__version__, num_threads=torch.get_num_threads())
+                torch_version=torch.__version__, num_threads=torch.get_num_threads(), workers=workers)
 
 
 def compare_accuracies(ours, theirs, z_max: float = 4.0) -> tuple[bool, float, list[str]]:
