@@ -124,7 +124,8 @@ print(f"mfh_sim sweep, compiled: {ours_s:.2f} s, {60 * runs / ours_s / 1e6:.2f} 
 reference = np.stack([ours.teacher_acc, ours.no_kd_acc, ours.kd_acc], axis=-1)
 for compiled in (False, True):
     try:
-        peer = torch_baseline.run_batched(overlaps, seeds, chunk=seeds, compiled=compiled, device=device)
+        peer = torch_baseline.run_batched(overlaps, seeds, chunk=seeds, compiled=compiled, device=device,
+                                          workers=1 if device == "cuda" else 2)
     except Exception as error:  # e.g. torch.compile without a working triton on this machine
         print(f"torch batched on {device}, {'compiled' if compiled else 'eager'}: failed, "
               f"{type(error).__name__}: {str(error)[:300]}")
