@@ -61,3 +61,10 @@ def test_the_comparison_flags_a_peer_without_the_kd_term(reference):
     buggy = torch_baseline.BatchedPeer(steps=STEPS, kd_weight=0.0)
     agree, worst, _ = torch_baseline.compare_accuracies(reference, peer_accuracies(buggy))
     assert not agree and worst > 4
+
+
+def test_the_peer_gives_the_same_numbers_on_one_worker_or_two():
+    """Each chunk draws from its own generator, so worker threads do not change any number."""
+    runs = [torch_baseline.run_batched((0, 10), 20, chunk=10, steps=50, workers=workers) for workers in (1, 2)]
+    assert np.array_equal(runs[0]["accuracies"], runs[1]["accuracies"])
+    assert np.all((runs[0]["accuracies"] > 0.4) & (runs[0]["accuracies"] <= 1.0))
