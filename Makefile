@@ -66,9 +66,12 @@ lint: $(STAMP)
 mutate: $(STAMP)
 	PYTHONPATH=. $(BIN)/python benchmarks/mutate.py
 
+# The speed benchmarks, each printing ratios measured in one run (benchmarks/RESULTS.md): the Fig. 2
+# protocol against the machine's GEMM rate and the PyTorch peers, then a fresh process's start-up.
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
-	$(BIN)/python benchmarks/speed.py
+	PYTHONPATH=. $(BIN)/python benchmarks/speed.py
+	PYTHONPATH=. $(BIN)/python benchmarks/startup.py
 
 clean:
 	rm -rf $(VENV) $(MIN_VENV) .pytest_cache .ruff_cache

@@ -13,10 +13,15 @@
 #                          gammas x 3 trainings)
 #   MFH_GPU_BIG_RUNS       training runs of the optional second sweep (default 1000000; 0 skips it)
 #   MFH_GPU_CHUNK_SIZE     runs per compiled call (default: sized to the device's memory)
+#   MFH_GPU_TORCH          1 (default) runs the batched PyTorch peer if torch with CUDA is there
+#   MFH_GPU_TORCH_SEEDS    seeds per overlap of the peer's comparison (default 2000)
 #   MFH_ALLOW_CPU          1 to run without a GPU (only to check this script)
 #   OUT                    directory for the JSON reports (default /tmp/mfh-sim-gpu)
 # Prints one JSON report per sweep (training runs per second and per minute, compile time,
-# max host RSS, peak device memory) and writes them to $OUT/gpu-*.json.
+# max host RSS, peak device memory) and writes them to $OUT/gpu-*.json; then the device's f32 GEMM
+# rate with the sweep's effective rate as a fraction of it and against the target of ten million
+# training runs a minute (gpu-rates.log), and the batched PyTorch peer on the same device
+# (gpu-torch.log).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
@@ -64,5 +69,72 @@ if [[ "$BIG" -gt 0 ]]; then
     else
         echo "== skipping the $BIG-run sweep: $PER_MIN training runs/min projects it over 3 minutes"
     fi
+fi
+# The machine's own f32 GEMM rate on this device and the sweep's effective rate against it (the
+# undeduplicated protocol's FLOPs, 33.3 MFLOP a training run: benchmarks/speed.py), and the
+# target of ten million training runs a minute on one H100.
+echo "== f32 GEMM rate and the sweep's effective rate"
+timeout 60 "$PYTHON" - "$OUT_DIR/gpu-first.json" <<'PY' 2>&1 | tee "$OUT_DIR/gpu-rates.log"
+import json, sys
+sys.path.insert(0, "benchmarks")
+import jax
+from speed import FLOPS_PER_SIMULATION, TRAININGS_PER_SIMULATION, gemm_rate
+size = 2048 if jax.default_backend() == "cpu" else 8192
+gemm = gemm_rate(size=size)
+per_run = FLOPS_PER_SIMULATION / TRAININGS_PER_SIMULATION
+print(f"f32 GEMM {size} x {size} on {jax.devices()[0]}: {gemm:.0f} GFLOP/s; at that rate "
+      f"{60 * gemm * 1e9 / per_run / 1e6:.1f} million training runs/min would be the compute roofline")
+try:
+    per_min = json.load(open(sys.argv[1]))["training_runs_per_min"]
+except (OSError, KeyError, ValueError) as error:
+    sys.exit(f"no sweep report to compare ({error})")
+effective = per_min / 60 * per_run / 1e9
+print(f"sweep: {per_min / 1e6:.2f} million training runs/min = {effective:.0f} GFLOP/s effective, "
+      f"{effective / gemm:.1%} of the GEMM rate; target 10 million/min: {per_min / 1e7:.0%} of it")
+PY
+
+# The batched PyTorch peer on the same device, eager and compiled, if this machine's torch has CUDA
+# (nothing is installed here); its accuracies are checked against mfh_sim's within seed noise.
+if [[ "${MFH_GPU_TORCH:-1}" == "1" ]]; then
+    echo "== batched PyTorch peer (11 overlaps x ${MFH_GPU_TORCH_SEEDS:-2000} seeds)"
+    timeout 150 "$PYTHON" - <<'PY' 2>&1 | tee "$OUT_DIR/gpu-torch.log"
+import os, sys, time
+sys.path.insert(0, "benchmarks")
+try:
+    import torch
+except ImportError:
+    sys.exit("no torch on this machine: peer skipped")
+import numpy as np
+import mfh_sim
+from mfh_sim.experiments.paper import fig2_point
+import torch_baseline
+device = "cuda" if torch.cuda.is_available() else "cpu"
+if device == "cpu" and os.environ.get("MFH_ALLOW_CPU") != "1":
+    sys.exit(f"torch {torch.__version__} has no CUDA here: peer skipped")
+seeds = int(os.environ.get("MFH_GPU_TORCH_SEEDS", "2000"))
+overlaps = tuple(range(11))
+start = time.perf_counter()
+ours = mfh_sim.sweep(points=[fig2_point(o) for o in overlaps], seeds=seeds, theory=False)
+print(f"mfh_sim sweep, first call: {time.perf_counter() - start:.1f} s")
+start = time.perf_counter()
+ours = mfh_sim.sweep(points=[fig2_point(o) for o in overlaps], seeds=seeds, theory=False)
+ours_s = time.perf_counter() - start
+runs = 3 * len(overlaps) * seeds
+print(f"mfh_sim sweep, compiled: {ours_s:.2f} s, {60 * runs / ours_s / 1e6:.2f} million training runs/min")
+reference = np.stack([ours.teacher_acc, ours.no_kd_acc, ours.kd_acc], axis=-1)
+for compiled in (False, True):
+    try:
+        peer = torch_baseline.run_batched(overlaps, seeds, chunk=seeds, compiled=compiled, device=device,
+                                          workers=1 if device == "cuda" else 2)
+    except Exception as error:  # e.g. torch.compile without a working triton on this machine
+        print(f"torch batched on {device}, {'compiled' if compiled else 'eager'}: failed, "
+              f"{type(error).__name__}: {str(error)[:300]}")
+        continue
+    agree, worst, _ = torch_baseline.compare_accuracies(reference, peer["accuracies"])
+    print(f"torch {torch.__version__} batched on {device}, {'compiled' if compiled else 'eager'}: "
+          f"{peer['wall_time_s']:.2f} s, {60 * peer['runs_per_s'] / 1e6:.2f} million training runs/min; "
+          f"mfh_sim is {peer['wall_time_s'] / ours_s:.1f}x faster; accuracies agree within seed "
+          f"noise: {agree} (largest |z| {worst:.1f})")
+PY
 fi
 echo "== done"; date -u

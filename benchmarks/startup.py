@@ -8,14 +8,20 @@ cache on disk (:mod:`mfh_sim._cache`), which lives in a temporary directory here
 2. **warm**: the same process again (``--repeat`` times, the median): programs load from disk;
 3. **no cache** (``MFH_SIM_NO_CACHE=1``): compiled every time, for comparison;
 4. ``mfh-sim --help`` (``python -m mfh_sim.cli --help``);
-5. where ``import mfh_sim`` spends its time: ``-X importtime`` summed per top-level package.
+5. **bare JAX**: a process that runs ``import jax`` and one tiny op (``jnp.ones(3)``), ``--repeat``
+   times: the floor any JAX program pays.  The ratio warm / bare JAX (whole-process wall time,
+   medians) is the start-up target's measure (issue: at most 1.5);
+6. where the default call spends its time: ``-X importtime`` summed per top-level package over
+   ``import mfh_sim`` *and* the ``simulate()`` call (the simulator's modules are imported on first
+   use), and the call's phases in one warm process: imports, first call (tracing, loading the
+   compiled programs from the cache, computing), second call (computing alone).
 
 "Default simulate()" is the README's first call, ``mfh_sim.simulate(gamma=0.5, alpha=1/3)``
 (100 seeds, with the theory; ``simulate()`` without a Venn diagram is an error).  Wall time
 counts other load on the machine, so CPU time (user + system, the process and its threads) is
 printed beside it: on a shared machine compare CPU times, and the cold/warm ratios.
 
-Run:  python benchmarks/startup.py [--repeat 3] [--seeds 100]
+Run:  python benchmarks/startup.py [--repeat 5] [--seeds 100]
 """
 
 from __future__ import annotations
@@ -45,6 +51,23 @@ result = mfh_sim.simulate(gamma=0.5, alpha=1/3, seeds={seeds})
 w2, c2 = time.perf_counter(), cpu()
 print(json.dumps(dict(import_wall=w1 - w0, import_cpu=c1 - c0, simulate_wall=w2 - w1,
                       simulate_cpu=c2 - c1, kd_acc_mean=float(result.kd_acc.mean()))))
+"""
+
+
+# The floor: a fresh process that imports jax and runs one tiny op.
+BARE_JAX = "import jax, jax.numpy as jnp; jnp.ones(3).block_until_ready()"
+
+# A warm process's phases: the simulator's imports, the first call, a second call (compute only).
+PHASES = """
+import json, time
+w0 = time.perf_counter()
+import mfh_sim, mfh_sim.simulation
+w1 = time.perf_counter()
+mfh_sim.simulate(gamma=0.5, alpha=1/3, seeds={seeds})
+w2 = time.perf_counter()
+mfh_sim.simulate(gamma=0.5, alpha=1/3, seeds={seeds})
+w3 = time.perf_counter()
+print(json.dumps(dict(imports=w1 - w0, first_call=w2 - w1, second_call=w3 - w2)))
 """
 
 
@@ -86,10 +109,11 @@ def _cache_size(cache_dir: Path) -> tuple[int, int]:
     return len(files), sum(p.stat().st_size for p in files)
 
 
-def import_costs(cache_dir: Path, top: int = 8) -> list[tuple[str, float]]:
-    """Seconds of ``import mfh_sim`` per top-level package (``-X importtime`` self times)."""
+def import_costs(cache_dir: Path, seeds: int, top: int = 10) -> list[tuple[str, float]]:
+    """Seconds of imports per top-level package (``-X importtime`` self times) in a process that
+    runs the default ``simulate()`` (its imports happen on first use)."""
     env = _env(cache_dir)
-    done = subprocess.run([sys.executable, "-X", "importtime", "-c", "import mfh_sim"], env=env,
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c", CHILD.format(seeds=seeds)], env=env,
                           capture_output=True, text=True, check=True, cwd=ROOT)
     totals: dict[str, int] = {}
     for line in done.stderr.splitlines():
@@ -104,7 +128,7 @@ def import_costs(cache_dir: Path, top: int = 8) -> list[tuple[str, float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--repeat", type=int, default=3, help="warm runs (the median is shown)")
+    parser.add_argument("--repeat", type=int, default=5, help="warm and bare-JAX runs (medians shown)")
     parser.add_argument("--seeds", type=int, default=100, help="seeds of the simulate() call")
     args = parser.parse_args()
 
@@ -118,7 +142,12 @@ def main() -> None:
                      for _ in range(args.repeat)]
         help_wall = statistics.median(r[0] for r in help_runs)
         help_cpu = statistics.median(r[1] for r in help_runs)
-        costs = import_costs(cache_dir)
+        bare_runs = [_run([sys.executable, "-c", BARE_JAX], _env(cache_dir)) for _ in range(args.repeat)]
+        bare_wall = statistics.median(r[0] for r in bare_runs)
+        bare_cpu = statistics.median(r[1] for r in bare_runs)
+        costs = import_costs(cache_dir, args.seeds)
+        phases = json.loads(_run([sys.executable, "-c", PHASES.format(seeds=args.seeds)],
+                                 _env(cache_dir))[2].strip().splitlines()[-1])
 
     identical = cold["kd_acc_mean"] == warm["kd_acc_mean"] == off["kd_acc_mean"]
     print(f"fresh processes, simulate(gamma=0.5, alpha=1/3, seeds={args.seeds}); "
@@ -132,9 +161,15 @@ def main() -> None:
         ratio = cold[key + "_wall"] / warm[key + "_wall"]
         print(f"{label:28s} {cells[0]:>14s} {cells[1]:>14s} {cells[2]:>14s} {ratio:9.1f}x")
     print(f"{'mfh-sim --help':28s} {f'{help_wall:6.2f} / {help_cpu:5.2f}':>14s}")
+    print(f"{'import jax + one op':28s} {f'{bare_wall:6.2f} / {bare_cpu:5.2f}':>14s}")
+    print(f"start-up ratio, warm default simulate() / bare JAX (whole processes, medians of "
+          f"{args.repeat}): {warm['process_wall'] / bare_wall:.2f}x wall, "
+          f"{warm['process_cpu'] / bare_cpu:.2f}x CPU (target: <= 1.5x wall, on a quiet machine)")
+    print("one warm process, seconds: " + ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in phases.items()))
     print(f"numbers identical cold, warm and without cache: {identical} "
           f"(mean KD accuracy {cold['kd_acc_mean']!r})")
-    print("import mfh_sim, self time by package (-X importtime, wall): "
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+    print("imports of the default simulate(), self time by package (-X importtime, wall): "
           + ", ".join(f"{package} {seconds:.2f}s" for package, seconds in costs))
 
 
