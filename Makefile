@@ -70,6 +70,7 @@ mutate: $(STAMP)
 # protocol against the machine's GEMM rate and the PyTorch peers, then a fresh process's start-up.
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python -m pytest -q -p no:cacheprovider benchmarks/test_torch_peer.py
 	PYTHONPATH=. $(BIN)/python benchmarks/speed.py
 	PYTHONPATH=. $(BIN)/python benchmarks/startup.py
 
