@@ -15,6 +15,9 @@ form, 1,000 steps, n_train 200, d 50) for a chunk of 8 runs with 1 to 24 heads s
 one (d, heads) product: the cost per head of each layout, and whether a head's final weights are
 bit-identical to those of the same head trained in a (d, 2) product (the layout of every run).
 
+``--grid kd`` runs a sweep over KD knobs instead (5 KD weights x 3 temperatures at Fig. 2's overlap
+4, ``--seeds`` seeds): one teacher and one no-KD student serve the 15 points of a seed.
+
 ``--chunk-sizes`` compares the numbers of chunk sizes 4 to 32 with those of 8 (points alone).
 
 Run:  PYTHONPATH=. python benchmarks/dedup.py [--layouts] [--chunk-sizes]   (about three minutes on
@@ -38,7 +41,14 @@ def load() -> str:
     return "load average " + ", ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
-def sweep(seeds: int, share: bool):
+#: ``--grid kd``: a sweep over KD knobs at Fig. 2's overlap 4, where one teacher and one no-KD
+#: student serve all 15 points of a seed.
+KD_GRID = dict(kd_weight=[0.0, 0.5, 1.0, 2.0, 4.0], temperature=[1.0, 2.0, 4.0])
+
+
+def sweep(seeds: int, share: bool, grid: str = "fig2"):
+    if grid == "kd":
+        return mfh_sim.sweep(points=[fig2_point(4)], seeds=seeds, theory=False, share=share, **KD_GRID)
     return mfh_sim.sweep(points=[fig2_point(o) for o in range(11)], seeds=seeds, theory=False, share=share)
 
 
@@ -98,6 +108,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=1, help="rounds of (without packs, with packs)")
+    parser.add_argument("--grid", choices=("fig2", "kd"), default="fig2",
+                        help="Fig. 2's 11 overlaps, or 5 KD weights x 3 temperatures at overlap 4")
     parser.add_argument("--layouts", action="store_true", help="also time the heads-per-product layouts")
     parser.add_argument("--chunk-sizes", action="store_true", help="also compare chunk sizes' numbers")
     args = parser.parse_args(argv)
@@ -105,10 +117,10 @@ def main(argv: list[str] | None = None) -> None:
         layouts()
     if args.chunk_sizes:
         chunk_sizes()
-    runs = 11 * args.seeds
+    runs = (11 if args.grid == "fig2" else 15) * args.seeds
     for share in (False, True):  # compile both programs (and warm the caches) on a small sweep
         start = time.perf_counter()
-        sweep(16, share)
+        sweep(16, share, args.grid)
         print(f"compile and warm-up, share={share}: {time.perf_counter() - start:.1f} s ({load()})", flush=True)
     # Wall time, and this process's CPU time (less sensitive to other jobs on a shared machine).
     times: dict[bool, list[float]] = {False: [], True: []}
@@ -117,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     for _ in range(args.repeats):
         for share in (False, True):
             start, cpu = time.perf_counter(), time.process_time()
-            results[share] = sweep(args.seeds, share)
+            results[share] = sweep(args.seeds, share, args.grid)
             times[share].append(time.perf_counter() - start)
             cpu_times[share].append(time.process_time() - cpu)
             label = "with packs (share=True) " if share else "points alone (share=False)"

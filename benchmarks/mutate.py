@@ -213,6 +213,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         "",
         ("tests/test_packs.py::test_a_nan_teacher_margin_marks_that_points_no_kd_student_diverged",),
     ),
+    Mutation(
+        "pack_teachers_all_first", "every point of a pack takes the first distinct teacher",
+        "mfh_sim/protocols/paper.py",
+        "a[np.searchsorted(distinct, teachers)]",
+        "a[np.zeros_like(teachers)]",
+        ("tests/test_packs.py::test_packs_give_every_metric_bit_for_bit",),
+    ),
 )
 
 

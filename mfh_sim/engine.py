@@ -153,6 +153,7 @@ class Group:
 
     static: Hashable
     size: int  # points per pack
+    layout: Hashable  # protocol.pack_layout of every pack of the group (None for packs of one)
     members: np.ndarray  # (packs, size) int64, indices of each pack's points in the sweep
     counts: np.ndarray  # (packs,) int64, real points of each pack (the rest repeat its last)
     identities: np.ndarray  # (packs,) uint32: what each pack's keys fold in
@@ -177,8 +178,8 @@ def plan_groups(protocol: Protocol, points: Sequence[Any], share: bool = True) -
     Points are grouped by ``protocol.static_of`` in order of first appearance.  With ``share``
     (and a protocol with ``make_pack_run``), points of one program with equal ``identity_of``
     and equal, not-None ``share_of`` form a family, cut into packs of at most :data:`MAX_PACK`
-    points of (nearly) equal size; packs of one static part and size share a program.  Otherwise
-    every point is a pack of its own.
+    points of (nearly) equal size; packs of one static part, size and ``protocol.pack_layout``
+    share a program.  Otherwise every point is a pack of its own.
     """
     packing = share and protocol.make_pack_run is not None
     families: dict[Hashable, list[int]] = {}
@@ -186,18 +187,21 @@ def plan_groups(protocol: Protocol, points: Sequence[Any], share: bool = True) -
         static, shared = protocol.static_of(point), protocol.share_of(point) if packing else None
         key = (static, index) if shared is None else (static, protocol.identity_of(point), shared)
         families.setdefault(key, []).append(index)
-    by_program: dict[tuple[Hashable, int], list[list[int]]] = {}
+    by_program: dict[tuple[Hashable, int, Hashable], list[list[int]]] = {}
     for (static, *_), family in families.items():
         size = math.ceil(len(family) / math.ceil(len(family) / MAX_PACK))
         for start in range(0, len(family), size):
-            by_program.setdefault((static, size), []).append(family[start: start + size])
+            pack = family[start: start + size]
+            padded = pack + [pack[-1]] * (size - len(pack))
+            layout = protocol.pack_layout([points[i] for i in padded]) if size > 1 else None
+            by_program.setdefault((static, size, layout), []).append(pack)
     groups = []
-    for (static, size), packs in by_program.items():
+    for (static, size, layout), packs in by_program.items():
         members = np.asarray([pack + [pack[-1]] * (size - len(pack)) for pack in packs], dtype=np.int64)
         stacked = [jax.tree.map(lambda *a: np.stack(a), *[protocol.inputs_of(points[i]) for i in row])
                    for row in members]
         groups.append(Group(
-            static=static, size=size, members=members,
+            static=static, size=size, layout=layout, members=members,
             counts=np.asarray([len(pack) for pack in packs], dtype=np.int64),
             identities=np.asarray([protocol.identity_of(points[pack[0]]) for pack in packs], dtype=np.uint32),
             inputs=jax.tree.map(lambda *a: np.stack(a), *stacked),
@@ -257,16 +261,18 @@ def resolve_devices(devices: Sequence[jax.Device] | int | None = None) -> list[j
 
 
 @functools.cache
-def _chunk_program(protocol: Protocol, static: Hashable, devices: tuple[jax.Device, ...], size: int = 1) -> Callable:
+def _chunk_program(protocol: Protocol, static: Hashable, devices: tuple[jax.Device, ...], size: int = 1,
+                   layout: Hashable = None) -> Callable:
     """Compiled ``(root, identity, seed, inputs) -> metrics`` over a chunk of rows.
 
     Every argument but ``root`` (a raw key, replicated) has a leading row axis.  A row is one
     run (``size`` 1, ``protocol.make_run``) or one pack of ``size`` points for one seed
-    (``protocol.make_pack_run``; inputs and metrics then have a (size,) axis after the rows).  On
+    (``protocol.make_pack_run`` with the packs' ``layout``; inputs and metrics then have a (size,)
+    axis after the rows).  On
     one device it is ``jit(vmap(run))``; on several it is the same function inside ``shard_map``
     over a 1-D mesh, so each device runs the single-device program on its own slice of rows.
     """
-    run = protocol.make_run(static) if size == 1 else protocol.make_pack_run(static, size)
+    run = protocol.make_run(static) if size == 1 else protocol.make_pack_run(static, size, layout)
 
     def rows(root, identity, seed, inputs):
         def one(identity, seed, inputs):
@@ -444,7 +450,7 @@ def execute(
         rows = np.concatenate([chunk.rows, np.full(call_rows - chunk.rows.size, chunk.rows[-1])])
         pack, columns = rows // n_seeds, rows % n_seeds  # index into the group's tables
         inputs = group.inputs if group.size > 1 else jax.tree.map(lambda a: a[:, 0], group.inputs)
-        program = _chunk_program(protocol, group.static, chosen, group.size)
+        program = _chunk_program(protocol, group.static, chosen, group.size, group.layout)
         metrics = program(
             _replicate(root, chosen),
             _place(group.identities[pack], chosen),
@@ -481,7 +487,7 @@ def execute(
     try:
         for chunk in chunks():
             group = groups[chunk.group]
-            program_key = (protocol, group.static, group.size, chosen, sizes[chunk.group])
+            program_key = (protocol, group.static, group.size, group.layout, chosen, sizes[chunk.group])
             if pool is None or program_key not in _WARM_PROGRAMS:
                 finish(chunk, compute(chunk))
                 _WARM_PROGRAMS.add(program_key)

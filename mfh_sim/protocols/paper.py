@@ -345,13 +345,17 @@ def _pair_heads(size: int) -> np.ndarray:
     return np.asarray(heads).reshape(-1, 2)
 
 
-def fit_margin_gd_pack(key: jax.Array, inputs: Inputs, static: StaticSpec) -> tuple[Trained, jax.Array]:
+def fit_margin_gd_pack(key: jax.Array, inputs: Inputs, static: StaticSpec,
+                       teachers: tuple[int, ...] | None = None) -> tuple[Trained, jax.Array]:
     """:func:`fit_margin_gd` for a *pack*: points (``inputs`` with a leading (P,) axis) that share
     the student's view, so that for one key they share the data, x^b, the initial weights and the
     no-KD student (see :func:`share_of`); only x^a, the teacher and the KD knobs differ.
+    ``teachers[p]`` is the index of the first point with point p's teacher (the same x^a: see
+    :func:`pack_layout`; default: every point its own).
 
-    The no-KD student is trained once for the pack and the P KD students two to a (d, 2) product
-    beside it: ceil((P + 1) / 2) student fits where P separate runs need P.  Every head keeps the
+    Each distinct teacher is trained once, the no-KD student once for the pack and the P KD
+    students two to a (d, 2) product beside it: ceil((P + 1) / 2) student fits where P separate
+    runs need P.  Every head keeps the
     arithmetic it has in its own run (:func:`_margin_student_pair`), so the results are
     bit-identical to P separate runs.  One detail of a run is kept too: a run trains its no-KD
     head beside its KD head, whose teacher margins enter the no-KD head's gradient multiplied by
@@ -380,7 +384,13 @@ def fit_margin_gd_pack(key: jax.Array, inputs: Inputs, static: StaticSpec) -> tu
         teacher, margins = _margin_teacher(train_a, students_a, draws, point_knobs, static)
         return teacher, margins, test_a @ teacher.weights[:, 0] + teacher.biases[0]
 
-    teacher, teacher_margins, teacher_test = jax.lax.map(teacher_of, (x_a_train, x_a_students, x_a_test, knobs))
+    # Each distinct teacher once (its first point's), then every point's teacher by index.
+    teachers = np.arange(size) if teachers is None else np.asarray(teachers)
+    distinct = np.unique(teachers)
+    trained_teachers = jax.lax.map(teacher_of, jax.tree.map(lambda a: a[distinct], (
+        x_a_train, x_a_students, x_a_test, knobs)))
+    teacher, teacher_margins, teacher_test = jax.tree.map(lambda a: a[np.searchsorted(distinct, teachers)],
+                                                          trained_teachers)
     pairs = _pair_heads(size)
     kd_head = np.ones(pairs.shape, bool)
     kd_head[0, 0] = False
@@ -603,15 +613,28 @@ def share_of(config: SimConfig) -> tuple | None:
     return view + tuple(np.asarray(getattr(knobs, name)).tobytes() for name in Knobs._fields if name not in KD_KNOBS)
 
 
-def make_pack_run(static: StaticSpec, size: int) -> Callable[[jax.Array, Inputs], Metrics]:
+def pack_layout(configs: list[SimConfig]) -> tuple[int, ...]:
+    """Which points of a pack (configs of equal :func:`share_of`) share their teacher: for each,
+    the index of the first point with the same x^a channels (the teacher sees nothing else that
+    differs within a pack: its data, initial weights, learning rate and momentum are shared)."""
+    first: dict[bytes, int] = {}
+    return tuple(first.setdefault(np.asarray(inputs_of(c).layout.latents_a).tobytes(), i)
+                 for i, c in enumerate(configs))
+
+
+def make_pack_run(static: StaticSpec, size: int,
+                  layout: tuple[int, ...] | None = None) -> Callable[[jax.Array, Inputs], Metrics]:
     """A pure ``run(key, inputs) -> Metrics`` for a pack of ``size`` points of equal
-    :func:`share_of` (``inputs`` and the metrics with a leading (size,) axis): bit-identical to
+    :func:`share_of` (``inputs`` and the metrics with a leading (size,) axis) whose teachers are
+    shared as :func:`pack_layout` says (``layout``; None: every point its own): bit-identical to
     :func:`make_run`'s runs of the points one by one (:func:`fit_margin_gd_pack`)."""
     if fit_function(static) is not fit_margin_gd:
         raise ValueError(f"static={static!r} is not packed: only the margin fast path trains packs")
+    if layout is not None and len(layout) != size:
+        raise ValueError(f"layout={layout!r} is not allowed: give one teacher index per point ({size})")
 
     def run(key: jax.Array, inputs: Inputs) -> Metrics:
-        trained, labels = fit_margin_gd_pack(key, inputs, static)
+        trained, labels = fit_margin_gd_pack(key, inputs, static, layout)
         score = lambda *outputs: score_run(Trained(*outputs, trained.form), labels, static)
         return jax.vmap(score)(*trained[:-1])
 
@@ -690,7 +713,7 @@ def paper_protocol(common_random_numbers: bool = True) -> Protocol:
         make_run=make_run, metrics=metrics, bytes_per_run=bytes_per_run, describe=SimConfig.as_dict,
         point_from_dict=point_from_dict, result="mfh_sim.results:SweepResult",
         settings=(("common_random_numbers", common),), runs_concurrently=runs_concurrently,
-        share_of=share_of, make_pack_run=make_pack_run,
+        share_of=share_of, make_pack_run=make_pack_run, pack_layout=pack_layout,
     )
 
 
