@@ -185,6 +185,41 @@ MUTATIONS: tuple[Mutation, ...] = (
         "return repr(round(value, 10)) if math.isfinite(value) else \"\"",
         ("tests/test_files.py::test_a_value_that_rounds_to_zero_prints_the_same_from_either_side",),
     ),
+    Mutation(
+        "pack_key_ignores_student_view", "points with different student views (x^b) packed together",
+        "mfh_sim/protocols/paper.py",
+        'for name, value in layout._asdict().items() if name != "latents_a")',
+        'for name, value in layout._asdict().items() if name not in ("latents_a", "latents_b"))',
+        ("tests/test_packs.py::test_packs_give_every_metric_bit_for_bit",),
+    ),
+    Mutation(
+        "pack_pairs_side_by_side", "a pack trains its student pairs under vmap (other float bits), not lax.map",
+        "mfh_sim/protocols/paper.py",
+        "    both, test_b = jax.lax.map(students_of, (",
+        "    both, test_b = jax.vmap(students_of)((",
+        ("tests/test_packs.py::test_packs_give_every_metric_bit_for_bit",),
+    ),
+    Mutation(
+        "pack_nan_teacher_not_flagged", "a pack's no-KD student ignores a point's NaN teacher margins",
+        "mfh_sim/protocols/paper.py",
+        "no_kd_diverged = heads_diverged[0] | jnp.any(jnp.isnan(teacher_margins), axis=(1, 2))",
+        "no_kd_diverged = jnp.broadcast_to(heads_diverged[0], (size,))",
+        ("tests/test_packs.py::test_a_nan_teacher_margin_marks_that_points_no_kd_student_diverged",),
+    ),
+    Mutation(
+        "pack_no_kd_takes_first_nan", "a pack's one no-KD student takes its first point's NaN teacher margins",
+        "mfh_sim/protocols/paper.py",
+        "    margins = margins.at[0, :, 0].set(jnp.where(jnp.isnan(margins[0, :, 0]), 0.0, margins[0, :, 0]))\n",
+        "",
+        ("tests/test_packs.py::test_a_nan_teacher_margin_marks_that_points_no_kd_student_diverged",),
+    ),
+    Mutation(
+        "pack_teachers_all_first", "every point of a pack takes the first distinct teacher",
+        "mfh_sim/protocols/paper.py",
+        "a[np.searchsorted(distinct, teachers)]",
+        "a[np.zeros_like(teachers)]",
+        ("tests/test_packs.py::test_packs_give_every_metric_bit_for_bit",),
+    ),
 )
 
 

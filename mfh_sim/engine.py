@@ -143,39 +143,79 @@ _WARM_PROGRAMS: set = set()
 # ---------------------------------------------------------------------------------- planning
 @dataclass(frozen=True)
 class Group:
-    """Points sharing one compiled program: the points ``members`` (indices into the sweep)."""
+    """Packs of points sharing one compiled program.
+
+    A *pack* is ``size`` points run together by one program call per seed: points whose runs
+    share trainings (``protocol.share_of``, run by ``protocol.make_pack_run``), or, with
+    ``size`` 1, one point alone (``protocol.make_run``).  A pack with fewer points than ``size``
+    repeats its last point; ``counts`` says how many are real.
+    """
 
     static: Hashable
-    members: np.ndarray  # (P,) int64, indices of the group's points in the sweep
-    identities: np.ndarray  # (P,) uint32: what each member's keys fold in
-    inputs: Any  # the members' traced inputs, numpy arrays with a leading (P,) axis
+    size: int  # points per pack
+    layout: Hashable  # protocol.pack_layout of every pack of the group (None for packs of one)
+    members: np.ndarray  # (packs, size) int64, indices of each pack's points in the sweep
+    counts: np.ndarray  # (packs,) int64, real points of each pack (the rest repeat its last)
+    identities: np.ndarray  # (packs,) uint32: what each pack's keys fold in
+    inputs: Any  # the packs' traced inputs, numpy arrays with leading (packs, size) axes
 
     def rows(self, n_seeds: int) -> int:
-        return self.members.size * n_seeds
+        return self.members.shape[0] * n_seeds
+
+    def real(self) -> np.ndarray:
+        """(packs, size) bool: which entries of ``members`` are real points (not repeats)."""
+        return np.arange(self.size)[None, :] < self.counts[:, None]
 
 
-def plan_groups(protocol: Protocol, points: Sequence[Any]) -> list[Group]:
-    """Points grouped by ``protocol.static_of``, in order of first appearance (deterministic)."""
-    by_static: dict[Hashable, list[int]] = {}
+#: Most points in one pack: past a few dozen a pack saves little more (its runs' teachers and KD
+#: students are trained one by one anyway) and each size is a program of its own.
+MAX_PACK = 64
+
+
+def plan_groups(protocol: Protocol, points: Sequence[Any], share: bool = True) -> list[Group]:
+    """Points cut into packs and the packs grouped into programs, deterministically.
+
+    Points are grouped by ``protocol.static_of`` in order of first appearance.  With ``share``
+    (and a protocol with ``make_pack_run``), points of one program with equal ``identity_of``
+    and equal, not-None ``share_of`` form a family, cut into packs of at most :data:`MAX_PACK`
+    points of (nearly) equal size; packs of one static part, size and ``protocol.pack_layout``
+    share a program.  Otherwise every point is a pack of its own.
+    """
+    packing = share and protocol.make_pack_run is not None
+    families: dict[Hashable, list[int]] = {}
     for index, point in enumerate(points):
-        by_static.setdefault(protocol.static_of(point), []).append(index)
+        static, shared = protocol.static_of(point), protocol.share_of(point) if packing else None
+        key = (static, index) if shared is None else (static, protocol.identity_of(point), shared)
+        families.setdefault(key, []).append(index)
+    by_program: dict[tuple[Hashable, int, Hashable], list[list[int]]] = {}
+    for (static, *_), family in families.items():
+        size = math.ceil(len(family) / math.ceil(len(family) / MAX_PACK))
+        for start in range(0, len(family), size):
+            pack = family[start: start + size]
+            padded = pack + [pack[-1]] * (size - len(pack))
+            layout = protocol.pack_layout([points[i] for i in padded]) if size > 1 else None
+            by_program.setdefault((static, size, layout), []).append(pack)
     groups = []
-    for static, members in by_static.items():
-        inputs = [protocol.inputs_of(points[i]) for i in members]
+    for (static, size, layout), packs in by_program.items():
+        members = np.asarray([pack + [pack[-1]] * (size - len(pack)) for pack in packs], dtype=np.int64)
+        stacked = [jax.tree.map(lambda *a: np.stack(a), *[protocol.inputs_of(points[i]) for i in row])
+                   for row in members]
         groups.append(Group(
-            static=static,
-            members=np.asarray(members, dtype=np.int64),
-            identities=np.asarray([protocol.identity_of(points[i]) for i in members], dtype=np.uint32),
-            inputs=jax.tree.map(lambda *a: np.stack(a), *inputs),
+            static=static, size=size, layout=layout, members=members,
+            counts=np.asarray([len(pack) for pack in packs], dtype=np.int64),
+            identities=np.asarray([protocol.identity_of(points[pack[0]]) for pack in packs], dtype=np.uint32),
+            inputs=jax.tree.map(lambda *a: np.stack(a), *stacked),
         ))
     return groups
 
 
 class Block(NamedTuple):
     """The unit of persistence: ``stop - start`` runs (point ``points[i]``, seed column
-    ``columns[i]``, which is seed index ``seeds[i]``) of group ``group`` from its row ``start`` on
-    (its rows ``start:stop``, unless the sweep already had some runs of that range); ``metrics``
-    maps each metric to (runs, *shape).  Blocks can be handed back as ``completed``."""
+    ``columns[i]``, which is seed index ``seeds[i]``) of group ``group``; ``metrics`` maps each
+    metric to (runs, *shape).  ``start`` is the block's first row times the group's pack size
+    (with packs of one point: its rows ``start:stop``, unless the sweep already had some runs of
+    that range), so the ranges of a group's blocks never overlap.  Blocks can be handed back as
+    ``completed``."""
 
     group: int
     start: int
@@ -187,9 +227,10 @@ class Block(NamedTuple):
 
 
 def row_cells(group: Group, n_seeds: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(sweep point index, seed column) of each of ``group``'s rows ``rows``."""
+    """(sweep point index, seed column) of each of ``group``'s rows ``rows``: arrays of shape
+    (rows, size), the pack's points (repeats included, see :meth:`Group.real`)."""
     rows = np.asarray(rows, dtype=np.int64)
-    return group.members[rows // n_seeds], rows % n_seeds
+    return group.members[rows // n_seeds], np.broadcast_to((rows % n_seeds)[:, None], (rows.size, group.size))
 
 
 # --------------------------------------------------------------------------------- devices
@@ -220,14 +261,18 @@ def resolve_devices(devices: Sequence[jax.Device] | int | None = None) -> list[j
 
 
 @functools.cache
-def _chunk_program(protocol: Protocol, static: Hashable, devices: tuple[jax.Device, ...]) -> Callable:
+def _chunk_program(protocol: Protocol, static: Hashable, devices: tuple[jax.Device, ...], size: int = 1,
+                   layout: Hashable = None) -> Callable:
     """Compiled ``(root, identity, seed, inputs) -> metrics`` over a chunk of rows.
 
-    Every argument but ``root`` (a raw key, replicated) has a leading row axis.  On one device it
-    is ``jit(vmap(run))``; on several it is the same function inside ``shard_map`` over a 1-D
-    mesh, so each device runs the single-device program on its own slice of rows.
+    Every argument but ``root`` (a raw key, replicated) has a leading row axis.  A row is one
+    run (``size`` 1, ``protocol.make_run``) or one pack of ``size`` points for one seed
+    (``protocol.make_pack_run`` with the packs' ``layout``; inputs and metrics then have a (size,)
+    axis after the rows).  On
+    one device it is ``jit(vmap(run))``; on several it is the same function inside ``shard_map``
+    over a 1-D mesh, so each device runs the single-device program on its own slice of rows.
     """
-    run = protocol.make_run(static)
+    run = protocol.make_run(static) if size == 1 else protocol.make_pack_run(static, size, layout)
 
     def rows(root, identity, seed, inputs):
         def one(identity, seed, inputs):
@@ -310,6 +355,7 @@ def execute(
     block_runs: int | None = None,
     completed: Iterable[Block] = (),
     on_block: Callable[[Block], None] | None = None,
+    share: bool = True,
 ) -> dict[str, np.ndarray]:
     """Run ``protocol`` at every point for every seed index.
 
@@ -319,44 +365,50 @@ def execute(
     Args:
         protocol: the experiment (see :mod:`mfh_sim.protocols`).
         points, seeds, root_seed: what to run (seed indices in [0, 2**32), root in [0, 2**32)).
-        chunk_size: runs per compiled call per device (default :func:`default_chunk_size`).
+        chunk_size: rows per compiled call per device, a row being one run or one pack of points
+            for one seed (see :func:`plan_groups`; default :func:`default_chunk_size`).
         workers: chunks in flight (default :func:`default_workers`).
         progress: ``progress(n)`` is called with the number of runs each chunk finished.
         devices: see :func:`resolve_devices`; with several, each chunk is sharded over them.
         block_runs: rows per block, the unit handed to ``on_block`` (default: a whole number of
-            chunks of about :data:`CPU_BLOCK_RUNS` rows on CPU, one chunk on accelerators).
+            chunks of about :data:`CPU_BLOCK_RUNS` runs on CPU, one chunk on accelerators).
         completed: runs already computed, each an object with ``points`` (indices into
             ``points``), ``columns`` (indices into ``seeds``) and ``metrics`` (for example
             :meth:`mfh_sim.store.ResultStore.completed`); they are filled in, not recomputed.
         on_block: called in the calling thread with each newly finished :class:`Block`.
+        share: train what points share once (packs, see :func:`plan_groups`; the default);
+            False runs every point alone.  The numbers are the same either way, bit for bit.
     """
     seeds = np.asarray(seeds, dtype=np.int64)
     chosen = tuple(resolve_devices(devices))
     n_points, n_seeds = len(points), len(seeds)
-    groups = plan_groups(protocol, points)
+    if not isinstance(share, (bool, np.bool_)):
+        raise ValueError(f"share={share!r} is not allowed: use True or False")
+    groups = plan_groups(protocol, points, share=bool(share))
     specs = metric_specs(protocol, [group.static for group in groups])
     out = {name: np.empty((n_points, n_seeds) + spec.shape, dtype=spec.dtype) for name, spec in specs.items()}
     seeds_u32 = seeds.astype(np.uint32)
     root = np.asarray(jax.random.PRNGKey(root_seed))
 
-    done = [np.zeros(g.rows(n_seeds), dtype=bool) for g in groups]
-    group_of, position_of = np.zeros(n_points, np.int64), np.zeros(n_points, np.int64)
-    for index, group in enumerate(groups):
-        group_of[group.members], position_of[group.members] = index, np.arange(group.members.size)
-    for known in completed:
-        known_points, known_columns = np.asarray(known.points, np.int64), np.asarray(known.columns, np.int64)
+    known = np.zeros((n_points, n_seeds), dtype=bool)  # runs handed in as completed
+    for block in completed:
+        known_points, known_columns = np.asarray(block.points, np.int64), np.asarray(block.columns, np.int64)
         for name in specs:
-            out[name][known_points, known_columns] = known.metrics[name]
-        rows = position_of[known_points] * n_seeds + known_columns
-        for index in np.unique(group_of[known_points]):
-            done[index][rows[group_of[known_points] == index]] = True
+            out[name][known_points, known_columns] = block.metrics[name]
+        known[known_points, known_columns] = True
+    # A row (a pack for one seed) is done when all its real points are known for that seed.
+    done = []
+    for group in groups:
+        rows = np.arange(group.rows(n_seeds))
+        cells, columns = row_cells(group, n_seeds, rows)
+        done.append(np.all(known[cells, columns] | ~group.real()[rows // n_seeds], axis=1))
 
     check_settings(chunk_size=chunk_size, workers=workers, block_runs=block_runs)
     local_device = next((d for d in chosen if d.process_index == jax.process_index()), chosen[0])
     sizes = []
     for group in groups:
         sizes.append(int(chunk_size) if chunk_size is not None
-                     else default_chunk_size(protocol.bytes_per_run(group.static), local_device))
+                     else default_chunk_size(protocol.bytes_per_run(group.static) * group.size, local_device))
     workers = int(workers) if workers else default_workers(chosen)
     if jax.process_count() > 1:
         # Every host must issue the same sharded calls in the same order: one chunk at a time.
@@ -367,17 +419,23 @@ def execute(
     # missing rows need not be contiguous: a directory extended with more seeds misses some seeds
     # of every point.)
     blocks: list[tuple[int, np.ndarray]] = []
-    for index in range(len(groups)):
+    for index, group in enumerate(groups):
         call_rows = sizes[index] * len(chosen)
         if block_runs is not None:
             per_block = int(block_runs)
         elif chosen[0].platform == "cpu":
-            per_block = call_rows * max(1, math.ceil(CPU_BLOCK_RUNS / call_rows))
+            per_block = call_rows * max(1, math.ceil(CPU_BLOCK_RUNS / (call_rows * group.size)))
         else:
             per_block = call_rows
         missing = np.flatnonzero(~done[index])
         for block_start in range(0, missing.size, per_block):
             blocks.append((index, missing[block_start: block_start + per_block]))
+
+    def new_cells(group: Group, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The runs that ``rows`` of ``group`` add: (mask over (rows, size), points, columns)."""
+        cells, columns = row_cells(group, n_seeds, rows)
+        fresh = group.real()[rows // n_seeds] & ~known[cells, columns]
+        return fresh, cells[fresh], columns[fresh]
 
     def chunks() -> Iterator[_Chunk]:
         for block_index, (group_index, rows) in enumerate(blocks):
@@ -390,40 +448,46 @@ def execute(
         call_rows = sizes[chunk.group] * len(chosen)
         # Pad with copies of the last real row: every call has the compiled shape.
         rows = np.concatenate([chunk.rows, np.full(call_rows - chunk.rows.size, chunk.rows[-1])])
-        member, columns = rows // n_seeds, rows % n_seeds  # index into the group's tables
-        program = _chunk_program(protocol, group.static, chosen)
+        pack, columns = rows // n_seeds, rows % n_seeds  # index into the group's tables
+        inputs = group.inputs if group.size > 1 else jax.tree.map(lambda a: a[:, 0], group.inputs)
+        program = _chunk_program(protocol, group.static, chosen, group.size, group.layout)
         metrics = program(
             _replicate(root, chosen),
-            _place(group.identities[member], chosen),
+            _place(group.identities[pack], chosen),
             _place(seeds_u32[columns], chosen),
-            jax.tree.map(lambda a: _place(a[member], chosen), group.inputs),
+            jax.tree.map(lambda a: _place(a[pack], chosen), inputs),
         )
-        return {name: _to_host(metrics[name])[: chunk.rows.size] for name in specs}
+        # Per-run metrics as (rows, size, *shape) whatever the pack size.
+        return {name: _to_host(metrics[name])[: chunk.rows.size].reshape((chunk.rows.size, group.size) + spec.shape)
+                for name, spec in specs.items()}
 
     remaining = [rows.size for _, rows in blocks]
 
     def finish(chunk: _Chunk, metrics: dict[str, np.ndarray]) -> None:
-        cells, columns = row_cells(groups[chunk.group], n_seeds, chunk.rows)
+        fresh, cells, columns = new_cells(groups[chunk.group], chunk.rows)
         for name in specs:
-            out[name][cells, columns] = metrics[name]
+            out[name][cells, columns] = metrics[name][fresh]
         if progress is not None:
-            progress(chunk.rows.size)
+            progress(int(fresh.sum()))
         remaining[chunk.block] -= chunk.rows.size
         if remaining[chunk.block] == 0 and on_block is not None:
             group_index, rows = blocks[chunk.block]
-            cells, columns = row_cells(groups[group_index], n_seeds, rows)
-            on_block(Block(group_index, int(rows[0]), int(rows[0]) + rows.size, cells, columns, seeds[columns],
+            _, cells, columns = new_cells(groups[group_index], rows)
+            # Run indices row * size + slot: ranges of later blocks start past this one's.
+            start = int(rows[0]) * groups[group_index].size
+            on_block(Block(group_index, start, start + cells.size, cells, columns, seeds[columns],
                            {name: out[name][cells, columns].copy() for name in specs}))
 
     # Compile each program in the calling thread (its first chunk) before fanning out, so threads
     # never compile the same program concurrently; a program already run in this process (same
-    # static spec, devices and chunk shape) goes straight to the pool.  Chunks are created
-    # lazily: memory holds only the chunks in flight, whatever the size of the sweep.
+    # static spec, pack size, devices and chunk shape) goes straight to the pool.  Chunks are
+    # created lazily: memory holds only the chunks in flight, whatever the size of the sweep.
     in_flight: dict[Future, _Chunk] = {}
     pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
     try:
         for chunk in chunks():
-            program_key = (protocol, groups[chunk.group].static, chosen, sizes[chunk.group])
+            group = groups[chunk.group]
+            program_key = (protocol, group.static, group.size, group.layout, chosen, sizes[chunk.group])
             if pool is None or program_key not in _WARM_PROGRAMS:
                 finish(chunk, compute(chunk))
                 _WARM_PROGRAMS.add(program_key)
@@ -469,6 +533,7 @@ def run(
     chunk_size: int | None = None,
     workers: int | None = None,
     block_runs: int | None = None,
+    share: bool = True,
 ) -> Outcome:
     """Run ``protocol`` at every point for every seed: the one runner of every experiment.
 
@@ -485,7 +550,7 @@ def run(
         resume: with ``out``, reuse the runs already there (default); False refuses a directory
             that already holds this sweep.
         progress: draw a progress bar (``label``: what it counts) with an ETA on stderr.
-        devices, chunk_size, workers, block_runs: see :func:`execute`.
+        devices, chunk_size, workers, block_runs, share: see :func:`execute`.
     Every argument is checked before anything is created or computed.  Returns an
     :class:`Outcome`; build the protocol's result from it (``protocol.result``).
     """
@@ -496,7 +561,7 @@ def run(
                       "n/a); give seeds >= 2 for an interval", UserWarning, stacklevel=3)
     check_settings(chunk_size=chunk_size, workers=workers, block_runs=block_runs)
     resolve_devices(devices)
-    for name, flag in (("resume", resume), ("progress", progress)):
+    for name, flag in (("resume", resume), ("progress", progress), ("share", share)):
         if not isinstance(flag, (bool, np.bool_)):
             raise ValueError(f"{name}={flag!r} is not allowed: use True or False")
     if not len(points):
@@ -512,7 +577,7 @@ def run(
     try:
         arrays = execute(protocol, points, seeds, root_seed, chunk_size=chunk_size, workers=workers,
                          progress=bar.update, devices=devices, block_runs=block_runs, completed=known,
-                         on_block=store.write if store is not None else None)
+                         on_block=store.write if store is not None else None, share=share)
     finally:
         bar.close()
     return Outcome(arrays, store)

@@ -156,6 +156,7 @@ def sweep(
     resume: bool = True,
     devices: Sequence[Any] | int | None = None,
     common_random_numbers: bool = True,
+    share: bool = True,
     **axes: Any,
 ) -> SweepResult:
     """Run a grid of configs times seeds as a few compiled, vmapped computations.
@@ -186,6 +187,10 @@ def sweep(
         resume: with ``out``, reuse the runs already there (default); ``False`` refuses a
             directory that already holds this sweep.
         progress: draw a progress bar with an ETA on stderr.
+        share: train what grid points share once (the default; the no-KD student of points
+            that differ only in the teacher's view or the KD knobs, see
+            :func:`mfh_sim.engine.plan_groups`); False trains every point's models anew.  The
+            numbers are the same either way, bit for bit.
 
     Runs whose loss became non-finite (diverged) are flagged, counted and left out of the
     summaries, with a ``RuntimeWarning`` saying how many.
@@ -207,7 +212,7 @@ def sweep(
     labels = [{k: p[k] for k in varied_keys if k in p} for p in grid]
     protocol = paper_protocol(common_random_numbers)
     outcome = run(protocol, configs, seed_indices, root_seed=root_seed, grid=labels, out=out, resume=resume,
-                  progress=progress, devices=devices, chunk_size=chunk_size, workers=workers)
+                  progress=progress, devices=devices, chunk_size=chunk_size, workers=workers, share=share)
     arrays = outcome.arrays
     theory_arrays = None
     if theory:

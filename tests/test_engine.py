@@ -53,20 +53,26 @@ def test_chunking_workers_and_order_do_not_change_results(reference):
     assert same({k: v[::-1, ::-1] for k, v in backwards.items()}, reference)
 
 
-def test_blocks_partition_the_rows_and_completed_blocks_are_not_recomputed(reference):
+@pytest.mark.parametrize("share", [True, False])
+def test_blocks_partition_the_runs_and_completed_blocks_are_not_recomputed(reference, share):
+    # With packs (share=True) a row is the three Fig. 2 points for one seed: 11 rows, 33 runs.
+    rows = 33
     configs, seeds = fig2_points(), np.arange(11)
     blocks = []
-    result = engine.execute(PAPER, configs, seeds, 3, chunk_size=8, block_runs=10, on_block=blocks.append)
+    result = engine.execute(PAPER, configs, seeds, 3, chunk_size=8, block_runs=4, on_block=blocks.append,
+                            share=share)
     assert same(result, reference)
     covered = sorted((b.start, b.stop) for b in blocks)
-    assert covered[0][0] == 0 and covered[-1][1] == 33 and all(a[1] == b[0] for a, b in zip(covered, covered[1:]))
+    assert covered[0][0] == 0 and covered[-1][1] == rows and all(a[1] == b[0] for a, b in zip(covered, covered[1:]))
+    runs = sorted(zip(np.concatenate([b.points for b in blocks]), np.concatenate([b.columns for b in blocks])))
+    assert runs == sorted((p, c) for p in range(3) for c in range(11))  # every run in exactly one block
     # Resume from every other block: only the rest is computed, and the result is the same.
     kept = blocks[::2]
     computed, new_blocks = [], []
     resumed = engine.execute(PAPER, configs, seeds, 3, chunk_size=8, completed=kept, progress=computed.append,
-                             on_block=new_blocks.append)
+                             on_block=new_blocks.append, share=share)
     assert same(resumed, reference)
-    assert sum(computed) == 33 - sum(b.stop - b.start for b in kept)
+    assert sum(computed) == 33 - sum(b.points.size for b in kept)
     assert not {(b.start, b.stop) for b in kept} & {(b.start, b.stop) for b in new_blocks}
 
 

@@ -17,12 +17,15 @@ from mfh_sim import engine, store
 from mfh_sim.protocols.paper import METRIC_DTYPES
 
 ROOT = Path(__file__).resolve().parents[1]
-# 4 points x 60 seeds = 240 runs in blocks of 8 (one chunk each): 30 chunk files.  The child waits
-# 0.2 s before writing each finished block, so the 30 blocks take over 6 s and the kill lands
-# mid-way, with a computed block not yet written, however fast the training; the numbers' identity
+# 4 points x 60 seeds = 240 runs.  The 4 points share their no-KD student and run as one pack, a
+# row of 4 runs per seed, in blocks of 8 rows (one chunk each, 32 runs): 8 chunk files, the last
+# of 4 rows.  The child waits 0.2 s before writing each finished block, so the blocks take over
+# 1.6 s and the kill lands mid-way, with a computed block not yet written, however fast the
+# training; the numbers' identity
 # does not depend on the step count, so the runs are short and the parent's two sweeps cheap.
 SWEEP = dict(gamma=[0.25, 1 / 3, 2 / 3, 1.0], alpha=0.0, seeds=60, steps=50, n_test=200, theory=False,
              chunk_size=8, workers=1)
+BLOCKS = 8
 CHILD = textwrap.dedent(
     """
     import sys
@@ -59,7 +62,7 @@ def test_killed_sweep_resumes_to_identical_results(tmp_path, monkeypatch):
     child.wait()
     assert child.returncode == -signal.SIGKILL
     survivors = {f.name: f.stat().st_mtime_ns for f in chunk_files(out)}
-    assert 2 <= len(survivors) < 30, "the kill must land mid-way"
+    assert 2 <= len(survivors) < BLOCKS, "the kill must land mid-way"
 
     # Resume in this process: only the missing rows are computed.
     monkeypatch.setattr(engine, "CPU_BLOCK_RUNS", 8)
@@ -75,7 +78,7 @@ def test_killed_sweep_resumes_to_identical_results(tmp_path, monkeypatch):
     stored_before = sum(int(n.split("-")[2].split(".")[0]) - int(n.split("-")[1]) for n in survivors)
     assert sum(computed) == 240 - stored_before
     assert {f.name: f.stat().st_mtime_ns for f in chunk_files(out) if f.name in survivors} == survivors
-    assert len(chunk_files(out)) == 30
+    assert len(chunk_files(out)) == BLOCKS
 
     monkeypatch.setattr(engine, "execute", original)
     uninterrupted = mfh_sim.sweep(**SWEEP)
@@ -91,6 +94,6 @@ def test_killed_sweep_resumes_to_identical_results(tmp_path, monkeypatch):
     monkeypatch.setattr(engine, "execute", counting_execute)
     with pytest.warns(RuntimeWarning, match="checksum mismatch"):
         repaired = mfh_sim.sweep(out=out, **SWEEP)
-    assert sum(computed) == 8
+    assert sum(computed) == 32  # one block: 8 rows of the 4-point pack
     for name in METRIC_DTYPES:
         np.testing.assert_array_equal(repaired.arrays[name], uninterrupted.arrays[name])

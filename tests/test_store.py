@@ -14,7 +14,10 @@ from mfh_sim.commands.sweep import parse_values
 from mfh_sim.protocols.paper import METRIC_DTYPES, PAPER
 
 FAST = dict(steps=60, n_test=200)
-SWEEP = dict(gamma=[0.25, 0.5, 1.0], alpha=0.0, seeds=7, theory=False, chunk_size=8, **FAST)
+# Independent draws per point: no two points share a training, so every run is a row of its own
+# and a block holds consecutive seeds of one point (packs are tested below).
+SWEEP = dict(gamma=[0.25, 0.5, 1.0], alpha=0.0, seeds=7, theory=False, chunk_size=8, common_random_numbers=False,
+             **FAST)
 
 
 @pytest.fixture
@@ -56,7 +59,7 @@ def test_a_different_sweep_is_refused(tmp_path):
     mfh_sim.sweep(**SWEEP, out=out)
     before = sorted(p.name for p in chunk_files(out))
     for change, words in ((dict(steps=61), "steps=60 there, 61 here"), (dict(root_seed=1), "root_seed 0 there, 1 here"),
-                          (dict(common_random_numbers=False), "common_random_numbers")):
+                          (dict(common_random_numbers=True), "common_random_numbers")):
         with pytest.raises(store.ResultsMismatchError, match=words):
             mfh_sim.sweep(**{**SWEEP, **change}, out=out)
     with pytest.raises(ValueError, match="resume=False"):
@@ -146,6 +149,22 @@ def test_an_unfinished_directory_loads_its_finished_points_on_request(tmp_path, 
     assert len(partial) == 2 and partial.kd_acc.shape == (2, 7)
 
 
+def test_packed_runs_resume_and_grow_to_the_numbers_of_a_fresh_run(tmp_path, small_blocks):
+    # Common random numbers: the three points share their no-KD student and run as one pack, a
+    # block holds every point for some seeds.  An interrupted directory (its last block lost)
+    # and more seeds give the numbers of a fresh run, computing only what is missing.
+    packed = {**SWEEP, "common_random_numbers": True, "chunk_size": 2}
+    out = tmp_path / "run"
+    mfh_sim.sweep(**packed, out=out)
+    files = chunk_files(out)
+    assert len(files) == 2
+    files[-1].unlink()
+    seeds = [0, 1, 2, 3, 4, 5, 6, 9, 7, 8]
+    grown = mfh_sim.sweep(**{**packed, "seeds": seeds}, out=out)
+    assert same(grown, mfh_sim.sweep(**{**packed, "seeds": seeds}))
+    assert same(mfh_sim.load(out), grown)
+
+
 def test_range_syntax():
     assert parse_values("gamma", "0:1:11", "float") == [round(0.1 * i, 12) for i in range(11)]
     assert parse_values("gamma", "0.5", "float") == [0.5]
@@ -206,7 +225,7 @@ def test_the_manifest_records_protocol_and_package_version_and_a_mismatch_is_ref
     manifest = json.loads((out / store.MANIFEST).read_text())
     assert manifest["protocol"] == {"name": "paper", "version": PAPER.version}
     assert manifest["package_version"] == store.package_version()
-    assert manifest["settings"] == {"common_random_numbers": True}
+    assert manifest["settings"] == {"common_random_numbers": False}
     before = sorted(p.name for p in chunk_files(out))
     monkeypatch.setattr(store, "package_version", lambda: "99.0")
     with pytest.raises(store.ResultsMismatchError,

@@ -25,7 +25,16 @@ reused.  What the engine asks of it:
   manifest); ``settings``: protocol-wide options that change numbers (the factory's keywords);
 * ``result``: the result type, ``"module:Class"``, whose ``from_run`` builds a result from the
   engine's arrays (:func:`mfh_sim.engine.run`, :func:`mfh_sim.results.load`);
-* ``runs_concurrently(static)``: whether chunks may execute in several threads at once.
+* ``runs_concurrently(static)``: whether chunks may execute in several threads at once;
+* ``share_of(point)`` and ``make_pack_run(static, size)`` (optional): trainings that points have
+  in common.  Points of one program (equal ``static_of`` and ``identity_of``) whose ``share_of``
+  is equal and not None train some models on identical inputs (the paper's no-KD student across
+  a grid over the teacher's view or the KD knobs); the engine runs them together as one *pack*
+  through ``make_pack_run(static, size, layout)``, a pure ``run(key, inputs) -> metrics`` whose
+  inputs and metrics have a leading (size,) axis and which trains each shared model once;
+  ``pack_layout(points)`` (optional) says which of a pack's points share more (the paper's
+  teacher, across KD-knob axes), a hashable fixed at compile time.  A pack must give every point
+  exactly, bit for bit, what ``make_run`` gives it alone.
 
 ``name`` and ``version`` identify the protocol's arithmetic: bump ``version`` whenever a change
 alters any number a protocol returns, so that a results directory written before the change is
@@ -58,6 +67,14 @@ def _always(static: Hashable) -> bool:
     return True
 
 
+def _shares_nothing(point: Any) -> None:
+    return None
+
+
+def _no_layout(points: Any) -> None:
+    return None
+
+
 class Protocol(NamedTuple):
     """One kind of experiment, as the engine and the store see it (see the module docstring).
 
@@ -87,6 +104,17 @@ class Protocol(NamedTuple):
     #: CPU runtime (jaxlib 0.10) two such executions in flight together deadlock, so the engine
     #: then runs every chunk in one thread (XLA still uses every core within a chunk).
     runs_concurrently: Callable[[Hashable], bool] = _always
+    #: What a point's runs share with other points' (hashable), or None: points of one program and
+    #: key identity with equal values run as one pack (``make_pack_run``).
+    share_of: Callable[[Any], Hashable | None] = _shares_nothing
+    #: ``make_pack_run(static, size, layout)``: a pure ``run(key, inputs) -> metrics`` over
+    #: ``size`` points of equal ``share_of``, inputs and metrics with a leading (size,) axis,
+    #: bit-identical to ``make_run``'s runs of the points one by one; None where the protocol has
+    #: no packs.
+    make_pack_run: Callable[[Hashable, int, Hashable], Callable[[Any, Any], Any]] | None = None
+    #: ``pack_layout(points)``: the ``layout`` of a pack of these points (hashable, fixed when
+    #: the pack's program is compiled; packs of equal layouts share a program).
+    pack_layout: Callable[[Any], Hashable] = _no_layout
 
     def options(self) -> dict[str, Any]:
         """``settings`` as a dict (what :func:`get` takes back)."""

@@ -73,6 +73,7 @@ from mfh_sim.models import (
 )
 from mfh_sim.protocols import MetricSpec, Protocol
 from mfh_sim.train import (
+    LinearFit,
     accuracy,
     fit,
     fit_linear,
@@ -205,6 +206,24 @@ class RunDraws(NamedTuple):
     w: jax.Array
 
 
+def _sample_sizes(static: StaticSpec) -> tuple[int, ...]:
+    """Rows of a run's consecutive samples: train, the students' fresh sample if any, test."""
+    return (static.n_train,) * (2 if static.fresh_student_sample else 1) + (static.n_test,)
+
+
+def _draw_normals(key: jax.Array, layout: Layout, static: StaticSpec) -> tuple[jax.Array, ...]:
+    """The paper's normals of one run from its ``draws`` key, cut into (hyperplane (n_latent,),
+    sample rows (rows, sample width), teacher init, student init); see :func:`draw_run`."""
+    width = sample_width(layout)
+    rows = sum(_sample_sizes(static))
+    init_a = linear_init_size(static.dim_a, static.n_classes)
+    init_b = linear_init_size(static.dim_b, static.n_classes)
+    parts = (layout.decisive.shape[-1], rows * width, init_a, init_b)
+    normals = jax.random.normal(key, (sum(parts),))
+    hyper, data, teacher_init, student_init = jnp.split(normals, np.cumsum(parts)[:-1])
+    return hyper, data.reshape(rows, width), teacher_init, student_init
+
+
 def draw_run(key: jax.Array, layout: Layout, knobs: Knobs, static: StaticSpec) -> RunDraws:
     """All of a run's random draws, the paper's from one call of the random number generator.
 
@@ -218,20 +237,13 @@ def draw_run(key: jax.Array, layout: Layout, knobs: Knobs, static: StaticSpec) -
     own children, so no draw shares a key with another.
     """
     keys = split_run_key(key)
-    n_latent = layout.decisive.shape[-1]
-    width = sample_width(layout)
-    sizes = (static.n_train,) * (2 if static.fresh_student_sample else 1) + (static.n_test,)
-    rows = sum(sizes)
-    init_a = linear_init_size(static.dim_a, static.n_classes)
-    init_b = linear_init_size(static.dim_b, static.n_classes)
-    parts = (n_latent, rows * width, init_a, init_b)
-    normals = jax.random.normal(keys.draws, (sum(parts),))
-    hyper, data, teacher_init, student_init = jnp.split(normals, np.cumsum(parts)[:-1])
+    sizes = _sample_sizes(static)
+    hyper, data, teacher_init, student_init = _draw_normals(keys.draws, layout, static)
     if static.n_classes == 2:
         w = hyperplane_from_normals(hyper, layout)
     else:
         w = class_directions(keys.classes, layout, static.n_classes)
-    data = sample_from_normals(data.reshape(rows, width), layout, w)
+    data = sample_from_normals(data, layout, w)
     if static.label_noise:
         labels = corrupt_labels(keys.label_noise, data.labels,
                                 knobs.label_noise, static.n_classes)
@@ -279,26 +291,132 @@ def fit_margin_gd(draws: RunDraws, knobs: Knobs, static: StaticSpec, keys: RunKe
     """The paper's linear two-class models under full-batch SGD with the KL loss, trained in margin
     form (exactly the two-output layers' predictions; :func:`mfh_sim.train.fit_linear`), both
     students as two heads of one pass over x^b, gradients :func:`mfh_sim.losses.margin_gradient`."""
-    train, students, test = draws.train, draws.students, draws.test
+    teacher, teacher_margins = _margin_teacher(draws.train.x_a, draws.students.x_a, draws, knobs, static)
+    ce_weights, kd_weights = _student_weights(knobs)
+    both, test_b = _margin_student_pair(draws.students.x_b, draws.test.x_b, draws, knobs, static, teacher_margins,
+                                        ce_weights, kd_weights, knobs.temperature)
+    test_a = draws.test.x_a
+    return Trained(test_a @ teacher.weights[:, 0] + teacher.biases[0], test_b[:, 0], test_b[:, 1],
+                   teacher.diverged[0], both.diverged[0], both.diverged[1], "margin")
+
+
+def _margin_teacher(train_x_a: jax.Array, students_x_a: jax.Array, draws: RunDraws, knobs: Knobs,
+                    static: StaticSpec) -> tuple[LinearFit, jax.Array]:
+    """The margin fast path's teacher on ``train_x_a``: its fit and its margins (n, 1) on the
+    students' sample ``students_x_a``."""
     optimizer = make_optimizer("sgd", knobs.learning_rate, knobs.momentum)
     teacher_w, teacher_b = margin_params(*linear_init(draws.teacher_init, static.dim_a, init=static.init))
-    student_w, student_b = margin_params(*linear_init(draws.student_init, static.dim_b, init=static.init))
-    train_labels = train.labels.astype(jnp.float32)[:, None]
-    teacher = fit_linear(train.x_a, teacher_w[:, None], teacher_b[None],
+    train_labels = draws.train.labels.astype(jnp.float32)[:, None]
+    teacher = fit_linear(train_x_a, teacher_w[:, None], teacher_b[None],
                          loss_gradient=lambda m: margin_gradient(m, train_labels),
                          form="margin", optimizer=optimizer, steps=static.steps)
-    teacher_margins = students.x_a @ teacher.weights + teacher.biases  # (n, 1)
-    student_labels = students.labels.astype(jnp.float32)[:, None]
-    ce_weights, kd_weights = _student_weights(knobs)
+    return teacher, students_x_a @ teacher.weights + teacher.biases
+
+
+def _margin_student_pair(x_b: jax.Array, test_x_b: jax.Array, draws: RunDraws, knobs: Knobs, static: StaticSpec,
+                         teacher_margins: jax.Array, ce_weights: jax.Array, kd_weights: jax.Array,
+                         temperature: jax.Array) -> tuple[LinearFit, jax.Array]:
+    """Two student heads on the students' ``x_b`` trained side by side (one (d, 2) weight matrix),
+    head h with loss weights ``ce_weights[h]``, ``kd_weights[h]``, the teacher's margins
+    ``teacher_margins[:, h]`` (or (n, 1) for both) and ``temperature`` (scalar or per head): the
+    fit and the heads' margins (n_test, 2) on ``test_x_b``.  Every student of the margin fast path
+    trains through here, two heads at a time: a head's arithmetic is that of a column of a (d, 2)
+    product whichever head sits beside it (a product with another number of columns rounds
+    differently on XLA:CPU)."""
+    optimizer = make_optimizer("sgd", knobs.learning_rate, knobs.momentum)
+    student_w, student_b = margin_params(*linear_init(draws.student_init, static.dim_b, init=static.init))
+    student_labels = draws.students.labels.astype(jnp.float32)[:, None]
     student_gradient = lambda m: margin_gradient(
         m, student_labels, teacher_margins, ce_weight=ce_weights, kd_weight=kd_weights,
-        temperature=knobs.temperature, reduction=static.kd_reduction,
+        temperature=temperature, reduction=static.kd_reduction,
     )
-    both = fit_linear(students.x_b, jnp.stack([student_w, student_w], axis=1), jnp.stack([student_b, student_b]),
+    both = fit_linear(x_b, jnp.stack([student_w, student_w], axis=1), jnp.stack([student_b, student_b]),
                       loss_gradient=student_gradient, form="margin", optimizer=optimizer, steps=static.steps)
-    test_b = test.x_b @ both.weights + both.biases
-    return Trained(test.x_a @ teacher.weights[:, 0] + teacher.biases[0], test_b[:, 0], test_b[:, 1],
-                   teacher.diverged[0], both.diverged[0], both.diverged[1], "margin")
+    return both, test_x_b @ both.weights + both.biases
+
+
+def _pair_heads(size: int) -> np.ndarray:
+    """The student heads of a pack of ``size`` points as (pairs, 2) point indices: head 0 is the
+    pack's one no-KD student (on point 0's knobs), heads 1..size the points' KD students, and an
+    odd count padded with a repeat of the last KD student."""
+    heads = [0, *range(size)]
+    if len(heads) % 2:
+        heads.append(size - 1)
+    return np.asarray(heads).reshape(-1, 2)
+
+
+def fit_margin_gd_pack(key: jax.Array, inputs: Inputs, static: StaticSpec,
+                       teachers: tuple[int, ...] | None = None) -> tuple[Trained, jax.Array]:
+    """:func:`fit_margin_gd` for a *pack*: points (``inputs`` with a leading (P,) axis) that share
+    the student's view, so that for one key they share the data, x^b, the initial weights and the
+    no-KD student (see :func:`share_of`); only x^a, the teacher and the KD knobs differ.
+    ``teachers[p]`` is the index of the first point with point p's teacher (the same x^a: see
+    :func:`pack_layout`; default: every point its own).
+
+    Each distinct teacher is trained once, the no-KD student once for the pack and the P KD
+    students two to a (d, 2) product beside it: ceil((P + 1) / 2) student fits where P separate
+    runs need P.  Every head keeps the
+    arithmetic it has in its own run (:func:`_margin_student_pair`), so the results are
+    bit-identical to P separate runs.  One detail of a run is kept too: a run trains its no-KD
+    head beside its KD head, whose teacher margins enter the no-KD head's gradient multiplied by
+    a KD weight of 0, so a NaN teacher margin makes that run's no-KD student NaN (diverged); the
+    pack marks exactly those points' no-KD students diverged.  Returns the points' ``Trained``
+    (arrays with a leading (P,) axis, form 'margin') and the test labels.
+    """
+    layouts, knobs = inputs
+    size = knobs.kd_weight.shape[0]
+    first = jax.tree.map(lambda a: a[0], inputs)
+    draws = draw_run(key, first.layout, first.knobs, static)
+    # x^a of every point from the same normals (x^a's channels are the one thing of the data
+    # that differs within a pack).
+    data = _draw_normals(split_run_key(key).draws, first.layout, static)[1]
+    x_a = jax.vmap(lambda channels: sample_from_normals(data, first.layout._replace(latents_a=channels),
+                                                        draws.w).x_a)(layouts.latents_a)
+    bounds = np.cumsum((0,) + _sample_sizes(static))
+    x_a_train, x_a_test = x_a[:, bounds[0]:bounds[1]], x_a[:, bounds[-2]:bounds[-1]]
+    x_a_students = x_a[:, bounds[1]:bounds[2]] if static.fresh_student_sample else x_a_train
+    # The points' teachers and the pairs of student heads run one after another (lax.map), not
+    # side by side (vmap): under the engine's vmap over runs, a vmap here would widen the batch
+    # of every operation, and XLA:CPU sums a batch of more than about ten runs' gradients in
+    # another order (other float bits) than a batch of a few.
+    def teacher_of(point):
+        train_a, students_a, test_a, point_knobs = point
+        teacher, margins = _margin_teacher(train_a, students_a, draws, point_knobs, static)
+        return teacher, margins, test_a @ teacher.weights[:, 0] + teacher.biases[0]
+
+    # Each distinct teacher once (its first point's), then every point's teacher by index.
+    teachers = np.arange(size) if teachers is None else np.asarray(teachers)
+    distinct = np.unique(teachers)
+    trained_teachers = jax.lax.map(teacher_of, jax.tree.map(lambda a: a[distinct], (
+        x_a_train, x_a_students, x_a_test, knobs)))
+    teacher, teacher_margins, teacher_test = jax.tree.map(lambda a: a[np.searchsorted(distinct, teachers)],
+                                                          trained_teachers)
+    pairs = _pair_heads(size)
+    kd_head = np.ones(pairs.shape, bool)
+    kd_head[0, 0] = False
+
+    def students_of(pair):
+        margins, ce_weights, kd_weights, temperature = pair
+        return _margin_student_pair(draws.students.x_b, draws.test.x_b, draws, first.knobs, static, margins,
+                                    ce_weights, kd_weights, temperature)
+
+    margins = jnp.moveaxis(teacher_margins[pairs, :, 0], 1, 2)  # (pairs, n, 2)
+    # The no-KD head sees its teacher's margins only times a KD weight of 0: without NaNs (which
+    # the points' own flags below account for) it is the same for every point's teacher.
+    margins = margins.at[0, :, 0].set(jnp.where(jnp.isnan(margins[0, :, 0]), 0.0, margins[0, :, 0]))
+    both, test_b = jax.lax.map(students_of, (
+        margins,
+        jnp.where(kd_head, knobs.ce_weight[pairs], jnp.float32(1.0)),
+        jnp.where(kd_head, knobs.kd_weight[pairs], jnp.float32(0.0)),
+        knobs.temperature[pairs],
+    ))
+    heads_test = jnp.moveaxis(test_b, 2, 1).reshape(-1, test_b.shape[1])  # (heads, n_test)
+    heads_diverged = both.diverged.reshape(-1)
+    no_kd_diverged = heads_diverged[0] | jnp.any(jnp.isnan(teacher_margins), axis=(1, 2))
+    trained = Trained(teacher_test, jnp.broadcast_to(heads_test[0], (size,) + heads_test.shape[1:]),
+                      heads_test[1:size + 1], teacher.diverged[:, 0], no_kd_diverged,
+                      heads_diverged[1:size + 1], "margin")
+    return trained, draws.test.labels
 
 
 def fit_logits_gd(draws: RunDraws, knobs: Knobs, static: StaticSpec, keys: RunKeys) -> Trained:
@@ -448,21 +566,77 @@ def make_run(static: StaticSpec, fast_path: bool = True) -> Callable[[jax.Array,
     def run(key: jax.Array, inputs: Inputs) -> Metrics:
         layout, knobs = inputs
         draws = draw_run(key, layout, knobs, static)
-        trained = fit_models(draws, knobs, static, split_run_key(key))
-        labels = draws.test.labels
-        teacher_div, no_kd_div = trained.teacher_diverged, trained.no_kd_diverged
-        # A KD student whose teacher diverged learned from meaningless targets.
-        kd_div = trained.kd_diverged | teacher_div
-        score = lambda outputs, diverged: accuracy(outputs, labels, form=trained.form, diverged=diverged)
-        if static.n_classes > 2:
-            nontarget = jnp.mean(nontarget_divergence(trained.teacher, trained.no_kd, labels))
-        else:  # one non-target class: the divergence is 0 by definition
-            nontarget = jnp.float32(0.0)
-        return Metrics(
-            score(trained.teacher, teacher_div), score(trained.no_kd, no_kd_div), score(trained.kd, kd_div),
-            teacher_div, no_kd_div, kd_div,
-            jnp.where(teacher_div | no_kd_div, jnp.nan, nontarget).astype(jnp.float32),
-        )
+        return score_run(fit_models(draws, knobs, static, split_run_key(key)), draws.test.labels, static)
+
+    return run
+
+
+def score_run(trained: Trained, labels: jax.Array, static: StaticSpec) -> Metrics:
+    """A run's :class:`Metrics` from its trained models' test outputs and the test labels."""
+    teacher_div, no_kd_div = trained.teacher_diverged, trained.no_kd_diverged
+    # A KD student whose teacher diverged learned from meaningless targets.
+    kd_div = trained.kd_diverged | teacher_div
+    score = lambda outputs, diverged: accuracy(outputs, labels, form=trained.form, diverged=diverged)
+    if static.n_classes > 2:
+        nontarget = jnp.mean(nontarget_divergence(trained.teacher, trained.no_kd, labels))
+    else:  # one non-target class: the divergence is 0 by definition
+        nontarget = jnp.float32(0.0)
+    return Metrics(
+        score(trained.teacher, teacher_div), score(trained.no_kd, no_kd_div), score(trained.kd, kd_div),
+        teacher_div, no_kd_div, kd_div,
+        jnp.where(teacher_div | no_kd_div, jnp.nan, nontarget).astype(jnp.float32),
+    )
+
+
+#: Knobs that only the KD student sees: points that differ only in these (and in x^a's channels)
+#: share the data, x^b and the no-KD student (:func:`share_of`).
+KD_KNOBS = ("ce_weight", "kd_weight", "temperature")
+
+
+def share_of(config: SimConfig) -> tuple | None:
+    """What the no-KD student and the students' data of ``config``'s runs depend on, or None where
+    runs are not packed: points of one program with equal values (and equal key identities) see,
+    for one seed, the same samples, x^b, labels and initial weights, and train the same no-KD
+    student, so the engine runs them as one pack (:func:`make_pack_run`).
+
+    It is everything in the run's inputs but x^a's channels and :data:`KD_KNOBS` (the student's
+    view, the decisive latents, the hyperplane kind, the learning rate, momentum, label noise,
+    ...).  Packs exist for the margin fast path (:func:`fit_margin_gd`) without channel mixing;
+    other runs return None.
+    """
+    static = static_of(config)
+    if fit_function(static) is not fit_margin_gd or static.mixing_depth:
+        return None
+    layout, knobs = inputs_of(config)
+    # Bytes, not values: equal keys mean bit-equal inputs (0.0 and -0.0 differ, NaN equals itself).
+    view = tuple(np.asarray(value).tobytes() for name, value in layout._asdict().items() if name != "latents_a")
+    return view + tuple(np.asarray(getattr(knobs, name)).tobytes() for name in Knobs._fields if name not in KD_KNOBS)
+
+
+def pack_layout(configs: list[SimConfig]) -> tuple[int, ...]:
+    """Which points of a pack (configs of equal :func:`share_of`) share their teacher: for each,
+    the index of the first point with the same x^a channels (the teacher sees nothing else that
+    differs within a pack: its data, initial weights, learning rate and momentum are shared)."""
+    first: dict[bytes, int] = {}
+    return tuple(first.setdefault(np.asarray(inputs_of(c).layout.latents_a).tobytes(), i)
+                 for i, c in enumerate(configs))
+
+
+def make_pack_run(static: StaticSpec, size: int,
+                  layout: tuple[int, ...] | None = None) -> Callable[[jax.Array, Inputs], Metrics]:
+    """A pure ``run(key, inputs) -> Metrics`` for a pack of ``size`` points of equal
+    :func:`share_of` (``inputs`` and the metrics with a leading (size,) axis) whose teachers are
+    shared as :func:`pack_layout` says (``layout``; None: every point its own): bit-identical to
+    :func:`make_run`'s runs of the points one by one (:func:`fit_margin_gd_pack`)."""
+    if fit_function(static) is not fit_margin_gd:
+        raise ValueError(f"static={static!r} is not packed: only the margin fast path trains packs")
+    if layout is not None and len(layout) != size:
+        raise ValueError(f"layout={layout!r} is not allowed: give one teacher index per point ({size})")
+
+    def run(key: jax.Array, inputs: Inputs) -> Metrics:
+        trained, labels = fit_margin_gd_pack(key, inputs, static, layout)
+        score = lambda *outputs: score_run(Trained(*outputs, trained.form), labels, static)
+        return jax.vmap(score)(*trained[:-1])
 
     return run
 
@@ -539,6 +713,7 @@ def paper_protocol(common_random_numbers: bool = True) -> Protocol:
         make_run=make_run, metrics=metrics, bytes_per_run=bytes_per_run, describe=SimConfig.as_dict,
         point_from_dict=point_from_dict, result="mfh_sim.results:SweepResult",
         settings=(("common_random_numbers", common),), runs_concurrently=runs_concurrently,
+        share_of=share_of, make_pack_run=make_pack_run, pack_layout=pack_layout,
     )
 
 
