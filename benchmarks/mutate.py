@@ -186,6 +186,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/test_files.py::test_a_value_that_rounds_to_zero_prints_the_same_from_either_side",),
     ),
     Mutation(
+        "wide_cpu_chunk", "a CPU chunk wider than engine.CPU_CHUNK runs as one vmap (other float bits)",
+        "mfh_sim/engine.py",
+        'batch = CPU_CHUNK if devices[0].platform == "cpu" else None',
+        "batch = None",
+        ("tests/test_engine.py::test_large_chunks_give_the_default_chunks_numbers",),
+    ),
+    Mutation(
         "pack_key_ignores_student_view", "points with different student views (x^b) packed together",
         "mfh_sim/protocols/paper.py",
         'for name, value in layout._asdict().items() if name != "latents_a")',

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from mfh_sim._version import versions
@@ -273,13 +274,27 @@ def _chunk_program(protocol: Protocol, static: Hashable, devices: tuple[jax.Devi
     over a 1-D mesh, so each device runs the single-device program on its own slice of rows.
     """
     run = protocol.make_run(static) if size == 1 else protocol.make_pack_run(static, size, layout)
+    # XLA on a CPU reduces a vmapped batch of more than about ten runs in another order (the sums
+    # over samples round differently), so a wider chunk would change last bits: there a chunk
+    # runs as vmaps of CPU_CHUNK rows, one after another, and every chunk size gives the same
+    # numbers. Accelerators keep one wide vmap: that is their speed.
+    batch = CPU_CHUNK if devices[0].platform == "cpu" else None
 
     def rows(root, identity, seed, inputs):
         def one(identity, seed, inputs):
             key = jax.random.fold_in(jax.random.fold_in(root, identity), seed)
             return as_metric_dict(run(key, inputs))
 
-        return jax.vmap(one)(identity, seed, inputs)
+        n_rows = identity.shape[0]
+        if batch is None or n_rows <= batch:
+            return jax.vmap(one)(identity, seed, inputs)
+        # Pad to whole batches with copies of the last row (sliced off below): every vmap XLA
+        # sees has exactly CPU_CHUNK rows.
+        padded = -(-n_rows // batch) * batch
+        pad = lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], padded - n_rows, axis=0)]).reshape(
+            (padded // batch, batch) + a.shape[1:])
+        out = jax.lax.map(lambda xs: jax.vmap(one)(*xs), jax.tree.map(pad, (identity, seed, inputs)))
+        return jax.tree.map(lambda a: a.reshape((padded,) + a.shape[2:])[:n_rows], out)
 
     if len(devices) == 1:
         return jax.jit(rows)

@@ -214,3 +214,18 @@ def test_table2_chunks_are_sized_to_device_memory():
     assert engine.ACCELERATOR_WORKERS * size * TABLE2.bytes_per_run(paper_size) <= engine.MEMORY_FRACTION * memory
     bigger = Table2Spec(n_train=2000, n_test=10000)
     assert TABLE2.bytes_per_run(bigger) > 10 * TABLE2.bytes_per_run(paper_size)
+
+
+@pytest.mark.parametrize("share", [False, True])
+def test_large_chunks_give_the_default_chunks_numbers(share):
+    # XLA on a CPU sums a vmapped batch of 11 or more runs in another order than a batch of 8, so
+    # a chunk that wide used to change last bits (the bias gradient's sum over samples), which a
+    # large learning rate grows into other accuracies. A CPU chunk now runs as vmaps of
+    # engine.CPU_CHUNK rows, one after another: every chunk size gives the default's numbers.
+    configs = [make_config(**fig2_point(o), **FAST, learning_rate=30.0) for o in (0, 10)]
+    seeds = np.arange(24)
+    default = engine.execute(PAPER, configs, seeds, 1, chunk_size=8, share=share)
+    for chunk_size in (11, 24):
+        wide = engine.execute(PAPER, configs, seeds, 1, chunk_size=chunk_size, share=share)
+        for name in METRIC_DTYPES:
+            np.testing.assert_array_equal(wide[name], default[name], err_msg=f"chunk_size={chunk_size}: {name}")
