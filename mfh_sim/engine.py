@@ -381,7 +381,9 @@ def execute(
         protocol: the experiment (see :mod:`mfh_sim.protocols`).
         points, seeds, root_seed: what to run (seed indices in [0, 2**32), root in [0, 2**32)).
         chunk_size: rows per compiled call per device, a row being one run or one pack of points
-            for one seed (see :func:`plan_groups`; default :func:`default_chunk_size`).
+            for one seed (see :func:`plan_groups`; default :func:`default_chunk_size`).  On a CPU
+            a chunk wider than :data:`CPU_CHUNK` runs as vmaps of that many rows, so the chunk
+            size never changes a number there.
         workers: chunks in flight (default :func:`default_workers`).
         progress: ``progress(n)`` is called with the number of runs each chunk finished.
         devices: see :func:`resolve_devices`; with several, each chunk is sharded over them.
