@@ -224,7 +224,8 @@ def _draw_normals(key: jax.Array, layout: Layout, static: StaticSpec) -> tuple[j
     return hyper, data.reshape(rows, width), teacher_init, student_init
 
 
-def draw_run(key: jax.Array, layout: Layout, knobs: Knobs, static: StaticSpec) -> RunDraws:
+def draw_run(key: jax.Array, layout: Layout, knobs: Knobs, static: StaticSpec,
+             normals: tuple[jax.Array, ...] | None = None) -> RunDraws:
     """All of a run's random draws, the paper's from one call of the random number generator.
 
     One flat vector of standard normals is cut into the hyperplane (n_latent), the samples
@@ -234,11 +235,14 @@ def draw_run(key: jax.Array, layout: Layout, knobs: Knobs, static: StaticSpec) -
     the static shapes, so every quantity keeps its own independent normals.  ``key`` is the
     run's key; it is split first (:func:`split_run_key`) and the normals come from its
     ``draws`` child, the extensions (class directions, label noise, channel mixing) from their
-    own children, so no draw shares a key with another.
+    own children, so no draw shares a key with another.  ``normals``: the normals of
+    :func:`_draw_normals` on the ``draws`` child where the caller has them already (a pack).
     """
     keys = split_run_key(key)
     sizes = _sample_sizes(static)
-    hyper, data, teacher_init, student_init = _draw_normals(keys.draws, layout, static)
+    if normals is None:
+        normals = _draw_normals(keys.draws, layout, static)
+    hyper, data, teacher_init, student_init = normals
     if static.n_classes == 2:
         w = hyperplane_from_normals(hyper, layout)
     else:
@@ -366,10 +370,11 @@ def fit_margin_gd_pack(key: jax.Array, inputs: Inputs, static: StaticSpec,
     layouts, knobs = inputs
     size = knobs.kd_weight.shape[0]
     first = jax.tree.map(lambda a: a[0], inputs)
-    draws = draw_run(key, first.layout, first.knobs, static)
+    normals = _draw_normals(split_run_key(key).draws, first.layout, static)
+    draws = draw_run(key, first.layout, first.knobs, static, normals)
     # x^a of every point from the same normals (x^a's channels are the one thing of the data
     # that differs within a pack).
-    data = _draw_normals(split_run_key(key).draws, first.layout, static)[1]
+    data = normals[1]
     x_a = jax.vmap(lambda channels: sample_from_normals(data, first.layout._replace(latents_a=channels),
                                                         draws.w).x_a)(layouts.latents_a)
     bounds = np.cumsum((0,) + _sample_sizes(static))
