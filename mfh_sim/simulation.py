@@ -189,8 +189,10 @@ def sweep(
         progress: draw a progress bar with an ETA on stderr.
         share: train what grid points share once (the default; the no-KD student of points
             that differ only in the teacher's view or the KD knobs, see
-            :func:`mfh_sim.engine.plan_groups`); False trains every point's models anew.  The
-            numbers are the same either way, bit for bit.
+            :func:`mfh_sim.engine.plan_groups`; only the linear two-class GD protocol with the KL
+            loss packs, and with ``common_random_numbers=False`` no two points share a draw, so
+            nothing is shared); False trains every point's models anew.  An execution option
+            like ``chunk_size``: the numbers are the same either way, bit for bit.
 
     Runs whose loss became non-finite (diverged) are flagged, counted and left out of the
     summaries, with a ``RuntimeWarning`` saying how many.
