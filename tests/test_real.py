@@ -142,7 +142,7 @@ def test_the_arms_run_on_their_roles(simulated):
     teacher = np.nanmean(arrays["teacher_acc"], axis=1)
     n_scored = arrays["teacher_acc"].shape[1] * points[0].n_test
     three_se = 3 * np.sqrt(0.25 / n_scored)
-    assert teacher[0, 1] > 0.5 + three_se and teacher[1, 0] > 0.5 + three_se
+    assert teacher[0, 1] > max(0.7, 0.5 + three_se) and teacher[1, 0] > 0.5 + three_se
     assert abs(teacher[1, 1] - 0.5) < three_se and teacher[1, 0] > teacher[1, 1]
     assert np.nanmean(arrays["general_r2"][0]) > np.nanmean(arrays["general_r2"][1])
 
