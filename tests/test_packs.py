@@ -76,11 +76,12 @@ def test_what_is_packed_and_what_is_not():
 
 
 @pytest.mark.parametrize("order", [(0.5, 1.0), (1.0, 0.5)])
-def test_a_nan_teacher_margin_marks_that_points_no_kd_student_diverged(monkeypatch, order):
-    # A run trains its no-KD head beside its KD head, so a NaN teacher margin (weighted by 0)
-    # makes that run's no-KD student NaN; the pack, which trains one no-KD student for all its
-    # points, must reproduce it for exactly those points.  NaN margins are injected here for the
-    # points whose KD weight is 1 (no real teacher produces them at a usable learning rate).
+def test_a_nan_teacher_leaves_the_no_kd_student_alone(monkeypatch, order):
+    # The no-KD student never sees a teacher: a teacher with NaN margins makes its KD student
+    # diverged and nothing else, alone and in a pack (one no-KD student for every point).  NaN
+    # margins are injected here for the points whose KD weight is 1 (no real teacher produces them
+    # at a usable learning rate).  Protocol version 2 trained the no-KD student beside the KD
+    # student, where 0 x NaN made it NaN too.
     teacher = paper._margin_teacher
 
     def nan_for_kd_weight_one(train_a, students_a, draws, knobs, static):
@@ -96,10 +97,14 @@ def test_a_nan_teacher_margin_marks_that_points_no_kd_student_diverged(monkeypat
     stacked = jax.tree.map(lambda *a: np.stack(a), *inputs)
     packed = jax.jit(jax.vmap(paper.make_pack_run(static, 2), in_axes=(0, None)))(keys, stacked)
     for point, kd_weight in enumerate(order):
-        assert bool(np.all(alone[point].no_kd_diverged)) == (kd_weight == 1.0)
+        assert not np.any(alone[point].no_kd_diverged)
+        assert np.all(alone[point].kd_diverged) == (kd_weight == 1.0)
+        assert np.all(np.isnan(alone[point].kd_acc)) == (kd_weight == 1.0)
+        np.testing.assert_array_equal(alone[point].no_kd_acc, alone[0].no_kd_acc)
         for metric in METRIC_DTYPES:
             np.testing.assert_array_equal(np.asarray(getattr(packed, metric))[:, point],
                                           np.asarray(getattr(alone[point], metric)), err_msg=metric)
+    assert not np.any(np.isnan(alone[0].no_kd_acc))
 
 
 def test_partly_known_packs_compute_only_the_missing_runs():

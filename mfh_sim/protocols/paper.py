@@ -283,9 +283,9 @@ class Trained(NamedTuple):
     form: str
 
 
-#: Head 0 of the students' heads is the no-KD student (CE only), head 1 the KD student; both start
-#: from the same initial weights, so their difference is the effect of KD alone, which makes the
-#: paired interval of the KD gain tighter.
+#: A run's students: the no-KD student (cross-entropy alone) and the KD student, both from the same
+#: initial weights, so their difference is the effect of KD alone (which makes the paired interval
+#: of the KD gain tighter).
 def _student_weights(knobs: Knobs) -> tuple[jax.Array, jax.Array]:
     """(ce_weight, kd_weight) of the two student heads: (1, 0) no KD, (ce_weight, kd_weight) KD."""
     return (jnp.stack([jnp.float32(1.0), knobs.ce_weight]), jnp.stack([jnp.float32(0.0), knobs.kd_weight]))
@@ -293,15 +293,15 @@ def _student_weights(knobs: Knobs) -> tuple[jax.Array, jax.Array]:
 
 def fit_margin_gd(draws: RunDraws, knobs: Knobs, static: StaticSpec, keys: RunKeys) -> Trained:
     """The paper's linear two-class models under full-batch SGD with the KL loss, trained in margin
-    form (exactly the two-output layers' predictions; :func:`mfh_sim.train.fit_linear`), both
-    students as two heads of one pass over x^b, gradients :func:`mfh_sim.losses.margin_gradient`."""
+    form (exactly the two-output layers' predictions; :func:`mfh_sim.train.fit_linear`), gradients
+    :func:`mfh_sim.losses.margin_gradient`; the two students one after the other
+    (:func:`_margin_students`)."""
     teacher, teacher_margins = _margin_teacher(draws.train.x_a, draws.students.x_a, draws, knobs, static)
-    ce_weights, kd_weights = _student_weights(knobs)
-    both, test_b = _margin_student_pair(draws.students.x_b, draws.test.x_b, draws, knobs, static, teacher_margins,
-                                        ce_weights, kd_weights, knobs.temperature)
+    diverged, test_b = _margin_students(draws.students.x_b, draws.test.x_b, draws, knobs, static, *_with_no_kd_head(
+        teacher_margins[None], knobs.ce_weight[None], knobs.kd_weight[None], knobs.temperature[None]))
     test_a = draws.test.x_a
-    return Trained(test_a @ teacher.weights[:, 0] + teacher.biases[0], test_b[:, 0], test_b[:, 1],
-                   teacher.diverged[0], both.diverged[0], both.diverged[1], "margin")
+    return Trained(test_a @ teacher.weights[:, 0] + teacher.biases[0], test_b[0], test_b[1],
+                   teacher.diverged[0], diverged[0], diverged[1], "margin")
 
 
 def _margin_teacher(train_x_a: jax.Array, students_x_a: jax.Array, draws: RunDraws, knobs: Knobs,
@@ -317,36 +317,44 @@ def _margin_teacher(train_x_a: jax.Array, students_x_a: jax.Array, draws: RunDra
     return teacher, students_x_a @ teacher.weights + teacher.biases
 
 
-def _margin_student_pair(x_b: jax.Array, test_x_b: jax.Array, draws: RunDraws, knobs: Knobs, static: StaticSpec,
-                         teacher_margins: jax.Array, ce_weights: jax.Array, kd_weights: jax.Array,
-                         temperature: jax.Array) -> tuple[LinearFit, jax.Array]:
-    """Two student heads on the students' ``x_b`` trained side by side (one (d, 2) weight matrix),
-    head h with loss weights ``ce_weights[h]``, ``kd_weights[h]``, the teacher's margins
-    ``teacher_margins[:, h]`` (or (n, 1) for both) and ``temperature`` (scalar or per head): the
-    fit and the heads' margins (n_test, 2) on ``test_x_b``.  Every student of the margin fast path
-    trains through here, two heads at a time: a head's arithmetic is that of a column of a (d, 2)
-    product whichever head sits beside it (a product with another number of columns rounds
-    differently on XLA:CPU)."""
+def _with_no_kd_head(teacher_margins: jax.Array, ce_weights: jax.Array, kd_weights: jax.Array,
+                     temperatures: jax.Array) -> tuple[jax.Array, ...]:
+    """The student heads of P KD students (teacher margins (P, n, 1) and loss weights (P,)) with the
+    no-KD student put first: cross-entropy weight 1, KD weight 0 and teacher margins 0, so it never
+    sees a teacher (a teacher whose margins are NaN leaves it alone)."""
+    first = lambda value, array: jnp.concatenate([jnp.full((1,) + array.shape[1:], value, array.dtype), array])
+    return (first(0.0, teacher_margins), first(1.0, ce_weights), first(0.0, kd_weights), first(1.0, temperatures))
+
+
+def _margin_students(x_b: jax.Array, test_x_b: jax.Array, draws: RunDraws, knobs: Knobs, static: StaticSpec,
+                     teacher_margins: jax.Array, ce_weights: jax.Array, kd_weights: jax.Array,
+                     temperatures: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Student heads on the students' ``x_b``, all from the run's initial student weights: head h
+    with the teacher's margins ``teacher_margins[h]`` (n, 1) and loss weights ``ce_weights[h]``,
+    ``kd_weights[h]``, ``temperatures[h]``.  Returns each head's divergence flag (H,) and margins
+    on ``test_x_b`` (H, n_test).
+
+    The heads train one after another (``lax.map``), each as a (d, 1) weight vector: on XLA:CPU a
+    product's float rounding depends on how many columns it has, so a head trained beside other
+    heads would round differently as its neighbours change; alone, a head's arithmetic is the same
+    in a run and in a pack of any size (:func:`fit_margin_gd_pack`).  It is also the fastest
+    layout measured (``benchmarks/dedup.py --layouts``): a (d, 2) product of two heads costs about
+    twice two (d, 1) ones."""
     optimizer = make_optimizer("sgd", knobs.learning_rate, knobs.momentum)
     student_w, student_b = margin_params(*linear_init(draws.student_init, static.dim_b, init=static.init))
     student_labels = draws.students.labels.astype(jnp.float32)[:, None]
-    student_gradient = lambda m: margin_gradient(
-        m, student_labels, teacher_margins, ce_weight=ce_weights, kd_weight=kd_weights,
-        temperature=temperature, reduction=static.kd_reduction,
-    )
-    both = fit_linear(x_b, jnp.stack([student_w, student_w], axis=1), jnp.stack([student_b, student_b]),
-                      loss_gradient=student_gradient, form="margin", optimizer=optimizer, steps=static.steps)
-    return both, test_x_b @ both.weights + both.biases
 
+    def head(weights):
+        margins, ce_weight, kd_weight, temperature = weights
+        student_gradient = lambda m: margin_gradient(
+            m, student_labels, margins, ce_weight=ce_weight, kd_weight=kd_weight,
+            temperature=temperature, reduction=static.kd_reduction,
+        )
+        fitted = fit_linear(x_b, student_w[:, None], student_b[None], loss_gradient=student_gradient,
+                            form="margin", optimizer=optimizer, steps=static.steps)
+        return fitted.diverged[0], test_x_b @ fitted.weights[:, 0] + fitted.biases[0]
 
-def _pair_heads(size: int) -> np.ndarray:
-    """The student heads of a pack of ``size`` points as (pairs, 2) point indices: head 0 is the
-    pack's one no-KD student (on point 0's knobs), heads 1..size the points' KD students, and an
-    odd count padded with a repeat of the last KD student."""
-    heads = [0, *range(size)]
-    if len(heads) % 2:
-        heads.append(size - 1)
-    return np.asarray(heads).reshape(-1, 2)
+    return jax.lax.map(head, (teacher_margins, ce_weights, kd_weights, temperatures))
 
 
 def fit_margin_gd_pack(key: jax.Array, inputs: Inputs, static: StaticSpec,
@@ -358,14 +366,10 @@ def fit_margin_gd_pack(key: jax.Array, inputs: Inputs, static: StaticSpec,
     :func:`pack_layout`; default: every point its own).
 
     Each distinct teacher is trained once, the no-KD student once for the pack and the P KD
-    students two to a (d, 2) product beside it: ceil((P + 1) / 2) student fits where P separate
-    runs need P.  Every head keeps the
-    arithmetic it has in its own run (:func:`_margin_student_pair`), so the results are
-    bit-identical to P separate runs.  One detail of a run is kept too: a run trains its no-KD
-    head beside its KD head, whose teacher margins enter the no-KD head's gradient multiplied by
-    a KD weight of 0, so a NaN teacher margin makes that run's no-KD student NaN (diverged); the
-    pack marks exactly those points' no-KD students diverged.  Returns the points' ``Trained``
-    (arrays with a leading (P,) axis, form 'margin') and the test labels.
+    students after it: P + 1 student fits where P separate runs need 2 P.  Every model keeps the
+    arithmetic it has in its own run (:func:`_margin_students`), so the results are bit-identical
+    to P separate runs.  Returns the points' ``Trained`` (arrays with a leading (P,) axis, form
+    'margin') and the test labels.
     """
     layouts, knobs = inputs
     size = knobs.kd_weight.shape[0]
@@ -380,10 +384,10 @@ def fit_margin_gd_pack(key: jax.Array, inputs: Inputs, static: StaticSpec,
     bounds = np.cumsum((0,) + _sample_sizes(static))
     x_a_train, x_a_test = x_a[:, bounds[0]:bounds[1]], x_a[:, bounds[-2]:bounds[-1]]
     x_a_students = x_a[:, bounds[1]:bounds[2]] if static.fresh_student_sample else x_a_train
-    # The points' teachers and the pairs of student heads run one after another (lax.map), not
-    # side by side (vmap): under the engine's vmap over runs, a vmap here would widen the batch
-    # of every operation, and XLA:CPU sums a batch of more than about ten runs' gradients in
-    # another order (other float bits) than a batch of a few.
+    # The points' teachers run one after another (lax.map), not side by side (vmap): under the
+    # engine's vmap over runs, a vmap here would widen the batch of every operation, and XLA:CPU
+    # sums a batch of more than about ten runs' gradients in another order (other float bits)
+    # than a batch of a few.
     def teacher_of(point):
         train_a, students_a, test_a, point_knobs = point
         teacher, margins = _margin_teacher(train_a, students_a, draws, point_knobs, static)
@@ -396,31 +400,11 @@ def fit_margin_gd_pack(key: jax.Array, inputs: Inputs, static: StaticSpec,
         x_a_train, x_a_students, x_a_test, knobs)))
     teacher, teacher_margins, teacher_test = jax.tree.map(lambda a: a[np.searchsorted(distinct, teachers)],
                                                           trained_teachers)
-    pairs = _pair_heads(size)
-    kd_head = np.ones(pairs.shape, bool)
-    kd_head[0, 0] = False
-
-    def students_of(pair):
-        margins, ce_weights, kd_weights, temperature = pair
-        return _margin_student_pair(draws.students.x_b, draws.test.x_b, draws, first.knobs, static, margins,
-                                    ce_weights, kd_weights, temperature)
-
-    margins = jnp.moveaxis(teacher_margins[pairs, :, 0], 1, 2)  # (pairs, n, 2)
-    # The no-KD head sees its teacher's margins only times a KD weight of 0: without NaNs (which
-    # the points' own flags below account for) it is the same for every point's teacher.
-    margins = margins.at[0, :, 0].set(jnp.where(jnp.isnan(margins[0, :, 0]), 0.0, margins[0, :, 0]))
-    both, test_b = jax.lax.map(students_of, (
-        margins,
-        jnp.where(kd_head, knobs.ce_weight[pairs], jnp.float32(1.0)),
-        jnp.where(kd_head, knobs.kd_weight[pairs], jnp.float32(0.0)),
-        knobs.temperature[pairs],
-    ))
-    heads_test = jnp.moveaxis(test_b, 2, 1).reshape(-1, test_b.shape[1])  # (heads, n_test)
-    heads_diverged = both.diverged.reshape(-1)
-    no_kd_diverged = heads_diverged[0] | jnp.any(jnp.isnan(teacher_margins), axis=(1, 2))
-    trained = Trained(teacher_test, jnp.broadcast_to(heads_test[0], (size,) + heads_test.shape[1:]),
-                      heads_test[1:size + 1], teacher.diverged[:, 0], no_kd_diverged,
-                      heads_diverged[1:size + 1], "margin")
+    diverged, test_b = _margin_students(draws.students.x_b, draws.test.x_b, draws, first.knobs, static,
+                                        *_with_no_kd_head(teacher_margins, knobs.ce_weight, knobs.kd_weight,
+                                                          knobs.temperature))
+    trained = Trained(teacher_test, jnp.broadcast_to(test_b[0], (size,) + test_b.shape[1:]), test_b[1:],
+                      teacher.diverged[:, 0], jnp.broadcast_to(diverged[0], (size,)), diverged[1:], "margin")
     return trained, draws.test.labels
 
 
@@ -707,13 +691,17 @@ def paper_protocol(common_random_numbers: bool = True) -> Protocol:
     :meth:`SimConfig.identity`, a hash of the config's content, so every point draws its own.
 
     Version 2: the run key is split before any draw (version 1 drew the normals from the run key
-    and folded tags into that same key), so every number differs from version 1.
+    and folded tags into that same key), so every number differs from version 1.  Version 3: the
+    margin fast path trains each student as a (d, 1) weight vector of its own (version 2 trained a
+    run's two students as the columns of one (d, 2) matrix, whose products XLA:CPU rounds
+    differently), so its numbers differ from version 2's in float rounding (accuracies by seed
+    noise at most), and a no-KD student no longer turns NaN with a teacher whose margins are NaN.
     """
     if not isinstance(common_random_numbers, (bool, np.bool_)):
         raise ValueError(f"common_random_numbers={common_random_numbers!r} is not allowed: use True or False")
     common = bool(common_random_numbers)
     return Protocol(
-        name="paper", version=2, static_of=static_of, inputs_of=inputs_of,
+        name="paper", version=3, static_of=static_of, inputs_of=inputs_of,
         identity_of=_shared_identity if common else SimConfig.identity,
         make_run=make_run, metrics=metrics, bytes_per_run=bytes_per_run, describe=SimConfig.as_dict,
         point_from_dict=point_from_dict, result="mfh_sim.results:SweepResult",
