@@ -10,11 +10,11 @@ numbers bit for bit; this script checks that on every metric array of the whole 
 Each way is compiled first on a small sweep (the same programs), then timed once compiled, the two
 ways alternating (``--repeats`` rounds), each time printed with the load average beside it.
 
-``--layouts`` also times the student's training loop (:func:`mfh_sim.train.fit_linear`, margin
-form, 1,000 steps, n_train 200, d 50) for a chunk of 8 runs with 1 to 24 heads side by side in
-one (d, heads) product: the cost per head of each layout, and whether head 0's final weights are
-bit-identical to those of the same head trained alone, as a (d, 1) vector (the layout of every
-student since paper protocol version 3).
+``--layouts`` also times the students' training loop (:func:`mfh_sim.train.fit_linear`, margin
+form, 1,000 steps, n_train 200, d 50) for a chunk of 8 runs of a Fig. 2 pack's 12 students,
+trained in groups of 1 to 12 heads side by side in one (d, heads) product: the cost of each
+layout, and how many heads end bit-identical to the heads trained alone, as (d, 1) vectors (the
+layout of every student since paper protocol version 3).
 
 ``--grid kd`` runs a sweep over KD knobs instead (5 KD weights x 3 temperatures at Fig. 2's overlap
 4, ``--seeds`` seeds): one teacher and one no-KD student serve the 15 points of a seed.
@@ -53,7 +53,13 @@ def sweep(seeds: int, share: bool, grid: str = "fig2"):
     return mfh_sim.sweep(points=[fig2_point(o) for o in range(11)], seeds=seeds, theory=False, share=share)
 
 
-def layouts(chunk: int = 8, n: int = 200, d: int = 50, steps: int = 1000) -> None:
+def layouts(chunk: int = 8, n: int = 200, d: int = 50, steps: int = 1000, heads: int = 12,
+            rounds: int = 3) -> None:
+    """``heads`` students on one x^b (a Fig. 2 pack: the no-KD student and 11 KD students), trained
+    in groups of ``width`` heads, one (d, width) product per group, the groups one after another
+    (``lax.map``), for a chunk of ``chunk`` runs (``vmap``): the cost of each layout, timed in
+    ``rounds`` interleaved rounds, and which heads end bit-identical to width 1 (every head alone,
+    the protocol's layout)."""
     import jax
     import jax.numpy as jnp
 
@@ -63,29 +69,40 @@ def layouts(chunk: int = 8, n: int = 200, d: int = 50, steps: int = 1000) -> Non
     keys = jax.random.split(jax.random.PRNGKey(0), 4)
     x = jax.random.normal(keys[0], (chunk, n, d))
     labels = (jax.random.normal(keys[1], (chunk, n, 1)) > 0).astype(jnp.float32)
-    teacher = jax.random.normal(keys[2], (chunk, n, 1))
+    teachers = jax.random.normal(keys[2], (chunk, n, heads))
     start_w = 0.1 * jax.random.normal(keys[3], (chunk, d))
+    # Head h distils from teacher h with KD weight h / 4 (head 0: no KD): each head its own loss.
+    kd_weights = jnp.arange(heads, dtype=jnp.float32) / 4
 
-    def program(heads):
-        def train(x, labels, teacher, start_w):
-            # Head 0 without KD, the others with KD weights 1, 2, ...: each head's own loss.
-            gradient = lambda m: margin_gradient(m, labels, teacher, kd_weight=jnp.arange(heads, dtype=jnp.float32))
-            return fit_linear(x, jnp.stack([start_w] * heads, axis=1), jnp.zeros(heads), loss_gradient=gradient,
+    def program(width):
+        groups = heads // width
+
+        def group(x, labels, start_w, margins, kd_weight):
+            gradient = lambda m: margin_gradient(m, labels, margins, kd_weight=kd_weight)
+            return fit_linear(x, jnp.stack([start_w] * width, axis=1), jnp.zeros(width), loss_gradient=gradient,
                               form="margin", optimizer=make_optimizer("sgd", 0.1), steps=steps).weights
+
+        def train(x, labels, teachers, start_w):
+            margins = jnp.moveaxis(teachers.reshape(n, groups, width), 1, 0)
+            out = jax.lax.map(lambda g: group(x, labels, start_w, *g), (margins, kd_weights.reshape(groups, width)))
+            return jnp.moveaxis(out, 0, 1).reshape(d, heads)
+
         return jax.jit(jax.vmap(train))
 
-    alone = np.asarray(program(1)(x, labels, teacher, start_w))
-    print(f"student loop, {chunk} runs per chunk, {steps} steps, n {n}, d {d}:")
-    for heads in (1, 2, 3, 4, 8, 12, 16, 24):
-        run = program(heads)
-        weights = np.asarray(jax.block_until_ready(run(x, labels, teacher, start_w)))
-        start = time.perf_counter()
-        for _ in range(3):
-            jax.block_until_ready(run(x, labels, teacher, start_w))
-        per_head = (time.perf_counter() - start) / 3 / chunk / heads
-        same = np.array_equal(weights[..., 0], alone[..., 0])
-        print(f"  {heads:2d} heads: {1e3 * per_head:.2f} ms per head per run; head 0 bit-identical to "
-              f"the head alone: {same} ({load()})", flush=True)
+    widths = [w for w in (1, 2, 3, 4, 6, 12, 16, 24) if heads % w == 0]
+    programs = {w: program(w) for w in widths}
+    weights = {w: np.asarray(f(x, labels, teachers, start_w)) for w, f in programs.items()}
+    times: dict[int, list[float]] = {w: [] for w in widths}
+    for _ in range(rounds):
+        for w, f in programs.items():
+            start = time.perf_counter()
+            jax.block_until_ready(f(x, labels, teachers, start_w))
+            times[w].append((time.perf_counter() - start) / chunk)
+    print(f"{heads} student heads on one x^b, {chunk} runs per chunk, {steps} steps, n {n}, d {d} ({load()}):")
+    for w in widths:
+        same = sum(np.array_equal(weights[w][..., h], weights[1][..., h]) for h in range(heads))
+        print(f"  groups of {w:2d} heads: {1e3 * min(times[w]):6.2f} ms per run (best of {rounds}); "
+              f"{same} of {heads} heads bit-identical to width 1", flush=True)
 
 
 def chunk_sizes() -> None:
