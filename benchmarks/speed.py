@@ -9,12 +9,15 @@ measured here (``make bench``):
    ways: ``mfh_sim.sweep`` (first call, then compiled); a Python loop of single jitted runs; and the
    conventional PyTorch implementation, one ``nn.Linear`` at a time in a Python loop over steps as
    the paper's code does (``benchmarks/torch_baseline.py``, ``run_protocol``).
-3. **The 33,000-run sweep** (11 overlaps o = 0..10 x 1000 seeds x 3 trainings), three ways:
-   ``mfh_sim.sweep`` (first call, then compiled); the batched PyTorch peer in eager mode; the same
-   with ``torch.compile`` (``torch_baseline.run_batched``: all seeds of a chunk in one tensor,
-   ``torch.bmm``, the same margin form and closed-form gradients as ``mfh_sim``).  The peer's
-   accuracies are checked against ``mfh_sim``'s, per overlap, within seed noise
-   (``torch_baseline.compare_accuracies``: |difference of means| <= 4 standard errors).
+3. **The 33,000-run sweep** (11 overlaps o = 0..10 x 1000 seeds x 3 trainings): ``mfh_sim.sweep``
+   (first call, then compiled) and two batched PyTorch peers, each in eager mode and with
+   ``torch.compile`` (``torch_baseline.run_batched``: all seeds of a chunk in one tensor,
+   ``torch.bmm``, the same margin form and closed-form gradients as ``mfh_sim``): the plain peer,
+   one overlap at a time, and the *shared* peer (``SharedPeer``), which, like ``mfh_sim``'s packs,
+   draws a seed's data once for all overlaps, trains the no-KD student once and the KD students
+   as heads of one product.  The peers' accuracies are checked against ``mfh_sim``'s, per
+   overlap, within seed noise (``torch_baseline.compare_accuracies``: |difference of means| <= 4
+   standard errors).
 
 The effective rate of a sweep is its protocol's FLOPs over its wall time.  The FLOP count is that
 of the undeduplicated protocol, whatever the implementation skips: a linear model of d inputs on
@@ -175,16 +178,19 @@ def main() -> None:
     ways = [("mfh_sim sweep, compiled", big_again), ("mfh_sim sweep, first call", big_first)]
     peers = {}
     if use_torch:
-        chunk = args.torch_chunk or math.gcd(torch_baseline.BATCHED_CHUNK, args.big_seeds)
-        for compiled_peer in (False, True):
-            name = f"batched PyTorch, {'torch.compile' if compiled_peer else 'eager'}"
-            peers[name] = torch_baseline.run_batched(big_overlaps, args.big_seeds, chunk=chunk,
-                                                     compiled=compiled_peer, threads=1,
-                                                     workers=args.torch_workers)
-            ways.append((name, peers[name]["wall_time_s"]))
-            print(f"  {name} (chunk {chunk}, {args.torch_workers} worker threads of 1 PyTorch "
-                  f"thread each): {peers[name]['wall_time_s']:.1f} s, warm-up "
-                  f"{peers[name]['warm_up_s']:.1f} s untimed ({load()})", flush=True)
+        for share in (False, True):
+            default = torch_baseline.SHARED_CHUNK if share else torch_baseline.BATCHED_CHUNK
+            chunk = args.torch_chunk or math.gcd(default, args.big_seeds)
+            for compiled_peer in (False, True):
+                name = (f"batched PyTorch{', shared' if share else ''}, "
+                        f"{'torch.compile' if compiled_peer else 'eager'}")
+                peers[name] = torch_baseline.run_batched(big_overlaps, args.big_seeds, chunk=chunk,
+                                                         compiled=compiled_peer, threads=1,
+                                                         workers=args.torch_workers, share=share)
+                ways.append((name, peers[name]["wall_time_s"]))
+                print(f"  {name} (chunk {chunk}, {args.torch_workers} worker threads of 1 PyTorch "
+                      f"thread each): {peers[name]['wall_time_s']:.1f} s, warm-up "
+                      f"{peers[name]['warm_up_s']:.1f} s untimed ({load()})", flush=True)
     projected = None
     if one_at_a_time is not None:
         projected = big_trainings / one_at_a_time["runs_per_s"]
@@ -197,6 +203,7 @@ def main() -> None:
     print("\nratios (row's time / column's time: how many times faster the column is):")
     labels = {"mfh_sim sweep, compiled": "mfh comp", "mfh_sim sweep, first call": "mfh first",
               "batched PyTorch, eager": "pt eager", "batched PyTorch, torch.compile": "pt comp",
+              "batched PyTorch, shared, eager": "pt sh eag", "batched PyTorch, shared, torch.compile": "pt sh comp",
               "PyTorch one at a time (projected*)": "pt 1-by-1"}
     short = [labels[name] for name, _ in ways]
     print(f"{'':<36} " + " ".join(f"{label:>10}" for label in short))

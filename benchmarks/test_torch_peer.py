@@ -44,6 +44,19 @@ def test_the_batched_peer_agrees_with_mfh_sim_within_seed_noise(reference):
     assert gain(reference)[1] - gain(reference)[0] > 0.01 and gain(ours)[1] - gain(ours)[0] > 0.01
 
 
+def test_the_shared_peer_agrees_with_mfh_sim_and_trains_one_no_kd_student(reference):
+    torch.set_num_threads(1)
+    peer = torch_baseline.SharedPeer(steps=STEPS)
+    ours = np.concatenate([peer(OVERLAPS, 30, torch.Generator().manual_seed(chunk)).numpy()
+                           for chunk in range(SEEDS // 30)], axis=1)
+    agree, worst, lines = torch_baseline.compare_accuracies(reference, ours)
+    assert agree, "\n".join(lines)
+    assert np.array_equal(ours[0, :, 1], ours[1, :, 1])  # one no-KD student for every overlap
+    # The same draws as the plain peer's at each overlap: the same models up to float rounding.
+    plain = peer_accuracies(torch_baseline.BatchedPeer(steps=STEPS))
+    assert np.mean(np.abs(plain - ours) <= 1e-3) > 0.95
+
+
 def test_the_comparison_flags_a_peer_with_the_overlap_mirrored(reference, monkeypatch):
     """The bug: x^a shows the latents of overlap 10 - o (gamma 0 and 1 swapped)."""
     torch.set_num_threads(1)

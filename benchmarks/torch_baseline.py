@@ -290,6 +290,9 @@ def format_table(result: dict) -> str:
 #: benchmarks/RESULTS.md): big enough that the per-step Python and dispatch overhead is small
 #: against the bmm work, small enough that a chunk's training data stays in cache.
 BATCHED_CHUNK = 100
+#: Seeds per chunk of the :class:`SharedPeer` (each seed at all 11 overlaps): 20, 50 and 100 took
+#: 16.9, 16.4 and 25.9 s for 200 seeds, eager, 2 workers (load 4.2-4.5, benchmarks/RESULTS.md).
+SHARED_CHUNK = 50
 
 
 def fig2_channels(overlap: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -300,20 +303,32 @@ def fig2_channels(overlap: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.arange(first, first + NUM_SHARED_SLOTS), torch.arange(NUM_SHARED_SLOTS)
 
 
+def draw_batch(
+    simulations: int, n: int, generator: torch.Generator, w: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The draws of :func:`make_batch`, which do not depend on the overlap: ``(z (S, n, 20),
+    x^a's noise channels (S, n, 15), x_b (S, n, 50), y (S, 1, n) float 0/1)``."""
+    z = torch.randn(simulations, n, NUM_LATENTS, generator=generator)
+    y = (torch.einsum("snk,sk->sn", z, w) > 0).float().unsqueeze(1)
+    noise_a = torch.randn(simulations, n, TEACHER_CHANNELS - NUM_SHARED_SLOTS, generator=generator)
+    noise_b = torch.randn(simulations, n, STUDENT_CHANNELS - NUM_SHARED_SLOTS, generator=generator)
+    x_b = torch.cat([z[:, :, fig2_channels(0)[1]], noise_b], dim=-1)
+    return z, noise_a, x_b, y
+
+
+def view_a(z: torch.Tensor, noise_a: torch.Tensor, overlap: int) -> torch.Tensor:
+    """x^a (S, n, 25) at ``overlap``: the latents it shows, then its noise channels."""
+    return torch.cat([z[:, :, fig2_channels(overlap)[0]], noise_a], dim=-1)
+
+
 def make_batch(
     overlap: int, simulations: int, n: int, generator: torch.Generator, w: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``simulations`` independent samples of ``n`` rows under hyperplanes ``w`` (S, 20):
     ``(x_a (S, n, 25), x_b (S, n, 50), y (S, 1, n) float 0/1)``.  The draws do not depend on
     ``overlap`` (it only picks which latents x^a shows): common random numbers."""
-    z = torch.randn(simulations, n, NUM_LATENTS, generator=generator)
-    y = (torch.einsum("snk,sk->sn", z, w) > 0).float().unsqueeze(1)
-    latents_a, latents_b = fig2_channels(overlap)
-    noise_a = torch.randn(simulations, n, TEACHER_CHANNELS - NUM_SHARED_SLOTS, generator=generator)
-    noise_b = torch.randn(simulations, n, STUDENT_CHANNELS - NUM_SHARED_SLOTS, generator=generator)
-    x_a = torch.cat([z[:, :, latents_a], noise_a], dim=-1)
-    x_b = torch.cat([z[:, :, latents_b], noise_b], dim=-1)
-    return x_a, x_b, y
+    z, noise_a, x_b, y = draw_batch(simulations, n, generator, w)
+    return view_a(z, noise_a, overlap), x_b, y
 
 
 def margin_init(
@@ -419,10 +434,57 @@ class BatchedPeer:
         return torch.stack([teacher_acc[:, 0], students_acc[:, 0], kd_acc], dim=1).cpu()
 
 
+class SharedPeer(BatchedPeer):
+    """The batched peer that also trains once what a seed's overlaps share, as ``mfh_sim``'s packs
+    do: ``peer(overlaps, simulations, generator)`` returns accuracies (overlaps, S, 3).
+
+    The draws of a chunk do not depend on the overlap (:func:`draw_batch`), so one draw serves
+    every overlap: the teachers of all overlaps train as one batch of overlaps x S models, and
+    each simulation's students as 1 + overlaps heads of one (heads x d) weight matrix: head 0 the
+    no-KD student, head 1 + j the KD student of overlap j (a wider, faster product than two heads,
+    and one no-KD student instead of one per overlap).  Same generator, same draws as
+    :class:`BatchedPeer` at each overlap, so the two agree up to float rounding."""
+
+    @torch.no_grad()
+    def __call__(self, overlaps, simulations: int, generator: torch.Generator) -> torch.Tensor:
+        count = len(overlaps)
+        w = torch.randn(simulations, NUM_LATENTS, generator=generator)
+        z, noise_a, xb, y = draw_batch(simulations, N_TRAIN, generator, w)
+        z_test, noise_test, xb_test, y_test = draw_batch(simulations, N_TEST, generator, w)
+        teacher_v, teacher_c = margin_init(simulations, TEACHER_CHANNELS, generator)
+        student_v, student_c = margin_init(simulations, STUDENT_CHANNELS, generator)
+        # Overlap-major batches of overlaps x S teachers.
+        xa = torch.cat([view_a(z, noise_a, o) for o in overlaps])
+        xa_test = torch.cat([view_a(z_test, noise_test, o) for o in overlaps])
+        ya, ya_test = y.repeat(count, 1, 1), y_test.repeat(count, 1, 1)
+        teacher_v, teacher_c = teacher_v.repeat(count, 1, 1), teacher_c.repeat(count, 1, 1)
+        xa, ya, xa_test, ya_test, teacher_v, teacher_c, xb, y, xb_test, y_test, student_v, student_c = (
+            t.to(self.device) for t in (xa, ya, xa_test, ya_test, teacher_v, teacher_c, xb, y, xb_test, y_test,
+                                        student_v, student_c))
+        lr, calls = self.learning_rate, self.steps // self.per_call
+        xa_t = xa.transpose(1, 2).contiguous()
+        for _ in range(calls):
+            teacher_v, teacher_c = self._teacher(teacher_v, teacher_c, xa, xa_t, ya, lr)
+        soft = torch.sigmoid(torch.baddbmm(teacher_c, teacher_v, xa_t) / self.temperature)  # (O S, 1, n)
+        soft = soft.reshape(count, simulations, N_TRAIN).transpose(0, 1)  # (S, O, n)
+        soft = torch.cat([torch.zeros_like(soft[:, :1]), soft], dim=1)  # head 0: no KD
+        kd_scale = torch.cat([self.kd_scale[:1], self.kd_scale[1:].expand(count, 1)])  # (1 + O, 1)
+        xb_t = xb.transpose(1, 2).contiguous()
+        v, c = student_v.repeat(1, 1 + count, 1), student_c.repeat(1, 1 + count, 1)  # every head one init
+        for _ in range(calls):
+            v, c = self._student(v, c, xb, xb_t, y, soft, lr, kd_scale, self.temperature)
+        teacher_acc = _accuracy(xa_test, ya_test, teacher_v, teacher_c)[:, 0].reshape(count, simulations)
+        students_acc = _accuracy(xb_test, y_test, v, c)  # (S, 1 + O)
+        kd_acc = torch.where(teacher_acc.isnan(), teacher_acc, students_acc[:, 1:].T)
+        return torch.stack([teacher_acc, students_acc[:, :1].T.expand(count, -1), kd_acc], dim=-1).cpu()
+
+
 def run_batched(overlaps=tuple(range(11)), seeds: int = 1000, *, chunk: int = BATCHED_CHUNK,
                 compiled: bool = False, steps: int = 1000, seed: int = 0,
-                steps_per_call: int = 1, threads: int = 1, workers: int = 2, device: str = "cpu") -> dict:
+                steps_per_call: int = 1, threads: int = 1, workers: int = 2, device: str = "cpu",
+                share: bool = False) -> dict:
     """The batched peer over ``overlaps`` x ``seeds`` simulations (3 training runs each), timed.
+    ``share``: the :class:`SharedPeer`, a chunk of seeds at every overlap at once.
 
     Chunk k (seeds k*chunk ... ) draws from a generator seeded with (seed, k) alone, so every
     overlap sees the same draws for a seed (common random numbers) and the numbers do not depend
@@ -441,28 +503,33 @@ def run_batched(overlaps=tuple(range(11)), seeds: int = 1000, *, chunk: int = BA
     """
     if seeds % chunk:
         raise ValueError(f"chunk={chunk} must divide seeds={seeds} (one compiled shape)")
-    peer = BatchedPeer(steps=steps, compiled=compiled, steps_per_call=steps_per_call, device=device)
+    peer = (SharedPeer if share else BatchedPeer)(steps=steps, compiled=compiled, steps_per_call=steps_per_call,
+                                                  device=device)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return _run_batched(peer, overlaps, seeds, chunk, compiled, seed, workers)
+        return _run_batched(peer, overlaps, seeds, chunk, compiled, seed, workers, share)
     finally:
         torch.set_num_threads(previous_threads)
 
 
 def _run_batched(peer: BatchedPeer, overlaps, seeds: int, chunk: int, compiled: bool, seed: int,
-                 workers: int) -> dict:
+                 workers: int, share: bool = False) -> dict:
     start = time.perf_counter()
-    peer(overlaps[0], chunk, torch.Generator().manual_seed(-1))
+    peer(list(overlaps) if share else overlaps[0], chunk, torch.Generator().manual_seed(-1))
     warm_up_s = time.perf_counter() - start
     accuracies = torch.empty(len(overlaps), seeds, 3)
 
     def one_chunk(task):
         point, first = task
         generator = torch.Generator().manual_seed(seed * 1_000_003 + first // chunk)
-        accuracies[point, first:first + chunk] = peer(overlaps[point], chunk, generator)
+        if point is None:  # every overlap at once
+            accuracies[:, first:first + chunk] = peer(list(overlaps), chunk, generator)
+        else:
+            accuracies[point, first:first + chunk] = peer(overlaps[point], chunk, generator)
 
-    tasks = [(point, first) for point in range(len(overlaps)) for first in range(0, seeds, chunk)]
+    points = [None] if share else range(len(overlaps))
+    tasks = [(point, first) for point in points for first in range(0, seeds, chunk)]
     start = time.perf_counter()
     if workers == 1:
         for task in tasks:
@@ -475,7 +542,8 @@ def _run_batched(peer: BatchedPeer, overlaps, seeds: int, chunk: int, compiled: 
     return dict(wall_time_s=wall_time_s, warm_up_s=warm_up_s, accuracies=accuracies.numpy(),
                 overlaps=list(overlaps), training_runs=training_runs,
                 runs_per_s=training_runs / wall_time_s, chunk=chunk, compiled=compiled,
-                torch_version=torch.__version__, num_threads=torch.get_num_threads(), workers=workers)
+                torch_version=torch.__version__, num_threads=torch.get_num_threads(), workers=workers,
+                share=share)
 
 
 def compare_accuracies(ours, theirs, z_max: float = 4.0) -> tuple[bool, float, list[str]]:
