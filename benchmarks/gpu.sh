@@ -20,7 +20,8 @@
 # Prints one JSON report per sweep (training runs per second and per minute, compile time,
 # max host RSS, peak device memory) and writes them to $OUT/gpu-*.json; then the device's f32 GEMM
 # rate with the sweep's effective rate as a fraction of it and against the target of ten million
-# training runs a minute (gpu-rates.log), and the batched PyTorch peer on the same device
+# training runs a minute (gpu-rates.log), the fused Pallas kernel against the XLA path on Fig. 2's
+# shapes (gpu-kernel.log, about a minute), and the batched PyTorch peer on the same device
 # (gpu-torch.log).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -92,6 +93,9 @@ effective = per_min / 60 * per_run / 1e9
 print(f"sweep: {per_min / 1e6:.2f} million training runs/min = {effective:.0f} GFLOP/s effective, "
       f"{effective / gemm:.1%} of the GEMM rate; target 10 million/min: {per_min / 1e7:.0%} of it")
 PY
+
+echo "== fused Pallas kernel (mfh_sim.kernels) against the XLA path, Fig. 2 shapes"
+timeout 150 "$PYTHON" benchmarks/kernel.py 2>&1 | tee "$OUT_DIR/gpu-kernel.log"
 
 # The batched PyTorch peer on the same device, eager and compiled, if this machine's torch has CUDA
 # (nothing is installed here); its accuracies are checked against mfh_sim's within seed noise.

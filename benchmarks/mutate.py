@@ -271,7 +271,40 @@ THEORY_EXTENSION_MUTATIONS: tuple[Mutation, ...] = (
         (_KNOBS + "test_momentum_map_matches_monte_carlo_and_fails_without",),
     ),
 )
-MUTATIONS = MUTATIONS + THEORY_EXTENSION_MUTATIONS
+
+# --- The fused Pallas kernel (mfh_sim/kernels.py), each caught by its comparison with the XLA path.
+_KERNEL = ("tests/test_kernels.py",)
+KERNEL_MUTATIONS: tuple[Mutation, ...] = (
+    Mutation(
+        "kernel_kd_temperature_dropped", "kernel: the KD term's factor T dropped (kd_weight / (n c))",
+        "mfh_sim/kernels.py",
+        "(kd_weight * temperature / (n * classes))",
+        "(kd_weight / (n * classes))",
+        _KERNEL,
+    ),
+    Mutation(
+        "kernel_chain_factor_dropped", "kernel: the margin form's factor 2 of the chain rule dropped",
+        "mfh_sim/kernels.py",
+        "gradient = 2.0 * jnp.sum(x * g[:, None], axis=0)",
+        "gradient = jnp.sum(x * g[:, None], axis=0)",
+        _KERNEL,
+    ),
+    Mutation(
+        "kernel_mean_over_padding", "kernel: the cross-entropy averaged over the padded samples too",
+        "mfh_sim/kernels.py",
+        "ce_scale = true_sample * (ce_weight / n)[:, None]",
+        "ce_scale = true_sample * (ce_weight / n_block)[:, None]",
+        _KERNEL,
+    ),
+    Mutation(
+        "kernel_momentum_dropped", "kernel: heavy-ball momentum ignored (plain GD)",
+        "mfh_sim/kernels.py",
+        "trace = gradient + momentum * trace",
+        "trace = gradient",
+        _KERNEL,
+    ),
+)
+MUTATIONS = MUTATIONS + THEORY_EXTENSION_MUTATIONS + KERNEL_MUTATIONS
 
 
 class HarnessError(RuntimeError):
