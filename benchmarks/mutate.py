@@ -303,6 +303,13 @@ KERNEL_MUTATIONS: tuple[Mutation, ...] = (
         "trace = gradient",
         _KERNEL,
     ),
+    Mutation(
+        "protocol_kernel_drops_kd", "the paper protocol's kernel setting trains its KD students without the teacher",
+        "mfh_sim/protocols/paper.py",
+        "None if teacher_margins is None else teacher_margins[None, :, 0],",
+        "None,",
+        ("tests/test_kernels.py::test_the_protocol_with_the_kernel_trains_the_same_models_as_with_xla",),
+    ),
 )
 MUTATIONS = MUTATIONS + THEORY_EXTENSION_MUTATIONS + KERNEL_MUTATIONS
 

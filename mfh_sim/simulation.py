@@ -18,7 +18,7 @@ import numpy as np
 from mfh_sim._version import versions
 from mfh_sim.config import SimConfig, make_config
 from mfh_sim.engine import run
-from mfh_sim.protocols.paper import PAPER, paper_protocol
+from mfh_sim.protocols.paper import paper_protocol
 from mfh_sim.results import FLAGS, SimulationResult, SweepResult
 from mfh_sim.validation import require_root_seed, require_seeds
 
@@ -59,6 +59,7 @@ def simulate(
     theory: bool = True,
     chunk_size: int | None = None,
     workers: int | None = None,
+    kernel: str = "xla",
     **knobs: Any,
 ) -> SimulationResult:
     """Simulate crossmodal KD on one modality Venn diagram, over many seeds.
@@ -74,6 +75,9 @@ def simulate(
             ``teacher_acc`` ... ``delta`` and the infinite-data ``*_limit`` keys, see
             :func:`mfh_sim.theory.predict`); for a config the theory does not model it is None
             and ``result.theory_declined`` says why.
+        kernel: how the models train: 'xla' (default) or 'pallas', the fused kernel for GPUs
+            (:data:`mfh_sim.protocols.paper.KERNELS`; equal to 'xla' up to float rounding, slower
+            on a CPU, for the linear two-class GD protocol with the KL loss only).
         knobs: any :func:`mfh_sim.config.make_config` keyword (every one, with its range and
             unit, is in :data:`mfh_sim.config.KNOBS` and the README's knob table).  Defaults
             follow the paper's protocol (linear models, full-batch GD at learning rate 0.1 for
@@ -97,9 +101,10 @@ def simulate(
         requested = {k: v for k, v in dict(gamma=gamma, alpha=alpha, beta=beta, **knobs).items() if v is not None}
     seed_indices = require_seeds(seeds)
     root_seed = require_root_seed(root_seed)
-    outcome = run(PAPER, [config], seed_indices, root_seed=root_seed, chunk_size=chunk_size, workers=workers)
+    protocol = paper_protocol(True, kernel)
+    outcome = run(protocol, [config], seed_indices, root_seed=root_seed, chunk_size=chunk_size, workers=workers)
     prediction = theory_for(config) if theory else None
-    result = SweepResult.from_run(PAPER, [config], outcome.arrays, seeds=seed_indices, root_seed=root_seed,
+    result = SweepResult.from_run(protocol, [config], outcome.arrays, seeds=seed_indices, root_seed=root_seed,
                                   grid=[requested], versions=versions()).point(0)
     result.theory = prediction
     result.theory_declined = _decline_reason(config, prediction) if theory else None
@@ -157,6 +162,7 @@ def sweep(
     devices: Sequence[Any] | int | None = None,
     common_random_numbers: bool = True,
     share: bool = True,
+    kernel: str = "xla",
     **axes: Any,
 ) -> SweepResult:
     """Run a grid of configs times seeds as a few compiled, vmapped computations.
@@ -193,6 +199,11 @@ def sweep(
             loss packs, and with ``common_random_numbers=False`` no two points share a draw, so
             nothing is shared); False trains every point's models anew.  An execution option
             like ``chunk_size``: the numbers are the same either way, bit for bit.
+        kernel: how the models train, 'xla' (default) or 'pallas' (the fused kernel of
+            :mod:`mfh_sim.kernels`, for GPUs; in Pallas' interpreter, slower, on a CPU): a setting
+            of the protocol, since its numbers equal 'xla''s to float rounding only (a results
+            directory keeps them apart); refused for configs other than the linear two-class GD
+            protocol with the KL loss.
 
     Runs whose loss became non-finite (diverged) are flagged, counted and left out of the
     summaries, with a ``RuntimeWarning`` saying how many.
@@ -212,7 +223,7 @@ def sweep(
         seen.update(dict.fromkeys(point))
     varied_keys = [k for k in seen if len({repr(q.get(k)) for q in grid}) > 1]
     labels = [{k: p[k] for k in varied_keys if k in p} for p in grid]
-    protocol = paper_protocol(common_random_numbers)
+    protocol = paper_protocol(common_random_numbers, kernel)
     outcome = run(protocol, configs, seed_indices, root_seed=root_seed, grid=labels, out=out, resume=resume,
                   progress=progress, devices=devices, chunk_size=chunk_size, workers=workers, share=share)
     arrays = outcome.arrays

@@ -181,3 +181,37 @@ def test_kernel_lowers_to_triton_for_a_gpu():
     text = lowered.as_text()
     assert "fit_margin_runs" in text
     assert "__gpu$xla.gpu.triton" in text or "triton_kernel_call" in text
+
+
+# ------------------------------------------------------------------- the kernel behind the protocol
+def test_the_protocol_with_the_kernel_trains_the_same_models_as_with_xla():
+    """``kernel='pallas'`` (here in the interpreter) behind the paper protocol: teachers, no-KD and
+    KD students of Fig. 2's gamma 0 and 1 (packed: one no-KD student for both) agree with the XLA
+    path's run for run.  Both train the same models from the same draws and differ in float
+    rounding only, so an accuracy can move only where a test sample sits within rounding of a
+    model's boundary: at most a sample or two of 1000, in a few runs."""
+    import mfh_sim
+    from mfh_sim.experiments.paper import fig2_point
+
+    options = dict(points=[fig2_point(0), fig2_point(10)], seeds=8, theory=False, steps=300)
+    xla = mfh_sim.sweep(**options)
+    fused = mfh_sim.sweep(**options, kernel="pallas")
+    for name in ("teacher_acc", "no_kd_acc", "kd_acc"):
+        difference = np.abs(getattr(fused, name) - getattr(xla, name))
+        assert difference.max() <= 0.002 and np.mean(difference == 0) >= 0.75, (name, difference)
+    # The comparison has power: the KD gain differs between the two points by far more.
+    gain = np.mean(xla.kd_acc - xla.no_kd_acc, axis=1)
+    assert gain[1] - gain[0] > 0.01
+    assert fused.no_kd_acc[0].tolist() == fused.no_kd_acc[1].tolist()
+
+
+def test_the_kernel_is_a_protocol_setting_refused_where_it_trains_nothing():
+    import mfh_sim
+    from mfh_sim.protocols.paper import PAPER, paper_protocol
+
+    assert paper_protocol(True, "xla") == PAPER and "kernel" not in PAPER.options()
+    assert paper_protocol(True, "pallas").options() == {"common_random_numbers": True, "kernel": "pallas"}
+    with pytest.raises(ValueError, match="kernel='triton' is not allowed"):
+        mfh_sim.sweep(gamma=[0.5], alpha=0.0, seeds=2, theory=False, kernel="triton")
+    with pytest.raises(ValueError, match="kernel='pallas' is not allowed for this config"):
+        mfh_sim.simulate(gamma=0.5, alpha=0.0, seeds=2, theory=False, optimizer="adam", kernel="pallas")

@@ -235,7 +235,7 @@ def test_the_manifest_records_protocol_and_package_version_and_a_mismatch_is_ref
     from mfh_sim import simulation
 
     version = PAPER.version
-    monkeypatch.setattr(simulation, "paper_protocol", lambda crn: PAPER._replace(version=version + 1))
+    monkeypatch.setattr(simulation, "paper_protocol", lambda crn, kernel: PAPER._replace(version=version + 1))
     with pytest.raises(store.ResultsMismatchError,
                        match=f"protocol 'paper' version {version} there, {version + 1} here"):
         mfh_sim.sweep(**SWEEP, out=out)

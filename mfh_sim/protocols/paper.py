@@ -105,6 +105,14 @@ class StaticSpec(NamedTuple):
     label_noise: bool = False
     mixing_depth: int = 0
     kd_loss: str = "kl"
+    kernel: str = "xla"
+
+
+#: How the margin fast path trains a model (a protocol setting, :func:`paper_protocol`): 'xla', a
+#: ``lax.scan`` of :func:`mfh_sim.train.fit_linear` (the default); 'pallas', the fused kernel
+#: :func:`mfh_sim.kernels.fit_margin_runs` (one program a training run, its data held on-chip; in
+#: Pallas' interpreter on a CPU, where it is slower).  They agree to float rounding, not bit for bit.
+KERNELS = ("xla", "pallas")
 
 
 def static_of(config: SimConfig) -> StaticSpec:
@@ -308,13 +316,38 @@ def _margin_teacher(train_x_a: jax.Array, students_x_a: jax.Array, draws: RunDra
                     static: StaticSpec) -> tuple[LinearFit, jax.Array]:
     """The margin fast path's teacher on ``train_x_a``: its fit and its margins (n, 1) on the
     students' sample ``students_x_a``."""
-    optimizer = make_optimizer("sgd", knobs.learning_rate, knobs.momentum)
     teacher_w, teacher_b = margin_params(*linear_init(draws.teacher_init, static.dim_a, init=static.init))
     train_labels = draws.train.labels.astype(jnp.float32)[:, None]
-    teacher = fit_linear(train_x_a, teacher_w[:, None], teacher_b[None],
-                         loss_gradient=lambda m: margin_gradient(m, train_labels),
-                         form="margin", optimizer=optimizer, steps=static.steps)
+    teacher = _fit_margin_model(train_x_a, teacher_w, teacher_b, train_labels, knobs, static)
     return teacher, students_x_a @ teacher.weights + teacher.biases
+
+
+def _fit_margin_model(x: jax.Array, weights: jax.Array, bias: jax.Array, labels: jax.Array, knobs: Knobs,
+                      static: StaticSpec, teacher_margins: jax.Array | None = None,
+                      ce_weight: float | jax.Array = 1.0, kd_weight: float | jax.Array = 0.0,
+                      temperature: float | jax.Array = 1.0) -> LinearFit:
+    """One model of the margin fast path on ``x`` (n, d) from margin weights ``weights`` (d,) and
+    ``bias`` (), labels (n, 1) in {0, 1}, and with ``teacher_margins`` (n, 1) the KD term of
+    :func:`mfh_sim.losses.margin_gradient` (else cross-entropy alone), SGD at the knobs' learning
+    rate and momentum for ``static.steps`` steps, by ``static.kernel`` (:data:`KERNELS`).  Returns
+    the :class:`~mfh_sim.train.LinearFit` of one head: weights (d, 1), biases (1,), diverged (1,)."""
+    if static.kernel == "pallas":
+        # Imported here: Pallas is only loaded by the sweeps that ask for it (start-up time).
+        from mfh_sim.kernels import fit_margin_runs
+
+        fitted = fit_margin_runs(x[None], labels[None, :, 0], weights[None], bias[None],
+                                 None if teacher_margins is None else teacher_margins[None, :, 0],
+                                 ce_weight=ce_weight, kd_weight=kd_weight, temperature=temperature,
+                                 learning_rate=knobs.learning_rate, momentum=knobs.momentum, steps=static.steps,
+                                 reduction=static.kd_reduction, interpret=jax.default_backend() == "cpu")
+        return LinearFit(fitted.weights.T, fitted.biases, fitted.diverged)
+    if teacher_margins is None:
+        gradient = lambda m: margin_gradient(m, labels)
+    else:
+        gradient = lambda m: margin_gradient(m, labels, teacher_margins, ce_weight=ce_weight, kd_weight=kd_weight,
+                                             temperature=temperature, reduction=static.kd_reduction)
+    return fit_linear(x, weights[:, None], bias[None], loss_gradient=gradient, form="margin",
+                      optimizer=make_optimizer("sgd", knobs.learning_rate, knobs.momentum), steps=static.steps)
 
 
 def _with_no_kd_head(teacher_margins: jax.Array, ce_weights: jax.Array, kd_weights: jax.Array,
@@ -340,18 +373,13 @@ def _margin_students(x_b: jax.Array, test_x_b: jax.Array, draws: RunDraws, knobs
     in a run and in a pack of any size (:func:`fit_margin_gd_pack`).  It is also the fastest
     layout measured (``benchmarks/dedup.py --layouts``): a (d, 2) product of two heads costs about
     twice two (d, 1) ones."""
-    optimizer = make_optimizer("sgd", knobs.learning_rate, knobs.momentum)
     student_w, student_b = margin_params(*linear_init(draws.student_init, static.dim_b, init=static.init))
     student_labels = draws.students.labels.astype(jnp.float32)[:, None]
 
     def head(weights):
         margins, ce_weight, kd_weight, temperature = weights
-        student_gradient = lambda m: margin_gradient(
-            m, student_labels, margins, ce_weight=ce_weight, kd_weight=kd_weight,
-            temperature=temperature, reduction=static.kd_reduction,
-        )
-        fitted = fit_linear(x_b, student_w[:, None], student_b[None], loss_gradient=student_gradient,
-                            form="margin", optimizer=optimizer, steps=static.steps)
+        fitted = _fit_margin_model(x_b, student_w, student_b, student_labels, knobs, static, margins,
+                                   ce_weight, kd_weight, temperature)
         return fitted.diverged[0], test_x_b @ fitted.weights[:, 0] + fitted.biases[0]
 
     return jax.lax.map(head, (teacher_margins, ce_weights, kd_weights, temperatures))
@@ -680,8 +708,18 @@ def _shared_identity(config: SimConfig) -> int:
     return 0
 
 
+def _static_with_kernel(config: SimConfig, kernel: str) -> StaticSpec:
+    """:func:`static_of` with another :data:`KERNELS` entry; refused for a config that the margin
+    fast path does not train (the kernel trains nothing else)."""
+    static = static_of(config)._replace(kernel=kernel)
+    if fit_function(static) is not fit_margin_gd:
+        raise ValueError(f"kernel={kernel!r} is not allowed for this config: the fused kernel trains the margin fast "
+                         "path only (model='linear', optimizer='sgd', kd_loss='kl', two classes); use kernel='xla'")
+    return static
+
+
 @functools.cache
-def paper_protocol(common_random_numbers: bool = True) -> Protocol:
+def paper_protocol(common_random_numbers: bool = True, kernel: str = "xla") -> Protocol:
     """The paper's protocol (:func:`make_run`) for the engine: points are :class:`SimConfig`.
 
     ``common_random_numbers`` (default True): every point's run for seed s takes the key
@@ -689,6 +727,8 @@ def paper_protocol(common_random_numbers: bool = True) -> Protocol:
     hyperplane, samples and initial weights and differences between points are paired (as in the
     paper's Fig. 2, whose no-KD student is the same at every gamma).  False: the identity is
     :meth:`SimConfig.identity`, a hash of the config's content, so every point draws its own.
+    ``kernel`` (:data:`KERNELS`): how the margin fast path trains; 'pallas' is a setting of its own
+    (its numbers differ from 'xla' in float rounding), refused for configs it does not train.
 
     Version 2: the run key is split before any draw (version 1 drew the normals from the run key
     and folded tags into that same key), so every number differs from version 1.  Version 3: the
@@ -699,13 +739,18 @@ def paper_protocol(common_random_numbers: bool = True) -> Protocol:
     """
     if not isinstance(common_random_numbers, (bool, np.bool_)):
         raise ValueError(f"common_random_numbers={common_random_numbers!r} is not allowed: use True or False")
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel={kernel!r} is not allowed: use one of {KERNELS}")
     common = bool(common_random_numbers)
+    # The default kernel leaves the settings (and so every manifest) as they were before kernels.
+    settings = (("common_random_numbers", common),) + ((("kernel", kernel),) if kernel != "xla" else ())
     return Protocol(
-        name="paper", version=3, static_of=static_of, inputs_of=inputs_of,
+        name="paper", version=3, static_of=static_of if kernel == "xla" else functools.partial(
+            _static_with_kernel, kernel=kernel), inputs_of=inputs_of,
         identity_of=_shared_identity if common else SimConfig.identity,
         make_run=make_run, metrics=metrics, bytes_per_run=bytes_per_run, describe=SimConfig.as_dict,
         point_from_dict=point_from_dict, result="mfh_sim.results:SweepResult",
-        settings=(("common_random_numbers", common),), runs_concurrently=runs_concurrently,
+        settings=settings, runs_concurrently=runs_concurrently,
         share_of=share_of, make_pack_run=make_pack_run, pack_layout=pack_layout,
     )
 
