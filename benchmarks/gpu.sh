@@ -97,6 +97,32 @@ PY
 echo "== fused Pallas kernel (mfh_sim.kernels) against the XLA path, Fig. 2 shapes"
 timeout 150 "$PYTHON" benchmarks/kernel.py 2>&1 | tee "$OUT_DIR/gpu-kernel.log"
 
+# The whole protocol with the kernel (sweep(kernel='pallas')) against the default, same sweep.
+echo "== Fig. 2 sweep, kernel='xla' and kernel='pallas'"
+timeout 150 "$PYTHON" - <<'PY' 2>&1 | tee "$OUT_DIR/gpu-kernel-sweep.log"
+import os, time
+import numpy as np
+import mfh_sim
+from mfh_sim.experiments.paper import fig2_point
+seeds = int(os.environ.get("MFH_GPU_KERNEL_SEEDS", "5000"))
+points = [fig2_point(o) for o in range(11)]
+results = {}
+for kernel in ("xla", "pallas"):
+    try:
+        mfh_sim.sweep(points=points, seeds=16, theory=False, kernel=kernel)  # compile
+        start = time.perf_counter()
+        results[kernel] = mfh_sim.sweep(points=points, seeds=seeds, theory=False, kernel=kernel)
+        seconds = time.perf_counter() - start
+    except Exception as error:
+        print(f"kernel={kernel}: failed, {type(error).__name__}: {str(error)[:300]}")
+        continue
+    print(f"kernel={kernel}: {seconds:.2f} s, {60 * 33 * seeds / seconds / 1e6:.2f} million training runs/min")
+if len(results) == 2:
+    for name in ("teacher_acc", "no_kd_acc", "kd_acc"):
+        diff = np.abs(getattr(results["pallas"], name) - getattr(results["xla"], name))
+        print(f"{name}: runs equal {np.mean(diff == 0):.1%}, largest difference {diff.max():.4f}")
+PY
+
 # The batched PyTorch peer on the same device, eager and compiled, if this machine's torch has CUDA
 # (nothing is installed here); its accuracies are checked against mfh_sim's within seed noise.
 if [[ "${MFH_GPU_TORCH:-1}" == "1" ]]; then
@@ -126,16 +152,17 @@ ours_s = time.perf_counter() - start
 runs = 3 * len(overlaps) * seeds
 print(f"mfh_sim sweep, compiled: {ours_s:.2f} s, {60 * runs / ours_s / 1e6:.2f} million training runs/min")
 reference = np.stack([ours.teacher_acc, ours.no_kd_acc, ours.kd_acc], axis=-1)
-for compiled in (False, True):
+for share, compiled in ((False, False), (False, True), (True, False), (True, True)):
     try:
         peer = torch_baseline.run_batched(overlaps, seeds, chunk=seeds, compiled=compiled, device=device,
-                                          workers=1 if device == "cuda" else 2)
+                                          workers=1 if device == "cuda" else 2, share=share)
     except Exception as error:  # e.g. torch.compile without a working triton on this machine
-        print(f"torch batched on {device}, {'compiled' if compiled else 'eager'}: failed, "
+        print(f"torch batched{' shared' if share else ''} on {device}, {'compiled' if compiled else 'eager'}: failed, "
               f"{type(error).__name__}: {str(error)[:300]}")
         continue
     agree, worst, _ = torch_baseline.compare_accuracies(reference, peer["accuracies"])
-    print(f"torch {torch.__version__} batched on {device}, {'compiled' if compiled else 'eager'}: "
+    print(f"torch {torch.__version__} batched{' shared' if share else ''} on {device}, "
+          f"{'compiled' if compiled else 'eager'}: "
           f"{peer['wall_time_s']:.2f} s, {60 * peer['runs_per_s'] / 1e6:.2f} million training runs/min; "
           f"mfh_sim is {peer['wall_time_s'] / ours_s:.1f}x faster; accuracies agree within seed "
           f"noise: {agree} (largest |z| {worst:.1f})")
