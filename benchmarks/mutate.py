@@ -150,7 +150,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     # Issue 21: one trainer and initialiser, one runner, every knob acts or is refused, files.
     Mutation(
         "torch_bound_squared", "the one linear initialiser's bound 1/fan_in instead of 1/sqrt(fan_in)",
-        "mfh_sim/models.py",
+        "mfh_sim/init.py",
         "bound = 1.0 / jnp.sqrt(jnp.float32(fan_in))\n        values = bound * (2.0 * uniform - 1.0)",
         "bound = 1.0 / jnp.float32(fan_in)\n        values = bound * (2.0 * uniform - 1.0)",
         ("tests/test_table2.py::test_teacher_init_uses_the_fan_in_of_the_selection",),

@@ -17,13 +17,14 @@ def versions() -> dict[str, str]:
     on (numpy, jax, jaxlib, flax, optax), and JAX's backend and first device.
 
     Stored beside every result so that a number can be traced to the software that computed it.
-    Importing JAX here initialises its backend (a second or so, once per process).
+    Importing JAX here initialises its backend (a second or so, once per process); flax and optax
+    are read from their installed metadata, not imported (a linear run never imports flax).
     """
-    import flax
+    from importlib import metadata
+
     import jax
     import jaxlib
     import numpy as np
-    import optax
 
     return {
         "mfh_sim": __version__,
@@ -31,8 +32,8 @@ def versions() -> dict[str, str]:
         "numpy": np.__version__,
         "jax": jax.__version__,
         "jaxlib": jaxlib.__version__,
-        "flax": flax.__version__,
-        "optax": optax.__version__,
+        "flax": metadata.version("flax"),
+        "optax": metadata.version("optax"),
         "backend": jax.default_backend(),
         "device": str(jax.devices()[0].device_kind),
     }

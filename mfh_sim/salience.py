@@ -43,8 +43,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from mfh_sim.init import linear_init_size, linear_layers
 from mfh_sim.losses import agreement_distance, cross_entropy
-from mfh_sim.models import Classifier, as_flax_params, linear_init_size, linear_layers, make_model
+from mfh_sim.models import Classifier, as_flax_params, make_model
 from mfh_sim.train import descend, fit, make_optimizer
 from mfh_sim.validation import require_choices
 
@@ -103,7 +104,7 @@ def init_pair(
 
     Two linear models (the paper's) take their weights from one vector of standard normals drawn
     with ``key``, through the package's one linear initialiser
-    (:func:`mfh_sim.models.linear_layers`): a single random call, which matters for compile time
+    (:func:`mfh_sim.init.linear_layers`): a single random call, which matters for compile time
     on Algorithm 1's hot path.  MLPs use flax's initialisation, one key each.
     """
     if not tuple(model_a.hidden) and not tuple(model_b.hidden) and model_a.initializer == model_b.initializer:

@@ -14,6 +14,7 @@ import pytest
 import mfh_sim
 from mfh_sim.config import make_config
 from mfh_sim.engine import execute
+from mfh_sim.init import linear_init, linear_init_size
 from mfh_sim.losses import (
     cross_entropy,
     distillation,
@@ -23,7 +24,7 @@ from mfh_sim.losses import (
     logit_mse,
     nontarget_divergence,
 )
-from mfh_sim.models import as_flax_params, linear_init, linear_init_size, make_model
+from mfh_sim.models import as_flax_params, make_model
 from mfh_sim.protocols.paper import PAPER
 from mfh_sim.train import fit, fit_linear, make_optimizer
 

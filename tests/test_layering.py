@@ -4,8 +4,8 @@
 * ``config`` imports, of mfh_sim, only ``choices``, ``validation`` and ``venn``; ``choices``,
   ``_version``, ``quick`` and ``files`` import nothing of mfh_sim, and neither numpy nor JAX at
   their top (``files``: numpy only);
-* the core (``venn``, ``data``, ``losses``, ``models``, ``train``, ``salience``, ``erm``, the
-  protocols) never imports the engine, the store, results, plots, commands or the package face;
+* the core (``venn``, ``data``, ``losses``, ``init``, ``models``, ``train``, ``kernels``, ``salience``,
+  ``erm``, the protocols) never imports the engine, the store, results, plots, commands or the package face;
 * the engine, the store and ``results`` know protocols only through their interface
   (``mfh_sim.protocols``), never a protocol module; the store imports neither the engine nor
   ``results``;
@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "mfh_sim"
-CORE = {"venn", "data", "losses", "models", "train", "salience", "erm", "protocols"}
+CORE = {"venn", "data", "losses", "init", "models", "train", "kernels", "salience", "erm", "protocols"}
 ABOVE_CORE = {"engine", "store", "results", "plots", "commands", "mfh_sim", "simulation", "experiments", "cli"}
 PLOTTING = {"plots", "commands"}
 #: Modules that run or store any protocol: they may import the interface, never a protocol.

@@ -5,8 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from mfh_sim.init import linear_init, linear_init_size
 from mfh_sim.losses import cross_entropy, distillation, kd_kl, margin_gradient
-from mfh_sim.models import as_flax_params, linear_init, linear_init_size, make_model
+from mfh_sim.models import as_flax_params, make_model
 from mfh_sim.train import fit, fit_linear, make_optimizer, margin_logits, margin_params
 
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from mfh_sim.config import make_config
 from mfh_sim.experiments.paper import PAPER_RECIPE, fig2_point
-from mfh_sim.models import linear_init
+from mfh_sim.init import linear_init
 from mfh_sim.protocols.paper import draw_run, inputs_of, make_run, static_of
 
 SEEDS = 6

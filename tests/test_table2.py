@@ -12,8 +12,8 @@ import pytest
 from mfh_sim.commands.reproduce import write_table2
 from mfh_sim.data import Sample
 from mfh_sim.experiments import PAPER_ROWS, table2
+from mfh_sim.init import linear_init, linear_init_size
 from mfh_sim.losses import margin_gradient
-from mfh_sim.models import linear_init, linear_init_size
 from mfh_sim.protocols.table2 import (
     MODES,
     Table2Spec,

@@ -53,6 +53,7 @@ from mfh_sim.data import (
     sample_width,
     split,
 )
+from mfh_sim.init import linear_init, linear_init_size
 from mfh_sim.losses import (
     cross_entropy,
     distillation,
@@ -62,14 +63,6 @@ from mfh_sim.losses import (
     margin_gradient,
     nontarget_divergence,
     softmax_first,
-)
-from mfh_sim.models import (
-    HintStudent,
-    as_flax_params,
-    hint_student_params,
-    linear_init,
-    linear_init_size,
-    make_model,
 )
 from mfh_sim.protocols import MetricSpec, Protocol
 from mfh_sim.train import (
@@ -514,6 +507,10 @@ def fit_autodiff(draws: RunDraws, knobs: Knobs, static: StaticSpec, keys: RunKey
     MLPs, Adam, the logit-MSE and feature-hint KD losses.  Linear layers take their initial weights
     from the run's normals, as the closed-form fits do (so both start alike); MLPs use flax's
     initialisation with the run's own keys."""
+    # flax is loaded here, by the runs that train through it, not by every import of the protocol
+    # (a linear run never needs it: start-up time).
+    from mfh_sim.models import HintStudent, as_flax_params, hint_student_params, make_model
+
     n_classes = static.n_classes
     model = make_model(static.model, static.hidden, static.init, n_classes=n_classes)
     train, students, test = draws.train, draws.students, draws.test

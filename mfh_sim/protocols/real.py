@@ -47,8 +47,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mfh_sim.init import linear_init, linear_init_size
 from mfh_sim.losses import logit_gradient
-from mfh_sim.models import linear_init, linear_init_size
 from mfh_sim.protocols import MetricSpec, Protocol
 from mfh_sim.train import fit_linear, make_optimizer
 
@@ -194,7 +194,7 @@ def _init(normals: jax.Array, width: int, dim: jax.Array, n_classes: int, heads:
     """Classes-first initial weights (C, width, heads), biases (C, heads) of a linear layer with
     PyTorch's U(+-1/sqrt(dim)) init on its ``dim`` real inputs, the same for every head.
 
-    :func:`mfh_sim.models.linear_init` at the padded width gives U(+-1/sqrt(width)); rescaled by
+    :func:`mfh_sim.init.linear_init` at the padded width gives U(+-1/sqrt(width)); rescaled by
     sqrt(width / dim) it is U(+-1/sqrt(dim)), and padded inputs get weight 0."""
     kernel, bias = linear_init(normals, width, init="torch", n_classes=n_classes)
     scale = jnp.sqrt(width / dim)

@@ -63,8 +63,8 @@ import numpy as np
 
 from mfh_sim import erm
 from mfh_sim.data import Layout, Sample, make_layout, sample, split
+from mfh_sim.init import linear_init_size, linear_layers
 from mfh_sim.losses import margin_gradient
-from mfh_sim.models import linear_init_size, linear_layers
 from mfh_sim.protocols import MetricSpec, Protocol
 from mfh_sim.salience import algorithm1
 from mfh_sim.train import accuracy, fit_linear, make_optimizer, margin_params
@@ -216,7 +216,7 @@ class Table2Spec(NamedTuple):
     algorithm1_data: str = "all"
     #: The selections of the modality-general teacher (:data:`MODES`), in the metrics' order.
     modes: tuple[str, ...] = MODES
-    #: The linear initialiser (:func:`mfh_sim.models.linear_init`).
+    #: The linear initialiser (:func:`mfh_sim.init.linear_init`).
     init: str = "torch"
     #: 'sgd' (the paper's GD) or 'erm' (converged ridge-logistic ERM with ridge ``l2`` > 0).
     optimizer: str = "sgd"
@@ -303,7 +303,7 @@ def initial_margins(key: jax.Array, dim_a: int, dim_b: int, init: str = "torch")
     """Margin-form initial (weights, bias) of the regular teacher (fan-in ``dim_a``), the
     modality-general teachers' shared draw (fan-in ``dim_a``, restricted to each selection by
     :func:`restrict_to_selection`) and the students (fan-in ``dim_b``): two-output layers from one
-    vector of standard normals drawn with ``key`` (:func:`mfh_sim.models.linear_layers`)."""
+    vector of standard normals drawn with ``key`` (:func:`mfh_sim.init.linear_layers`)."""
     fan_ins = (dim_a, dim_a, dim_b)
     normals = jax.random.normal(key, (sum(linear_init_size(d) for d in fan_ins),))
     return [margin_params(*layer) for layer in linear_layers(normals, fan_ins, init=init)]
@@ -565,7 +565,7 @@ def table2_protocol() -> Protocol:
     settings (never its position).
 
     Version 2: every teacher's, student's and Algorithm 1's initial weights come from standard
-    normals mapped by the package's one linear initialiser (:func:`mfh_sim.models.linear_init`,
+    normals mapped by the package's one linear initialiser (:func:`mfh_sim.init.linear_init`,
     u = Phi(z)); version 1 drew U(-1, 1) directly from the same key.  JAX draws a normal as
     sqrt(2) erfinv(v) of a uniform v from the same bits, so the initial weights agree with version
     1's to float rounding (about 1e-7): the accuracies of the paper's Table 2 (200 seeds) are
