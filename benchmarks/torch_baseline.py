@@ -109,6 +109,8 @@ N_TRAIN = 200
 N_TEST = 1000
 LEARNING_RATE = 0.1
 OVERLAPS = (0, 2, 4, 6, 8, 10)
+#: The overlaps of the big sweep (Fig. 2's eleven: o = 0..10).
+ALL_OVERLAPS = tuple(range(NUM_SHARED_SLOTS + 1))
 TRAININGS_PER_REPETITION = 3  # teacher, no-KD student, KD student
 
 
@@ -479,7 +481,7 @@ class SharedPeer(BatchedPeer):
         return torch.stack([teacher_acc, students_acc[:, :1].T.expand(count, -1), kd_acc], dim=-1).cpu()
 
 
-def run_batched(overlaps=tuple(range(11)), seeds: int = 1000, *, chunk: int = BATCHED_CHUNK,
+def run_batched(overlaps=ALL_OVERLAPS, seeds: int = 1000, *, chunk: int = BATCHED_CHUNK,
                 compiled: bool = False, steps: int = 1000, seed: int = 0,
                 steps_per_call: int = 1, threads: int = 1, workers: int = 2, device: str = "cpu",
                 share: bool = False) -> dict:
