@@ -215,3 +215,18 @@ def test_the_kernel_is_a_protocol_setting_refused_where_it_trains_nothing():
         mfh_sim.sweep(gamma=[0.5], alpha=0.0, seeds=2, theory=False, kernel="triton")
     with pytest.raises(ValueError, match="kernel='pallas' is not allowed for this config"):
         mfh_sim.simulate(gamma=0.5, alpha=0.0, seeds=2, theory=False, optimizer="adam", kernel="pallas")
+
+
+def test_a_results_directory_keeps_the_kernel_setting(tmp_path):
+    """A sweep with the kernel is stored with its setting, reopens as itself, grows with more
+    seeds, and is never resumed by the default path (whose numbers differ in rounding)."""
+    import mfh_sim
+    from mfh_sim.experiments.paper import fig2_point
+
+    options = dict(points=[fig2_point(0)], theory=False, steps=50, out=tmp_path)
+    first = mfh_sim.sweep(**options, seeds=4, kernel="pallas")
+    np.testing.assert_array_equal(mfh_sim.load(tmp_path).kd_acc, first.kd_acc)
+    more = mfh_sim.sweep(**options, seeds=6, kernel="pallas")
+    np.testing.assert_array_equal(more.kd_acc[:, :4], first.kd_acc)
+    with pytest.raises(ValueError, match="kernel=pallas there"):
+        mfh_sim.sweep(**options, seeds=4)
