@@ -215,6 +215,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/test_packs.py::test_a_nan_teacher_leaves_the_no_kd_student_alone",),
     ),
     Mutation(
+        "erm_pack_one_teacher", "an ERM pack's KD students all distil from the first point's teacher",
+        "mfh_sim/protocols/paper.py",
+        "(teacher_margins, knobs.ce_weight, knobs.kd_weight, knobs.temperature))\n    no_kd_test",
+        "(jnp.broadcast_to(teacher_margins[0], teacher_margins.shape), knobs.ce_weight, knobs.kd_weight,"
+        " knobs.temperature))\n    no_kd_test",
+        ("tests/test_packs.py::test_packs_give_every_metric_bit_for_bit",),
+    ),
+    Mutation(
         "pack_teachers_all_first", "every point of a pack takes the first distinct teacher",
         "mfh_sim/protocols/paper.py",
         "a[np.searchsorted(distinct, teachers)]",

@@ -195,8 +195,9 @@ def sweep(
         progress: draw a progress bar with an ETA on stderr.
         share: train what grid points share once (the default; the no-KD student of points
             that differ only in the teacher's view or the KD knobs, see
-            :func:`mfh_sim.engine.plan_groups`; only the linear two-class GD protocol with the KL
-            loss packs, and with ``common_random_numbers=False`` no two points share a draw, so
+            :func:`mfh_sim.engine.plan_groups`; the linear two-class GD protocol with the KL loss
+            and two-class converged ERM pack, and with ``common_random_numbers=False`` no two
+            points share a draw, so
             nothing is shared); False trains every point's models anew.  An execution option
             like ``chunk_size``: the numbers are the same either way, bit for bit.
         kernel: how the models train, 'xla' (default) or 'pallas' (the fused kernel of

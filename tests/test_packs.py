@@ -24,6 +24,13 @@ def grid(name):
         return [make_config(**fig2_point(o), **FAST) for o in range(11)]
     if name == "fig3":
         return [make_config(**point, **FAST, **SENSITIVE) for point in fig3_points()]
+    if name == "erm fig2":  # converged ERM: 11 teachers, one no-KD student, 11 KD students
+        return [make_config(**fig2_point(o), optimizer="erm", l2=0.01, n_test=200) for o in range(11)]
+    if name == "erm kd knobs":  # ERM across KD knobs, both KD losses (two programs), two teachers
+        return [make_config(**fig2_point(o), optimizer="erm", l2=l2, kd_weight=k, temperature=t, kd_loss=loss,
+                            n_test=200)
+                for loss in ("kl", "mse") for k in (0.5, 4.0) for t in ((1.0,) if loss == "mse" else (0.5, 4.0))
+                for o in (4, 8) for l2 in (0.01,)]
     if name == "kd_weight x temperature":  # (and ce_weight and two overlaps: two teachers, interleaved)
         return [make_config(**fig2_point(o), kd_weight=k, temperature=t, ce_weight=c, **FAST, **SENSITIVE)
                 for k in (0.0, 2.0) for t in (0.5, 4.0) for c in (1.0, 0.5) for o in (4, 8)]
@@ -42,6 +49,7 @@ def pack_sizes(configs, share=True, protocol=PAPER):
 
 @pytest.mark.parametrize("name, sizes", [
     ("fig2", [11]), ("fig3", [5]), ("kd_weight x temperature", [16]), ("mixed", [1, 1, 3, 3, 3]),
+    ("erm fig2", [11]), ("erm kd knobs", [4, 8]),
 ])
 def test_packs_give_every_metric_bit_for_bit(name, sizes):
     configs = grid(name)

@@ -378,6 +378,48 @@ def _margin_students(x_b: jax.Array, test_x_b: jax.Array, draws: RunDraws, knobs
     return jax.lax.map(head, (teacher_margins, ce_weights, kd_weights, temperatures))
 
 
+class PackData(NamedTuple):
+    """What the points of a pack share for one key, and the one thing they do not: ``draws`` (the
+    first point's: samples, x^b, labels, initial weights) and every point's x^a on the teachers'
+    training sample, the students' sample and the test sample, (P, n, dim_a) each."""
+
+    draws: RunDraws
+    x_a_train: jax.Array
+    x_a_students: jax.Array
+    x_a_test: jax.Array
+
+
+def _pack_data(key: jax.Array, inputs: Inputs, static: StaticSpec) -> PackData:
+    """The draws of a pack's first point and x^a of every point, from the same normals (x^a's
+    channels are the one thing of the data that differs within a pack)."""
+    layouts, _ = inputs
+    first = jax.tree.map(lambda a: a[0], inputs)
+    normals = _draw_normals(split_run_key(key).draws, first.layout, static)
+    draws = draw_run(key, first.layout, first.knobs, static, normals)
+    data = normals[1]
+    x_a = jax.vmap(lambda channels: sample_from_normals(data, first.layout._replace(latents_a=channels),
+                                                        draws.w).x_a)(layouts.latents_a)
+    bounds = np.cumsum((0,) + _sample_sizes(static))
+    x_a_train, x_a_test = x_a[:, bounds[0]:bounds[1]], x_a[:, bounds[-2]:bounds[-1]]
+    x_a_students = x_a[:, bounds[1]:bounds[2]] if static.fresh_student_sample else x_a_train
+    return PackData(draws, x_a_train, x_a_students, x_a_test)
+
+
+def _pack_teachers(teacher_of: Callable, points: Any, size: int, teachers: tuple[int, ...] | None) -> Any:
+    """``teacher_of`` of each distinct teacher of a pack (its first point's ``points``, pytrees
+    with a leading (P,) axis), then every point's by index (``teachers[p]``: the first point with
+    point p's teacher, :func:`pack_layout`; None: every point its own).
+
+    The teachers run one after another (lax.map), not side by side (vmap): under the engine's vmap
+    over runs, a vmap here would widen the batch of every operation, and XLA:CPU sums a batch of
+    more than about ten runs' gradients in another order (other float bits) than a batch of a few.
+    """
+    teachers = np.arange(size) if teachers is None else np.asarray(teachers)
+    distinct = np.unique(teachers)
+    trained = jax.lax.map(teacher_of, jax.tree.map(lambda a: a[distinct], points))
+    return jax.tree.map(lambda a: a[np.searchsorted(distinct, teachers)], trained)
+
+
 def fit_margin_gd_pack(key: jax.Array, inputs: Inputs, static: StaticSpec,
                        teachers: tuple[int, ...] | None = None) -> tuple[Trained, jax.Array]:
     """:func:`fit_margin_gd` for a *pack*: points (``inputs`` with a leading (P,) axis) that share
@@ -392,36 +434,20 @@ def fit_margin_gd_pack(key: jax.Array, inputs: Inputs, static: StaticSpec,
     to P separate runs.  Returns the points' ``Trained`` (arrays with a leading (P,) axis, form
     'margin') and the test labels.
     """
-    layouts, knobs = inputs
+    _, knobs = inputs
     size = knobs.kd_weight.shape[0]
-    first = jax.tree.map(lambda a: a[0], inputs)
-    normals = _draw_normals(split_run_key(key).draws, first.layout, static)
-    draws = draw_run(key, first.layout, first.knobs, static, normals)
-    # x^a of every point from the same normals (x^a's channels are the one thing of the data
-    # that differs within a pack).
-    data = normals[1]
-    x_a = jax.vmap(lambda channels: sample_from_normals(data, first.layout._replace(latents_a=channels),
-                                                        draws.w).x_a)(layouts.latents_a)
-    bounds = np.cumsum((0,) + _sample_sizes(static))
-    x_a_train, x_a_test = x_a[:, bounds[0]:bounds[1]], x_a[:, bounds[-2]:bounds[-1]]
-    x_a_students = x_a[:, bounds[1]:bounds[2]] if static.fresh_student_sample else x_a_train
-    # The points' teachers run one after another (lax.map), not side by side (vmap): under the
-    # engine's vmap over runs, a vmap here would widen the batch of every operation, and XLA:CPU
-    # sums a batch of more than about ten runs' gradients in another order (other float bits)
-    # than a batch of a few.
+    first_knobs = jax.tree.map(lambda a: a[0], knobs)
+    pack = _pack_data(key, inputs, static)
+    draws = pack.draws
+
     def teacher_of(point):
         train_a, students_a, test_a, point_knobs = point
         teacher, margins = _margin_teacher(train_a, students_a, draws, point_knobs, static)
         return teacher, margins, test_a @ teacher.weights[:, 0] + teacher.biases[0]
 
-    # Each distinct teacher once (its first point's), then every point's teacher by index.
-    teachers = np.arange(size) if teachers is None else np.asarray(teachers)
-    distinct = np.unique(teachers)
-    trained_teachers = jax.lax.map(teacher_of, jax.tree.map(lambda a: a[distinct], (
-        x_a_train, x_a_students, x_a_test, knobs)))
-    teacher, teacher_margins, teacher_test = jax.tree.map(lambda a: a[np.searchsorted(distinct, teachers)],
-                                                          trained_teachers)
-    diverged, test_b = _margin_students(draws.students.x_b, draws.test.x_b, draws, first.knobs, static,
+    teacher, teacher_margins, teacher_test = _pack_teachers(
+        teacher_of, (pack.x_a_train, pack.x_a_students, pack.x_a_test, knobs), size, teachers)
+    diverged, test_b = _margin_students(draws.students.x_b, draws.test.x_b, draws, first_knobs, static,
                                         *_with_no_kd_head(teacher_margins, knobs.ce_weight, knobs.kd_weight,
                                                           knobs.temperature))
     trained = Trained(teacher_test, jnp.broadcast_to(test_b[0], (size,) + test_b.shape[1:]), test_b[1:],
@@ -471,13 +497,57 @@ def fit_erm(draws: RunDraws, knobs: Knobs, static: StaticSpec, keys: RunKeys) ->
                               tol=erm.DEFAULT_TOL)
     teacher = solve(train.x_a, train.labels, jnp.zeros(train.x_a.shape[0]), ce_weight=1.0, k=0.0, temperature=1.0)
     teacher_margins = students.x_a @ teacher.theta + teacher.bias
-    no_kd = solve(students.x_b, students.labels, teacher_margins, ce_weight=1.0, k=0.0, temperature=1.0)
-    kd = solve(students.x_b, students.labels, teacher_margins, ce_weight=knobs.ce_weight,
-               k=erm.effective_kd_weight(knobs.kd_weight, static.kd_reduction, static.kd_loss),
-               temperature=knobs.temperature, kd_loss=static.kd_loss)
+    # The no-KD student never sees the teacher (KD weight 0 and teacher margins 0).
+    no_kd = solve(students.x_b, students.labels, jnp.zeros_like(teacher_margins), ce_weight=1.0, k=0.0,
+                  temperature=1.0)
+    kd_failed, kd_test = _erm_kd_student(draws, knobs.l2, static, teacher_margins, knobs.ce_weight,
+                                         knobs.kd_weight, knobs.temperature)
     margins = lambda fit, x: x @ fit.theta + fit.bias
-    return Trained(margins(teacher, test.x_a), margins(no_kd, test.x_b), margins(kd, test.x_b),
-                   ~teacher.converged, ~no_kd.converged, ~kd.converged, "margin")
+    return Trained(margins(teacher, test.x_a), margins(no_kd, test.x_b), kd_test,
+                   ~teacher.converged, ~no_kd.converged, kd_failed, "margin")
+
+
+def _erm_kd_student(draws: RunDraws, l2: jax.Array, static: StaticSpec, teacher_margins: jax.Array,
+                    ce_weight: jax.Array, kd_weight: jax.Array, temperature: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """:func:`fit_erm`'s KD student toward ``teacher_margins`` (n,): its failure flag and its
+    margins on the test sample (one function for a run and a pack, so both do the same arithmetic)."""
+    students = draws.students
+    kd = erm.newton_solve(students.x_b, students.labels, teacher_margins, l2=l2, ce_weight=ce_weight,
+                          k=erm.effective_kd_weight(kd_weight, static.kd_reduction, static.kd_loss),
+                          temperature=temperature, iterations=erm.DEFAULT_ITERATIONS, tol=erm.DEFAULT_TOL,
+                          kd_loss=static.kd_loss)
+    return ~kd.converged, draws.test.x_b @ kd.theta + kd.bias
+
+
+def fit_erm_pack(key: jax.Array, inputs: Inputs, static: StaticSpec,
+                 teachers: tuple[int, ...] | None = None) -> tuple[Trained, jax.Array]:
+    """:func:`fit_erm` for a pack (see :func:`fit_margin_gd_pack`): each distinct teacher solved
+    once, the no-KD student once for the pack, then the P KD students one after another; every
+    solve is the one of a run alone, so the results are bit-identical to P separate runs."""
+    _, knobs = inputs
+    size = knobs.kd_weight.shape[0]
+    l2 = knobs.l2[0]
+    pack = _pack_data(key, inputs, static)
+    draws = pack.draws
+    train, students, test = draws.train, draws.students, draws.test
+    solve = functools.partial(erm.newton_solve, l2=l2, iterations=erm.DEFAULT_ITERATIONS, tol=erm.DEFAULT_TOL)
+
+    def teacher_of(point):
+        train_a, students_a, test_a = point
+        teacher = solve(train_a, train.labels, jnp.zeros(train_a.shape[0]), ce_weight=1.0, k=0.0, temperature=1.0)
+        return ~teacher.converged, students_a @ teacher.theta + teacher.bias, test_a @ teacher.theta + teacher.bias
+
+    teacher_failed, teacher_margins, teacher_test = _pack_teachers(
+        teacher_of, (pack.x_a_train, pack.x_a_students, pack.x_a_test), size, teachers)
+    no_kd = solve(students.x_b, students.labels, jnp.zeros_like(teacher_margins[0]), ce_weight=1.0, k=0.0,
+                  temperature=1.0)
+    kd_failed, kd_test = jax.lax.map(
+        lambda point: _erm_kd_student(draws, l2, static, *point),
+        (teacher_margins, knobs.ce_weight, knobs.kd_weight, knobs.temperature))
+    no_kd_test = test.x_b @ no_kd.theta + no_kd.bias
+    trained = Trained(teacher_test, jnp.broadcast_to(no_kd_test, (size,) + no_kd_test.shape), kd_test,
+                      teacher_failed, jnp.broadcast_to(~no_kd.converged, (size,)), kd_failed, "margin")
+    return trained, test.labels
 
 
 def fit_softmax_erm(draws: RunDraws, knobs: Knobs, static: StaticSpec, keys: RunKeys) -> Trained:
@@ -602,6 +672,10 @@ def score_run(trained: Trained, labels: jax.Array, static: StaticSpec) -> Metric
     )
 
 
+#: The fit functions that train packs, and their pack versions.
+PACK_FITS: dict[Callable[..., Trained], Callable[..., tuple[Trained, jax.Array]]] = {
+    fit_margin_gd: fit_margin_gd_pack, fit_erm: fit_erm_pack}
+
 #: Knobs that only the KD student sees: points that differ only in these (and in x^a's channels)
 #: share the data, x^b and the no-KD student (:func:`share_of`).
 KD_KNOBS = ("ce_weight", "kd_weight", "temperature")
@@ -615,11 +689,11 @@ def share_of(config: SimConfig) -> tuple | None:
 
     It is everything in the run's inputs but x^a's channels and :data:`KD_KNOBS` (the student's
     view, the decisive latents, the hyperplane kind, the learning rate, momentum, label noise,
-    ...).  Packs exist for the margin fast path (:func:`fit_margin_gd`) without channel mixing;
-    other runs return None.
+    ...).  Packs exist for the margin fast path (:func:`fit_margin_gd`) and converged two-class
+    ERM (:func:`fit_erm`), without channel mixing (:data:`PACK_FITS`); other runs return None.
     """
     static = static_of(config)
-    if fit_function(static) is not fit_margin_gd or static.mixing_depth:
+    if fit_function(static) not in PACK_FITS or static.mixing_depth:
         return None
     layout, knobs = inputs_of(config)
     # Bytes, not values: equal keys mean bit-equal inputs (0.0 and -0.0 differ, NaN equals itself).
@@ -641,14 +715,16 @@ def make_pack_run(static: StaticSpec, size: int,
     """A pure ``run(key, inputs) -> Metrics`` for a pack of ``size`` points of equal
     :func:`share_of` (``inputs`` and the metrics with a leading (size,) axis) whose teachers are
     shared as :func:`pack_layout` says (``layout``; None: every point its own): bit-identical to
-    :func:`make_run`'s runs of the points one by one (:func:`fit_margin_gd_pack`)."""
-    if fit_function(static) is not fit_margin_gd:
-        raise ValueError(f"static={static!r} is not packed: only the margin fast path trains packs")
+    :func:`make_run`'s runs of the points one by one (:data:`PACK_FITS`)."""
+    fit_pack = PACK_FITS.get(fit_function(static))
+    if fit_pack is None:
+        raise ValueError(f"static={static!r} is not packed: only {', '.join(f.__name__ for f in PACK_FITS)} "
+                         "train packs")
     if layout is not None and len(layout) != size:
         raise ValueError(f"layout={layout!r} is not allowed: give one teacher index per point ({size})")
 
     def run(key: jax.Array, inputs: Inputs) -> Metrics:
-        trained, labels = fit_margin_gd_pack(key, inputs, static, layout)
+        trained, labels = fit_pack(key, inputs, static, layout)
         score = lambda *outputs: score_run(Trained(*outputs, trained.form), labels, static)
         return jax.vmap(score)(*trained[:-1])
 
