@@ -217,9 +217,10 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "erm_pack_one_teacher", "an ERM pack's KD students all distil from the first point's teacher",
         "mfh_sim/protocols/paper.py",
-        "(teacher_margins, knobs.ce_weight, knobs.kd_weight, knobs.temperature))\n    no_kd_test",
+        "(teacher_margins, knobs.ce_weight, knobs.kd_weight, knobs.temperature))\n    trained = Trained(teacher_test, "
+        "jnp.broadcast_to(no_kd_test",
         "(jnp.broadcast_to(teacher_margins[0], teacher_margins.shape), knobs.ce_weight, knobs.kd_weight,"
-        " knobs.temperature))\n    no_kd_test",
+        " knobs.temperature))\n    trained = Trained(teacher_test, jnp.broadcast_to(no_kd_test",
         ("tests/test_packs.py::test_packs_give_every_metric_bit_for_bit",),
     ),
     Mutation(

@@ -197,9 +197,9 @@ def sweep(
             that differ only in the teacher's view or the KD knobs, see
             :func:`mfh_sim.engine.plan_groups`; the linear two-class GD protocol with the KL loss
             and two-class converged ERM pack, and with ``common_random_numbers=False`` no two
-            points share a draw, so
-            nothing is shared); False trains every point's models anew.  An execution option
-            like ``chunk_size``: the numbers are the same either way, bit for bit.
+            points share a draw, so nothing is shared); False trains every point's models anew.
+            An execution option like ``chunk_size``: the numbers are the same either way, bit for
+            bit.
         kernel: how the models train, 'xla' (default) or 'pallas' (the fused kernel of
             :mod:`mfh_sim.kernels`, for GPUs; in Pallas' interpreter, slower, on a CPU): a setting
             of the protocol, since its numbers equal 'xla''s to float rounding only (a results

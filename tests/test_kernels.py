@@ -213,6 +213,8 @@ def test_the_kernel_is_a_protocol_setting_refused_where_it_trains_nothing():
     assert paper_protocol(True, "pallas").options() == {"common_random_numbers": True, "kernel": "pallas"}
     with pytest.raises(ValueError, match="kernel='triton' is not allowed"):
         mfh_sim.sweep(gamma=[0.5], alpha=0.0, seeds=2, theory=False, kernel="triton")
+    with pytest.raises(ValueError, match=r"kernel=\['pallas'\] is not allowed"):
+        mfh_sim.simulate(gamma=0.5, alpha=0.0, seeds=2, theory=False, kernel=["pallas"])
     with pytest.raises(ValueError, match="kernel='pallas' is not allowed for this config"):
         mfh_sim.simulate(gamma=0.5, alpha=0.0, seeds=2, theory=False, optimizer="adam", kernel="pallas")
 

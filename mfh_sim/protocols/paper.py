@@ -492,30 +492,47 @@ def fit_erm(draws: RunDraws, knobs: Knobs, static: StaticSpec, keys: RunKeys) ->
     solver's tolerance is flagged diverged.  ``kd_loss='mse'``: the KD student's term is the logit
     MSE's margin part (kd_weight / 4) (h - t)^2, temperature and reduction unused
     (:func:`mfh_sim.erm.effective_kd_weight`)."""
-    train, students, test = draws.train, draws.students, draws.test
-    solve = functools.partial(erm.newton_solve, l2=knobs.l2, iterations=erm.DEFAULT_ITERATIONS,
-                              tol=erm.DEFAULT_TOL)
-    teacher = solve(train.x_a, train.labels, jnp.zeros(train.x_a.shape[0]), ce_weight=1.0, k=0.0, temperature=1.0)
-    teacher_margins = students.x_a @ teacher.theta + teacher.bias
-    # The no-KD student never sees the teacher (KD weight 0 and teacher margins 0).
-    no_kd = solve(students.x_b, students.labels, jnp.zeros_like(teacher_margins), ce_weight=1.0, k=0.0,
-                  temperature=1.0)
+    teacher_failed, teacher_margins, teacher_test = _erm_teacher(
+        draws, knobs.l2, draws.train.x_a, draws.students.x_a, draws.test.x_a)
+    no_kd_failed, no_kd_test = _erm_no_kd_student(draws, knobs.l2)
     kd_failed, kd_test = _erm_kd_student(draws, knobs.l2, static, teacher_margins, knobs.ce_weight,
                                          knobs.kd_weight, knobs.temperature)
-    margins = lambda fit, x: x @ fit.theta + fit.bias
-    return Trained(margins(teacher, test.x_a), margins(no_kd, test.x_b), kd_test,
-                   ~teacher.converged, ~no_kd.converged, kd_failed, "margin")
+    return Trained(teacher_test, no_kd_test, kd_test, teacher_failed, no_kd_failed, kd_failed, "margin")
+
+
+# fit_erm's three solves, each one function for a run and a pack (fit_erm_pack), so that both do
+# the same arithmetic.
+def _erm_solve(x: jax.Array, labels: jax.Array, teacher_margins: jax.Array, l2: jax.Array, **loss: Any):
+    return erm.newton_solve(x, labels, teacher_margins, l2=l2, iterations=erm.DEFAULT_ITERATIONS,
+                            tol=erm.DEFAULT_TOL, **loss)
+
+
+def _erm_teacher(draws: RunDraws, l2: jax.Array, train_x_a: jax.Array, students_x_a: jax.Array,
+                 test_x_a: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The ERM teacher on ``train_x_a`` (cross-entropy alone): its failure flag and its margins
+    on the students' sample and on the test sample."""
+    teacher = _erm_solve(train_x_a, draws.train.labels, jnp.zeros(train_x_a.shape[0]), l2, ce_weight=1.0, k=0.0,
+                         temperature=1.0)
+    return ~teacher.converged, students_x_a @ teacher.theta + teacher.bias, test_x_a @ teacher.theta + teacher.bias
+
+
+def _erm_no_kd_student(draws: RunDraws, l2: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The ERM no-KD student (KD weight 0, teacher margins 0: it never sees a teacher): its failure
+    flag and its margins on the test sample."""
+    students = draws.students
+    no_kd = _erm_solve(students.x_b, students.labels, jnp.zeros(students.x_b.shape[0]), l2, ce_weight=1.0, k=0.0,
+                       temperature=1.0)
+    return ~no_kd.converged, draws.test.x_b @ no_kd.theta + no_kd.bias
 
 
 def _erm_kd_student(draws: RunDraws, l2: jax.Array, static: StaticSpec, teacher_margins: jax.Array,
                     ce_weight: jax.Array, kd_weight: jax.Array, temperature: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """:func:`fit_erm`'s KD student toward ``teacher_margins`` (n,): its failure flag and its
-    margins on the test sample (one function for a run and a pack, so both do the same arithmetic)."""
+    """The ERM KD student toward ``teacher_margins`` (n,): its failure flag and its margins on the
+    test sample."""
     students = draws.students
-    kd = erm.newton_solve(students.x_b, students.labels, teacher_margins, l2=l2, ce_weight=ce_weight,
-                          k=erm.effective_kd_weight(kd_weight, static.kd_reduction, static.kd_loss),
-                          temperature=temperature, iterations=erm.DEFAULT_ITERATIONS, tol=erm.DEFAULT_TOL,
-                          kd_loss=static.kd_loss)
+    kd = _erm_solve(students.x_b, students.labels, teacher_margins, l2, ce_weight=ce_weight,
+                    k=erm.effective_kd_weight(kd_weight, static.kd_reduction, static.kd_loss),
+                    temperature=temperature, kd_loss=static.kd_loss)
     return ~kd.converged, draws.test.x_b @ kd.theta + kd.bias
 
 
@@ -529,25 +546,16 @@ def fit_erm_pack(key: jax.Array, inputs: Inputs, static: StaticSpec,
     l2 = knobs.l2[0]
     pack = _pack_data(key, inputs, static)
     draws = pack.draws
-    train, students, test = draws.train, draws.students, draws.test
-    solve = functools.partial(erm.newton_solve, l2=l2, iterations=erm.DEFAULT_ITERATIONS, tol=erm.DEFAULT_TOL)
-
-    def teacher_of(point):
-        train_a, students_a, test_a = point
-        teacher = solve(train_a, train.labels, jnp.zeros(train_a.shape[0]), ce_weight=1.0, k=0.0, temperature=1.0)
-        return ~teacher.converged, students_a @ teacher.theta + teacher.bias, test_a @ teacher.theta + teacher.bias
-
     teacher_failed, teacher_margins, teacher_test = _pack_teachers(
-        teacher_of, (pack.x_a_train, pack.x_a_students, pack.x_a_test), size, teachers)
-    no_kd = solve(students.x_b, students.labels, jnp.zeros_like(teacher_margins[0]), ce_weight=1.0, k=0.0,
-                  temperature=1.0)
+        lambda point: _erm_teacher(draws, l2, *point), (pack.x_a_train, pack.x_a_students, pack.x_a_test), size,
+        teachers)
+    no_kd_failed, no_kd_test = _erm_no_kd_student(draws, l2)
     kd_failed, kd_test = jax.lax.map(
         lambda point: _erm_kd_student(draws, l2, static, *point),
         (teacher_margins, knobs.ce_weight, knobs.kd_weight, knobs.temperature))
-    no_kd_test = test.x_b @ no_kd.theta + no_kd.bias
     trained = Trained(teacher_test, jnp.broadcast_to(no_kd_test, (size,) + no_kd_test.shape), kd_test,
-                      teacher_failed, jnp.broadcast_to(~no_kd.converged, (size,)), kd_failed, "margin")
-    return trained, test.labels
+                      teacher_failed, jnp.broadcast_to(no_kd_failed, (size,)), kd_failed, "margin")
+    return trained, draws.test.labels
 
 
 def fit_softmax_erm(draws: RunDraws, knobs: Knobs, static: StaticSpec, keys: RunKeys) -> Trained:
@@ -791,7 +799,6 @@ def _static_with_kernel(config: SimConfig, kernel: str) -> StaticSpec:
     return static
 
 
-@functools.cache
 def paper_protocol(common_random_numbers: bool = True, kernel: str = "xla") -> Protocol:
     """The paper's protocol (:func:`make_run`) for the engine: points are :class:`SimConfig`.
 
@@ -812,9 +819,14 @@ def paper_protocol(common_random_numbers: bool = True, kernel: str = "xla") -> P
     """
     if not isinstance(common_random_numbers, (bool, np.bool_)):
         raise ValueError(f"common_random_numbers={common_random_numbers!r} is not allowed: use True or False")
-    if kernel not in KERNELS:
+    if not isinstance(kernel, str) or kernel not in KERNELS:
         raise ValueError(f"kernel={kernel!r} is not allowed: use one of {KERNELS}")
-    common = bool(common_random_numbers)
+    return _paper_protocol(bool(common_random_numbers), kernel)
+
+
+@functools.cache
+def _paper_protocol(common: bool, kernel: str) -> Protocol:
+    """:func:`paper_protocol` for checked settings: one (hashable) protocol per setting."""
     # The default kernel leaves the settings (and so every manifest) as they were before kernels.
     settings = (("common_random_numbers", common),) + ((("kernel", kernel),) if kernel != "xla" else ())
     return Protocol(
