@@ -215,8 +215,12 @@ def test_the_kernel_is_a_protocol_setting_refused_where_it_trains_nothing():
         mfh_sim.sweep(gamma=[0.5], alpha=0.0, seeds=2, theory=False, kernel="triton")
     with pytest.raises(ValueError, match=r"kernel=\['pallas'\] is not allowed"):
         mfh_sim.simulate(gamma=0.5, alpha=0.0, seeds=2, theory=False, kernel=["pallas"])
-    with pytest.raises(ValueError, match="kernel='pallas' is not allowed for this config"):
+    with pytest.raises(ValueError, match="kernel='pallas' is not allowed with optimizer='adam'"):
         mfh_sim.simulate(gamma=0.5, alpha=0.0, seeds=2, theory=False, optimizer="adam", kernel="pallas")
+    for knobs, shown in ((dict(n_classes=3), "n_classes=3"), (dict(optimizer="erm", l2=0.01), "optimizer='erm'"),
+                         (dict(kd_loss="mse"), "kd_loss='mse'")):
+        with pytest.raises(ValueError, match=f"kernel='pallas' is not allowed with {shown}"):
+            mfh_sim.simulate(gamma=0.5, alpha=0.0, seeds=2, theory=False, kernel="pallas", **knobs)
 
 
 def test_a_results_directory_keeps_the_kernel_setting(tmp_path):

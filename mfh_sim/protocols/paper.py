@@ -794,8 +794,11 @@ def _static_with_kernel(config: SimConfig, kernel: str) -> StaticSpec:
     fast path does not train (the kernel trains nothing else)."""
     static = static_of(config)._replace(kernel=kernel)
     if fit_function(static) is not fit_margin_gd:
-        raise ValueError(f"kernel={kernel!r} is not allowed for this config: the fused kernel trains the margin fast "
-                         "path only (model='linear', optimizer='sgd', kd_loss='kl', two classes); use kernel='xla'")
+        needed = dict(model="linear", optimizer="sgd", kd_loss="kl", n_classes=2)
+        clash = ", ".join(f"{name}={getattr(static, name)!r}" for name, value in needed.items()
+                          if getattr(static, name) != value)
+        raise ValueError(f"kernel={kernel!r} is not allowed with {clash}: the fused kernel trains the margin fast "
+                         "path only (model='linear', optimizer='sgd', kd_loss='kl', n_classes=2); use kernel='xla'")
     return static
 
 
