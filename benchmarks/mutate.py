@@ -230,6 +230,20 @@ MUTATIONS: tuple[Mutation, ...] = (
         "a[np.zeros_like(teachers)]",
         ("tests/test_packs.py::test_packs_give_every_metric_bit_for_bit",),
     ),
+    Mutation(
+        "theory_rule_sum_by_blas", "the two-class channel sums its rule by a BLAS matrix-vector product",
+        "mfh_sim/theory/gcm.py",
+        "wsum = lambda v: (v.reshape(P, -1) * weight).sum(axis=1)",
+        "wsum = lambda v: v.reshape(P, -1) @ weight",
+        ("tests/test_theory_gcm.py::test_values_do_not_depend_on_how_solve_batches_problems",),
+    ),
+    Mutation(
+        "multiclass_prox_batch_wide_stop", "the C-class prox steps every point until the batch's slowest settles",
+        "mfh_sim/theory/multiclass.py",
+        "moving = err > PROX_TOL",
+        "moving = np.full(err.shape, bool(np.any(err > PROX_TOL)))",
+        ("tests/test_theory_gcm.py::test_values_do_not_depend_on_how_solve_batches_problems",),
+    ),
 )
 
 

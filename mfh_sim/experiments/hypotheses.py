@@ -41,6 +41,7 @@ import math
 import time
 import warnings
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,8 +135,20 @@ def complementarity_available() -> bool:
     return True
 
 
-def predictors_of(configs: list[SimConfig], arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Every predictor as an array over configs (NaN where it does not apply or is unavailable)."""
+def config_predictors(configs: list[SimConfig]) -> dict[str, np.ndarray]:
+    """The predictors that need the configs only, not the simulations: the complementarity
+    criterion and the theory's KD gain (each an array over configs, NaN where unavailable)."""
+    return {"complementarity": _complementarities(configs), "theory_gain": theory_gains(configs)}
+
+
+def predictors_of(configs: list[SimConfig], arrays: dict[str, np.ndarray],
+                  from_configs: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Every predictor as an array over configs (NaN where it does not apply or is unavailable).
+
+    ``from_configs``: :func:`config_predictors` of ``configs`` if already computed.
+    """
+    if from_configs is None:
+        from_configs = config_predictors(configs)
     # Like the gain, every per-seed predictor is averaged over the seeds where the teacher, the
     # no-KD and the KD student are all finite (the KD student is NaN where the teacher diverged).
     complete = np.isfinite(arrays["kd_acc"]) & np.isfinite(arrays["no_kd_acc"]) & np.isfinite(arrays["teacher_acc"])
@@ -149,8 +162,8 @@ def predictors_of(configs: list[SimConfig], arrays: dict[str, np.ndarray]) -> di
         "teacher_acc": teacher.astype(np.float64),
         "alpha": np.asarray([c.alpha for c in configs]),
         "beta": np.asarray([c.beta for c in configs]),
-        "complementarity": _complementarities(configs),
-        "theory_gain": theory_gains(configs),
+        "complementarity": from_configs["complementarity"],
+        "theory_gain": from_configs["theory_gain"],
         "nontarget_kl": np.where(multiclass, nontarget, np.nan).astype(np.float64),
         "unseen_share": np.asarray([c.venn.unseen_share for c in configs]),
     }
@@ -523,15 +536,20 @@ def run_head_to_head(
     start = time.perf_counter()
     points = spec.points()
     configs = [make_config(**point) for point in points]
-    arrays = simulate_family(points, seeds=seeds, root_seed=int(root_seed), out=out, chunk_size=chunk_size,
-                             workers=workers, progress=progress)
+    # The theory (numpy, on the host) needs the configs only: it runs in a thread of its own
+    # while the simulations (XLA, which releases the interpreter) keep the cores busy.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        theory = pool.submit(config_predictors, configs)
+        arrays = simulate_family(points, seeds=seeds, root_seed=int(root_seed), out=out, chunk_size=chunk_size,
+                                 workers=workers, progress=progress)
+        from_configs = theory.result()
     delta = arrays["kd_acc"].astype(np.float64) - arrays["no_kd_acc"].astype(np.float64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         gain = np.nanmean(delta, axis=1)
         count = np.isfinite(delta).sum(axis=1)
         gain_sem = np.nanstd(delta, axis=1, ddof=1) / np.sqrt(np.maximum(count, 1))
-    predictors = predictors_of(configs, arrays)
+    predictors = predictors_of(configs, arrays, from_configs)
     multiclass = np.asarray([c.n_classes > 2 for c in configs])
     scores, partials = score_family(predictors, gain, multiclass, n_boot=n_boot, folds=folds, seed=int(root_seed))
     return HeadToHead(

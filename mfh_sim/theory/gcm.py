@@ -280,7 +280,7 @@ def _channel(ch: Channel, m: np.ndarray, q: np.ndarray, V: np.ndarray, kd_on: bo
     c = ex(ch.mse) if ch.mse is not None and bool(np.any(ch.mse != 0)) else None
     same = kd_on and ch.v_t is not None and bool(np.any(ch.v_t > 0))
     # Weighted sums over the rule as one matrix-vector product per quantity.
-    wsum = lambda v: v.reshape(P, -1) @ weight
+    wsum = lambda v: (v.reshape(P, -1) * weight).sum(axis=1)
     vh = np.zeros(P)
     qh = np.zeros(P)
     qh_st = np.zeros(P)
@@ -429,22 +429,20 @@ def solve(
         coarse = None
     P = ch.alpha.shape[0]
     K = ch.omega.shape[-1]
-    x0 = _initial_conjugates(P, K)
-    if coarse is not None:
-        with np.errstate(all="ignore"):
-            xc, _, qc, vc, done_c, (hx, hf) = _iterate(ch, x0.copy(), tuple(coarse), COARSE_TOL, max_iter,
-                                                       damping, anderson)
-        # A problem the coarse rule did not settle (diverging: separable data without ridge) starts
-        # the full rule from scratch, so it runs off to DIVERGED and is reported as before.
-        usable = (done_c & (qc < 1e6) & (vc < 1e6) & np.isfinite(xc).all(axis=1) & (xc[:, 0] > 0) & (xc[:, 1] >= 0)
-                  & np.isfinite(hx).all(axis=(1, 2)) & np.isfinite(hf).all(axis=(1, 2)))
-        x0[usable] = xc[usable]
-        # The coarse map's secant pairs approximate the full map's Jacobian: the full rule's
-        # Anderson steps start from them instead of from a damped plain step.
-        history = (np.where(usable[:, None, None], hx, 0.0), np.where(usable[:, None, None], hf, 0.0))
-    else:
-        history = None
-    x, m, q, V, done, _ = _iterate(ch, x0, None, tol, max_iter, damping, anderson, history)
+    x, m, q, V = np.empty((P, K + 4)), np.empty((P, K)), np.empty(P), np.empty(P)
+    done = np.zeros(P, bool)
+    # Problems are iterated in batches of one kind (the channel takes its branches for a whole
+    # batch) and small enough for the rule's working arrays to stay in cache: a problem's values
+    # then depend on that problem alone, not on what else was asked in the same call.
+    size = max(1, SOLVE_POINTS // _rule_points(ch))
+    kinds = np.unique(_kinds(ch), axis=0, return_inverse=True)[1].ravel()
+    for kind in np.unique(kinds):
+        members = np.flatnonzero(kinds == kind)
+        for start in range(0, members.size, size):
+            rows = members[start:start + size]
+            sub = Channel(*(None if f is None else f[rows] for f in ch))
+            x[rows], m[rows], q[rows], V[rows], done[rows] = _solve_batch(sub, tol, max_iter, damping, anderson,
+                                                                           coarse)
     vh, qh, mh, qh_st, vh_st = x[:, 0], x[:, 1], x[:, 2:2 + K], x[:, 2 + K], x[:, 3 + K]
     if ch.n_classes is not None and int(ch.n_classes[0]) > 2:
         from mfh_sim.theory.multiclass import accuracy as multiclass_accuracy
@@ -467,6 +465,52 @@ def solve(
         )
     acc = np.where(ok, acc, np.nan)
     return FixedPoint(m, q, V, mh, qh, vh, qh_st, acc, ok, vh_st)
+
+
+#: Rule points (times classes) per batch of :func:`solve`'s iteration: the batches' working arrays
+#: then stay in the cores' caches.  Measured on the head-to-head family's theory (benchmarks/RESULTS.md).
+SOLVE_POINTS = 1 << 17
+
+
+def _kinds(ch: Channel) -> np.ndarray:
+    """(P, 5) booleans a problem: the switches a batch's channel and prox take for all of it (KL
+    term, MSE term, same-sample response, label noise, unit temperature)."""
+    P = ch.alpha.shape[0]
+    flag = lambda v: np.zeros(P, bool) if v is None else np.asarray(v) != 0
+    return np.stack([ch.kd != 0, flag(ch.mse), flag(ch.v_t), flag(ch.label_noise), ch.temperature == 1.0], axis=1)
+
+
+def _rule_points(ch: Channel) -> int:
+    """Quadrature points (times classes) one problem of ``ch`` carries through the channel."""
+    if ch.n_classes is not None:
+        from mfh_sim.theory.multiclass import points_for
+
+        return points_for(int(ch.n_classes[0])) * int(ch.n_classes[0])
+    kd_on = bool(np.any(ch.kd > 0)) or (ch.mse is not None and bool(np.any(ch.mse > 0)))
+    return 2 * LABEL_NODES * OMEGA_NODES * (LOGIT_NODES if kd_on else 1)
+
+
+def _solve_batch(ch: Channel, tol: float, max_iter: int, damping: float, anderson: int, coarse):
+    """:func:`solve`'s two phases for one batch of problems: (x, m, q, V, converged)."""
+    P = ch.alpha.shape[0]
+    K = ch.omega.shape[-1]
+    x0 = _initial_conjugates(P, K)
+    if coarse is not None:
+        with np.errstate(all="ignore"):
+            xc, _, qc, vc, done_c, (hx, hf) = _iterate(ch, x0.copy(), tuple(coarse), COARSE_TOL, max_iter,
+                                                       damping, anderson)
+        # A problem the coarse rule did not settle (diverging: separable data without ridge) starts
+        # the full rule from scratch, so it runs off to DIVERGED and is reported as before.
+        usable = (done_c & (qc < 1e6) & (vc < 1e6) & np.isfinite(xc).all(axis=1) & (xc[:, 0] > 0) & (xc[:, 1] >= 0)
+                  & np.isfinite(hx).all(axis=(1, 2)) & np.isfinite(hf).all(axis=(1, 2)))
+        x0[usable] = xc[usable]
+        # The coarse map's secant pairs approximate the full map's Jacobian: the full rule's
+        # Anderson steps start from them instead of from a damped plain step.
+        history = (np.where(usable[:, None, None], hx, 0.0), np.where(usable[:, None, None], hf, 0.0))
+    else:
+        history = None
+    x, m, q, V, done, _ = _iterate(ch, x0, None, tol, max_iter, damping, anderson, history)
+    return x, m, q, V, done
 
 
 def _iterate(ch: Channel, x: np.ndarray, nodes, tol: float, max_iter: int, damping: float, anderson: int,

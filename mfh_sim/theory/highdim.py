@@ -316,41 +316,76 @@ def crossover_gamma_gcm(
     shared channels are o.  The KD gain delta(o) of :func:`finite_accuracies` (ridge ``l2``, default the paper's GD
     map) is evaluated on ``grid`` overlaps, its last negative-to-positive sign change refined by
     Brent's method, and gamma* = G / (G + A + B) returned there.  0.0 if KD helps at every
-    overlap > 0, NaN if it never turns positive.
+    overlap > 0, NaN if it never turns positive.  :func:`crossover_gammas_gcm` does many
+    training sizes at once.
+    """
+    return float(crossover_gammas_gcm(
+        blocks_of_overlap, n_trains=[n_train], dim_a=dim_a, dim_b=dim_b, overlap_max=overlap_max, l2=l2, ce=ce,
+        k=k, temperature=temperature, same_sample=same_sample, hyperplane=hyperplane, grid=grid, nodes=nodes)[0])
+
+
+def crossover_gammas_gcm(
+    blocks_of_overlap,
+    *,
+    n_trains,
+    dim_a: float,
+    dim_b: float,
+    overlap_max: float,
+    l2: float | None = None,
+    ce: float = 1.0,
+    k: float = 0.5,
+    temperature: float = 1.0,
+    same_sample: bool = True,
+    hyperplane: str = "gaussian",
+    grid: int = 6,
+    nodes: int = 4,
+) -> np.ndarray:
+    """:func:`crossover_gamma_gcm` at every training size of ``n_trains`` (each >= 2), as an array.
+
+    The grids of every size are solved in one batch (each value is the one-size call's: the
+    theory's problems do not depend on their batch); the Brent refinements follow size by size.
     """
     from scipy.optimize import brentq
 
     if not callable(blocks_of_overlap):
         raise ValueError(f"blocks_of_overlap={blocks_of_overlap!r} is not allowed: it must be a function of the "
                          "overlap returning Blocks")
-    if not n_train >= 2:
-        raise ValueError(f"n_train={n_train!r} is not allowed: it must be >= 2")
+    n_trains = [n_trains] if np.ndim(n_trains) == 0 else list(n_trains)
+    for n_train in n_trains:
+        if isinstance(n_train, bool) or not isinstance(n_train, (int, float, np.integer, np.floating)) \
+                or not n_train >= 2:
+            raise ValueError(f"n_train={n_train!r} is not allowed: it must be >= 2")
     for name, value in (("dim_a", dim_a), ("dim_b", dim_b)):
         if not value >= 1:
             raise ValueError(f"{name}={value!r} is not allowed: it must be >= 1")
     if l2 is None:
         l2 = gd_effective_l2(0.1, 1000)
 
-    def delta(o: float) -> float:
+    def item(n_train: float, o: float):
         problem = Problem(n_train, dim_a, dim_b, o, l2, l2, ce, k, temperature, same_sample)
-        return finite_accuracies(blocks_of_overlap(o), hyperplane, problem, nodes=nodes)["delta"]
+        return blocks_of_overlap(o), hyperplane, problem, ""
 
     def gamma_of(o: float) -> float:
         b = blocks_of_overlap(o)
         return b.g / (b.g + b.a + b.b)
 
     overlaps = np.linspace(0.0, overlap_max, grid)
-    deltas = np.array([delta(o) for o in overlaps])
-    if np.isnan(deltas).any():
-        return math.nan
-    if (deltas[1:] > 0).all():
-        return 0.0
-    hits = np.flatnonzero((deltas[:-1] <= 0) & (deltas[1:] > 0))
-    if hits.size == 0:
-        return math.nan
-    i = hits[-1]
-    o_star = brentq(delta, overlaps[i], overlaps[i + 1], xtol=1e-3)
-    return gamma_of(o_star)
+    grids = finite_accuracies_many([item(n, o) for n in n_trains for o in overlaps], nodes=nodes)
+    out = np.empty(len(n_trains))
+    for j, n_train in enumerate(n_trains):
+        deltas = np.array([values["delta"] for values in grids[j * grid:(j + 1) * grid]])
+        hits = np.flatnonzero((deltas[:-1] <= 0) & (deltas[1:] > 0))
+        if np.isnan(deltas).any():
+            out[j] = math.nan
+        elif (deltas[1:] > 0).all():
+            out[j] = 0.0
+        elif hits.size == 0:
+            out[j] = math.nan
+        else:
+            i = hits[-1]
+            delta = lambda o, n_train=n_train: finite_accuracies_many([item(n_train, o)], nodes=nodes)[0]["delta"]
+            out[j] = gamma_of(brentq(delta, overlaps[i], overlaps[i + 1], xtol=1e-3))
+    return out
 
 
 def crossover_from_gains(overlaps: np.ndarray, gains: np.ndarray, *, n_decisive: float) -> float:

@@ -213,20 +213,32 @@ def prox(omega, label, t, V, a, k, T, c=None, start=None, iters: int = 60, need_
     broadcasting against (..., 1).  loss = a CE(label, h) + k T^2 KL(softmax(t/T) || softmax(h/T))
     + c |P (h - t)|^2.  Newton on F(h) = h - omega + V grad loss(h), whose Jacobian I + V H is
     symmetric positive definite (solved in Woodbury form, :class:`_System`); a point whose |F|
-    grew after a step goes back half way (up to 8 halvings).  Stops at max|F| < PROX_TOL.  H is
-    the Hessian of the loss at h*; tr(M H) = (C - tr M) / V.
+    grew after a step goes back half way (up to 8 halvings).  H is the Hessian of the loss at h*;
+    tr(M H) = (C - tr M) / V.
+
+    Each point stops on its own, at the first iterate with max|F| < PROX_TOL, and the points still
+    moving are gathered into contiguous arrays: a point's answer depends on that point alone (not
+    on which other points or problems share the batch), and the work shrinks as points settle
+    (most need two or three steps from a warm start).
     """
     C = omega.shape[-1]
+    shape = np.broadcast_shapes(omega.shape, t.shape)
+    lead = shape[:-1]
+    rows = math.prod(lead)
     onehot = np.zeros(C)
     onehot[label] = 1.0
     kd_on = bool(np.any(np.asarray(k) > 0))
     mse_on = c is not None and bool(np.any(np.asarray(c) > 0))
     unit_t = kd_on and bool(np.all(np.asarray(T) == 1.0))
-    target = _softmax(t / T) if kd_on else None
     c2 = 2.0 * c if mse_on else None
     zero = np.zeros(1)
 
-    def parts(h):
+    def per_row(v):
+        """``v`` (broadcasting against (..., 1) or (..., C)) as one contiguous row a point."""
+        v = np.asarray(v, dtype=np.float64)
+        return np.ascontiguousarray(np.broadcast_to(v, lead + (v.shape[-1],))).reshape(rows, -1)
+
+    def parts(h, a, k, T, target, t, c2):
         p = _softmax(h)
         r = None if not kd_on else (p if unit_t else _softmax(h / T))
         g = a * (p - onehot)
@@ -237,34 +249,55 @@ def prox(omega, label, t, V, a, k, T, c=None, start=None, iters: int = 60, need_
             g = g + c2 * (diff - _rowsum(diff, keepdims=True) / C)
         return p, r, g
 
-    def system(p, r):
+    def system(p, r, V, a, k, c2):
         if kd_on and unit_t:
             # T = 1: both Jacobians are J(p), one rank-one term of weight a + k.
             return _System(p, None, V, a + k, zero, c2 if mse_on else zero)
         return _System(p, r, V, a, k if kd_on else zero, c2 if mse_on else zero)
 
-    h = np.array(np.broadcast_to(omega if start is None else start, np.broadcast_shapes(omega.shape, t.shape)))
-    p, r, g = parts(h)
-    F = h - omega + V * g
+    # The working set: one row a point, per-point copies of the per-problem arguments.
+    h_out = per_row(omega if start is None else start).copy()
+    om = per_row(omega)
+    tt = per_row(t) if mse_on else None
+    target = _softmax(per_row(t) / per_row(T)) if kd_on else None
+    args = {"V": per_row(V), "a": per_row(a), "k": per_row(k) if kd_on else None,
+            "T": per_row(T) if kd_on else None, "c2": per_row(c2) if mse_on else None}
+    idx = np.arange(rows)
+    hh = h_out
+    p, r, g = parts(hh, args["a"], args["k"], args["T"], target, tt, args["c2"])
+    F = hh - om + args["V"] * g
     err = _rowmax(np.abs(F))
     for _ in range(iters):
-        if not np.any(err > PROX_TOL):
-            break
-        step = system(p, r).solve(F, p)
+        moving = err > PROX_TOL
+        if not moving.all():
+            h_out[idx[~moving]] = hh[~moving]
+            if not moving.any():
+                break
+            idx, hh, p, F, err, om = idx[moving], hh[moving], p[moving], F[moving], err[moving], om[moving]
+            r = None if r is None else (p if unit_t else r[moving])
+            target = None if target is None else target[moving]
+            tt = None if tt is None else tt[moving]
+            args = {name: None if v is None else v[moving] for name, v in args.items()}
+        V_, a_, k_, T_, c2_ = args["V"], args["a"], args["k"], args["T"], args["c2"]
+        step = system(p, r, V_, a_, k_, c2_).solve(F, p)
         size = np.ones(err.shape + (1,))
         for _ in range(9):
-            new = h - size * step
-            p_n, r_n, g_n = parts(new)
-            F_n = new - omega + V * g_n
+            new = hh - size * step
+            p_n, r_n, g_n = parts(new, a_, k_, T_, target, tt, c2_)
+            F_n = new - om + V_ * g_n
             err_n = _rowmax(np.abs(F_n))
             worse = err_n > err
             if not np.any(worse):
                 break
             size = np.where(worse[..., None], 0.5 * size, size)
-        h, p, r, F, err = new, p_n, r_n, F_n, err_n
-    sys_ = system(p, r)
-    trace_mh = (C - sys_.trace(V, c2 if mse_on else None)) / V[..., 0]
-    return h, trace_mh, (sys_.inverse(V, c2 if mse_on else None) if need_inverse else None)
+        hh, p, r, F, err = new, p_n, r_n, F_n, err_n
+    h_out[idx] = hh  # (out of steps: the points still moving keep their last iterate)
+    h = h_out.reshape(shape)
+    c2_full = c2 if mse_on else None
+    p, r, _ = parts(h, a, k, T, _softmax(t / T) if kd_on else None, t, c2_full)
+    sys_ = system(p, r, V, a, k, c2_full)
+    trace_mh = (C - sys_.trace(V, c2_full)) / V[..., 0]
+    return h, trace_mh, (sys_.inverse(V, c2_full) if need_inverse else None)
 
 
 def _mean(v: np.ndarray) -> np.ndarray:
