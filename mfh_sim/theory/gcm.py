@@ -41,9 +41,12 @@ Gauss-Hermite product rule; the label is integrated in closed form given (omega,
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import math
+import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
@@ -415,7 +418,10 @@ def solve(
     problems' labels).  Anderson-mixed iteration (memory ``anderson``; 0: the plain damped
     iteration, weight ``damping`` on the old conjugates) on the conjugates (Vh, qh, mh, qh_ST, Vh_ST);
     convergence when the relative change of (m, q, V) between two iterations is below ``tol``
-    for every problem.  Each problem's iteration is independent of the others in the batch.
+    for every problem.  Each problem's iteration is independent of the others in the batch, to
+    the last bit: problems are iterated in batches of one kind (:func:`_kinds`) of about
+    :data:`SOLVE_POINTS` rule points (C-class ones one thread a core), and every value is the same however a
+    call groups its problems (tests/test_theory_gcm.py).
 
     ``coarse`` (label, logit, omega rule sizes; True: COARSE_NODES, read at call time; False or
     None: off): iterate first with that cheaper rule to a relative change of COARSE_TOL and start
@@ -436,13 +442,25 @@ def solve(
     # then depend on that problem alone, not on what else was asked in the same call.
     size = max(1, SOLVE_POINTS // _rule_points(ch))
     kinds = np.unique(_kinds(ch), axis=0, return_inverse=True)[1].ravel()
+    # The C-class channel's arrays are large enough for numpy's loops (which release the
+    # interpreter) to dominate: one thread a core, at least one batch each.  The two-class
+    # channel's are not (measured: two threads took 1.5x the CPU time for the same wall time).
+    threads = min(cores(), P) if ch.n_classes is not None else 1
+    batches = []
     for kind in np.unique(kinds):
         members = np.flatnonzero(kinds == kind)
-        for start in range(0, members.size, size):
-            rows = members[start:start + size]
-            sub = Channel(*(None if f is None else f[rows] for f in ch))
-            x[rows], m[rows], q[rows], V[rows], done[rows] = _solve_batch(sub, tol, max_iter, damping, anderson,
-                                                                           coarse)
+        step = min(size, -(-members.size // threads))
+        batches += [members[start:start + step] for start in range(0, members.size, step)]
+    solve_rows = lambda rows: _solve_batch(Channel(*(None if f is None else f[rows] for f in ch)), tol, max_iter,
+                                           damping, anderson, coarse)
+    if len(batches) > 1 and threads > 1:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            # Each batch under the caller's context (numpy's error state lives there).
+            solved = list(pool.map(lambda rows: contextvars.copy_context().run(solve_rows, rows), batches))
+    else:
+        solved = [solve_rows(rows) for rows in batches]
+    for rows, (x_, m_, q_, v_, done_) in zip(batches, solved):
+        x[rows], m[rows], q[rows], V[rows], done[rows] = x_, m_, q_, v_, done_
     vh, qh, mh, qh_st, vh_st = x[:, 0], x[:, 1], x[:, 2:2 + K], x[:, 2 + K], x[:, 3 + K]
     if ch.n_classes is not None and int(ch.n_classes[0]) > 2:
         from mfh_sim.theory.multiclass import accuracy as multiclass_accuracy
@@ -470,6 +488,14 @@ def solve(
 #: Rule points (times classes) per batch of :func:`solve`'s iteration: the batches' working arrays
 #: then stay in the cores' caches.  Measured on the head-to-head family's theory (benchmarks/RESULTS.md).
 SOLVE_POINTS = 1 << 17
+
+
+def cores() -> int:
+    """CPU cores this process may run on (the C-class theory's threads)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - platforms without sched_getaffinity
+        return os.cpu_count() or 1
 
 
 def _kinds(ch: Channel) -> np.ndarray:

@@ -371,21 +371,21 @@ def crossover_gammas_gcm(
 
     overlaps = np.linspace(0.0, overlap_max, grid)
     grids = finite_accuracies_many([item(n, o) for n in n_trains for o in overlaps], nodes=nodes)
-    out = np.empty(len(n_trains))
-    for j, n_train in enumerate(n_trains):
+
+    def crossover(j: int) -> float:
         deltas = np.array([values["delta"] for values in grids[j * grid:(j + 1) * grid]])
         hits = np.flatnonzero((deltas[:-1] <= 0) & (deltas[1:] > 0))
         if np.isnan(deltas).any():
-            out[j] = math.nan
-        elif (deltas[1:] > 0).all():
-            out[j] = 0.0
-        elif hits.size == 0:
-            out[j] = math.nan
-        else:
-            i = hits[-1]
-            delta = lambda o, n_train=n_train: finite_accuracies_many([item(n_train, o)], nodes=nodes)[0]["delta"]
-            out[j] = gamma_of(brentq(delta, overlaps[i], overlaps[i + 1], xtol=1e-3))
-    return out
+            return math.nan
+        if (deltas[1:] > 0).all():
+            return 0.0
+        if hits.size == 0:
+            return math.nan
+        i = hits[-1]
+        delta = lambda o: finite_accuracies_many([item(n_trains[j], o)], nodes=nodes)[0]["delta"]
+        return gamma_of(brentq(delta, overlaps[i], overlaps[i + 1], xtol=1e-3))
+
+    return np.array([crossover(j) for j in range(len(n_trains))], dtype=np.float64)
 
 
 def crossover_from_gains(overlaps: np.ndarray, gains: np.ndarray, *, n_decisive: float) -> float:
