@@ -8,7 +8,9 @@ theory ignores, ``n_test``) and on 1,000 configs of which 100 are distinct 'ones
 
 ``--compare`` repeats every line with the coarse first phase of the fixed point switched off
 (``gcm.COARSE_NODES = None``), so the two columns come from one run on the same (possibly shared)
-machine.  ``--skip-grid`` leaves out the 66-config grid (the slowest line).
+machine.  ``--skip-grid`` leaves out the 66-config grid (the slowest line).  ``--head-to-head`` adds
+the default head-to-head family (``mfh-sim reproduce``'s hypotheses item: 192 two-class and 48
+three-class configs, every one a distinct question), its two parts and the whole.
 """
 
 from __future__ import annotations
@@ -74,6 +76,20 @@ def _multiclass_setup() -> None:
     multiclass.normals(4, multiclass.MAX_POINTS)  # the infinite-data limit's kappa
 
 
+def head_to_head_cases() -> list[tuple[str, object]]:
+    """The default head-to-head family's theory: its two-class configs, three-class ones, all."""
+    from mfh_sim.experiments.families import FamilySpec
+
+    family = [mfh_sim.make_config(**point) for point in FamilySpec().points()]
+    two = [c for c in family if c.n_classes == 2]
+    multi = [c for c in family if c.n_classes > 2]
+    return [
+        (f"predict_many: head-to-head, {len(two)} two-class configs", lambda: api.predict_many(two)),
+        (f"predict_many: head-to-head, {len(multi)} three-class configs", lambda: api.predict_many(multi)),
+        (f"predict_many: head-to-head, all {len(family)} configs", lambda: api.predict_many(family)),
+    ]
+
+
 def cases(skip_grid: bool = False) -> list[tuple[str, object]]:
     """(label, zero-argument callable) for every timed line (the C-class setup first, once)."""
     out: list[tuple[str, object]] = [("one-time C-class setup (C = 3, 4, 10; cached per process)", _multiclass_setup)]
@@ -109,9 +125,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--compare", action="store_true",
                         help="also time every line with the coarse first phase off")
     parser.add_argument("--skip-grid", action="store_true", help="leave out the 66-config grid")
+    parser.add_argument("--head-to-head", action="store_true",
+                        help="add the default head-to-head family (two-class, three-class, all)")
     args = parser.parse_args(argv)
     default = getattr(gcm, "COARSE_NODES", None)
-    for label, fn in cases(args.skip_grid):
+    for label, fn in cases(args.skip_grid) + (head_to_head_cases() if args.head_to_head else []):
         wall, cpu = _timed(fn)
         line = f"{label:62s} wall {wall:6.2f} s  cpu {cpu:6.2f} s"
         if args.compare:

@@ -449,7 +449,7 @@ def solve(
     batches = []
     for kind in np.unique(kinds):
         members = np.flatnonzero(kinds == kind)
-        step = min(size, -(-members.size // threads))
+        step = size if members.size <= size else min(size, -(-members.size // threads))
         batches += [members[start:start + step] for start in range(0, members.size, step)]
     solve_rows = lambda rows: _solve_batch(Channel(*(None if f is None else f[rows] for f in ch)), tol, max_iter,
                                            damping, anderson, coarse)

@@ -269,17 +269,26 @@ def prox(omega, label, t, V, a, k, T, c=None, start=None, iters: int = 60, need_
     err = _rowmax(np.abs(F))
     for _ in range(iters):
         moving = err > PROX_TOL
+        settled = None
         if not moving.all():
-            h_out[idx[~moving]] = hh[~moving]
-            if not moving.any():
-                break
-            idx, hh, p, F, err, om = idx[moving], hh[moving], p[moving], F[moving], err[moving], om[moving]
-            r = None if r is None else (p if unit_t else r[moving])
-            target = None if target is None else target[moving]
-            tt = None if tt is None else tt[moving]
-            args = {name: None if v is None else v[moving] for name, v in args.items()}
+            n_moving = int(np.count_nonzero(moving))
+            if 4 * n_moving > 3 * moving.size:
+                # Fewer than a quarter settled: they stay in the working set, held where they
+                # are (a zero step), until gathering pays for its copies.
+                settled = ~moving
+            else:
+                h_out[idx[~moving]] = hh[~moving]
+                if not n_moving:
+                    break
+                idx, hh, p, F, err, om = idx[moving], hh[moving], p[moving], F[moving], err[moving], om[moving]
+                r = None if r is None else (p if unit_t else r[moving])
+                target = None if target is None else target[moving]
+                tt = None if tt is None else tt[moving]
+                args = {name: None if v is None else v[moving] for name, v in args.items()}
         V_, a_, k_, T_, c2_ = args["V"], args["a"], args["k"], args["T"], args["c2"]
         step = system(p, r, V_, a_, k_, c2_).solve(F, p)
+        if settled is not None:
+            step = np.where(settled[:, None], 0.0, step)
         size = np.ones(err.shape + (1,))
         for _ in range(9):
             new = hh - size * step
