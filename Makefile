@@ -1,5 +1,5 @@
 # Two entry points, each setting up its own virtual environment first:
-#   make reproduce   the paper's figures and tables into figures/ (CPU: about 6 minutes on two cores)
+#   make reproduce   the paper's figures and tables into figures/ (CPU: about 2 to 2.5 minutes on two cores)
 #   make test        the whole test suite (what CI runs)
 # and, for the inner loop of a change:
 #   make test-fast   the suite without the tests marked slow

@@ -127,7 +127,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-grid", action="store_true", help="leave out the 66-config grid")
     parser.add_argument("--head-to-head", action="store_true",
                         help="add the default head-to-head family (two-class, three-class, all)")
+    parser.add_argument("--solve-points", type=int, default=None,
+                        help="rule points per batch of the fixed-point solve (default gcm.SOLVE_POINTS)")
     args = parser.parse_args(argv)
+    if args.solve_points is not None:
+        gcm.SOLVE_POINTS = args.solve_points
     default = getattr(gcm, "COARSE_NODES", None)
     for label, fn in cases(args.skip_grid) + (head_to_head_cases() if args.head_to_head else []):
         wall, cpu = _timed(fn)
