@@ -216,10 +216,10 @@ def prox(omega, label, t, V, a, k, T, c=None, start=None, iters: int = 60, need_
     grew after a step goes back half way (up to 8 halvings).  H is the Hessian of the loss at h*;
     tr(M H) = (C - tr M) / V.
 
-    Each point stops on its own, at the first iterate with max|F| < PROX_TOL, and the points still
-    moving are gathered into contiguous arrays: a point's answer depends on that point alone (not
-    on which other points or problems share the batch), and the work shrinks as points settle
-    (most need two or three steps from a warm start).
+    Each point stops on its own, at the first iterate with max|F| < PROX_TOL (held there by a zero
+    step until a quarter of the working set has settled, then gathered out of it): a point's
+    answer depends on that point alone, not on which other points or problems share the batch,
+    and the work shrinks as points settle (most need two or three steps from a warm start).
     """
     C = omega.shape[-1]
     shape = np.broadcast_shapes(omega.shape, t.shape)
