@@ -161,6 +161,29 @@ def test_head_to_head_end_to_end_and_cli(tmp_path):
     np.testing.assert_allclose(saved["gain"], result.gain)
 
 
+def test_the_theory_thread_leaves_the_warnings_filters_to_the_main_thread(monkeypatch):
+    # run_head_to_head solves the theory in a worker thread beside the simulations.
+    # warnings.catch_warnings saves and restores the whole process's filter list, so entered from
+    # two threads at once it can leave one thread's filter behind (every RuntimeWarning silenced
+    # for the rest of the process): only the main thread may enter it.
+    import threading
+    import warnings
+
+    entered_from = []
+    real = warnings.catch_warnings
+
+    def recording(*args, **kwargs):
+        entered_from.append(threading.current_thread() is threading.main_thread())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(warnings, "catch_warnings", recording)
+    before = list(warnings.filters)
+    result = run_head_to_head(TINY, seeds=2, n_boot=20, workers=1)
+    assert np.isfinite(result.predictors["theory_gain"]).all()
+    assert entered_from and all(entered_from)
+    assert warnings.filters == before
+
+
 # ----------------------------------------------------------------- claims across families
 def test_a_contrast_claim_pairs_its_resamples_and_a_single_one_is_the_tables_statistic():
     rng = np.random.default_rng(3)

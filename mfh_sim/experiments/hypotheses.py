@@ -118,11 +118,18 @@ def _complementarities(configs: list[SimConfig]) -> np.ndarray:
 def theory_gains(configs: list[SimConfig]) -> np.ndarray:
     """The finite-sample theory's KD gain (:func:`mfh_sim.theory.predict_many`, fraction) of each
     config; NaN for the configs the theory declines (MLPs, Adam, feature-hint KD, ...)."""
-    from mfh_sim.simulation import theory_for_many
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a non-converged fixed point stays NaN
-        predictions = theory_for_many(configs)
+        return _theory_gains(configs)
+
+
+def _theory_gains(configs: list[SimConfig]) -> np.ndarray:
+    # theory_gains without its warnings filter, for a thread: warnings.catch_warnings saves and
+    # restores the whole process's filters, so two threads inside it at once can leave one's
+    # filter behind (the caller filters instead, from the main thread).
+    from mfh_sim.simulation import theory_for_many
+
+    predictions = theory_for_many(configs)
     return np.asarray([np.nan if p is None else p["delta"] for p in predictions], np.float64)
 
 
@@ -135,20 +142,22 @@ def complementarity_available() -> bool:
     return True
 
 
-def config_predictors(configs: list[SimConfig]) -> dict[str, np.ndarray]:
+def _config_predictors(configs: list[SimConfig]) -> dict[str, np.ndarray]:
     """The predictors that need the configs only, not the simulations: the complementarity
-    criterion and the theory's KD gain (each an array over configs, NaN where unavailable)."""
-    return {"complementarity": _complementarities(configs), "theory_gain": theory_gains(configs)}
+    criterion and the theory's KD gain (arrays over configs, NaN where unavailable).  Enters no
+    warnings filter (it runs in a thread); the caller ignores RuntimeWarning around it."""
+    return {"complementarity": _complementarities(configs), "theory_gain": _theory_gains(configs)}
 
 
 def predictors_of(configs: list[SimConfig], arrays: dict[str, np.ndarray],
                   from_configs: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Every predictor as an array over configs (NaN where it does not apply or is unavailable).
 
-    ``from_configs``: :func:`config_predictors` of ``configs`` if already computed.
+    ``from_configs``: the config-only predictors (complementarity, theory_gain) if already
+    computed.
     """
     if from_configs is None:
-        from_configs = config_predictors(configs)
+        from_configs = {"complementarity": _complementarities(configs), "theory_gain": theory_gains(configs)}
     # Like the gain, every per-seed predictor is averaged over the seeds where the teacher, the
     # no-KD and the KD student are all finite (the KD student is NaN where the teacher diverged).
     complete = np.isfinite(arrays["kd_acc"]) & np.isfinite(arrays["no_kd_acc"]) & np.isfinite(arrays["teacher_acc"])
@@ -537,12 +546,16 @@ def run_head_to_head(
     points = spec.points()
     configs = [make_config(**point) for point in points]
     # The theory (numpy, on the host) needs the configs only: it runs in a thread of its own
-    # while the simulations (XLA, which releases the interpreter) keep the cores busy.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        theory = pool.submit(config_predictors, configs)
-        arrays = simulate_family(points, seeds=seeds, root_seed=int(root_seed), out=out, chunk_size=chunk_size,
-                                 workers=workers, progress=progress)
-        from_configs = theory.result()
+    # while the simulations (XLA, which releases the interpreter) keep the cores busy.  Its
+    # non-converged fixed points are NaN, not warnings: the filter is set here, in this thread,
+    # around both (the worker enters none; see _theory_gains).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            theory = pool.submit(_config_predictors, configs)
+            arrays = simulate_family(points, seeds=seeds, root_seed=int(root_seed), out=out,
+                                     chunk_size=chunk_size, workers=workers, progress=progress)
+            from_configs = theory.result()
     delta = arrays["kd_acc"].astype(np.float64) - arrays["no_kd_acc"].astype(np.float64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
