@@ -169,12 +169,10 @@ def test_gcm_crossover_needs_its_geometry_and_grows_with_n():
     values = [crossover_gamma_gcm(fig2_blocks, n_train=n, **geometry) for n in (200, 400)]
     assert 0 < values[0] < values[1] < 1
     # Many sizes in one call (their grids in one batch) give each size's own value, to the bit.
-    from mfh_sim.theory import crossover_gammas_gcm
-
-    assert crossover_gammas_gcm(fig2_blocks, n_trains=[400, 200], **geometry).tolist() == values[::-1]
+    assert crossover_gamma_gcm(fig2_blocks, n_train=[400, 200], **geometry).tolist() == values[::-1]
     for bad in ([200, 1], [True], ["200"]):
         with pytest.raises(ValueError, match="n_train="):
-            crossover_gammas_gcm(fig2_blocks, n_trains=bad, **geometry)
+            crossover_gamma_gcm(fig2_blocks, n_train=bad, **geometry)
 
 
 # ---------------------------------------------------------------------------------- complementarity

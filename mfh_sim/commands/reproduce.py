@@ -90,7 +90,7 @@ def _theory(out: Path, seeds: int, progress: bool, training: dict[str, Any]) -> 
 
     from mfh_sim import experiments
     from mfh_sim.plots.theory import crossover_curve, theory_vs_simulation
-    from mfh_sim.theory import crossover_from_gains, crossover_gammas_gcm
+    from mfh_sim.theory import crossover_from_gains, crossover_gamma_gcm
 
     result = experiments.fig2(seeds=seeds, progress=progress, **training)
     accuracies = theory_vs_simulation(
@@ -99,8 +99,8 @@ def _theory(out: Path, seeds: int, progress: bool, training: dict[str, Any]) -> 
                                 title=f"KD gain: theory and simulation{_trained_by(training)}")
     sizes = np.geomspace(100, 5000, CROSSOVER_SIZES)
     # The crossover's ridge: the training's own (ERM) or, for the paper's GD, the theory's GD map.
-    predicted = crossover_gammas_gcm(experiments.fig2_blocks, n_trains=[int(n) for n in sizes], dim_a=25, dim_b=50,
-                                     overlap_max=10, l2=training.get("l2"))
+    predicted = crossover_gamma_gcm(experiments.fig2_blocks, n_train=[int(n) for n in sizes], dim_a=25, dim_b=50,
+                                    overlap_max=10, l2=training.get("l2"))
     simulated = crossover_from_gains(np.asarray(experiments.FIG2_OVERLAPS), result.delta, n_decisive=20)
     crossover = crossover_curve(sizes, predicted, simulated=([200], [simulated]))
     crossover.axes[0].set_title("Fig. 2 geometry: where KD starts to help", fontsize=10)

@@ -12,9 +12,8 @@ Public entry points (derivations and assumptions in ``docs/theory.md``):
 * :func:`predict_many` — :func:`predict` for many configs in one batched solve.
 * :func:`predict_limit` — the infinite-data accuracies alone (fast).
 * :func:`crossover_gamma_gcm` — the GCM theory's crossover gamma* for a one-parameter family of
-  diagrams (the geometry is an argument), :func:`crossover_gammas_gcm` at many training sizes
-  at once; :func:`crossover_from_gains` — the same read off a
-  simulated KD-gain curve.
+  diagrams (the geometry is an argument; one training size or many at once);
+  :func:`crossover_from_gains` — the same read off a simulated KD-gain curve.
 * :func:`complementarity` — the Cross-modal Complementarity criterion I(h_T; h_S) - I(h_S; Y).
 * :func:`linear_student` — population teacher and KD student for one hyperplane and any linear
   teacher; :func:`sheppard_accuracy`.
@@ -31,7 +30,7 @@ from mfh_sim.theory.api import (
     predict_limit,
     predict_many,
 )
-from mfh_sim.theory.highdim import crossover_from_gains, crossover_gamma_gcm, crossover_gammas_gcm, gd_effective_l2
+from mfh_sim.theory.highdim import crossover_from_gains, crossover_gamma_gcm, gd_effective_l2
 from mfh_sim.theory.population import linear_student, sheppard_accuracy
 
 __all__ = [
@@ -39,7 +38,6 @@ __all__ = [
     "complementarity",
     "crossover_from_gains",
     "crossover_gamma_gcm",
-    "crossover_gammas_gcm",
     "decline_reason",
     "effective_l2",
     "gd_effective_l2",

@@ -296,7 +296,7 @@ def _seen(acc: np.ndarray, share: np.ndarray, n_classes: int = 2) -> np.ndarray:
 def crossover_gamma_gcm(
     blocks_of_overlap,
     *,
-    n_train: float,
+    n_train,
     dim_a: float,
     dim_b: float,
     overlap_max: float,
@@ -308,7 +308,7 @@ def crossover_gamma_gcm(
     hyperplane: str = "gaussian",
     grid: int = 6,
     nodes: int = 4,
-) -> float:
+) -> float | np.ndarray:
     """The GCM theory's crossover gamma* of a one-parameter family of Venn diagrams.
 
     ``blocks_of_overlap(o)`` gives the decisive blocks at a real overlap o in [0, overlap_max]
@@ -316,45 +316,23 @@ def crossover_gamma_gcm(
     shared channels are o.  The KD gain delta(o) of :func:`finite_accuracies` (ridge ``l2``, default the paper's GD
     map) is evaluated on ``grid`` overlaps, its last negative-to-positive sign change refined by
     Brent's method, and gamma* = G / (G + A + B) returned there.  0.0 if KD helps at every
-    overlap > 0, NaN if it never turns positive.  :func:`crossover_gammas_gcm` does many
-    training sizes at once.
-    """
-    return float(crossover_gammas_gcm(
-        blocks_of_overlap, n_trains=[n_train], dim_a=dim_a, dim_b=dim_b, overlap_max=overlap_max, l2=l2, ce=ce,
-        k=k, temperature=temperature, same_sample=same_sample, hyperplane=hyperplane, grid=grid, nodes=nodes)[0])
+    overlap > 0, NaN if it never turns positive.
 
-
-def crossover_gammas_gcm(
-    blocks_of_overlap,
-    *,
-    n_trains,
-    dim_a: float,
-    dim_b: float,
-    overlap_max: float,
-    l2: float | None = None,
-    ce: float = 1.0,
-    k: float = 0.5,
-    temperature: float = 1.0,
-    same_sample: bool = True,
-    hyperplane: str = "gaussian",
-    grid: int = 6,
-    nodes: int = 4,
-) -> np.ndarray:
-    """:func:`crossover_gamma_gcm` at every training size of ``n_trains`` (each >= 2), as an array.
-
-    The grids of every size are solved in one batch (each value is the one-size call's: the
-    theory's problems do not depend on their batch); the Brent refinements follow size by size.
+    ``n_train``: a training size >= 2 (returns a float), or a sequence of them (returns an array,
+    one gamma* a size): the grids of every size are then solved in one batch, each value equal
+    to its one-size call's (the theory's problems do not depend on their batch), and the Brent
+    refinements follow size by size.
     """
     from scipy.optimize import brentq
 
     if not callable(blocks_of_overlap):
         raise ValueError(f"blocks_of_overlap={blocks_of_overlap!r} is not allowed: it must be a function of the "
                          "overlap returning Blocks")
-    n_trains = [n_trains] if np.ndim(n_trains) == 0 else list(n_trains)
-    for n_train in n_trains:
-        if isinstance(n_train, bool) or not isinstance(n_train, (int, float, np.integer, np.floating)) \
-                or not n_train >= 2:
-            raise ValueError(f"n_train={n_train!r} is not allowed: it must be >= 2")
+    scalar = np.ndim(n_train) == 0
+    n_trains = [n_train] if scalar else list(n_train)
+    for size in n_trains:
+        if isinstance(size, bool) or not isinstance(size, (int, float, np.integer, np.floating)) or not size >= 2:
+            raise ValueError(f"n_train={size!r} is not allowed: it must be >= 2 (or a sequence of such sizes)")
     for name, value in (("dim_a", dim_a), ("dim_b", dim_b)):
         if not value >= 1:
             raise ValueError(f"{name}={value!r} is not allowed: it must be >= 1")
@@ -385,7 +363,8 @@ def crossover_gammas_gcm(
         delta = lambda o: finite_accuracies_many([item(n_trains[j], o)], nodes=nodes)[0]["delta"]
         return gamma_of(brentq(delta, overlaps[i], overlaps[i + 1], xtol=1e-3))
 
-    return np.array([crossover(j) for j in range(len(n_trains))], dtype=np.float64)
+    out = np.array([crossover(j) for j in range(len(n_trains))], dtype=np.float64)
+    return float(out[0]) if scalar else out
 
 
 def crossover_from_gains(overlaps: np.ndarray, gains: np.ndarray, *, n_decisive: float) -> float:
