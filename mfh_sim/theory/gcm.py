@@ -282,7 +282,8 @@ def _channel(ch: Channel, m: np.ndarray, q: np.ndarray, V: np.ndarray, kd_on: bo
     Vb, a, k, T = ex(V), ex(ch.ce), ex(ch.kd), ex(ch.temperature)
     c = ex(ch.mse) if ch.mse is not None and bool(np.any(ch.mse != 0)) else None
     same = kd_on and ch.v_t is not None and bool(np.any(ch.v_t > 0))
-    # Weighted sums over the rule as one matrix-vector product per quantity.
+    # Weighted sums over the rule, row by row (a BLAS matrix-vector product would round a row by
+    # its position in the batch).
     wsum = lambda v: (v.reshape(P, -1) * weight).sum(axis=1)
     vh = np.zeros(P)
     qh = np.zeros(P)
