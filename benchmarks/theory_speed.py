@@ -131,6 +131,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="rule points per batch of the fixed-point solve (default gcm.SOLVE_POINTS)")
     args = parser.parse_args(argv)
     if args.solve_points is not None:
+        if args.solve_points < 1:
+            parser.error(f"--solve-points {args.solve_points}: it must be >= 1")
         gcm.SOLVE_POINTS = args.solve_points
     default = getattr(gcm, "COARSE_NODES", None)
     for label, fn in cases(args.skip_grid) + (head_to_head_cases() if args.head_to_head else []):

@@ -157,7 +157,9 @@ def predictors_of(configs: list[SimConfig], arrays: dict[str, np.ndarray],
     computed.
     """
     if from_configs is None:
-        from_configs = {"complementarity": _complementarities(configs), "theory_gain": theory_gains(configs)}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a non-converged fixed point stays NaN
+            from_configs = _config_predictors(configs)
     # Like the gain, every per-seed predictor is averaged over the seeds where the teacher, the
     # no-KD and the KD student are all finite (the KD student is NaN where the teacher diverged).
     complete = np.isfinite(arrays["kd_acc"]) & np.isfinite(arrays["no_kd_acc"]) & np.isfinite(arrays["teacher_acc"])

@@ -238,9 +238,12 @@ def prox(omega, label, t, V, a, k, T, c=None, start=None, iters: int = 60, need_
         v = np.asarray(v, dtype=np.float64)
         return np.ascontiguousarray(np.broadcast_to(v, lead + (v.shape[-1],))).reshape(rows, -1)
 
-    def parts(h, a, k, T, target, t, c2):
+    def probabilities(h, T):
         p = _softmax(h)
-        r = None if not kd_on else (p if unit_t else _softmax(h / T))
+        return p, (None if not kd_on else (p if unit_t else _softmax(h / T)))
+
+    def parts(h, a, k, T, target, t, c2):
+        p, r = probabilities(h, T)
         g = a * (p - onehot)
         if kd_on:
             g = g + k * T * (r - target)
@@ -258,8 +261,9 @@ def prox(omega, label, t, V, a, k, T, c=None, start=None, iters: int = 60, need_
     # The working set: one row a point, per-point copies of the per-problem arguments.
     h_out = per_row(omega if start is None else start).copy()
     om = per_row(omega)
-    tt = per_row(t) if mse_on else None
-    target = _softmax(per_row(t) / per_row(T)) if kd_on else None
+    tt = per_row(t) if (mse_on or kd_on) else None
+    target = _softmax(tt / per_row(T)) if kd_on else None
+    tt = tt if mse_on else None
     args = {"V": per_row(V), "a": per_row(a), "k": per_row(k) if kd_on else None,
             "T": per_row(T) if kd_on else None, "c2": per_row(c2) if mse_on else None}
     idx = np.arange(rows)
@@ -303,7 +307,7 @@ def prox(omega, label, t, V, a, k, T, c=None, start=None, iters: int = 60, need_
     h_out[idx] = hh  # (out of steps: the points still moving keep their last iterate)
     h = h_out.reshape(shape)
     c2_full = c2 if mse_on else None
-    p, r, _ = parts(h, a, k, T, _softmax(t / T) if kd_on else None, t, c2_full)
+    p, r = probabilities(h, T)
     sys_ = system(p, r, V, a, k, c2_full)
     trace_mh = (C - sys_.trace(V, c2_full)) / V[..., 0]
     return h, trace_mh, (sys_.inverse(V, c2_full) if need_inverse else None)
