@@ -175,6 +175,39 @@ def test_gcm_crossover_needs_its_geometry_and_grows_with_n():
             crossover_gamma_gcm(fig2_blocks, n_train=bad, **geometry)
 
 
+def test_gcm_crossover_refines_without_solving_the_grid_again(monkeypatch):
+    """Brent's method starts from the values at its bracket's ends, which the grid has: the
+    refinement reuses them, and still lands where Brent on fresh solves lands, to the bit."""
+    from scipy.optimize import brentq
+
+    from mfh_sim.experiments import fig2_blocks
+    from mfh_sim.theory import crossover_gamma_gcm, highdim
+
+    solve = highdim.finite_accuracies_many
+    solved: list[list[float]] = []
+
+    def recording(items, **options):
+        solved.append([problem.shared_channels for _, _, problem, _ in items])
+        return solve(items, **options)
+
+    monkeypatch.setattr(highdim, "finite_accuracies_many", recording)
+    value = crossover_gamma_gcm(fig2_blocks, n_train=200, dim_a=25, dim_b=50, overlap_max=10)
+    grid, refinement = solved[0], [o for call in solved[1:] for o in call]
+    assert grid == np.linspace(0, 10, 6).tolist() and refinement
+    assert not set(grid) & set(refinement)
+
+    l2 = highdim.gd_effective_l2(0.1, 1000)
+
+    def delta(o: float) -> float:
+        problem = highdim.Problem(200, 25, 50, o, l2, l2, 1.0, 0.5, 1.0, True)
+        return solve([(fig2_blocks(o), "gaussian", problem, "")], nodes=4)[0]["delta"]
+
+    # The bracket: the grid's neighbours around the refinement's points.
+    low, high = max(o for o in grid if o < min(refinement)), min(o for o in grid if o > max(refinement))
+    blocks = fig2_blocks(brentq(delta, low, high, xtol=1e-3))
+    assert value == blocks.g / (blocks.g + blocks.a + blocks.b)
+
+
 # ---------------------------------------------------------------------------------- complementarity
 def test_complementarity_closed_forms():
     config = mfh_sim.make_config(shared=3, a_only=5, b_only=2, unseen=4, hyperplane="ones")

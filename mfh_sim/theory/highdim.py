@@ -360,7 +360,15 @@ def crossover_gamma_gcm(
         if hits.size == 0:
             return math.nan
         i = hits[-1]
-        delta = lambda o: finite_accuracies_many([item(n_trains[j], o)], nodes=nodes)[0]["delta"]
+        # Brent starts by evaluating the bracket's ends, which the grid has solved already: the
+        # same problems, so the same values (a problem's values do not depend on its batch).
+        known = {float(overlaps[i]): float(deltas[i]), float(overlaps[i + 1]): float(deltas[i + 1])}
+
+        def delta(o: float) -> float:
+            if o in known:
+                return known[o]
+            return finite_accuracies_many([item(n_trains[j], o)], nodes=nodes)[0]["delta"]
+
         return gamma_of(brentq(delta, overlaps[i], overlaps[i + 1], xtol=1e-3))
 
     out = np.array([crossover(j) for j in range(len(n_trains))], dtype=np.float64)
