@@ -11,6 +11,9 @@ theory ignores, ``n_test``) and on 1,000 configs of which 100 are distinct 'ones
 machine.  ``--skip-grid`` leaves out the 66-config grid (the slowest line).  ``--head-to-head`` adds
 the default head-to-head family (``mfh-sim reproduce``'s hypotheses item: 192 two-class and 48
 three-class configs, every one a distinct question), its two parts and the whole.
+``--crossover`` adds the theory figure's crossover curve (``mfh-sim reproduce``'s theory item:
+:func:`~mfh_sim.theory.crossover_gamma_gcm` at 13 training sizes), with the number of problems it
+solved.  ``--no-defaults`` leaves out every line but those two options' (for timing them alone).
 """
 
 from __future__ import annotations
@@ -90,6 +93,36 @@ def head_to_head_cases() -> list[tuple[str, object]]:
     ]
 
 
+def crossover_cases() -> list[tuple[str, object]]:
+    """The theory figure's crossover gamma* at its 13 training sizes (grid, then Brent per size),
+    counting the problems solved (each a full fixed-point solve)."""
+    import numpy as np
+
+    from mfh_sim.commands.reproduce import CROSSOVER_SIZES
+    from mfh_sim.experiments import fig2_blocks
+    from mfh_sim.theory import crossover_gamma_gcm, highdim
+
+    sizes = [int(n) for n in np.geomspace(100, 5000, CROSSOVER_SIZES)]
+
+    def run() -> None:
+        solve = highdim.finite_accuracies_many
+        counts = []
+
+        def counting(items, **options):
+            counts.append(len(items))
+            return solve(items, **options)
+
+        highdim.finite_accuracies_many = counting
+        try:
+            crossover_gamma_gcm(fig2_blocks, n_train=sizes, dim_a=25, dim_b=50, overlap_max=10)
+        finally:
+            highdim.finite_accuracies_many = solve
+        print(f"  (the crossover solved {sum(counts)} problems in {len(counts)} calls: "
+              f"{counts[0]} in its grid, {sum(counts[1:])} in Brent's refinements)", flush=True)
+
+    return [(f"crossover_gamma_gcm: {len(sizes)} training sizes", run)]
+
+
 def cases(skip_grid: bool = False) -> list[tuple[str, object]]:
     """(label, zero-argument callable) for every timed line (the C-class setup first, once)."""
     out: list[tuple[str, object]] = [("one-time C-class setup (C = 3, 4, 10; cached per process)", _multiclass_setup)]
@@ -127,6 +160,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-grid", action="store_true", help="leave out the 66-config grid")
     parser.add_argument("--head-to-head", action="store_true",
                         help="add the default head-to-head family (two-class, three-class, all)")
+    parser.add_argument("--no-defaults", action="store_true",
+                        help="leave out the default lines: only --head-to-head's and --crossover's")
+    parser.add_argument("--crossover", action="store_true",
+                        help="add the theory figure's crossover curve (13 root searches)")
     parser.add_argument("--solve-points", type=int, default=None,
                         help="rule points per batch of the fixed-point solve (default gcm.SOLVE_POINTS)")
     args = parser.parse_args(argv)
@@ -135,7 +172,9 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"--solve-points {args.solve_points}: it must be >= 1")
         gcm.SOLVE_POINTS = args.solve_points
     default = getattr(gcm, "COARSE_NODES", None)
-    for label, fn in cases(args.skip_grid) + (head_to_head_cases() if args.head_to_head else []):
+    lines = (([] if args.no_defaults else cases(args.skip_grid)) + (head_to_head_cases() if args.head_to_head else [])
+             + (crossover_cases() if args.crossover else []))
+    for label, fn in lines:
         wall, cpu = _timed(fn)
         line = f"{label:62s} wall {wall:6.2f} s  cpu {cpu:6.2f} s"
         if args.compare:
