@@ -14,7 +14,8 @@ ways alternating (``--repeats`` rounds), each time printed with the load average
 form, 1,000 steps, n_train 200, d 50) for a chunk of 8 runs of a Fig. 2 pack's 12 students,
 trained in groups of 1 to 12 heads side by side in one (d, heads) product: the cost of each
 layout, and how many heads end bit-identical to the heads trained alone, as (d, 1) vectors (the
-layout of every student since paper protocol version 3).
+layout of every student since paper protocol version 3), and the same descent with each product
+written as an elementwise multiply and a sum (no dot), one head and all 12 heads at a time.
 
 ``--grid kd`` runs a sweep over KD knobs instead (5 KD weights x 3 temperatures at Fig. 2's overlap
 4, ``--seeds`` seeds): one teacher and one no-KD student serve the 15 points of a seed.
@@ -89,6 +90,30 @@ def layouts(chunk: int = 8, n: int = 200, d: int = 50, steps: int = 1000, heads:
 
         return jax.jit(jax.vmap(train))
 
+    def summed_program(width):
+        """The same descent with each product written as a multiply and a sum (no dot): every head's
+        sums then run in one fixed order, whatever its neighbours, a layout XLA might fuse."""
+        groups = heads // width
+
+        def group(x, labels, start_w, margins, kd_weight):
+            def step(params, _):
+                w, b = params
+                m = jnp.sum(x[:, :, None] * w[None], axis=1) + b
+                g = margin_gradient(m, labels, margins, kd_weight=kd_weight)
+                return (w - 0.1 * (2.0 * jnp.sum(x[:, :, None] * g[:, None, :], axis=0)),
+                        b - 0.1 * (2.0 * jnp.sum(g, axis=0))), None
+
+            (w, _), _ = jax.lax.scan(step, (jnp.stack([start_w] * width, axis=1), jnp.zeros(width)), None,
+                                     length=steps)
+            return w
+
+        def train(x, labels, teachers, start_w):
+            margins = jnp.moveaxis(teachers.reshape(n, groups, width), 1, 0)
+            out = jax.lax.map(lambda g: group(x, labels, start_w, *g), (margins, kd_weights.reshape(groups, width)))
+            return jnp.moveaxis(out, 0, 1).reshape(d, heads)
+
+        return jax.jit(jax.vmap(train))
+
     widths = [w for w in (1, 2, 3, 4, 6, 12, 16, 24) if heads % w == 0]
     programs = {w: program(w) for w in widths}
     weights = {w: np.asarray(f(x, labels, teachers, start_w)) for w, f in programs.items()}
@@ -103,6 +128,18 @@ def layouts(chunk: int = 8, n: int = 200, d: int = 50, steps: int = 1000, heads:
         same = sum(np.array_equal(weights[w][..., h], weights[1][..., h]) for h in range(heads))
         print(f"  groups of {w:2d} heads: {1e3 * min(times[w]):6.2f} ms per run (best of {rounds}); "
               f"{same} of {heads} heads bit-identical to width 1", flush=True)
+    # Products as a multiply and a sum: so slow that one timed round (after the compiling call) says enough.
+    summed = {}
+    for w in (1, heads):
+        f = summed_program(w)
+        jax.block_until_ready(f(x, labels, teachers, start_w))
+        start = time.perf_counter()
+        summed[w] = np.asarray(f(x, labels, teachers, start_w))
+        elapsed = (time.perf_counter() - start) / chunk
+        same = sum(np.array_equal(summed[w][..., h], summed[1][..., h]) for h in range(heads))
+        print(f"  groups of {w:2d} heads, products as multiply and sum: {1e3 * elapsed:8.2f} ms per run; "
+              f"{same} of {heads} heads bit-identical to its width 1, largest difference from the dot "
+              f"layout {np.abs(summed[w] - weights[1]).max():.1e} ({load()})", flush=True)
 
 
 def chunk_sizes() -> None:
