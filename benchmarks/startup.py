@@ -13,8 +13,10 @@ cache on disk (:mod:`mfh_sim._cache`), which lives in a temporary directory here
    JAX (whole-process wall time, medians) is the start-up target's measure (issue: at most 1.5);
 6. where the default call spends its time: ``-X importtime`` summed per top-level package over
    ``import mfh_sim`` *and* the ``simulate()`` call (the simulator's modules are imported on first
-   use), and the call's phases in one warm process: imports, first call (tracing, loading the
-   compiled programs from the cache, computing), second call (computing alone).
+   use), and the call's phases in one warm process: imports, first call (and within it, from JAX's
+   compile log, tracing, lowering and loading the compiled programs from the cache), second call
+   (computing alone), the theory's solve alone; and the ratio's floor: bare JAX plus the
+   computation plus loading its program, what no trimming of imports or tracing removes.
 
 "Default simulate()" is the README's first call, ``mfh_sim.simulate(gamma=0.5, alpha=1/3)``
 (100 seeds, with the theory; ``simulate()`` without a Venn diagram is an error).  Wall time
@@ -63,17 +65,37 @@ print(json.dumps(dict(import_wall=w1 - w0, import_cpu=c1 - c0, simulate_wall=w2 
 # The floor: a fresh process that imports jax and runs one tiny op.
 BARE_JAX = "import jax, jax.numpy as jnp; jnp.ones(3).block_until_ready()"
 
-# A warm process's phases: the simulator's imports, the first call, a second call (compute only).
+# A warm process's phases: the simulator's imports, the first call (JAX's compile log split into
+# tracing, lowering to MLIR and XLA compilation, here loading from the persistent cache, summed over
+# every program), a second call (compute only, the theory remembered), and the theory alone (its
+# memo cleared: one solve).
 PHASES = """
-import json, time
+import json, logging, time
 w0 = time.perf_counter()
-import mfh_sim, mfh_sim.simulation
+import jax, mfh_sim, mfh_sim.simulation
+from mfh_sim.theory import api
 w1 = time.perf_counter()
+stages = dict(tracing=0.0, lowering=0.0, compiling=0.0)
+class Stages(logging.Handler):
+    def emit(self, record):
+        words = record.getMessage().split()
+        if words[:1] == ["Finished"] and words[-1] == "sec":
+            stage = "tracing" if words[1] == "tracing" else "lowering" if "MLIR" in words else "compiling"
+            stages[stage] += float(words[-2])
+logger = logging.getLogger("jax")
+logger.addHandler(Stages())
+logger.propagate = False
+jax.config.update("jax_log_compiles", True)
 mfh_sim.simulate(gamma=0.5, alpha=1/3, seeds={seeds})
+jax.config.update("jax_log_compiles", False)
 w2 = time.perf_counter()
 mfh_sim.simulate(gamma=0.5, alpha=1/3, seeds={seeds})
 w3 = time.perf_counter()
-print(json.dumps(dict(imports=w1 - w0, first_call=w2 - w1, second_call=w3 - w2)))
+api._CACHE.clear()
+mfh_sim.simulation.theory_for(mfh_sim.make_config(gamma=0.5, alpha=1/3))
+w4 = time.perf_counter()
+print(json.dumps(dict(imports=w1 - w0, first_call=w2 - w1, second_call=w3 - w2, theory=w4 - w3,
+                      **{{"first call's " + k: v for k, v in stages.items()}})))
 """
 
 
@@ -181,6 +203,11 @@ def main() -> None:
           f"{args.repeat}): {warm['process_wall'] / bare_wall:.2f}x wall, "
           f"{warm['process_cpu'] / bare_cpu:.2f}x CPU (target: <= 1.5x wall, on a quiet machine)")
     print("one warm process, seconds: " + ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in phases.items()))
+    # What no trimming of imports, tracing or lowering removes: JAX's own start, the computation and
+    # loading the compiled program from the cache.
+    floor = bare_wall + phases["second_call"] + phases["first call's compiling"]
+    print(f"floor of the ratio (bare JAX + the computation + loading its program, nothing else): "
+          f"{floor:.2f} s, {floor / bare_wall:.2f}x")
     print(f"numbers identical cold, warm and without cache: {identical} (every float of the result: "
           f"SHA-256 {cold['digest'][:16]}...; mean KD accuracy {cold['kd_acc_mean']!r})")
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
