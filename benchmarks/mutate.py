@@ -244,6 +244,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         "moving = np.full(err.shape, bool(np.any(err > PROX_TOL)))",
         ("tests/test_theory_gcm.py::test_values_do_not_depend_on_how_solve_batches_problems",),
     ),
+    Mutation(
+        "theory_solve_frees_to_the_kernel", "the fixed-point solve leaves the allocator to hand its memory back",
+        "mfh_sim/theory/gcm.py",
+        "    with kept_memory():",
+        "    if True:",
+        ("tests/test_theory_memory.py::test_the_solve_runs_inside_kept_memory_and_its_values_do_not_depend_on_it",),
+    ),
 )
 
 

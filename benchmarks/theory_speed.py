@@ -1,6 +1,7 @@
 """Hand-run timing of the finite-sample theory (not a test): ``PYTHONPATH=. python benchmarks/theory_speed.py``.
 
-Prints wall and CPU (process) time of :func:`~mfh_sim.theory.api.predict` for single configs
+Prints wall and CPU (process) time, and the minor page faults (memory the kernel handed the
+process afresh: see :mod:`mfh_sim.theory.memory`), of :func:`~mfh_sim.theory.api.predict` for single configs
 (memo cleared, so every call solves), and of :func:`~mfh_sim.theory.api.predict_many` on a
 66-config grid (Fig. 2 overlaps 0-10 x n_train 100/200/400 x both protocols), on a 1,000-config
 sweep that asks 10 distinct theory questions (a grid of 10 overlaps x 100 values of a knob the
@@ -19,6 +20,7 @@ solved.  ``--no-defaults`` leaves out every line but those two options' (for tim
 from __future__ import annotations
 
 import argparse
+import resource
 import time
 
 import mfh_sim
@@ -60,11 +62,16 @@ def _clear() -> None:
     getattr(api, "_LIMIT_CACHE", {}).clear()
 
 
-def _timed(fn) -> tuple[float, float]:
+def _faults() -> int:
+    """Minor page faults of this process so far (pages the kernel handed it afresh)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def _timed(fn) -> tuple[float, float, int]:
     _clear()
-    w, c = time.perf_counter(), time.process_time()
+    w, c, f = time.perf_counter(), time.process_time(), _faults()
     fn()
-    return time.perf_counter() - w, time.process_time() - c
+    return time.perf_counter() - w, time.process_time() - c, _faults() - f
 
 
 def _multiclass_setup() -> None:
@@ -175,12 +182,12 @@ def main(argv: list[str] | None = None) -> None:
     lines = (([] if args.no_defaults else cases(args.skip_grid)) + (head_to_head_cases() if args.head_to_head else [])
              + (crossover_cases() if args.crossover else []))
     for label, fn in lines:
-        wall, cpu = _timed(fn)
-        line = f"{label:62s} wall {wall:6.2f} s  cpu {cpu:6.2f} s"
+        wall, cpu, faults = _timed(fn)
+        line = f"{label:62s} wall {wall:6.2f} s  cpu {cpu:6.2f} s  page faults {faults:9,d}"
         if args.compare:
             gcm.COARSE_NODES = None
             try:
-                wall0, cpu0 = _timed(fn)
+                wall0, cpu0, _ = _timed(fn)
             finally:
                 gcm.COARSE_NODES = default
             line += f"   | coarse phase off: wall {wall0:6.2f} s  cpu {cpu0:6.2f} s"

@@ -53,6 +53,7 @@ import numpy as np
 from scipy.special import expit
 
 from mfh_sim.theory.channel import Channel, conjugates, gaussian_conditionals
+from mfh_sim.theory.memory import kept_memory
 
 SQRT2PI = math.sqrt(2.0 * math.pi)
 #: Gauss-Hermite nodes for the cavity field omega and for the teacher's logit given omega.
@@ -454,12 +455,15 @@ def solve(
         batches += [members[start:start + step] for start in range(0, members.size, step)]
     solve_rows = lambda rows: _solve_batch(Channel(*(None if f is None else f[rows] for f in ch)), tol, max_iter,
                                            damping, anderson, coarse)
-    if len(batches) > 1 and threads > 1:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            # Each batch under the caller's context (numpy's error state lives there).
-            solved = list(pool.map(lambda rows: contextvars.copy_context().run(solve_rows, rows), batches))
-    else:
-        solved = [solve_rows(rows) for rows in batches]
+    # The iteration frees and re-creates its temporaries thousands of times a second: the
+    # allocator keeps that memory meanwhile rather than faulting it in afresh (theory/memory.py).
+    with kept_memory():
+        if len(batches) > 1 and threads > 1:
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                # Each batch under the caller's context (numpy's error state lives there).
+                solved = list(pool.map(lambda rows: contextvars.copy_context().run(solve_rows, rows), batches))
+        else:
+            solved = [solve_rows(rows) for rows in batches]
     for rows, (x_, m_, q_, v_, done_) in zip(batches, solved):
         x[rows], m[rows], q[rows], V[rows], done[rows] = x_, m_, q_, v_, done_
     vh, qh, mh, qh_st, vh_st = x[:, 0], x[:, 1], x[:, 2:2 + K], x[:, 2 + K], x[:, 3 + K]
