@@ -249,7 +249,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "mfh_sim/theory/gcm.py",
         "    with kept_memory():",
         "    if True:",
-        ("tests/test_theory_memory.py::test_the_solve_runs_inside_kept_memory_and_its_values_do_not_depend_on_it",),
+        ("tests/test_memory.py::test_the_solve_runs_inside_kept_memory_and_its_values_do_not_depend_on_it",),
     ),
 )
 

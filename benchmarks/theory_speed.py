@@ -1,7 +1,7 @@
 """Hand-run timing of the finite-sample theory (not a test): ``PYTHONPATH=. python benchmarks/theory_speed.py``.
 
 Prints wall and CPU (process) time, and the minor page faults (memory the kernel handed the
-process afresh: see :mod:`mfh_sim.theory.memory`), of :func:`~mfh_sim.theory.api.predict` for single configs
+process afresh: see :mod:`mfh_sim.memory`), of :func:`~mfh_sim.theory.api.predict` for single configs
 (memo cleared, so every call solves), and of :func:`~mfh_sim.theory.api.predict_many` on a
 66-config grid (Fig. 2 overlaps 0-10 x n_train 100/200/400 x both protocols), on a 1,000-config
 sweep that asks 10 distinct theory questions (a grid of 10 overlaps x 100 values of a knob the

@@ -52,8 +52,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy.special import expit
 
+from mfh_sim.memory import kept_memory
 from mfh_sim.theory.channel import Channel, conjugates, gaussian_conditionals
-from mfh_sim.theory.memory import kept_memory
 
 SQRT2PI = math.sqrt(2.0 * math.pi)
 #: Gauss-Hermite nodes for the cavity field omega and for the teacher's logit given omega.
@@ -456,7 +456,7 @@ def solve(
     solve_rows = lambda rows: _solve_batch(Channel(*(None if f is None else f[rows] for f in ch)), tol, max_iter,
                                            damping, anderson, coarse)
     # The iteration frees and re-creates its temporaries thousands of times a second: the
-    # allocator keeps that memory meanwhile rather than faulting it in afresh (theory/memory.py).
+    # allocator keeps that memory meanwhile rather than faulting it in afresh (mfh_sim/memory.py).
     with kept_memory():
         if len(batches) > 1 and threads > 1:
             with ThreadPoolExecutor(max_workers=threads) as pool:

@@ -1,4 +1,4 @@
-"""The theory's solves keep freed memory while they run (mfh_sim/theory/memory.py)."""
+"""The theory's solves keep freed memory while they run (mfh_sim/memory.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from mfh_sim.theory import memory
+from mfh_sim import memory
 
 
 class FakeGlibc:

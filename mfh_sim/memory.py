@@ -1,17 +1,21 @@
 """The theory's solves keep the memory they free, instead of handing it back to the kernel each time.
 
 The fixed-point iteration of :func:`mfh_sim.theory.gcm.solve` creates and frees numpy temporaries
-over its quadrature rule thousands of times a second.  glibc's allocator gives the top of its heap
-back to the kernel as soon as more than a small threshold is free there, so the next temporary
+over its quadrature rule thousands of times a second.  In a process whose allocator has not yet
+adapted to large allocations (one that asks the theory before simulating anything), glibc gives
+the top of its heap back to the kernel as soon as a little is free there, so the next temporary
 touches fresh pages, each a page fault: about a million of them for the theory figure's grid of 78
-problems, and 4.9 million for the default head-to-head family's theory, a quarter to a third of
+problems and 4.9 million for the default head-to-head family's theory, a quarter to a third of
 their time (``benchmarks/RESULTS.md``).  :func:`kept_memory` raises the heap's top pad (glibc's
-``M_TOP_PAD``: memory kept at the top of the heap when it shrinks) for as long as a solve runs, and
-sets it back, returning what was kept, when the last solve running in the process leaves.
+``M_TOP_PAD``: memory kept at the top of the heap when it shrinks) for as long as a solve runs,
+and sets it back, returning what was kept, when the last solve running in the process leaves.
 
 Only the allocator's bookkeeping changes: every value computed is the same, to the bit.  A side
 effect outlives the solve: once a program sets one of glibc's malloc parameters, glibc stops
-adapting its mmap threshold to the program's allocations (it keeps the value reached so far).
+adapting its mmap threshold to the program's allocations (it keeps the value reached so far); a
+sweep run after the theory measured the same page faults and time as without.  The pad is not
+raised for the whole process: set before JAX starts, it made ``mfh-sim reproduce`` fault 11-14
+million times instead of 2.5 million, and raised around the engine's calls it changed nothing.
 Where the C library is not glibc (macOS, musl), :func:`kept_memory` does nothing.
 """
 
@@ -23,8 +27,8 @@ import ctypes.util
 import threading
 from collections.abc import Iterator
 
-#: Memory kept at the top of the heap while a solve runs, bytes: more than a batch's live
-#: temporaries (a dozen arrays of ``gcm.SOLVE_POINTS`` doubles, 1 MiB each).
+#: Memory kept at the top of the heap during a solve, bytes: more than its live temporaries (a
+#: dozen arrays of ``gcm.SOLVE_POINTS`` doubles, 1 MiB each).
 TOP_PAD = 64 << 20
 #: glibc's default top pad (``man mallopt``), set back when the last solve leaves.
 DEFAULT_TOP_PAD = 128 << 10
@@ -54,9 +58,9 @@ _GLIBC = _glibc()
 def kept_memory() -> Iterator[None]:
     """Keep :data:`TOP_PAD` bytes at the top of the heap while the body runs (glibc only).
 
-    Re-entrant and safe across threads: the pad is raised when the first body in the process
-    enters and set back to glibc's default, with the kept memory returned (``malloc_trim``), when
-    the last one leaves.
+    Re-entrant and safe across threads (the C-class theory's batches, the theory beside the
+    simulations of a head-to-head): the pad is raised when the first body in the process enters and set back to
+    glibc's default, with the kept memory returned (``malloc_trim``), when the last one leaves.
     """
     global _depth
     if _GLIBC is None:
