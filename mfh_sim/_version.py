@@ -9,7 +9,7 @@ from __future__ import annotations
 import platform
 
 #: mfh-sim's version; ``pyproject.toml`` reads it (``[tool.setuptools.dynamic]``).
-__version__ = "0.5.1"
+__version__ = "0.5.2"
 
 
 def versions() -> dict[str, str]:
