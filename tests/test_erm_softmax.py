@@ -59,7 +59,8 @@ def test_two_classes_give_the_margin_solver_and_three_converge():
     # l2 ||W||^2 is (l2/2) ||w_1 - w_0||^2 at the optimum; the KL of two logits is the margin's.
     assert np.asarray(two.weights[:, 1] - two.weights[:, 0]) == pytest.approx(np.asarray(margin.theta), abs=2e-4)
     assert float(two.bias[1] - two.bias[0]) == pytest.approx(float(margin.bias), abs=2e-4)
-    fit = erm.softmax_newton_solve(jnp.asarray(x, jnp.float32), jnp.asarray(y), jnp.zeros((n, 3), jnp.float32),
+    fit = erm.softmax_newton_solve(jnp.asarray(x, jnp.float32), jnp.asarray(y.astype(np.int32)),
+                                   jnp.zeros((n, 3), jnp.float32),
                                    0.01, 1.0, 0.0, 1.0, 3)
     assert bool(fit.converged) and int(fit.iterations) < 20
 
