@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import threading
 from collections.abc import Iterator
 
@@ -42,7 +41,9 @@ _depth = 0
 def _glibc():
     """glibc's ``mallopt`` and ``malloc_trim``, or None where the C library lacks them."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        # The symbols the process already has, the C library's among them: no search for the
+        # library's file (ctypes.util.find_library runs ldconfig: 2 ms, against 0.07 ms here).
+        libc = ctypes.CDLL(None)
         mallopt, malloc_trim = libc.mallopt, libc.malloc_trim
     except (OSError, AttributeError, TypeError):
         return None
